@@ -1,0 +1,166 @@
+//! [`KvError`]: the one error type of the key-value layer.
+
+use std::sync::Arc;
+
+/// A boxed error kept as the source of a [`KvError`].
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Result alias used across the crate.
+pub type Result<T, E = KvError> = std::result::Result<T, E>;
+
+/// Everything a [`KvStore`](crate::KvStore) operation can fail with.
+///
+/// Every variant names the store it came from (its service name, and for
+/// Redis its address) and, where one is involved, the key. The original
+/// error is kept as the [`source`](std::error::Error::source).
+///
+/// Callers that want to keep serving when the store is down (a cache, a
+/// fail-open rate limiter) ask [`KvError::is_unavailable`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KvError {
+    /// The backend cannot be reached: connection refused, reset or dropped.
+    #[error("kv store `{store}`: cannot reach {addr}")]
+    Unavailable {
+        /// Store name.
+        store: Arc<str>,
+        /// Address the store talks to.
+        addr: Arc<str>,
+        /// Underlying error.
+        #[source]
+        source: BoxError,
+    },
+    /// The backend did not answer in time.
+    #[error("kv store `{store}`: `{op}` timed out{}", key_suffix(key))]
+    Timeout {
+        /// Store name.
+        store: Arc<str>,
+        /// Operation that timed out.
+        op: &'static str,
+        /// Key involved, if one.
+        key: Option<String>,
+        /// Underlying error.
+        #[source]
+        source: BoxError,
+    },
+    /// A value could not be serialized to JSON.
+    #[error("kv store `{store}`: cannot encode the value for key `{key}`")]
+    Encode {
+        /// Store name.
+        store: Arc<str>,
+        /// Key being written.
+        key: String,
+        /// Underlying error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A stored value does not decode as the requested type.
+    #[error("kv store `{store}`: the value at key `{key}` does not decode as `{type_name}`")]
+    Decode {
+        /// Store name.
+        store: Arc<str>,
+        /// Key being read.
+        key: String,
+        /// The Rust type requested.
+        type_name: &'static str,
+        /// Underlying error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// `incr_by` on a value that is not a 64-bit integer.
+    #[error("kv store `{store}`: the value at key `{key}` is not an integer")]
+    NotAnInteger {
+        /// Store name.
+        store: Arc<str>,
+        /// Key of the counter.
+        key: String,
+    },
+    /// `incr_by` would overflow an `i64`; the counter is unchanged.
+    #[error("kv store `{store}`: incrementing key `{key}` would overflow")]
+    Overflow {
+        /// Store name.
+        store: Arc<str>,
+        /// Key of the counter.
+        key: String,
+    },
+    /// An argument was rejected before reaching the backend (zero TTL, ...).
+    #[error("kv store `{store}`: invalid argument{}: {reason}", key_suffix(key))]
+    InvalidArgument {
+        /// Store name.
+        store: Arc<str>,
+        /// Key involved, if one.
+        key: Option<String>,
+        /// What was wrong.
+        reason: String,
+    },
+    /// The store's configuration is invalid (bad address, `db` out of range, ...).
+    #[error("kv store `{store}`: invalid configuration: {reason}")]
+    Config {
+        /// Store name.
+        store: Arc<str>,
+        /// What was wrong.
+        reason: String,
+    },
+    /// Any other error the backend reported (wrong type, script error, ...).
+    #[error("kv store `{store}`: `{op}` failed{}", key_suffix(key))]
+    Backend {
+        /// Store name.
+        store: Arc<str>,
+        /// Operation that failed.
+        op: &'static str,
+        /// Key involved, if one.
+        key: Option<String>,
+        /// Underlying error.
+        #[source]
+        source: BoxError,
+    },
+}
+
+fn key_suffix(key: &Option<String>) -> String {
+    match key {
+        Some(key) => format!(" for key `{key}`"),
+        None => String::new(),
+    }
+}
+
+impl KvError {
+    /// True when the store could not be reached or did not answer in time:
+    /// the cases where a caller may choose to fail open.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Self::Unavailable { .. } | Self::Timeout { .. })
+    }
+
+    /// True for a timeout.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Self::Timeout { .. })
+    }
+
+    /// The name of the store the error came from.
+    pub fn store(&self) -> &str {
+        match self {
+            Self::Unavailable { store, .. }
+            | Self::Timeout { store, .. }
+            | Self::Encode { store, .. }
+            | Self::Decode { store, .. }
+            | Self::NotAnInteger { store, .. }
+            | Self::Overflow { store, .. }
+            | Self::InvalidArgument { store, .. }
+            | Self::Config { store, .. }
+            | Self::Backend { store, .. } => store,
+        }
+    }
+
+    /// The key the failed operation was about, when there was one.
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            Self::Encode { key, .. }
+            | Self::Decode { key, .. }
+            | Self::NotAnInteger { key, .. }
+            | Self::Overflow { key, .. } => Some(key),
+            Self::Timeout { key, .. }
+            | Self::InvalidArgument { key, .. }
+            | Self::Backend { key, .. } => key.as_deref(),
+            Self::Unavailable { .. } | Self::Config { .. } => None,
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! [`KvStore`]: the contract every backend implements.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::error::Result;
+use crate::store::{KeyTtl, Ttl};
+
+/// A key-value store: the contract shared by the Redis and in-memory
+/// backends (and any backend an application adds).
+///
+/// The trait is object safe and is normally held as `Arc<dyn KvStore>`.
+/// It works on raw bytes; the typed (serde JSON) helpers `get`, `set`,
+/// `set_if_absent`, `get_many` and `set_many` live in
+/// [`KvStoreExt`](crate::KvStoreExt), implemented for every store.
+///
+/// # Keys and prefixes
+///
+/// Every store has a prefix. The key stored in the backend is
+/// `{prefix}:{key}`; with an empty prefix it is `key` as given. Callers
+/// always use their own keys: [`keys`](Self::keys) returns keys with the
+/// prefix removed, and a store never sees keys outside its prefix (a store
+/// with prefix `app` does not see `application:x` nor unprefixed keys).
+///
+/// # Semantics
+///
+/// * Reading a missing or expired key is `Ok(None)`, never an error.
+/// * Expiry has millisecond precision; an expired key is invisible at once.
+/// * Batch operations ([`delete_keys`](Self::delete_keys),
+///   [`get_many_bytes`](Self::get_many_bytes),
+///   [`set_many_bytes`](Self::set_many_bytes)) are one round trip each.
+/// * Errors carry the store name and key; see [`KvError`](crate::KvError).
+///
+/// ```
+/// use std::sync::Arc;
+/// use kv_module::{KvStore, KvStoreExt, MemoryStore, Ttl};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> kv_module::Result<()> {
+/// let store: Arc<dyn KvStore> = Arc::new(MemoryStore::new("demo", "app"));
+/// store.set("user:1", &"Ada", Ttl::secs(60)).await?;
+/// let name: Option<String> = store.get("user:1").await?;
+/// assert_eq!(name.as_deref(), Some("Ada"));
+/// assert_eq!(store.keys("user:*").await?, vec!["user:1".to_string()]);
+/// # Ok(())
+/// # }
+/// ```
+#[async_trait]
+pub trait KvStore: Send + Sync + 'static {
+    /// The store's name (its service name), used in errors and logs.
+    fn name(&self) -> &str;
+
+    /// The configured prefix (without the `:` separator); may be empty.
+    fn prefix(&self) -> &str;
+
+    /// The raw bytes at `key`, or `None` when missing or expired.
+    async fn get_bytes(&self, key: &str) -> Result<Option<Vec<u8>>>;
+
+    /// Stores raw bytes at `key` with the given expiry, replacing any value
+    /// and any previous expiry.
+    async fn set_bytes(&self, key: &str, value: &[u8], ttl: Ttl) -> Result<()>;
+
+    /// Stores raw bytes only if `key` does not exist (`SET NX`); returns
+    /// whether it was set.
+    async fn set_bytes_if_absent(&self, key: &str, value: &[u8], ttl: Ttl) -> Result<bool>;
+
+    /// The raw values of `keys`, in order, `None` for missing ones (`MGET`,
+    /// one round trip; an empty batch makes none).
+    async fn get_many_bytes(&self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>>;
+
+    /// Stores every `(key, value, ttl)` entry in one atomic round trip
+    /// (`MULTI` of `SET`s); an empty batch makes none.
+    async fn set_many_bytes(&self, entries: &[(&str, &[u8], Ttl)]) -> Result<()>;
+
+    /// Deletes `key`; returns whether it existed.
+    async fn delete(&self, key: &str) -> Result<bool>;
+
+    /// Deletes every key of the batch in one round trip; returns how many
+    /// existed. An empty batch is a no-op.
+    async fn delete_keys(&self, keys: &[&str]) -> Result<u64>;
+
+    /// The keys matching a Redis glob `pattern` (relative to the prefix),
+    /// with the prefix removed and without duplicates, in no set order.
+    ///
+    /// Uses `SCAN`, never `KEYS`, so it does not block the server; it still
+    /// walks the whole database, so keep it off hot paths.
+    async fn keys(&self, pattern: &str) -> Result<Vec<String>>;
+
+    /// Whether `key` exists.
+    async fn exists(&self, key: &str) -> Result<bool>;
+
+    /// Sets the expiry of an existing key; returns whether the key exists.
+    async fn expire(&self, key: &str, ttl: Duration) -> Result<bool>;
+
+    /// The expiry state of `key`: missing, persistent, or remaining time.
+    async fn ttl(&self, key: &str) -> Result<KeyTtl>;
+
+    /// Removes the expiry of `key`; returns whether an expiry was removed.
+    async fn persist(&self, key: &str) -> Result<bool>;
+
+    /// Atomically adds `delta` to the integer at `key` (a missing key counts
+    /// as 0) and returns the new value. The key keeps its expiry. A value
+    /// that is not a decimal `i64` (as `set` of an integer stores it) is
+    /// [`KvError::NotAnInteger`](crate::KvError::NotAnInteger) and an
+    /// overflow is [`KvError::Overflow`](crate::KvError::Overflow); in both
+    /// cases nothing changes.
+    async fn incr_by(&self, key: &str, delta: i64) -> Result<i64>;
+
+    /// Checks that the backend answers.
+    async fn ping(&self) -> Result<()>;
+
+    /// Releases the store's resources (connections, background tasks).
+    /// Operations after `close` fail with
+    /// [`KvError::Unavailable`](crate::KvError::Unavailable).
+    async fn close(&self);
+}

@@ -1,0 +1,12 @@
+//! The in-memory backend (`kvstore_memory`): an in-process server with
+//! Redis semantics, for development and single-process applications.
+
+mod config;
+mod glob;
+mod server;
+mod store;
+
+pub use config::MemoryConfig;
+pub use glob::glob_match;
+pub use server::MemoryServer;
+pub use store::MemoryStore;

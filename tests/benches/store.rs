@@ -1,0 +1,356 @@
+//! Throughput of kv-module's typed `get`/`set` against raw redis-rs on the
+//! same server, and of the memory backend.
+//!
+//! ```text
+//! cargo bench -p kv-module-tests --bench store
+//! BENCH_SECS=1 cargo bench -p kv-module-tests --bench store
+//! ```
+//!
+//! A [`TestRedis`] is started for the run. For each operation and
+//! concurrency (1 and 50 tasks sharing one store), the raw and kv-module
+//! cases run interleaved for two rounds (raw, kv, raw, kv) and the best
+//! round of each is kept, so that drift in the machine affects both alike.
+//!
+//! * raw: a redis-rs `ConnectionManager` doing `SET`/`GET` of pre-encoded
+//!   JSON bytes;
+//! * kv-module: `RedisStore` (pool size 1, prefix `bench`) held as
+//!   `Arc<dyn KvStore>`, through the typed `KvStoreExt::set`/`get`, so it
+//!   includes JSON encoding and decoding of the value.
+//!
+//! Both use the same 1,000 stored keys (`bench:item:N`), written before any
+//! measurement so every `GET` finds a value.
+
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kv_module::{KvStore, KvStoreExt, MemoryStore, RedisConfig, RedisStore, Ttl};
+use kv_module_tests::TestRedis;
+use redis::AsyncCommands;
+use redis::aio::ConnectionManager;
+use serde::{Deserialize, Serialize};
+
+/// Size of the key space; keys are reused so values exist for `GET`.
+const KEY_COUNT: usize = 1_000;
+const PREFIX: &str = "bench";
+const CONCURRENCIES: [usize; 2] = [1, 50];
+const ROUNDS: usize = 2;
+const DEFAULT_SECS: f64 = 3.0;
+/// Warm-up before each measured run: connections established, caches and
+/// the allocator settled.
+const WARM_UP: Duration = Duration::from_millis(300);
+
+/// A value of about 200 bytes of JSON, shaped like a cached record.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Profile {
+    id: u64,
+    name: String,
+    email: String,
+    roles: Vec<String>,
+    score: f64,
+    active: bool,
+    bio: String,
+}
+
+impl Profile {
+    fn sample() -> Self {
+        Self {
+            id: 4_211_903,
+            name: "Ada Lovelace".to_owned(),
+            email: "ada.lovelace@example.com".to_owned(),
+            roles: vec!["admin".to_owned(), "editor".to_owned()],
+            score: 97.25,
+            active: true,
+            bio: "Wrote the first algorithm meant for a machine; works on the analytical engine."
+                .to_owned(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Op {
+    Set,
+    Get,
+}
+
+impl Op {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Set => "set",
+            Self::Get => "get",
+        }
+    }
+}
+
+/// What the tasks of one case share.
+struct Fixture {
+    raw: ConnectionManager,
+    redis_store: Arc<dyn KvStore>,
+    memory_store: Arc<dyn KvStore>,
+    /// `item:N`: the keys kv-module is given.
+    keys: Vec<String>,
+    /// `bench:item:N`: the same keys as stored, for the raw client.
+    stored_keys: Vec<String>,
+    value: Profile,
+    encoded: Vec<u8>,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Target {
+    Raw,
+    Redis,
+    Memory,
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    let run_for = run_duration();
+    let server = TestRedis::start().await;
+    let fixture = Arc::new(Fixture::new(&server).await);
+    fixture.populate().await;
+
+    print_machine(&fixture.raw).await;
+    println!(
+        "{} s per run after {} ms warm-up, best of {ROUNDS} interleaved rounds, \
+         {KEY_COUNT} keys, value {} bytes of JSON.\n",
+        run_for.as_secs_f64(),
+        WARM_UP.as_millis(),
+        fixture.encoded.len()
+    );
+
+    println!("| operation | concurrency | raw ops/s | kv-module ops/s | ratio (kv/raw) |");
+    println!("|---|---:|---:|---:|---:|");
+    for concurrency in CONCURRENCIES {
+        for op in [Op::Set, Op::Get] {
+            let (mut raw_best, mut kv_best) = (0.0_f64, 0.0_f64);
+            for _ in 0..ROUNDS {
+                raw_best =
+                    raw_best.max(measure(&fixture, Target::Raw, op, concurrency, run_for).await);
+                kv_best =
+                    kv_best.max(measure(&fixture, Target::Redis, op, concurrency, run_for).await);
+            }
+            println!(
+                "| {} | {concurrency} | {} | {} | {:.2} |",
+                op.label(),
+                thousands(raw_best),
+                thousands(kv_best),
+                kv_best / raw_best
+            );
+        }
+    }
+
+    println!("\nMemoryStore (same typed get/set, no network):\n");
+    println!("| operation | concurrency | ops/s |");
+    println!("|---|---:|---:|");
+    for concurrency in CONCURRENCIES {
+        for op in [Op::Set, Op::Get] {
+            let mut best = 0.0_f64;
+            for _ in 0..ROUNDS {
+                best = best.max(measure(&fixture, Target::Memory, op, concurrency, run_for).await);
+            }
+            println!("| {} | {concurrency} | {} |", op.label(), thousands(best));
+        }
+    }
+
+    fixture.redis_store.close().await;
+    fixture.memory_store.close().await;
+}
+
+impl Fixture {
+    async fn new(server: &TestRedis) -> Self {
+        let client = redis::Client::open(server.url(0)).expect("test Redis URL must parse");
+        let raw = ConnectionManager::new(client)
+            .await
+            .expect("raw ConnectionManager must connect to the test Redis");
+        let config = RedisConfig::new(server.addr())
+            .with_prefix(PREFIX)
+            .with_pool_size(1);
+        let redis_store: Arc<dyn KvStore> = Arc::new(
+            RedisStore::open("bench", config)
+                .await
+                .expect("RedisStore must open on the test Redis"),
+        );
+        let memory_store: Arc<dyn KvStore> = Arc::new(MemoryStore::new("bench-memory", PREFIX));
+        let keys: Vec<String> = (0..KEY_COUNT).map(|i| format!("item:{i}")).collect();
+        let stored_keys = keys.iter().map(|key| format!("{PREFIX}:{key}")).collect();
+        let value = Profile::sample();
+        let encoded = serde_json::to_vec(&value).expect("the sample value must encode");
+        Self {
+            raw,
+            redis_store,
+            memory_store,
+            keys,
+            stored_keys,
+            value,
+            encoded,
+        }
+    }
+
+    /// Writes every key through both stores, and checks that the raw
+    /// client sees exactly what kv-module wrote under the full key name, so
+    /// that both sides of the comparison do the same work.
+    async fn populate(&self) {
+        for key in &self.keys {
+            for store in [&self.redis_store, &self.memory_store] {
+                store
+                    .set(key, &self.value, Ttl::Never)
+                    .await
+                    .expect("populating the key space must succeed");
+            }
+        }
+        let mut raw = self.raw.clone();
+        let stored: Vec<u8> = raw
+            .get(&self.stored_keys[0])
+            .await
+            .expect("raw GET of a populated key must succeed");
+        assert_eq!(
+            stored, self.encoded,
+            "kv-module must store the value as the same JSON under `{PREFIX}:<key>`"
+        );
+    }
+
+    /// One operation on key number `index`.
+    async fn run_once(&self, target: Target, op: Op, index: usize) {
+        match target {
+            Target::Raw => self.raw_once(op, index).await,
+            Target::Redis => self.kv_once(&self.redis_store, op, index).await,
+            Target::Memory => self.kv_once(&self.memory_store, op, index).await,
+        }
+    }
+
+    async fn raw_once(&self, op: Op, index: usize) {
+        // A clone is an `Arc` bump; every clone shares one connection.
+        let mut raw = self.raw.clone();
+        let key = &self.stored_keys[index];
+        match op {
+            Op::Set => raw
+                .set(key, self.encoded.as_slice())
+                .await
+                .expect("raw SET must succeed"),
+            Op::Get => {
+                let value: Option<Vec<u8>> = raw.get(key).await.expect("raw GET must succeed");
+                assert!(value.is_some(), "raw GET found no value at `{key}`");
+            }
+        }
+    }
+
+    async fn kv_once(&self, store: &Arc<dyn KvStore>, op: Op, index: usize) {
+        let key = &self.keys[index];
+        match op {
+            Op::Set => store
+                .set(key, &self.value, Ttl::Never)
+                .await
+                .expect("kv-module set must succeed"),
+            Op::Get => {
+                let value: Option<Profile> =
+                    store.get(key).await.expect("kv-module get must succeed");
+                assert!(value.is_some(), "kv-module get found no value at `{key}`");
+            }
+        }
+    }
+}
+
+/// Warms up, then runs `op` on `target` from `concurrency` tasks for
+/// `run_for` and returns the operations per second.
+async fn measure(
+    fixture: &Arc<Fixture>,
+    target: Target,
+    op: Op,
+    concurrency: usize,
+    run_for: Duration,
+) -> f64 {
+    run_tasks(fixture, target, op, concurrency, WARM_UP).await;
+    let started = Instant::now();
+    let ops = run_tasks(fixture, target, op, concurrency, run_for).await;
+    ops as f64 / started.elapsed().as_secs_f64()
+}
+
+/// Runs `concurrency` tasks that each repeat the operation until `run_for`
+/// has passed; returns the number of operations completed. Task `t` starts
+/// at a different place in the key space so concurrent tasks spread over
+/// it.
+async fn run_tasks(
+    fixture: &Arc<Fixture>,
+    target: Target,
+    op: Op,
+    concurrency: usize,
+    run_for: Duration,
+) -> u64 {
+    let deadline = Instant::now() + run_for;
+    let tasks: Vec<_> = (0..concurrency)
+        .map(|task| {
+            let fixture = Arc::clone(fixture);
+            let mut index = task * (KEY_COUNT / concurrency);
+            tokio::spawn(async move {
+                let mut done = 0_u64;
+                while Instant::now() < deadline {
+                    fixture.run_once(target, op, index).await;
+                    done += 1;
+                    index = (index + 1) % KEY_COUNT;
+                }
+                done
+            })
+        })
+        .collect();
+    let mut total = 0;
+    for task in tasks {
+        total += task.await.expect("a benchmark task panicked");
+    }
+    total
+}
+
+/// The measured time per run: `BENCH_SECS` (seconds, may be fractional)
+/// or [`DEFAULT_SECS`].
+fn run_duration() -> Duration {
+    let secs = match std::env::var("BENCH_SECS") {
+        Ok(value) => value
+            .parse::<f64>()
+            .ok()
+            .filter(|secs| secs.is_finite() && *secs > 0.0)
+            .unwrap_or_else(|| {
+                panic!("BENCH_SECS must be a positive number of seconds, got `{value}`")
+            }),
+        Err(_) => DEFAULT_SECS,
+    };
+    Duration::from_secs_f64(secs)
+}
+
+async fn print_machine(raw: &ConnectionManager) {
+    let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let uname = Command::new("uname")
+        .arg("-srm")
+        .output()
+        .ok()
+        .filter(|out| out.status.success())
+        .map_or_else(
+            || "unknown".to_owned(),
+            |out| String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+        );
+    let info: String = redis::cmd("INFO")
+        .arg("server")
+        .query_async(&mut raw.clone())
+        .await
+        .expect("INFO server must succeed");
+    let version = info
+        .lines()
+        .find_map(|line| line.strip_prefix("redis_version:"))
+        .unwrap_or("unknown")
+        .trim();
+    println!("# kv-module store benchmark\n");
+    println!("* nproc: {nproc}");
+    println!("* uname -srm: {uname}");
+    println!("* redis-server: {version}\n");
+}
+
+/// `1234567.8` as `1,234,568`.
+fn thousands(value: f64) -> String {
+    let digits = format!("{:.0}", value);
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}

@@ -1,0 +1,596 @@
+//! The conformance suite of the [`KvStore`] contract: written once as
+//! generic async functions over a [`Backend`], and instantiated for every
+//! backend by [`conformance_suite!`](crate::conformance_suite).
+//!
+//! A behaviour that only one backend has is a bug; a case added here runs
+//! on all of them.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kv_module::{KeyTtl, KvError, KvStore, KvStoreExt, Ttl};
+use serde::{Deserialize, Serialize};
+
+/// Opens stores of one backend, all on one server, so cases can check how
+/// stores with different prefixes or databases see each other.
+pub trait Backend: Send + Sync {
+    /// A store named `name` on database `db` with `prefix`.
+    fn store(
+        &self,
+        name: &str,
+        db: u8,
+        prefix: &str,
+    ) -> impl Future<Output = Arc<dyn KvStore>> + Send;
+}
+
+/// Expands to one `#[tokio::test]` per conformance case, each building its
+/// backend with `$make` (an async expression yielding a [`Backend`]).
+#[macro_export]
+macro_rules! conformance_suite {
+    ($make:expr) => {
+        $crate::conformance_suite!(@cases $make;
+            typed_values_round_trip,
+            missing_key_is_none,
+            decode_error_names_the_key,
+            delete_reports_existence,
+            delete_keys_counts_and_empty_batch_is_noop,
+            keys_strip_prefix_and_follow_glob_rules,
+            keys_scan_many_without_duplicates,
+            keys_never_cross_prefix_boundaries,
+            glob_characters_in_prefix_match_literally,
+            exists_expire_ttl_persist,
+            short_ttls_expire,
+            set_replaces_value_and_expiry,
+            incr_by_counts_and_keeps_expiry,
+            incr_by_rejects_non_integers_without_change,
+            incr_by_concurrent_total_is_exact,
+            set_if_absent_is_nx,
+            get_many_and_set_many,
+            raw_bytes_are_binary_safe,
+            unicode_keys_and_values,
+            one_mebibyte_value,
+            two_prefixes_share_a_db_without_seeing_each_other,
+            same_prefix_on_two_dbs_is_isolated,
+            invalid_ttls_are_rejected_and_nothing_written,
+            ping_and_close,
+        );
+    };
+    (@cases $make:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let backend = $make;
+                $crate::conformance::$case(&backend).await;
+            }
+        )*
+    };
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Profile {
+    id: u64,
+    name: String,
+    tags: Vec<String>,
+    settings: BTreeMap<String, serde_json::Value>,
+    nickname: Option<String>,
+}
+
+fn profile() -> Profile {
+    Profile {
+        id: 123,
+        name: "John".into(),
+        tags: vec!["premium".into(), "verified".into()],
+        settings: [("theme".to_string(), serde_json::json!("dark"))].into(),
+        nickname: None,
+    }
+}
+
+fn sorted(keys: Vec<String>) -> Vec<String> {
+    let set: BTreeSet<String> = keys.iter().cloned().collect();
+    assert_eq!(
+        set.len(),
+        keys.len(),
+        "keys() returned duplicates: {keys:?}"
+    );
+    set.into_iter().collect()
+}
+
+fn strings(keys: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
+    v.sort();
+    v
+}
+
+/// Structs, maps, vectors and primitives survive a typed round trip.
+pub async fn typed_values_round_trip(b: &impl Backend) {
+    let s = b.store("typed", 0, "app").await;
+    s.set("user:123", &profile(), Ttl::secs(60)).await.unwrap();
+    assert_eq!(s.get::<Profile>("user:123").await.unwrap(), Some(profile()));
+    s.set("tags", &vec!["go", "redis"], Ttl::Never)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.get::<Vec<String>>("tags").await.unwrap(),
+        Some(vec!["go".to_string(), "redis".to_string()])
+    );
+    s.set("counter", &42_i64, Ttl::Never).await.unwrap();
+    assert_eq!(s.get::<i64>("counter").await.unwrap(), Some(42));
+    s.set("message", "Hello, World!", Ttl::Never).await.unwrap();
+    assert_eq!(
+        s.get::<String>("message").await.unwrap().as_deref(),
+        Some("Hello, World!")
+    );
+    s.set("flag", &true, Ttl::Never).await.unwrap();
+    assert_eq!(s.get::<bool>("flag").await.unwrap(), Some(true));
+    // Values are stored as JSON: the raw bytes are the JSON text.
+    assert_eq!(
+        s.get_bytes("counter").await.unwrap().as_deref(),
+        Some(&b"42"[..])
+    );
+}
+
+/// A missing key reads as `Ok(None)` in every read operation.
+pub async fn missing_key_is_none(b: &impl Backend) {
+    let s = b.store("missing", 0, "app").await;
+    assert_eq!(s.get::<String>("nope").await.unwrap(), None);
+    assert_eq!(s.get_bytes("nope").await.unwrap(), None);
+    assert!(!s.exists("nope").await.unwrap());
+    assert_eq!(s.ttl("nope").await.unwrap(), KeyTtl::Missing);
+    assert!(!s.expire("nope", Duration::from_secs(5)).await.unwrap());
+    assert!(!s.persist("nope").await.unwrap());
+    assert!(s.keys("*").await.unwrap().is_empty());
+}
+
+/// A value that does not decode as the requested type is an error naming
+/// the store and the key.
+pub async fn decode_error_names_the_key(b: &impl Backend) {
+    let s = b.store("decode_store", 0, "app").await;
+    s.set("user:7", "not a profile", Ttl::Never).await.unwrap();
+    let err = s.get::<Profile>("user:7").await.unwrap_err();
+    assert!(matches!(err, KvError::Decode { .. }), "{err:?}");
+    assert_eq!(err.key(), Some("user:7"));
+    assert_eq!(err.store(), "decode_store");
+    let message = err.to_string();
+    assert!(
+        message.contains("user:7") && message.contains("decode_store"),
+        "{message}"
+    );
+    s.set_bytes("bin", &[0xff, 0x00], Ttl::Never).await.unwrap();
+    let err = s.get_many::<String>(&["user:7", "bin"]).await.unwrap_err();
+    assert_eq!(
+        err.key(),
+        Some("bin"),
+        "the key that failed, not the first one"
+    );
+}
+
+/// `delete` returns whether the key existed.
+pub async fn delete_reports_existence(b: &impl Backend) {
+    let s = b.store("delete", 0, "app").await;
+    s.set("k", &1, Ttl::Never).await.unwrap();
+    assert!(s.delete("k").await.unwrap());
+    assert!(!s.delete("k").await.unwrap());
+    assert_eq!(s.get::<i32>("k").await.unwrap(), None);
+}
+
+/// `delete_keys` counts the keys that existed; an empty batch is a no-op.
+pub async fn delete_keys_counts_and_empty_batch_is_noop(b: &impl Backend) {
+    let s = b.store("delete_keys", 0, "app").await;
+    for k in ["user:1", "user:2", "user:3"] {
+        s.set(k, &k, Ttl::Never).await.unwrap();
+    }
+    assert_eq!(s.delete_keys(&[]).await.unwrap(), 0);
+    assert_eq!(
+        s.delete_keys(&["user:1", "user:3", "user:9", "user:1"])
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(sorted(s.keys("*").await.unwrap()), strings(&["user:2"]));
+}
+
+/// Patterns are relative to the prefix, results have it removed, and the
+/// Redis glob rules hold: `*`, `?`, `[abc]`, `[^a]`, `[a-z]`, `\` escapes.
+pub async fn keys_strip_prefix_and_follow_glob_rules(b: &impl Backend) {
+    let s = b.store("glob", 0, "myapp").await;
+    let all = [
+        "user:1",
+        "user:2",
+        "user:10",
+        "user:1:profile",
+        "user:2:profile",
+        "session:abc123",
+        "session:abc456",
+        "session:xyz",
+        "a*b",
+        "a?b",
+        "axb",
+        "h[x]",
+        r"back\slash",
+    ];
+    for k in all {
+        s.set(k, &1, Ttl::Never).await.unwrap();
+    }
+    let cases: &[(&str, &[&str])] = &[
+        (
+            "user:*",
+            &[
+                "user:1",
+                "user:2",
+                "user:10",
+                "user:1:profile",
+                "user:2:profile",
+            ],
+        ),
+        ("user:?", &["user:1", "user:2"]),
+        ("user:*:profile", &["user:1:profile", "user:2:profile"]),
+        ("session:abc*", &["session:abc123", "session:abc456"]),
+        ("user:[12]", &["user:1", "user:2"]),
+        ("user:[^1]", &["user:2"]),
+        ("user:[0-1]*", &["user:1", "user:10", "user:1:profile"]),
+        (r"a\*b", &["a*b"]),
+        (r"a\?b", &["a?b"]),
+        ("a?b", &["a*b", "a?b", "axb"]),
+        (r"h\[x\]", &["h[x]"]),
+        (r"back\\slash", &[r"back\slash"]),
+        ("nothing*", &[]),
+    ];
+    for (pattern, expected) in cases {
+        assert_eq!(
+            sorted(s.keys(pattern).await.unwrap()),
+            strings(expected),
+            "pattern {pattern:?}"
+        );
+    }
+    assert_eq!(s.keys("*").await.unwrap().len(), all.len());
+}
+
+/// Enough keys for `SCAN` to take many iterations: every key once.
+pub async fn keys_scan_many_without_duplicates(b: &impl Backend) {
+    let s = b.store("scan", 0, "many").await;
+    let noise = b.store("scan_noise", 0, "other").await;
+    let entries: Vec<(String, u32)> = (0..3000).map(|i| (format!("item:{i}"), i)).collect();
+    let batch: Vec<(&str, u32)> = entries.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    s.set_many(&batch, Ttl::Never).await.unwrap();
+    noise.set_many(&batch, Ttl::Never).await.unwrap();
+    let keys = sorted(s.keys("item:*").await.unwrap());
+    assert_eq!(keys.len(), 3000);
+    assert!(keys.iter().all(|k| k.starts_with("item:")));
+}
+
+/// A store with prefix `app` never sees keys of prefix `application` or
+/// unprefixed keys; an unprefixed store sees everything on its db.
+pub async fn keys_never_cross_prefix_boundaries(b: &impl Backend) {
+    let app = b.store("app", 0, "app").await;
+    let application = b.store("application", 0, "application").await;
+    let bare = b.store("bare", 0, "").await;
+    app.set("x", &1, Ttl::Never).await.unwrap();
+    application.set("x", &2, Ttl::Never).await.unwrap();
+    bare.set("app", &3, Ttl::Never).await.unwrap();
+    bare.set("appx", &4, Ttl::Never).await.unwrap();
+    assert_eq!(sorted(app.keys("*").await.unwrap()), strings(&["x"]));
+    assert_eq!(app.get::<i32>("x").await.unwrap(), Some(1));
+    assert_eq!(
+        sorted(application.keys("*").await.unwrap()),
+        strings(&["x"])
+    );
+    assert_eq!(
+        sorted(bare.keys("*").await.unwrap()),
+        strings(&["app:x", "application:x", "app", "appx"])
+    );
+    assert_eq!(bare.get::<i32>("app:x").await.unwrap(), Some(1));
+}
+
+/// Glob metacharacters in a prefix match only themselves.
+pub async fn glob_characters_in_prefix_match_literally(b: &impl Backend) {
+    let weird = b.store("weird", 0, r"a*[b]?\").await;
+    let lookalike = b.store("lookalike", 0, r"aXb?\").await;
+    // Matched by the prefix read as an unescaped glob (`a*[b]?\:*`).
+    let other = b.store("other", 0, "azzbQ").await;
+    let bare = b.store("bare", 0, "").await;
+    weird.set("k", &1, Ttl::Never).await.unwrap();
+    lookalike.set("k", &2, Ttl::Never).await.unwrap();
+    other.set("k", &3, Ttl::Never).await.unwrap();
+    bare.set("ab:k", &4, Ttl::Never).await.unwrap();
+    assert_eq!(sorted(weird.keys("*").await.unwrap()), strings(&["k"]));
+    assert_eq!(weird.get::<i32>("k").await.unwrap(), Some(1));
+    assert_eq!(
+        bare.get::<i32>(r"a*[b]?\:k").await.unwrap(),
+        Some(1),
+        "stored key is {{prefix}}:{{key}}"
+    );
+    assert_eq!(weird.delete_keys(&["k"]).await.unwrap(), 1);
+    assert_eq!(lookalike.get::<i32>("k").await.unwrap(), Some(2));
+}
+
+/// `exists`, `expire`, `ttl` and `persist` agree, and `ttl` tells missing,
+/// persistent and expiring keys apart.
+pub async fn exists_expire_ttl_persist(b: &impl Backend) {
+    let s = b.store("ttl", 0, "app").await;
+    s.set("k", &1, Ttl::Never).await.unwrap();
+    assert!(s.exists("k").await.unwrap());
+    assert_eq!(s.ttl("k").await.unwrap(), KeyTtl::Persistent);
+    assert!(!s.persist("k").await.unwrap(), "nothing to persist");
+    assert!(s.expire("k", Duration::from_secs(100)).await.unwrap());
+    let remaining = s.ttl("k").await.unwrap().remaining().expect("expiring");
+    assert!(
+        remaining > Duration::from_secs(98) && remaining <= Duration::from_secs(100),
+        "{remaining:?}"
+    );
+    assert!(s.persist("k").await.unwrap());
+    assert_eq!(s.ttl("k").await.unwrap(), KeyTtl::Persistent);
+    s.set("ms", &1, Ttl::millis(1500)).await.unwrap();
+    let remaining = s.ttl("ms").await.unwrap().remaining().expect("expiring");
+    assert!(
+        remaining > Duration::from_millis(1000) && remaining <= Duration::from_millis(1500),
+        "millisecond precision: {remaining:?}"
+    );
+}
+
+/// Short real TTLs expire: the key is gone from every operation.
+pub async fn short_ttls_expire(b: &impl Backend) {
+    let s = b.store("expiry", 0, "app").await;
+    s.set("short", &1, Ttl::millis(100)).await.unwrap();
+    s.set("kept", &2, Ttl::secs(60)).await.unwrap();
+    s.set("later", &3, Ttl::Never).await.unwrap();
+    assert!(s.expire("later", Duration::from_millis(100)).await.unwrap());
+    assert_eq!(s.get::<i32>("short").await.unwrap(), Some(1));
+    // Real time has to pass for a real TTL: wait past both expiries.
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    for key in ["short", "later"] {
+        assert_eq!(s.get::<i32>(key).await.unwrap(), None, "{key}");
+        assert!(!s.exists(key).await.unwrap(), "{key}");
+        assert_eq!(s.ttl(key).await.unwrap(), KeyTtl::Missing, "{key}");
+        assert!(!s.delete(key).await.unwrap(), "{key}");
+    }
+    assert_eq!(sorted(s.keys("*").await.unwrap()), strings(&["kept"]));
+    assert!(s.set_if_absent("short", &9, Ttl::Never).await.unwrap());
+    assert_eq!(
+        s.incr_by("later", 5).await.unwrap(),
+        5,
+        "expired counter restarts"
+    );
+}
+
+/// `set` replaces both the value and the expiry.
+pub async fn set_replaces_value_and_expiry(b: &impl Backend) {
+    let s = b.store("replace", 0, "app").await;
+    s.set("k", &1, Ttl::secs(60)).await.unwrap();
+    s.set("k", &2, Ttl::Never).await.unwrap();
+    assert_eq!(s.get::<i32>("k").await.unwrap(), Some(2));
+    assert_eq!(s.ttl("k").await.unwrap(), KeyTtl::Persistent);
+    s.set("k", &3, Ttl::secs(30)).await.unwrap();
+    assert!(s.ttl("k").await.unwrap().remaining().is_some());
+}
+
+/// `incr_by` starts missing keys at 0, works on `set` integers, accepts
+/// negative deltas, and keeps the key's expiry.
+pub async fn incr_by_counts_and_keeps_expiry(b: &impl Backend) {
+    let s = b.store("counter", 0, "app").await;
+    assert_eq!(s.incr_by("fresh", 3).await.unwrap(), 3);
+    assert_eq!(s.ttl("fresh").await.unwrap(), KeyTtl::Persistent);
+    s.set("n", &42, Ttl::secs(60)).await.unwrap();
+    assert_eq!(s.incr_by("n", 1).await.unwrap(), 43);
+    assert_eq!(s.incr_by("n", -50).await.unwrap(), -7);
+    assert_eq!(s.get::<i64>("n").await.unwrap(), Some(-7));
+    assert!(
+        s.ttl("n").await.unwrap().remaining().is_some(),
+        "incr_by keeps the expiry"
+    );
+    s.set("max", &(i64::MAX - 1), Ttl::Never).await.unwrap();
+    assert_eq!(s.incr_by("max", 1).await.unwrap(), i64::MAX);
+}
+
+/// `incr_by` on a non-integer or past `i64` is an error and changes nothing.
+pub async fn incr_by_rejects_non_integers_without_change(b: &impl Backend) {
+    let s = b.store("counter_errors", 0, "app").await;
+    s.set("text", "abc", Ttl::Never).await.unwrap();
+    s.set("float", &1.5, Ttl::Never).await.unwrap();
+    s.set_bytes("padded", b" 1", Ttl::Never).await.unwrap();
+    s.set_bytes("plus", b"+1", Ttl::Never).await.unwrap();
+    s.set_bytes("zeros", b"007", Ttl::Never).await.unwrap();
+    for key in ["text", "float", "padded", "plus", "zeros"] {
+        let before = s.get_bytes(key).await.unwrap();
+        let err = s.incr_by(key, 1).await.unwrap_err();
+        assert!(
+            matches!(err, KvError::NotAnInteger { .. }),
+            "{key}: {err:?}"
+        );
+        assert_eq!(err.key(), Some(key));
+        assert_eq!(s.get_bytes(key).await.unwrap(), before, "{key} unchanged");
+    }
+    s.set("max", &i64::MAX, Ttl::Never).await.unwrap();
+    let err = s.incr_by("max", 1).await.unwrap_err();
+    assert!(matches!(err, KvError::Overflow { .. }), "{err:?}");
+    assert_eq!(s.get::<i64>("max").await.unwrap(), Some(i64::MAX));
+    s.set("min", &i64::MIN, Ttl::Never).await.unwrap();
+    assert!(matches!(
+        s.incr_by("min", -1).await.unwrap_err(),
+        KvError::Overflow { .. }
+    ));
+}
+
+/// 1,000 concurrent `incr_by` give the exact total.
+pub async fn incr_by_concurrent_total_is_exact(b: &impl Backend) {
+    let s = b.store("concurrent", 0, "app").await;
+    let tasks: Vec<_> = (0..1000)
+        .map(|i| {
+            let s = s.clone();
+            tokio::spawn(async move { s.incr_by("hits", if i % 2 == 0 { 1 } else { 2 }).await })
+        })
+        .collect();
+    let mut seen = BTreeSet::new();
+    for task in tasks {
+        seen.insert(task.await.unwrap().unwrap());
+    }
+    assert_eq!(s.get::<i64>("hits").await.unwrap(), Some(1500));
+    assert_eq!(seen.len(), 1000, "every increment saw a distinct value");
+}
+
+/// `set_if_absent` writes only when the key is absent.
+pub async fn set_if_absent_is_nx(b: &impl Backend) {
+    let s = b.store("nx", 0, "app").await;
+    assert!(s.set_if_absent("lock", "a", Ttl::secs(10)).await.unwrap());
+    assert!(!s.set_if_absent("lock", "b", Ttl::secs(10)).await.unwrap());
+    assert_eq!(s.get::<String>("lock").await.unwrap().as_deref(), Some("a"));
+    assert!(s.ttl("lock").await.unwrap().remaining().is_some());
+    let contenders: Vec<_> = (0..50)
+        .map(|i| {
+            let s = s.clone();
+            tokio::spawn(async move { s.set_if_absent("race", &i, Ttl::Never).await })
+        })
+        .collect();
+    let mut winners = 0;
+    for c in contenders {
+        winners += usize::from(c.await.unwrap().unwrap());
+    }
+    assert_eq!(winners, 1);
+}
+
+/// `get_many` keeps order and reports missing keys; `set_many` writes every
+/// entry with its own expiry; empty batches are no-ops.
+pub async fn get_many_and_set_many(b: &impl Backend) {
+    let s = b.store("many", 0, "app").await;
+    assert!(s.get_many::<i32>(&[]).await.unwrap().is_empty());
+    s.set_many::<i32>(&[], Ttl::Never).await.unwrap();
+    s.set_many(&[("a", 1), ("b", 2), ("c", 3)], Ttl::secs(60))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.get_many::<i32>(&["c", "missing", "a", "b"])
+            .await
+            .unwrap(),
+        vec![Some(3), None, Some(1), Some(2)]
+    );
+    assert!(s.ttl("a").await.unwrap().remaining().is_some());
+    s.set_many_bytes(&[
+        ("x", b"1".as_slice(), Ttl::Never),
+        ("y", b"2".as_slice(), Ttl::millis(60_000)),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(s.ttl("x").await.unwrap(), KeyTtl::Persistent);
+    assert!(s.ttl("y").await.unwrap().remaining().is_some());
+    assert_eq!(
+        s.get_many_bytes(&["x", "y", "z"]).await.unwrap(),
+        vec![Some(b"1".to_vec()), Some(b"2".to_vec()), None]
+    );
+}
+
+/// Raw values are binary safe: every byte value, NULs, invalid UTF-8.
+pub async fn raw_bytes_are_binary_safe(b: &impl Backend) {
+    let s = b.store("bytes", 0, "app").await;
+    let all: Vec<u8> = (0..=255u8).chain((0..=255u8).rev()).collect();
+    s.set_bytes("all", &all, Ttl::Never).await.unwrap();
+    assert_eq!(s.get_bytes("all").await.unwrap(), Some(all));
+    s.set_bytes("empty", b"", Ttl::Never).await.unwrap();
+    assert_eq!(s.get_bytes("empty").await.unwrap(), Some(Vec::new()));
+    assert!(s.exists("empty").await.unwrap());
+    s.set_bytes("nul", b"a\0b\r\n$3\r\n", Ttl::Never)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.get_bytes("nul").await.unwrap().as_deref(),
+        Some(&b"a\0b\r\n$3\r\n"[..])
+    );
+}
+
+/// Unicode in keys, values and prefixes.
+pub async fn unicode_keys_and_values(b: &impl Backend) {
+    let s = b.store("unicode", 0, "приложение").await;
+    let value = "héllo wörld — 日本語 🦀 \u{0}";
+    s.set("ключ:🦀", value, Ttl::Never).await.unwrap();
+    assert_eq!(
+        s.get::<String>("ключ:🦀").await.unwrap().as_deref(),
+        Some(value)
+    );
+    // Patterns match bytes, as in Redis: `?` is one byte, and 🦀 is four.
+    assert!(s.keys("ключ:?").await.unwrap().is_empty());
+    assert_eq!(
+        sorted(s.keys("ключ:????").await.unwrap()),
+        strings(&["ключ:🦀"])
+    );
+    assert_eq!(sorted(s.keys("*").await.unwrap()), strings(&["ключ:🦀"]));
+}
+
+/// A 1 MiB value round trips unchanged.
+pub async fn one_mebibyte_value(b: &impl Backend) {
+    let s = b.store("big", 0, "app").await;
+    let big: Vec<u8> = (0..1024 * 1024).map(|i: u32| (i % 251) as u8).collect();
+    s.set_bytes("big", &big, Ttl::secs(60)).await.unwrap();
+    assert_eq!(s.get_bytes("big").await.unwrap(), Some(big));
+    let text = "x".repeat(1024 * 1024);
+    s.set("text", &text, Ttl::Never).await.unwrap();
+    assert_eq!(s.get::<String>("text").await.unwrap(), Some(text));
+}
+
+/// Two stores with different prefixes on one db do not see each other.
+pub async fn two_prefixes_share_a_db_without_seeing_each_other(b: &impl Backend) {
+    let users = b.store("users", 0, "users").await;
+    let sessions = b.store("sessions", 0, "sessions").await;
+    users.set("k", "u", Ttl::Never).await.unwrap();
+    sessions.set("k", "s", Ttl::Never).await.unwrap();
+    assert_eq!(
+        users.get::<String>("k").await.unwrap().as_deref(),
+        Some("u")
+    );
+    assert_eq!(
+        sessions.get::<String>("k").await.unwrap().as_deref(),
+        Some("s")
+    );
+    assert!(users.delete("k").await.unwrap());
+    assert_eq!(
+        sessions.get::<String>("k").await.unwrap().as_deref(),
+        Some("s")
+    );
+    assert!(users.keys("*").await.unwrap().is_empty());
+    assert_eq!(sessions.incr_by("n", 1).await.unwrap(), 1);
+    assert_eq!(users.incr_by("n", 1).await.unwrap(), 1);
+}
+
+/// Two stores with the same prefix on db 0 and db 1 are isolated.
+pub async fn same_prefix_on_two_dbs_is_isolated(b: &impl Backend) {
+    let db0 = b.store("db0", 0, "app").await;
+    let db1 = b.store("db1", 1, "app").await;
+    db0.set("k", &0, Ttl::Never).await.unwrap();
+    assert_eq!(db1.get::<i32>("k").await.unwrap(), None);
+    db1.set("k", &1, Ttl::Never).await.unwrap();
+    assert_eq!(db0.get::<i32>("k").await.unwrap(), Some(0));
+    assert_eq!(db1.get::<i32>("k").await.unwrap(), Some(1));
+    assert_eq!(db0.delete_keys(&["k"]).await.unwrap(), 1);
+    assert_eq!(sorted(db1.keys("*").await.unwrap()), strings(&["k"]));
+}
+
+/// A zero or absurd TTL is rejected before anything is written.
+pub async fn invalid_ttls_are_rejected_and_nothing_written(b: &impl Backend) {
+    let s = b.store("bad_ttl", 0, "app").await;
+    for ttl in [Ttl::After(Duration::ZERO), Ttl::After(Duration::MAX)] {
+        let err = s.set("k", &1, ttl).await.unwrap_err();
+        assert!(matches!(err, KvError::InvalidArgument { .. }), "{err:?}");
+        assert_eq!(err.key(), Some("k"));
+    }
+    let err = s
+        .set_many(&[("a", 1), ("b", 2)], Ttl::After(Duration::ZERO))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, KvError::InvalidArgument { .. }), "{err:?}");
+    assert!(!s.exists("k").await.unwrap());
+    assert!(!s.exists("a").await.unwrap());
+    s.set("present", &1, Ttl::Never).await.unwrap();
+    assert!(s.expire("present", Duration::ZERO).await.is_err());
+    assert_eq!(s.ttl("present").await.unwrap(), KeyTtl::Persistent);
+}
+
+/// `ping` answers; after `close` operations fail as unavailable.
+pub async fn ping_and_close(b: &impl Backend) {
+    let s = b.store("closing", 0, "app").await;
+    s.ping().await.unwrap();
+    s.set("k", &1, Ttl::Never).await.unwrap();
+    s.close().await;
+    let err = s.get::<i32>("k").await.unwrap_err();
+    assert!(err.is_unavailable(), "{err:?}");
+    assert_eq!(err.store(), "closing");
+    assert!(s.ping().await.unwrap_err().is_unavailable());
+}

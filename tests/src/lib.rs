@@ -1,0 +1,46 @@
+//! End-to-end test support for kv-module: real `redis-server` processes
+//! owned by the tests that use them, and helpers to assert on what those
+//! servers were asked to do.
+//!
+//! Nothing here talks to a Redis the developer already runs (port 6379 is
+//! never used): every [`TestRedis`] is a fresh server on a free port with
+//! its own temporary directory, killed when the fixture is dropped.
+//!
+//! ```no_run
+//! use kv_module::KvStoreExt;
+//! use kv_module_tests::TestRedis;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let redis = TestRedis::start().await;
+//! let store = redis.store("cache", 0, "app").await;
+//! store.set("k", &1, kv_module::Ttl::Never).await.expect("set");
+//! # }
+//! ```
+//!
+//! # Layout
+//!
+//! * [`redis_server`]: [`TestRedis`], a `redis-server` started on a free
+//!   port (binary from `REDIS_SERVER_BIN`), with raw redis-rs connections,
+//!   ready-made [`RedisStore`](kv_module::RedisStore)s, `stop`/`restart`
+//!   for outage tests, and its log printed when a test panics.
+//! * [`command_stats`]: per-command call counts from `INFO commandstats`
+//!   and their difference, to assert how many round trips (and which
+//!   commands) an operation cost.
+//! * [`conformance`]: the one conformance suite of the `KvStore` contract,
+//!   generic over a [`Backend`](conformance::Backend), instantiated per
+//!   backend by [`conformance_suite!`].
+//! * [`backends`]: the Redis and memory [`Backend`](conformance::Backend)s.
+//! * `tests/conformance.rs`: the suite on both backends;
+//!   `tests/redis_store.rs`: Redis-only checks (round trips, glob parity).
+//! * `tests/fixture.rs`: tests of the fixture itself.
+//! * `benches/store.rs`: kv-module against raw redis-rs, and the memory
+//!   backend, in operations per second.
+#![forbid(unsafe_code)]
+
+pub mod backends;
+pub mod command_stats;
+pub mod conformance;
+pub mod redis_server;
+
+pub use redis_server::TestRedis;
