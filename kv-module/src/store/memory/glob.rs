@@ -25,8 +25,10 @@ const MAX_STAR_GROUPS: usize = 1000;
 ///   literal `\`, and in `[a-]` the `-` starts a range ending at `]`.
 ///
 /// Matching is on bytes, not `char`s, as in Redis: `?` does not match a
-/// multi-byte character such as `é`, and a class lists bytes. Ranges
-/// compare bytes as unsigned values.
+/// multi-byte character such as `é`, and a class lists bytes. Range ends
+/// are compared as *signed* bytes, as Redis does where C's `char` is
+/// signed (x86-64 builds): this only matters for a range with a non-ASCII
+/// end, where `[a-é]` is the range from byte `0xC3` (-61) up to `a`.
 ///
 /// Two corner cases follow the server rather than the textbook: the
 /// pattern `*` alone matches everything, even the empty key (`SCAN` and
@@ -141,12 +143,13 @@ fn match_class(class: &[u8], byte: u8) -> (bool, usize) {
             }
             [] => break,
             [start, b'-', end, ..] => {
+                let (start, end) = (signed(*start), signed(*end));
                 let (low, high) = if start <= end {
-                    (*start, *end)
+                    (start, end)
                 } else {
-                    (*end, *start)
+                    (end, start)
                 };
-                matched |= (low..=high).contains(&byte);
+                matched |= (low..=high).contains(&signed(byte));
                 i += 3;
             }
             [literal, ..] => {
@@ -156,6 +159,13 @@ fn match_class(class: &[u8], byte: u8) -> (bool, usize) {
         }
     }
     (matched != negated, i)
+}
+
+/// A byte as Redis's range test sees it: a C `char`, signed on x86-64
+/// (checked against a real `redis-server`: `[a-é]` does not match `b`
+/// there but does match `A`).
+fn signed(byte: u8) -> i8 {
+    i8::from_ne_bytes([byte])
 }
 
 #[cfg(test)]
@@ -255,13 +265,15 @@ mod tests {
                             plen += 1;
                             break;
                         } else if plen >= 3 && pat[p + 1] == b'-' {
-                            let (mut start, mut end) = (pat[p], pat[p + 2]);
+                            // `int start = pattern[0]` of a signed `char`.
+                            let (mut start, mut end) = (pat[p] as i8, pat[p + 2] as i8);
                             if start > end {
                                 std::mem::swap(&mut start, &mut end);
                             }
                             p += 2;
                             plen -= 2;
-                            if s[si] >= start && s[si] <= end {
+                            let c = s[si] as i8;
+                            if c >= start && c <= end {
                                 matched = true;
                             }
                         } else if pat[p] == s[si] {
@@ -450,6 +462,24 @@ mod tests {
     }
 
     #[test]
+    fn ranges_compare_signed_bytes_like_redis_on_x86_64() {
+        // `é` is 0xC3 0xA9; as a signed char 0xC3 is -61, below every
+        // ASCII byte, so `[a-é]` is the range -61..=97 followed by 0xA9.
+        check("[a-é]", "b", false);
+        check("[a-é]", "A", true);
+        check("[a-é]", "*", true);
+        check("[é-a]", "A", true);
+        check("[b-ÿ]?", "c*", false);
+        check("[b-ÿ]?", "**", true);
+        check("[\u{7f}-\u{80}]", "A", true);
+        check("[\0-\u{80}]*", "é", true);
+        check("[\0-\u{80}]*", "*", false);
+        // ASCII ranges are unaffected.
+        check("[0-9]", "5", true);
+        check("[\0-\u{7f}]", "\u{7f}", true);
+    }
+
+    #[test]
     fn nul_bytes_are_ordinary() {
         check("a\0*", "a\0b", true);
         check("[\0]", "\0", true);
@@ -515,8 +545,10 @@ mod tests {
     /// Longer random patterns and texts, from a fixed seed.
     #[test]
     fn agrees_with_redis_on_random_inputs() {
-        const PATTERN_SYMBOLS: &[u8] = b"abc**?[]^-\\";
-        const TEXT_SYMBOLS: &[u8] = b"abc-]^\\";
+        const PATTERN_SYMBOLS: &[&str] = &[
+            "a", "b", "c", "*", "*", "?", "[", "]", "^", "-", "\\", "é", "\u{7f}", "\0",
+        ];
+        const TEXT_SYMBOLS: &[&str] = &["a", "b", "c", "-", "]", "^", "\\", "é", "\u{7f}", "A"];
         let mut state = 0x9e37_79b9_7f4a_7c15_u64;
         let mut next = move |bound: usize| {
             state ^= state << 13;
@@ -526,10 +558,10 @@ mod tests {
         };
         for _ in 0..100_000 {
             let pattern: String = (0..next(12))
-                .map(|_| char::from(PATTERN_SYMBOLS[next(PATTERN_SYMBOLS.len())]))
+                .map(|_| PATTERN_SYMBOLS[next(PATTERN_SYMBOLS.len())])
                 .collect();
             let text: String = (0..next(14))
-                .map(|_| char::from(TEXT_SYMBOLS[next(TEXT_SYMBOLS.len())]))
+                .map(|_| TEXT_SYMBOLS[next(TEXT_SYMBOLS.len())])
                 .collect();
             assert_eq!(
                 glob_match(&pattern, &text),
