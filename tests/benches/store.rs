@@ -8,11 +8,13 @@
 //!
 //! A [`TestRedis`] is started for the run. For each operation and
 //! concurrency (1 and 50 tasks sharing one store), the raw and kv-module
-//! cases run interleaved for two rounds (raw, kv, raw, kv) and the best
-//! round of each is kept, so that drift in the machine affects both alike.
+//! cases run as 9 pairs of short back-to-back runs (alternating which goes
+//! first); the medians of each side and of the per-pair ratios are kept, so
+//! that drift in a shared machine affects both alike.
 //!
 //! * raw: a redis-rs `ConnectionManager` doing `SET`/`GET` of pre-encoded
-//!   JSON bytes;
+//!   JSON bytes, with TCP_NODELAY on as `RedisStore` has it (a last table
+//!   compares it with redis-rs's default socket settings);
 //! * kv-module: `RedisStore` (pool size 1, prefix `bench`) held as
 //!   `Arc<dyn KvStore>`, through the typed `KvStoreExt::set`/`get`, so it
 //!   includes JSON encoding and decoding of the value.
@@ -34,11 +36,12 @@ use serde::{Deserialize, Serialize};
 const KEY_COUNT: usize = 1_000;
 const PREFIX: &str = "bench";
 const CONCURRENCIES: [usize; 2] = [1, 50];
-const ROUNDS: usize = 2;
-const DEFAULT_SECS: f64 = 3.0;
+/// Paired rounds per case; the medians are reported.
+const ROUNDS: usize = 9;
+const DEFAULT_SECS: f64 = 0.5;
 /// Warm-up before each measured run: connections established, caches and
 /// the allocator settled.
-const WARM_UP: Duration = Duration::from_millis(300);
+const WARM_UP: Duration = Duration::from_millis(100);
 
 /// A value of about 200 bytes of JSON, shaped like a cached record.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -85,6 +88,7 @@ impl Op {
 /// What the tasks of one case share.
 struct Fixture {
     raw: ConnectionManager,
+    raw_default: ConnectionManager,
     redis_store: Arc<dyn KvStore>,
     memory_store: Arc<dyn KvStore>,
     /// `item:N`: the keys kv-module is given.
@@ -99,6 +103,11 @@ struct Fixture {
 enum Target {
     Raw,
     Redis,
+    /// kv-module's raw-bytes API on the same pre-encoded bytes: the cost of
+    /// the layer itself, without JSON.
+    RedisBytes,
+    /// Raw redis-rs with its default socket settings (Nagle on).
+    RawDefault,
     Memory,
 }
 
@@ -111,7 +120,7 @@ async fn main() {
 
     print_machine(&fixture.raw).await;
     println!(
-        "{} s per run after {} ms warm-up, best of {ROUNDS} interleaved rounds, \
+        "{} s per run after {} ms warm-up, medians of {ROUNDS} paired rounds, \
          {KEY_COUNT} keys, value {} bytes of JSON.\n",
         run_for.as_secs_f64(),
         WARM_UP.as_millis(),
@@ -122,33 +131,68 @@ async fn main() {
     println!("|---|---:|---:|---:|---:|");
     for concurrency in CONCURRENCIES {
         for op in [Op::Set, Op::Get] {
-            let (mut raw_best, mut kv_best) = (0.0_f64, 0.0_f64);
-            for _ in 0..ROUNDS {
-                raw_best =
-                    raw_best.max(measure(&fixture, Target::Raw, op, concurrency, run_for).await);
-                kv_best =
-                    kv_best.max(measure(&fixture, Target::Redis, op, concurrency, run_for).await);
-            }
+            let c = compare(&fixture, Target::Redis, op, concurrency, run_for).await;
             println!(
                 "| {} | {concurrency} | {} | {} | {:.2} |",
                 op.label(),
-                thousands(raw_best),
-                thousands(kv_best),
-                kv_best / raw_best
+                thousands(c.raw),
+                thousands(c.kv),
+                c.ratio
             );
         }
     }
+
+    println!(
+        "\nWhere the difference goes: kv-module's raw-bytes API (no JSON) against raw \
+         redis-rs, and the JSON work alone.\n"
+    );
+    println!("| operation | concurrency | raw ops/s | kv-module bytes ops/s | ratio |");
+    println!("|---|---:|---:|---:|---:|");
+    for concurrency in CONCURRENCIES {
+        for op in [Op::Set, Op::Get] {
+            let c = compare(&fixture, Target::RedisBytes, op, concurrency, run_for).await;
+            println!(
+                "| {} | {concurrency} | {} | {} | {:.2} |",
+                op.label(),
+                thousands(c.raw),
+                thousands(c.kv),
+                c.ratio
+            );
+        }
+    }
+    println!(
+        "\nThe socket setting: raw redis-rs with TCP_NODELAY (as RedisStore) against its \
+         defaults (Nagle on).\n"
+    );
+    println!("| operation | concurrency | raw NODELAY ops/s | raw default ops/s | ratio |");
+    println!("|---|---:|---:|---:|---:|");
+    for concurrency in CONCURRENCIES {
+        for op in [Op::Set, Op::Get] {
+            let c = compare(&fixture, Target::RawDefault, op, concurrency, run_for).await;
+            println!(
+                "| {} | {concurrency} | {} | {} | {:.2} |",
+                op.label(),
+                thousands(c.raw),
+                thousands(c.kv),
+                c.ratio
+            );
+        }
+    }
+    let (encode_ns, decode_ns) = json_cost(&fixture);
+    println!(
+        "\nJSON alone, one thread: encode {encode_ns:.0} ns, decode {decode_ns:.0} ns per value."
+    );
 
     println!("\nMemoryStore (same typed get/set, no network):\n");
     println!("| operation | concurrency | ops/s |");
     println!("|---|---:|---:|");
     for concurrency in CONCURRENCIES {
         for op in [Op::Set, Op::Get] {
-            let mut best = 0.0_f64;
+            let mut runs = Vec::with_capacity(ROUNDS);
             for _ in 0..ROUNDS {
-                best = best.max(measure(&fixture, Target::Memory, op, concurrency, run_for).await);
+                runs.push(measure(&fixture, Target::Memory, op, concurrency, run_for).await);
             }
-            println!("| {} | {concurrency} | {} |", op.label(), thousands(best));
+            println!("| {} | {concurrency} | {} |", op.label(), thousands(median(runs)));
         }
     }
 
@@ -158,8 +202,18 @@ async fn main() {
 
 impl Fixture {
     async fn new(server: &TestRedis) -> Self {
-        let client = redis::Client::open(server.url(0)).expect("test Redis URL must parse");
+        // The baseline gets the same socket settings as RedisStore
+        // (TCP_NODELAY on), so the comparison measures the layer only.
+        let info = redis::IntoConnectionInfo::into_connection_info(server.url(0))
+            .expect("test Redis URL must parse")
+            .set_tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true));
+        let client = redis::Client::open(info).expect("test Redis URL must parse");
         let raw = ConnectionManager::new(client)
+            .await
+            .expect("raw ConnectionManager must connect to the test Redis");
+        let default_client =
+            redis::Client::open(server.url(0)).expect("test Redis URL must parse");
+        let raw_default = ConnectionManager::new(default_client)
             .await
             .expect("raw ConnectionManager must connect to the test Redis");
         let config = RedisConfig::new(server.addr())
@@ -177,6 +231,7 @@ impl Fixture {
         let encoded = serde_json::to_vec(&value).expect("the sample value must encode");
         Self {
             raw,
+            raw_default,
             redis_store,
             memory_store,
             keys,
@@ -214,13 +269,19 @@ impl Fixture {
         match target {
             Target::Raw => self.raw_once(op, index).await,
             Target::Redis => self.kv_once(&self.redis_store, op, index).await,
+            Target::RedisBytes => self.kv_bytes_once(op, index).await,
+            Target::RawDefault => self.raw_on(&self.raw_default, op, index).await,
             Target::Memory => self.kv_once(&self.memory_store, op, index).await,
         }
     }
 
     async fn raw_once(&self, op: Op, index: usize) {
+        self.raw_on(&self.raw, op, index).await;
+    }
+
+    async fn raw_on(&self, conn: &ConnectionManager, op: Op, index: usize) {
         // A clone is an `Arc` bump; every clone shares one connection.
-        let mut raw = self.raw.clone();
+        let mut raw = conn.clone();
         let key = &self.stored_keys[index];
         match op {
             Op::Set => raw
@@ -230,6 +291,25 @@ impl Fixture {
             Op::Get => {
                 let value: Option<Vec<u8>> = raw.get(key).await.expect("raw GET must succeed");
                 assert!(value.is_some(), "raw GET found no value at `{key}`");
+            }
+        }
+    }
+
+    async fn kv_bytes_once(&self, op: Op, index: usize) {
+        let key = &self.keys[index];
+        match op {
+            Op::Set => self
+                .redis_store
+                .set_bytes(key, &self.encoded, Ttl::Never)
+                .await
+                .expect("kv-module set_bytes must succeed"),
+            Op::Get => {
+                let value = self
+                    .redis_store
+                    .get_bytes(key)
+                    .await
+                    .expect("kv-module get_bytes must succeed");
+                assert!(value.is_some(), "kv-module get_bytes found no value at `{key}`");
             }
         }
     }
@@ -248,6 +328,50 @@ impl Fixture {
             }
         }
     }
+}
+
+/// Medians of a paired comparison against the raw client.
+struct Comparison {
+    raw: f64,
+    kv: f64,
+    /// Median of the per-pair ratios kv/raw.
+    ratio: f64,
+}
+
+/// Runs `ROUNDS` pairs of raw and `target` runs back to back, alternating
+/// which goes first, and returns the medians. Pairing short adjacent runs
+/// and taking the median ratio cancels most of the drift of a shared
+/// machine, which moves both members of a pair alike.
+async fn compare(
+    fixture: &Arc<Fixture>,
+    target: Target,
+    op: Op,
+    concurrency: usize,
+    run_for: Duration,
+) -> Comparison {
+    let (mut raws, mut kvs, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..ROUNDS {
+        let (raw, kv) = if round % 2 == 0 {
+            let raw = measure(fixture, Target::Raw, op, concurrency, run_for).await;
+            (raw, measure(fixture, target, op, concurrency, run_for).await)
+        } else {
+            let kv = measure(fixture, target, op, concurrency, run_for).await;
+            (measure(fixture, Target::Raw, op, concurrency, run_for).await, kv)
+        };
+        raws.push(raw);
+        kvs.push(kv);
+        ratios.push(kv / raw);
+    }
+    Comparison {
+        raw: median(raws),
+        kv: median(kvs),
+        ratio: median(ratios),
+    }
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(0.0)
 }
 
 /// Warms up, then runs `op` on `target` from `concurrency` tasks for
@@ -301,6 +425,26 @@ async fn run_tasks(
 
 /// The measured time per run: `BENCH_SECS` (seconds, may be fractional)
 /// or [`DEFAULT_SECS`].
+/// Nanoseconds per JSON encode and decode of the bench value.
+fn json_cost(fixture: &Fixture) -> (f64, f64) {
+    const N: u32 = 200_000;
+    let started = Instant::now();
+    for _ in 0..N {
+        let bytes = serde_json::to_vec(std::hint::black_box(&fixture.value))
+            .expect("the sample value must encode");
+        std::hint::black_box(bytes);
+    }
+    let encode = started.elapsed().as_nanos() as f64 / f64::from(N);
+    let started = Instant::now();
+    for _ in 0..N {
+        let value: Profile = serde_json::from_slice(std::hint::black_box(&fixture.encoded))
+            .expect("the sample value must decode");
+        std::hint::black_box(value);
+    }
+    let decode = started.elapsed().as_nanos() as f64 / f64::from(N);
+    (encode, decode)
+}
+
 fn run_duration() -> Duration {
     let secs = match std::env::var("BENCH_SECS") {
         Ok(value) => value
