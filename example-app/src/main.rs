@@ -39,13 +39,24 @@ async fn run() -> kv_module::Result<()> {
             Arc::new(RedisStore::open("demo_cache", config).await?)
         }
     };
-    println!("opened `{}` ({driver}), prefix `{}`", store.name(), store.prefix());
+    println!(
+        "opened `{}` ({driver}), prefix `{}`",
+        store.name(),
+        store.prefix()
+    );
 
-    store.set("greeting", "hello from kv-module", Ttl::secs(60)).await?;
+    store
+        .set("greeting", "hello from kv-module", Ttl::secs(60))
+        .await?;
     let greeting: Option<String> = store.get("greeting").await?;
-    println!("greeting = {greeting:?}, ttl = {:?}", store.ttl("greeting").await?);
+    println!(
+        "greeting = {greeting:?}, ttl = {:?}",
+        store.ttl("greeting").await?
+    );
     let visits = store.incr_by("visits", 1).await?;
-    store.expire("visits", std::time::Duration::from_secs(3600)).await?;
+    store
+        .expire("visits", std::time::Duration::from_secs(3600))
+        .await?;
     println!("visits = {visits}");
     println!("keys = {:?}", store.keys("*").await?);
     store.close().await;

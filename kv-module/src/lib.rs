@@ -37,6 +37,11 @@ pub mod secret;
 pub mod store;
 
 pub use error::{KvError, Result};
+
+/// The README's examples, compiled as doctests so the README stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
 pub use secret::Secret;
 pub use store::memory::{MemoryConfig, MemoryServer, MemoryStore};
 pub use store::redis::{RedisConfig, RedisStore};

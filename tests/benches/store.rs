@@ -192,7 +192,11 @@ async fn main() {
             for _ in 0..ROUNDS {
                 runs.push(measure(&fixture, Target::Memory, op, concurrency, run_for).await);
             }
-            println!("| {} | {concurrency} | {} |", op.label(), thousands(median(runs)));
+            println!(
+                "| {} | {concurrency} | {} |",
+                op.label(),
+                thousands(median(runs))
+            );
         }
     }
 
@@ -211,8 +215,7 @@ impl Fixture {
         let raw = ConnectionManager::new(client)
             .await
             .expect("raw ConnectionManager must connect to the test Redis");
-        let default_client =
-            redis::Client::open(server.url(0)).expect("test Redis URL must parse");
+        let default_client = redis::Client::open(server.url(0)).expect("test Redis URL must parse");
         let raw_default = ConnectionManager::new(default_client)
             .await
             .expect("raw ConnectionManager must connect to the test Redis");
@@ -309,7 +312,10 @@ impl Fixture {
                     .get_bytes(key)
                     .await
                     .expect("kv-module get_bytes must succeed");
-                assert!(value.is_some(), "kv-module get_bytes found no value at `{key}`");
+                assert!(
+                    value.is_some(),
+                    "kv-module get_bytes found no value at `{key}`"
+                );
             }
         }
     }
@@ -353,10 +359,16 @@ async fn compare(
     for round in 0..ROUNDS {
         let (raw, kv) = if round % 2 == 0 {
             let raw = measure(fixture, Target::Raw, op, concurrency, run_for).await;
-            (raw, measure(fixture, target, op, concurrency, run_for).await)
+            (
+                raw,
+                measure(fixture, target, op, concurrency, run_for).await,
+            )
         } else {
             let kv = measure(fixture, target, op, concurrency, run_for).await;
-            (measure(fixture, Target::Raw, op, concurrency, run_for).await, kv)
+            (
+                measure(fixture, Target::Raw, op, concurrency, run_for).await,
+                kv,
+            )
         };
         raws.push(raw);
         kvs.push(kv);
