@@ -20,6 +20,8 @@
 //!
 //! # Layout
 //!
+//! * [`config`]: YAML service definitions ([`config::ConfigLoader`]),
+//!   `${VAR}` expansion and located [`config::ConfigError`]s.
 //! * [`error`]: [`KvError`], the one error type, with context and
 //!   [`KvError::is_unavailable`] for fail-open decisions.
 //! * [`store`]: the contract ([`KvStore`], [`KvStoreExt`], [`Ttl`],
@@ -29,11 +31,26 @@
 //!     `ConnectionManager`s;
 //!   * [`store::memory`]: [`MemoryStore`], [`MemoryConfig`] and
 //!     [`MemoryServer`], an in-process server with Redis semantics.
+//! * [`registry`]: [`ServiceTypes`](registry::ServiceTypes) (service types by
+//!   name: `kvstore_redis`, `kvstore_memory`, the application's own) and
+//!   [`ServiceRegistry`](registry::ServiceRegistry) (the named instances,
+//!   their health, and store lookup for dependency injection).
 //! * [`secret`]: [`Secret`], a string that never prints.
+//! * [`http`]: [`Problem`](http::Problem), `application/problem+json`
+//!   responses shared by the components' axum integrations.
+//! * [`session`]: the session manager and its axum extractor.
+//! * [`otp`]: the one-time-code service.
+//! * [`rate_limit`]: the rate limiter and its tower layer.
 #![forbid(unsafe_code)]
 
+pub mod config;
 pub mod error;
+pub mod http;
+pub mod otp;
+pub mod rate_limit;
+pub mod registry;
 pub mod secret;
+pub mod session;
 pub mod store;
 
 pub use error::{KvError, Result};
@@ -45,4 +62,4 @@ pub struct ReadmeDoctests;
 pub use secret::Secret;
 pub use store::memory::{MemoryConfig, MemoryServer, MemoryStore};
 pub use store::redis::{RedisConfig, RedisStore};
-pub use store::{KeyTtl, KvStore, KvStoreExt, Ttl};
+pub use store::{KeyTtl, KvStore, KvStoreExt, Script, ScriptOps, ScriptValue, Ttl};

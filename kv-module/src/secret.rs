@@ -11,9 +11,19 @@ use std::fmt;
 /// assert_eq!(format!("{password:?}"), "[redacted]");
 /// assert_eq!(password.expose(), "hunter2");
 /// ```
-#[derive(Clone, Default, PartialEq, Eq, serde::Deserialize)]
-#[serde(transparent)]
+///
+/// Deserializes from a string; null (an empty YAML value, or an unset
+/// `${VAR}`) is the empty secret.
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Secret(String);
+
+impl<'de> serde::Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Ok(Self(
+            Option::<String>::deserialize(deserializer)?.unwrap_or_default(),
+        ))
+    }
+}
 
 impl Secret {
     /// Wraps a secret value.

@@ -10,7 +10,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kv_module::{KeyTtl, KvError, KvStore, KvStoreExt, Ttl};
+use kv_module::{KeyTtl, KvError, KvStore, KvStoreExt, Script, ScriptValue, Ttl};
 use serde::{Deserialize, Serialize};
 
 /// Opens stores of one backend, all on one server, so cases can check how
@@ -54,6 +54,8 @@ macro_rules! conformance_suite {
             two_prefixes_share_a_db_without_seeing_each_other,
             same_prefix_on_two_dbs_is_isolated,
             invalid_ttls_are_rejected_and_nothing_written,
+            scripts_are_atomic_and_see_stored_keys,
+            script_commands_match_redis,
             ping_and_close,
         );
     };
@@ -593,4 +595,141 @@ pub async fn ping_and_close(b: &impl Backend) {
     assert!(err.is_unavailable(), "{err:?}");
     assert_eq!(err.store(), "closing");
     assert!(s.ping().await.unwrap_err().is_unavailable());
+}
+
+/// Read, add one, write back: racy as three commands, exact as a script.
+static READ_MODIFY_WRITE: Script = Script::new(
+    "local n = tonumber(redis.call('GET', KEYS[1]) or '0') + 1 \
+     redis.call('SET', KEYS[1], tostring(n), 'KEEPTTL') return {n, KEYS[1]}",
+    |ops, keys, _| {
+        let current = ops
+            .get(&keys[0])
+            .and_then(|v| String::from_utf8(v).ok())
+            .and_then(|v| v.parse::<i64>().ok())
+            .unwrap_or(0);
+        let next = current + 1;
+        ops.set_keep_ttl(&keys[0], next.to_string().as_bytes());
+        Ok(ScriptValue::Array(vec![
+            ScriptValue::Int(next),
+            ScriptValue::Bytes(keys[0].clone().into_bytes()),
+        ]))
+    },
+);
+
+/// Every command the Rust twins may use, with the replies they give.
+static COMMANDS: Script = Script::new(
+    r#"
+    local out = {}
+    redis.call('SET', KEYS[1], ARGV[1], 'PX', 60000)
+    out[#out+1] = redis.call('PTTL', KEYS[1]) > 59000 and 1 or 0
+    redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
+    out[#out+1] = redis.call('GET', KEYS[1])
+    out[#out+1] = redis.call('PTTL', KEYS[1]) > 0 and 1 or 0
+    redis.call('SET', KEYS[1], ARGV[1])
+    out[#out+1] = redis.call('PTTL', KEYS[1])
+    out[#out+1] = redis.call('PTTL', KEYS[2])
+    out[#out+1] = redis.call('PEXPIRE', KEYS[2], 1000)
+    out[#out+1] = redis.call('PEXPIRE', KEYS[1], 5000)
+    out[#out+1] = redis.call('DEL', KEYS[1])
+    out[#out+1] = redis.call('DEL', KEYS[1])
+    out[#out+1] = redis.call('GET', KEYS[1]) == false and 1 or 0
+    local t = redis.call('TIME')
+    out[#out+1] = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+    if ARGV[3] == 'fail' then return redis.error_reply('asked to fail') end
+    return out
+    "#,
+    |ops, keys, args| {
+        let flag = |b: bool| ScriptValue::Int(i64::from(b));
+        let mut out = Vec::new();
+        ops.set(&keys[0], &args[0], Some(60_000));
+        out.push(flag(ops.pttl(&keys[0]) > 59_000));
+        ops.set_keep_ttl(&keys[0], &args[1]);
+        out.push(
+            ops.get(&keys[0])
+                .map_or(ScriptValue::Nil, ScriptValue::Bytes),
+        );
+        out.push(flag(ops.pttl(&keys[0]) > 0));
+        ops.set(&keys[0], &args[0], None);
+        out.push(ScriptValue::Int(ops.pttl(&keys[0])));
+        out.push(ScriptValue::Int(ops.pttl(&keys[1])));
+        out.push(flag(ops.pexpire(&keys[1], 1000)));
+        out.push(flag(ops.pexpire(&keys[0], 5000)));
+        out.push(flag(ops.del(&keys[0])));
+        out.push(flag(ops.del(&keys[0])));
+        out.push(flag(ops.get(&keys[0]).is_none()));
+        out.push(ScriptValue::Int(
+            i64::try_from(ops.now_ms()).unwrap_or(i64::MAX),
+        ));
+        if args[2] == b"fail" {
+            return Err("asked to fail".into());
+        }
+        Ok(ScriptValue::Array(out))
+    },
+);
+
+/// Scripts run as one atomic step (200 concurrent read-modify-writes give
+/// the exact count) and see the stored (prefixed) keys.
+pub async fn scripts_are_atomic_and_see_stored_keys(b: &impl Backend) {
+    let s = b.store("scripts", 0, "app").await;
+    s.set("n", &0, Ttl::secs(60)).await.unwrap();
+    let tasks: Vec<_> = (0..200)
+        .map(|_| {
+            let s = s.clone();
+            tokio::spawn(async move { s.run_script(&READ_MODIFY_WRITE, &["n"], &[]).await })
+        })
+        .collect();
+    let mut seen = BTreeSet::new();
+    for task in tasks {
+        let reply = task.await.unwrap().unwrap();
+        let items = reply.as_array().expect("array reply").to_vec();
+        assert_eq!(items[1], ScriptValue::Bytes(b"app:n".to_vec()));
+        seen.insert(items[0].as_int().expect("int"));
+    }
+    assert_eq!(seen.len(), 200, "every run saw a distinct value");
+    assert_eq!(s.get::<i64>("n").await.unwrap(), Some(200));
+    assert!(
+        s.ttl("n").await.unwrap().remaining().is_some(),
+        "KEEPTTL kept it"
+    );
+}
+
+/// The commands scripts use reply alike on both backends; a script error
+/// is a backend error naming the store.
+pub async fn script_commands_match_redis(b: &impl Backend) {
+    let s = b.store("script_cmds", 0, "app").await;
+    let args = vec![b"one".to_vec(), b"two".to_vec(), b"ok".to_vec()];
+    let reply = s.run_script(&COMMANDS, &["a", "b"], &args).await.unwrap();
+    let items = reply.as_array().expect("array").to_vec();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let time = items.last().and_then(ScriptValue::as_int).expect("time");
+    assert!((now - time).abs() < 5_000, "server clock {time} vs {now}");
+    use ScriptValue::{Bytes, Int};
+    assert_eq!(
+        items[..items.len() - 1],
+        [
+            Int(1),
+            Bytes(b"two".to_vec()),
+            Int(1),
+            Int(-1),
+            Int(-2),
+            Int(0),
+            Int(1),
+            Int(1),
+            Int(0),
+            Int(1)
+        ]
+    );
+    let err = s
+        .run_script(
+            &COMMANDS,
+            &["a", "b"],
+            &[args[0].clone(), args[1].clone(), b"fail".to_vec()],
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, KvError::Backend { .. }), "{err:?}");
+    assert_eq!(err.store(), "script_cmds");
 }

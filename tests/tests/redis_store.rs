@@ -202,3 +202,40 @@ async fn stores_write_where_configured() {
     assert_eq!(n, 0);
     assert_eq!(store.name(), "users");
 }
+
+static PING_SCRIPT: kv_module::Script = kv_module::Script::new("return 'pong'", |_, _, _| {
+    Ok(kv_module::ScriptValue::Bytes(b"pong".to_vec()))
+});
+
+#[tokio::test]
+async fn scripts_run_by_hash_and_reload_after_flush() {
+    let redis = TestRedis::start().await;
+    let store = redis.store("scripted", 0, "s").await;
+    let mut raw = redis.raw(0).await;
+    let pong = kv_module::ScriptValue::Bytes(b"pong".to_vec());
+    assert_eq!(
+        store.run_script(&PING_SCRIPT, &[], &[]).await.unwrap(),
+        pong
+    );
+    let before = command_calls(&mut raw).await;
+    assert_eq!(
+        store.run_script(&PING_SCRIPT, &[], &[]).await.unwrap(),
+        pong
+    );
+    let after = command_calls(&mut raw).await;
+    assert_eq!(
+        delta(&before, &after),
+        calls(&[("evalsha", 1)]),
+        "one EVALSHA"
+    );
+    let () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.run_script(&PING_SCRIPT, &[], &[]).await.unwrap(),
+        pong,
+        "NOSCRIPT fallback"
+    );
+}

@@ -5,7 +5,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::error::Result;
-use crate::store::{KeyTtl, Ttl};
+use crate::store::{KeyTtl, Script, ScriptValue, Ttl};
 
 /// A key-value store: the contract shared by the Redis and in-memory
 /// backends (and any backend an application adds).
@@ -107,6 +107,18 @@ pub trait KvStore: Send + Sync + 'static {
     /// cases nothing changes.
     async fn incr_by(&self, key: &str, delta: i64) -> Result<i64>;
 
+    /// Runs `script` as one atomic step: its Lua on Redis (`EVALSHA`, loaded
+    /// on `NOSCRIPT`), its Rust twin under the database lock in memory.
+    /// `keys` are caller keys (the store prefixes them; the script sees
+    /// stored keys); `args` are passed as given. A script error is
+    /// [`KvError::Backend`](crate::KvError::Backend).
+    async fn run_script(
+        &self,
+        script: &Script,
+        keys: &[&str],
+        args: &[Vec<u8>],
+    ) -> Result<ScriptValue>;
+
     /// Checks that the backend answers.
     async fn ping(&self) -> Result<()>;
 
@@ -114,4 +126,13 @@ pub trait KvStore: Send + Sync + 'static {
     /// Operations after `close` fail with
     /// [`KvError::Unavailable`](crate::KvError::Unavailable).
     async fn close(&self);
+}
+
+impl std::fmt::Debug for dyn KvStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KvStore")
+            .field("name", &self.name())
+            .field("prefix", &self.prefix())
+            .finish_non_exhaustive()
+    }
 }

@@ -3,6 +3,7 @@
 
 mod config;
 mod glob;
+mod script_ops;
 mod server;
 mod store;
 

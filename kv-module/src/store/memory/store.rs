@@ -9,9 +9,10 @@ use tokio::time::Instant;
 
 use super::config::MemoryConfig;
 use super::glob::glob_match;
+use super::script_ops::DbOps;
 use super::server::{Db, DbIndex, MemoryServer};
 use crate::error::{KvError, Result};
-use crate::store::{KeySpace, KeyTtl, KvStore, Ttl, duration_millis};
+use crate::store::{KeySpace, KeyTtl, KvStore, Script, ScriptValue, Ttl, duration_millis};
 
 /// What [`KvError::Unavailable`] names as the address of a memory store.
 const ADDR: &str = "memory";
@@ -361,6 +362,30 @@ impl KvStore for MemoryStore {
                 IncrError::NotAnInteger => KvError::NotAnInteger { store, key },
                 IncrError::Overflow => KvError::Overflow { store, key },
             }
+        })
+    }
+
+    async fn run_script(
+        &self,
+        script: &Script,
+        keys: &[&str],
+        args: &[Vec<u8>],
+    ) -> Result<ScriptValue> {
+        self.ensure_open()?;
+        let stored: Vec<String> = keys.iter().map(|k| self.space.stored_key(k)).collect();
+        let outcome = {
+            let mut db = self.db();
+            let mut ops = DbOps {
+                db: &mut db,
+                now: Instant::now(),
+            };
+            (script.memory())(&mut ops, &stored, args)
+        };
+        outcome.map_err(|message| KvError::Backend {
+            store: self.name.clone(),
+            op: "script",
+            key: keys.first().map(|k| (*k).to_owned()),
+            source: message.into(),
         })
     }
 

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisConnectionInfo};
+use serde::{Deserialize, Deserializer};
 
 use crate::secret::Secret;
 
@@ -24,28 +25,83 @@ use crate::secret::Secret;
 ///     .with_response_timeout(Duration::from_millis(500));
 /// assert!(!format!("{config:?}").contains("s3cret"));
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
+///
+/// In YAML (service type `kvstore_redis`), every field is optional except
+/// that one of `addr` and `url` must be given; unknown fields are errors:
+///
+/// ```yaml
+/// config:
+///   addr: ${REDIS_ADDR:localhost:6379}
+///   password: ${REDIS_PASSWORD}
+///   db: 1
+///   pool_size: 1
+///   prefix: sessions
+///   connect_timeout: 5s
+///   response_timeout: 2s
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct RedisConfig {
     /// Server address as `host:port` (port defaults to 6379). Default: none.
+    #[serde(deserialize_with = "deserialize_opt_text")]
     pub addr: Option<String>,
     /// Server URL (`redis://[user][:password@]host[:port][/db]`). Default: none.
+    #[serde(deserialize_with = "deserialize_opt_text")]
     pub url: Option<String>,
     /// ACL user name. Default: none (the `default` user).
+    #[serde(deserialize_with = "deserialize_opt_text")]
     pub username: Option<String>,
     /// Password. Default: empty (no `AUTH`).
     pub password: Secret,
     /// Database number, 0–15. Default: the URL's, else 0.
+    #[serde(deserialize_with = "deserialize_db")]
     pub db: Option<u8>,
     /// Number of multiplexed connections used round-robin. Default: 1,
     /// which is the fastest choice for most loads (see `docs/BENCHMARKS.md`);
     /// measure before raising it.
+    #[serde(deserialize_with = "deserialize_pool_size")]
     pub pool_size: usize,
     /// Key prefix; stored keys are `{prefix}:{key}`. Default: empty.
+    #[serde(deserialize_with = "deserialize_text")]
     pub prefix: String,
     /// Time allowed to establish a connection. Default: 5 s.
+    #[serde(with = "crate::config::serde_duration")]
     pub connect_timeout: Duration,
     /// Time allowed for a response to a command. Default: 2 s.
+    #[serde(with = "crate::config::serde_duration")]
     pub response_timeout: Duration,
+}
+
+/// A text field that may be written empty (`prefix:` or an unset
+/// `${VAR}`, both of which YAML reads as null): null is the empty string.
+pub(crate) fn deserialize_text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.unwrap_or_default())
+}
+
+/// An optional text field where empty counts as absent.
+fn deserialize_opt_text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.filter(|s| !s.is_empty()))
+}
+
+/// `db`: an integer from 0 to 15 (null: not given).
+pub(crate) fn deserialize_db<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u8>, D::Error> {
+    match Option::<i64>::deserialize(d)? {
+        None => Ok(None),
+        Some(db @ 0..=15) => Ok(u8::try_from(db).ok()),
+        Some(db) => Err(serde::de::Error::custom(format!(
+            "db must be between 0 and 15, got {db}"
+        ))),
+    }
+}
+
+fn deserialize_pool_size<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    let size = Option::<i64>::deserialize(d)?.unwrap_or(1);
+    match usize::try_from(size) {
+        Ok(size @ 1..=MAX_POOL_SIZE) => Ok(size),
+        _ => Err(serde::de::Error::custom(format!(
+            "pool_size must be between 1 and {MAX_POOL_SIZE}, got {size}"
+        ))),
+    }
 }
 
 /// The most connections one store may open.

@@ -1,6 +1,6 @@
 //! The Redis backend (`kvstore_redis`) over redis-rs `ConnectionManager`s.
 
-mod config;
+pub(crate) mod config;
 mod error_map;
 mod routing;
 mod store;

@@ -11,7 +11,7 @@ use super::config::RedisConfig;
 use super::error_map::ErrorContext;
 use super::routing;
 use crate::error::{KvError, Result};
-use crate::store::{KeySpace, KeyTtl, KvStore, Ttl, duration_millis};
+use crate::store::{KeySpace, KeyTtl, KvStore, Script, ScriptValue, Ttl, duration_millis};
 
 /// Reconnection attempts a connection makes before failing the commands
 /// waiting on it. Kept small so that callers learn quickly that the server
@@ -154,6 +154,22 @@ impl RedisStore {
     }
 }
 
+/// Converts a script reply to the backend-neutral [`ScriptValue`].
+fn script_value(value: redis::Value) -> ScriptValue {
+    match value {
+        redis::Value::Nil => ScriptValue::Nil,
+        redis::Value::Int(n) => ScriptValue::Int(n),
+        redis::Value::BulkString(bytes) => ScriptValue::Bytes(bytes),
+        redis::Value::SimpleString(text) => ScriptValue::Bytes(text.into_bytes()),
+        redis::Value::Okay => ScriptValue::Bytes(b"OK".to_vec()),
+        redis::Value::Boolean(b) => ScriptValue::Int(i64::from(b)),
+        redis::Value::Array(items) | redis::Value::Set(items) => {
+            ScriptValue::Array(items.into_iter().map(script_value).collect())
+        }
+        _ => ScriptValue::Nil,
+    }
+}
+
 #[async_trait]
 impl KvStore for RedisStore {
     fn name(&self) -> &str {
@@ -285,6 +301,28 @@ impl KvStore for RedisStore {
         let mut cmd = redis::cmd("INCRBY");
         cmd.arg(self.space.stored_key(key)).arg(delta);
         self.query(&cmd, "INCRBY", Some(key)).await
+    }
+
+    #[tracing::instrument(level = "trace", skip_all, fields(store = %self.ctx.store), err(level = "debug"))]
+    async fn run_script(
+        &self,
+        script: &Script,
+        keys: &[&str],
+        args: &[Vec<u8>],
+    ) -> Result<ScriptValue> {
+        let mut invocation = script.redis().prepare_invoke();
+        for key in keys {
+            invocation.key(self.space.stored_key(key));
+        }
+        for arg in args {
+            invocation.arg(arg.as_slice());
+        }
+        let mut conn = self.conn()?;
+        let value: redis::Value = invocation
+            .invoke_async(&mut conn)
+            .await
+            .map_err(|e| self.ctx.map("EVALSHA", keys.first().copied(), e))?;
+        Ok(script_value(value))
     }
 
     #[tracing::instrument(level = "trace", skip(self), fields(store = %self.ctx.store), err(level = "debug"))]

@@ -1,0 +1,163 @@
+//! [`ConfigError`]: everything that can be wrong with a configuration, found
+//! at start-up, with the file, `line:column` and service it concerns.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::error::KvError;
+
+/// A position in a configuration file (1-based line and column).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Location {
+    /// The file, as given to the loader (or a label for in-memory text).
+    pub file: Arc<str>,
+    /// 1-based line.
+    pub line: u32,
+    /// 1-based column.
+    pub column: u32,
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.file, self.line, self.column)
+    }
+}
+
+fn service_part(service: &Option<String>) -> String {
+    match service {
+        Some(name) => format!(" service `{name}`:"),
+        None => String::new(),
+    }
+}
+
+/// A start-up error of the configuration loader or the service registry.
+///
+/// Every variant that comes from a file carries its [`Location`]
+/// (`file:line:column`) and, inside `services:`, the service's name. None
+/// of them ever contains a secret value.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The configuration file or directory cannot be read.
+    #[error("cannot read configuration `{}`", path.display())]
+    Read {
+        /// The path given.
+        path: PathBuf,
+        /// Underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The YAML itself is malformed.
+    #[error("{location}: YAML syntax error: {message}")]
+    Syntax {
+        /// Where the parser stopped.
+        location: Location,
+        /// The parser's message.
+        message: String,
+    },
+    /// A `${...}` placeholder could not be expanded (unterminated, unknown
+    /// resolver, unreadable secret file).
+    #[error("{location}:{} {reason}", service_part(service))]
+    Expand {
+        /// The scalar holding the placeholder.
+        location: Location,
+        /// The service it belongs to, if inside `services:`.
+        service: Option<String>,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A value does not fit its type: unknown or missing field, value out
+    /// of range, bad duration, wrong type.
+    #[error("{location}:{} `{path}`: {message}", service_part(service))]
+    Invalid {
+        /// The offending node.
+        location: Location,
+        /// The service it belongs to, if inside `services:`.
+        service: Option<String>,
+        /// The field path (`services.session_cache.config.db`).
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A service names a type nobody registered.
+    #[error(
+        "{location}: service `{service}`: unknown type `{type_name}` (registered types: {})",
+        known.join(", ")
+    )]
+    UnknownType {
+        /// The `type:` node.
+        location: Location,
+        /// The service.
+        service: String,
+        /// The unknown type.
+        type_name: String,
+        /// The registered types.
+        known: Vec<String>,
+    },
+    /// Two files define one service with different types.
+    #[error(
+        "{second}: service `{service}` has type `{second_type}` here but `{first_type}` at {first}"
+    )]
+    TypeConflict {
+        /// The service.
+        service: String,
+        /// Where it was first defined.
+        first: Location,
+        /// Its type there.
+        first_type: String,
+        /// Where it was defined again.
+        second: Location,
+        /// Its type there.
+        second_type: String,
+    },
+    /// A service or component refers to a service that does not exist.
+    #[error("{}unknown service `{name}` (known services: {})", wanted_by.as_ref().map(|w| format!("{w}: ")).unwrap_or_default(), known.join(", "))]
+    UnknownService {
+        /// The name asked for.
+        name: String,
+        /// Who asked (a component, with its location), if known.
+        wanted_by: Option<String>,
+        /// The services that exist.
+        known: Vec<String>,
+    },
+    /// A service exists but is not of the kind asked for (for example a
+    /// component's `store:` names a service that is not a key-value store).
+    #[error("service `{name}` is a `{actual}`, not a {expected}")]
+    WrongKind {
+        /// The service.
+        name: String,
+        /// The kind asked for.
+        expected: &'static str,
+        /// Its actual type.
+        actual: String,
+    },
+    /// A top-level section the application requires is absent.
+    #[error("the configuration has no `{section}` section (files: {files})")]
+    MissingSection {
+        /// The section's key.
+        section: String,
+        /// The files loaded, comma-separated.
+        files: String,
+    },
+    /// A service type was registered twice.
+    #[error("service type `{type_name}` is already registered")]
+    DuplicateType {
+        /// The type name.
+        type_name: String,
+    },
+    /// A service could not be started (for example its Redis is
+    /// unreachable: the source names the address).
+    #[error("service `{service}` (type `{type_name}`, defined at {location}) failed to start")]
+    Start {
+        /// The service.
+        service: String,
+        /// Its type.
+        type_name: String,
+        /// Where it is defined.
+        location: Location,
+        /// Underlying error (boxed to keep `ConfigError` small).
+        #[source]
+        source: Box<KvError>,
+    },
+}

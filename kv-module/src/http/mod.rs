@@ -1,0 +1,5 @@
+//! HTTP glue shared by the components' axum integrations.
+
+mod problem;
+
+pub use problem::Problem;

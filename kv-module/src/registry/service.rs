@@ -1,0 +1,121 @@
+//! [`Service`] (a built instance), [`ServiceContext`] (what a factory may
+//! use) and [`StoreRef`] (a configuration field naming a store).
+
+use std::any::Any;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::Deserialize;
+
+use crate::config::ConfigError;
+use crate::store::KvStore;
+use crate::store::memory::MemoryServer;
+
+/// A built service instance: a key-value store, or any other value an
+/// application's service type produces.
+#[derive(Clone)]
+pub struct Service {
+    pub(crate) type_name: String,
+    pub(crate) value: Arc<dyn Any + Send + Sync>,
+    pub(crate) store: Option<Arc<dyn KvStore>>,
+}
+
+impl std::fmt::Debug for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Service")
+            .field("type_name", &self.type_name)
+            .field("is_store", &self.store.is_some())
+            .finish()
+    }
+}
+
+impl Service {
+    /// The service's type name (`kvstore_redis`, ...).
+    pub fn type_name(&self) -> &str {
+        &self.type_name
+    }
+
+    /// The service as a key-value store, when it is one.
+    pub fn as_store(&self) -> Option<&Arc<dyn KvStore>> {
+        self.store.as_ref()
+    }
+
+    /// The service as the concrete type `T` its factory produced.
+    pub fn downcast<T: Send + Sync + 'static>(&self) -> Option<Arc<T>> {
+        self.value.clone().downcast::<T>().ok()
+    }
+}
+
+/// What a service factory may use while building its instance: its own
+/// name, the services built before it (every store, and the other
+/// services before it in name order), and the registry's shared in-memory
+/// server.
+#[derive(Clone, Debug)]
+pub struct ServiceContext {
+    pub(crate) name: String,
+    pub(crate) built: BTreeMap<String, Service>,
+    pub(crate) memory: MemoryServer,
+}
+
+impl ServiceContext {
+    /// The name of the service being built.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The key-value store named `store`, for a service that is built on
+    /// one. Stores are built before every other service, so any store in
+    /// the configuration can be named.
+    pub fn store(&self, store: &StoreRef) -> Result<Arc<dyn KvStore>, ConfigError> {
+        lookup_store(
+            &self.built,
+            store.name(),
+            Some(format!("service `{}`", self.name)),
+        )
+    }
+
+    /// The in-memory server shared by every `kvstore_memory` service of
+    /// this registry (one keyspace per `db`, as on one `redis-server`).
+    pub fn memory_server(&self) -> &MemoryServer {
+        &self.memory
+    }
+}
+
+pub(crate) fn lookup_store(
+    services: &BTreeMap<String, Service>,
+    name: &str,
+    wanted_by: Option<String>,
+) -> Result<Arc<dyn KvStore>, ConfigError> {
+    let service = services
+        .get(name)
+        .ok_or_else(|| ConfigError::UnknownService {
+            name: name.to_owned(),
+            wanted_by,
+            known: services.keys().cloned().collect(),
+        })?;
+    service.store.clone().ok_or_else(|| ConfigError::WrongKind {
+        name: name.to_owned(),
+        expected: "key-value store",
+        actual: service.type_name.clone(),
+    })
+}
+
+/// A configuration field that names a key-value store service
+/// (`store: session_cache`). Resolve it with
+/// [`ServiceRegistry::store_for`](crate::registry::ServiceRegistry::store_for)
+/// or [`ServiceContext::store`].
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct StoreRef(String);
+
+impl StoreRef {
+    /// A reference to the store named `name`.
+    pub fn new(name: impl Into<String>) -> Self {
+        Self(name.into())
+    }
+
+    /// The store's service name.
+    pub fn name(&self) -> &str {
+        &self.0
+    }
+}

@@ -1,0 +1,139 @@
+//! [`Script`]: one atomic server-side step, written twice — in Lua for
+//! Redis and in Rust for the memory backend — and run by
+//! [`KvStore::run_script`](crate::KvStore::run_script).
+//!
+//! Components use scripts for everything that must hold under concurrency
+//! (single-use codes, rate-limit counts, session creation with its index):
+//! Redis runs a script without interleaving other commands, and the memory
+//! backend runs the Rust twin under the database lock. Both twins are run
+//! by the same tests, on both backends, so they cannot drift apart
+//! unnoticed.
+
+use std::sync::OnceLock;
+
+/// A value passed back from a script (the Redis reply types a script can
+/// return).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ScriptValue {
+    /// Lua `false` / `nil`.
+    Nil,
+    /// An integer.
+    Int(i64),
+    /// A string (binary safe).
+    Bytes(Vec<u8>),
+    /// A list.
+    Array(Vec<ScriptValue>),
+}
+
+impl ScriptValue {
+    /// The integer, if this is one.
+    pub fn as_int(&self) -> Option<i64> {
+        match self {
+            Self::Int(n) => Some(*n),
+            _ => None,
+        }
+    }
+
+    /// The bytes, if this is a string.
+    pub fn as_bytes(&self) -> Option<&[u8]> {
+        match self {
+            Self::Bytes(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    /// The items, if this is a list.
+    pub fn as_array(&self) -> Option<&[ScriptValue]> {
+        match self {
+            Self::Array(items) => Some(items),
+            _ => None,
+        }
+    }
+}
+
+/// What the Rust twin of a script may do to the locked memory database.
+/// Keys are stored keys (already prefixed), values are raw bytes; the
+/// semantics are those of the Redis command each method is named after.
+pub trait ScriptOps {
+    /// `GET`.
+    fn get(&mut self, key: &str) -> Option<Vec<u8>>;
+    /// `SET key value [PX ms]`: replaces the value and the expiry.
+    fn set(&mut self, key: &str, value: &[u8], px: Option<u64>);
+    /// `SET key value KEEPTTL`: replaces the value, keeps the expiry.
+    fn set_keep_ttl(&mut self, key: &str, value: &[u8]);
+    /// `DEL`: whether the key existed.
+    fn del(&mut self, key: &str) -> bool;
+    /// `PTTL`: -2 for a missing key, -1 for a persistent one, else the
+    /// remaining milliseconds.
+    fn pttl(&mut self, key: &str) -> i64;
+    /// `PEXPIRE`: whether the key exists.
+    fn pexpire(&mut self, key: &str, ms: u64) -> bool;
+    /// The server clock in Unix milliseconds (`TIME` on Redis).
+    fn now_ms(&self) -> u64;
+}
+
+/// The Rust twin of a script: `(ops, keys, args)` to a reply, or an error
+/// message (the equivalent of `redis.error_reply`).
+pub type MemoryScript =
+    fn(&mut dyn ScriptOps, &[String], &[Vec<u8>]) -> Result<ScriptValue, String>;
+
+/// An atomic server-side step: Lua for Redis, a Rust function for memory.
+///
+/// Define scripts as `static`s so the Lua is hashed once; Redis runs it by
+/// `EVALSHA` and loads it on `NOSCRIPT`.
+///
+/// ```
+/// use kv_module::store::{Script, ScriptOps, ScriptValue};
+///
+/// /// Sets KEYS[1] to ARGV[1] only if it currently holds ARGV[2].
+/// static COMPARE_AND_SET: Script = Script::new(
+///     "if redis.call('GET', KEYS[1]) == ARGV[2] then \
+///        redis.call('SET', KEYS[1], ARGV[1], 'KEEPTTL') return 1 end return 0",
+///     |ops, keys, args| {
+///         if ops.get(&keys[0]).as_deref() == Some(args[1].as_slice()) {
+///             ops.set_keep_ttl(&keys[0], &args[0]);
+///             return Ok(ScriptValue::Int(1));
+///         }
+///         Ok(ScriptValue::Int(0))
+///     },
+/// );
+/// ```
+pub struct Script {
+    lua: &'static str,
+    memory: MemoryScript,
+    redis: OnceLock<redis::Script>,
+}
+
+impl Script {
+    /// A script from its Lua source and its Rust twin.
+    pub const fn new(lua: &'static str, memory: MemoryScript) -> Self {
+        Self {
+            lua,
+            memory,
+            redis: OnceLock::new(),
+        }
+    }
+
+    /// The Lua source.
+    pub fn lua(&self) -> &'static str {
+        self.lua
+    }
+
+    /// The Rust twin.
+    pub fn memory(&self) -> MemoryScript {
+        self.memory
+    }
+
+    /// The redis-rs script (hashed once).
+    pub(crate) fn redis(&self) -> &redis::Script {
+        self.redis.get_or_init(|| redis::Script::new(self.lua))
+    }
+}
+
+impl std::fmt::Debug for Script {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Script")
+            .field("sha1", &self.redis().get_hash())
+            .finish()
+    }
+}
