@@ -1,64 +1,72 @@
-//! The kv-module example app.
-//!
-//! For now a short demonstration of the `KvStore` contract: it opens the
-//! store chosen by `KV_DRIVER` (`kvstore_redis`, the default, at
-//! `REDIS_ADDR` or `localhost:6379`; or `kvstore_memory`), writes, reads and
-//! counts, and prints what it did. The axum service arrives with the
-//! example-app issue.
+//! The kv-module example app: `cargo run -p example-app`.
 
-use std::sync::Arc;
-
-use kv_module::{KvStore, KvStoreExt, MemoryStore, RedisConfig, RedisStore, Secret, Ttl};
+use example_app::{AppOptions, Application, settings, telemetry};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    match run().await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+    // Telemetry.
+    telemetry::init();
+
+    // Settings: the configuration file or directory.
+    let config_path = settings::config_path(std::env::args());
+    tracing::info!(config = %config_path.display(), "starting");
+
+    // Registry, components and router; then serve until SIGINT/SIGTERM.
+    let app = match Application::build(AppOptions {
+        config_path,
+        env: None,
+    })
+    .await
+    {
+        Ok(app) => app,
         Err(e) => {
-            eprintln!("example-app: {e}");
+            eprintln!("example-app: cannot start: {e}");
             let mut source = std::error::Error::source(&e);
             while let Some(cause) = source {
                 eprintln!("  caused by: {cause}");
                 source = cause.source();
             }
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match app.local_addr() {
+        Ok(addr) => tracing::info!(%addr, "listening"),
+        Err(e) => tracing::warn!(error = %e, "listening (address unknown)"),
+    }
+    match app.run_until_stopped(shutdown_signal()).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("example-app: server error: {e}");
             std::process::ExitCode::FAILURE
         }
     }
 }
 
-async fn run() -> kv_module::Result<()> {
-    let driver = std::env::var("KV_DRIVER").unwrap_or_else(|_| "kvstore_redis".into());
-    let store: Arc<dyn KvStore> = match driver.as_str() {
-        "kvstore_memory" => Arc::new(MemoryStore::new("demo_cache", "example")),
-        _ => {
-            let addr = std::env::var("REDIS_ADDR").unwrap_or_else(|_| "localhost:6379".into());
-            let password = Secret::new(std::env::var("REDIS_PASSWORD").unwrap_or_default());
-            let config = RedisConfig::new(addr)
-                .with_password(password)
-                .with_prefix("example");
-            Arc::new(RedisStore::open("demo_cache", config).await?)
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::warn!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
         }
     };
-    println!(
-        "opened `{}` ({driver}), prefix `{}`",
-        store.name(),
-        store.prefix()
-    );
-
-    store
-        .set("greeting", "hello from kv-module", Ttl::secs(60))
-        .await?;
-    let greeting: Option<String> = store.get("greeting").await?;
-    println!(
-        "greeting = {greeting:?}, ttl = {:?}",
-        store.ttl("greeting").await?
-    );
-    let visits = store.incr_by("visits", 1).await?;
-    store
-        .expire("visits", std::time::Duration::from_secs(3600))
-        .await?;
-    println!("visits = {visits}");
-    println!("keys = {:?}", store.keys("*").await?);
-    store.close().await;
-    Ok(())
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown signal: draining in-flight requests");
 }

@@ -41,8 +41,13 @@
 //! * [`session`]: the session manager and its axum extractor.
 //! * [`otp`]: the one-time-code service.
 //! * [`rate_limit`]: the rate limiter and its tower layer.
+//! * [`cache_aside`]: [`CacheAside`](cache_aside::CacheAside), an
+//!   application's repository read through a store (single-flight loads,
+//!   an optional cross-process lease, negative caching, no stale
+//!   write-back).
 #![forbid(unsafe_code)]
 
+pub mod cache_aside;
 pub mod config;
 pub mod error;
 pub mod http;

@@ -31,8 +31,12 @@
 //!   generic over a [`Backend`](conformance::Backend), instantiated per
 //!   backend by [`conformance_suite!`].
 //! * [`backends`]: the Redis and memory [`Backend`](conformance::Backend)s.
+//! * [`counting_store`]: a `KvStore` wrapper counting calls (round trips),
+//!   to bound a component's round trips on any backend.
 //! * `tests/conformance.rs`: the suite on both backends;
 //!   `tests/redis_store.rs`: Redis-only checks (round trips, glob parity).
+//! * [`test_app`]: [`TestApp`](test_app::TestApp), the example app started
+//!   in-process on port 0 (Redis or memory driver) and driven over HTTP.
 //! * `tests/fixture.rs`: tests of the fixture itself.
 //! * `benches/store.rs`: kv-module against raw redis-rs, and the memory
 //!   backend, in operations per second.
@@ -41,6 +45,8 @@
 pub mod backends;
 pub mod command_stats;
 pub mod conformance;
+pub mod counting_store;
 pub mod redis_server;
+pub mod test_app;
 
 pub use redis_server::TestRedis;

@@ -50,7 +50,7 @@ const MAX_FILE: u64 = 16 * 1024 * 1024;
 /// assert_eq!(cache.type_name, "kvstore_redis");
 /// let redis: Redis = cache.config()?;
 /// assert_eq!((redis.addr.as_str(), redis.db), ("localhost:6379", 1));
-/// let app: App = config.section("app")?.unwrap();
+/// let app: App = config.required_section("app")?;
 /// assert_eq!(app.name, "demo");
 /// # Ok::<(), kv_module::config::ConfigError>(())
 /// ```

@@ -1,1 +1,65 @@
-//! (being written)
+//! Rate limiting that is exact across every application instance sharing
+//! a store, and its axum/tower layer speaking the IETF rate-limit headers.
+//!
+//! * [`RateLimitPolicy`] / [`NamedPolicy`] (`policy.rs`): a policy from
+//!   configuration (`algorithm`, `limit`, `window`, `burst`, `prefix`,
+//!   `on_store_error`), validated under its name.
+//! * [`Algorithm`], [`OnStoreError`] (`algorithm.rs`): fixed window,
+//!   sliding-window counter, GCRA; fail open or closed.
+//! * `scripts.rs`: one [`Script`](crate::store::Script) per algorithm —
+//!   each check is one atomic step (one `EVALSHA` round trip on Redis,
+//!   one critical section in memory) reading the store's clock, so
+//!   instances with skewed clocks agree; every key written has a TTL and
+//!   a denied check writes nothing.
+//! * [`RateLimiter`] (`limiter.rs`): the limiter and shaku component;
+//!   [`RateLimit`] (`interface.rs`): its interface. [`Decision`]
+//!   (`decision.rs`) is a check's answer, [`RateLimitError`] (`error.rs`)
+//!   the failure to give one.
+//! * [`KeyExtractor`] (`key_extractor.rs`) and [`TrustedProxies`]
+//!   (`trusted_proxies.rs`): who a request counts against — peer IP,
+//!   forwarded IP from trusted proxies only, the authenticated user, any
+//!   closure, or a combination.
+//! * [`RateLimitLayer`] (`layer.rs`) and the header helpers
+//!   (`headers.rs`).
+//!
+//! # Wiring
+//!
+//! Policies live in the application's configuration; the store they count
+//! in is a named `kvstore_*` service. Build each [`RateLimiter`] (or, for
+//! the one a DI module binds, its [`RateLimiterParameters`]) before the
+//! module and router, so every mistake is a start-up error — see
+//! [`RateLimiter`] for the shaku wiring and [`RateLimitLayer`] for the
+//! router. For example:
+//!
+//! ```yaml
+//! services:
+//!   ratelimit_cache: { type: kvstore_redis, config: { addr: localhost:6379, db: 2, prefix: ratelimit } }
+//! rate_limits:
+//!   store: ratelimit_cache
+//!   policies:
+//!     api:   { algorithm: sliding_window, limit: 100, window: 1m }
+//!     login: { algorithm: gcra, limit: 5, window: 1m, burst: 3, on_store_error: fail_closed }
+//! ```
+
+mod algorithm;
+mod decision;
+mod error;
+mod headers;
+mod interface;
+mod key_extractor;
+mod layer;
+mod limiter;
+mod policy;
+mod scripts;
+mod trusted_proxies;
+
+pub use algorithm::{Algorithm, OnStoreError};
+pub use decision::Decision;
+pub use error::RateLimitError;
+pub use headers::{RATELIMIT, RATELIMIT_POLICY, policy_header, rate_limit_header};
+pub use interface::RateLimit;
+pub use key_extractor::KeyExtractor;
+pub use layer::{MissingKey, RateLimitLayer, RateLimitService};
+pub use limiter::{RateLimiter, RateLimiterParameters};
+pub use policy::{MAX_LIMIT, MAX_WINDOW, NamedPolicy, RateLimitPolicy};
+pub use trusted_proxies::{ProxyHeader, TrustedProxies};

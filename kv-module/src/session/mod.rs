@@ -1,1 +1,129 @@
-//! (being written)
+//! Server-side sessions: [`SessionManager`] (the [`Sessions`] component),
+//! its configuration, and the axum extractor [`CurrentSession`].
+//!
+//! # What it guarantees
+//!
+//! * Ids are 256 bits from the OS CSPRNG, URL-safe ([`SessionId`]); they
+//!   never appear in `Debug` output, logs, or the store, which keys each
+//!   session by the SHA-256 of its id ([`SessionHandle`]).
+//! * Two timeouts, both enforced by the key's TTL: idle (sliding, default
+//!   30 minutes) and absolute (from creation, default 24 hours). A refresh
+//!   extends only the idle one and never past the absolute expiry.
+//! * Every operation is one round trip: `get` is one `GET`; every write is
+//!   one [`Script`](crate::Script) (Lua on Redis, its Rust twin under the
+//!   memory backend's lock), so creation, logout, id cycling and "log out
+//!   everywhere" are atomic.
+//! * Using a session ([`Sessions::load`], which the extractor calls) reads
+//!   it, and refreshes it at most once per refresh interval (default 60 s;
+//!   checked again inside the store, so concurrent requests write once):
+//!   a request is not a write.
+//! * A per-user index makes listing and deleting a user's sessions cost in
+//!   proportion to that user's sessions; nothing scans the keyspace.
+//! * Every key carries a TTL, indexes included.
+//!
+//! # Key layout
+//!
+//! Under the store's prefix:
+//!
+//! | key | value | TTL |
+//! |---|---|---|
+//! | `session:{handle}` | the record: JSON with `last_seen`, `absolute_expiry`, `created_at` (Unix ms, store clock), `user_key`, then the [`SessionData`] | `min(idle, absolute expiry - now)` |
+//! | `user_sessions:{user key}` | the user's index: JSON `{handle: absolute expiry ms}` | the latest member's absolute expiry |
+//!
+//! `handle` is base64url(SHA-256(id)); `user key` is base64url(SHA-256 of
+//! the user id, domain separated), so neither ids nor user ids (often
+//! e-mail addresses) appear in key names. Index members are pruned lazily:
+//! whenever an index is written, members past their absolute expiry go, and
+//! `create` and `list_user_sessions` also drop members whose record is gone
+//! (idled out).
+//!
+//! # Wiring with shaku and axum
+//!
+//! Build the manager before the shaku module — resolving its store by the
+//! name its configuration gives, so a bad name is a start-up error — and
+//! pass it as the component's parameters. The extractor finds it through
+//! the router state: implement `FromRef<YourState>` for `Arc<dyn Sessions>`
+//! (and for `Arc<YourModule>` when handlers also use `shaku_axum::Inject`).
+//!
+//! ```
+//! use std::sync::Arc;
+//! use axum::{Router, extract::FromRef, http::header::SET_COOKIE, response::IntoResponse, routing::{get, post}};
+//! use kv_module::config::ConfigLoader;
+//! use kv_module::registry::{ServiceRegistry, ServiceTypes};
+//! use kv_module::session::{CurrentSession, SessionConfig, SessionData, SessionManager, Sessions};
+//! use shaku::{HasComponent, module};
+//!
+//! module! {
+//!     AppModule { components = [SessionManager], providers = [] }
+//! }
+//!
+//! #[derive(Clone)]
+//! struct AppState {
+//!     module: Arc<AppModule>,
+//! }
+//!
+//! impl FromRef<AppState> for Arc<dyn Sessions> {
+//!     fn from_ref(state: &AppState) -> Self {
+//!         state.module.resolve()
+//!     }
+//! }
+//!
+//! async fn login(axum::extract::State(state): axum::extract::State<AppState>) -> impl IntoResponse {
+//!     let sessions: Arc<dyn Sessions> = state.module.resolve();
+//!     match sessions.create(SessionData::new("user-1")).await {
+//!         Ok(id) => Ok([(SET_COOKIE, sessions.settings().set_cookie(&id))]),
+//!         Err(_) => Err(axum::http::StatusCode::SERVICE_UNAVAILABLE),
+//!     }
+//! }
+//!
+//! async fn me(current: CurrentSession) -> String {
+//!     current.session.data.user_id
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let yaml = "
+//! services:
+//!   session_cache:
+//!     type: kvstore_memory
+//!     config: { prefix: sessions }
+//! sessions:
+//!   store: session_cache
+//!   idle_timeout: 30m
+//!   cookie_secure: true
+//! ";
+//! let config = ConfigLoader::new().load_str("app.yaml", yaml)?;
+//! let registry = ServiceRegistry::build(&config, &ServiceTypes::builtin()).await?;
+//! let session_config: SessionConfig = config.required_section("sessions")?;
+//! let manager = SessionManager::from_registry(&registry, "sessions", session_config)?;
+//! let module = AppModule::builder()
+//!     .with_component_parameters::<SessionManager>(manager.into_parameters())
+//!     .build();
+//! let app: Router = Router::new()
+//!     .route("/login", post(login))
+//!     .route("/me", get(me))
+//!     .with_state(AppState { module: Arc::new(module) });
+//! # let _ = app;
+//! # Ok(())
+//! # }
+//! ```
+
+mod config;
+mod cookie;
+mod data;
+mod extractor;
+mod id;
+mod manager;
+mod scripts;
+mod sessions;
+
+pub use config::{
+    DEFAULT_ABSOLUTE_TIMEOUT, DEFAULT_COOKIE_NAME, DEFAULT_IDLE_TIMEOUT, DEFAULT_REFRESH_INTERVAL,
+    SessionConfig, SessionSettings,
+};
+pub use cookie::find_cookie;
+pub use data::{Session, SessionData, UserSession};
+pub use extractor::{CurrentSession, SessionRejection};
+pub use id::{SessionHandle, SessionId};
+pub use manager::{SessionManager, SessionManagerParameters};
+pub use sessions::Sessions;

@@ -1,0 +1,70 @@
+//! `/api/session`: the caller's session.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use kv_module::session::{CurrentSession, Session, Sessions};
+use serde_json::{Value, json};
+use shaku::HasComponent;
+
+use super::auth::seconds_until;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+fn expires_in(sessions: &dyn Sessions, session: &Session) -> u64 {
+    let idle_ms =
+        u64::try_from(sessions.settings().config().idle_timeout().as_millis()).unwrap_or(u64::MAX);
+    let idle_deadline = session.last_seen.saturating_add(idle_ms);
+    seconds_until(idle_deadline.min(session.absolute_expiry))
+}
+
+/// 200 `{"user_id","created_at","expires_in"}`.
+pub async fn get(State(state): State<AppState>, current: CurrentSession) -> Json<Value> {
+    let sessions: &dyn Sessions = state.module.resolve_ref();
+    Json(json!({
+        "user_id": current.session.data.user_id,
+        "created_at": current.session.created_at,
+        "expires_in": expires_in(sessions, &current.session),
+    }))
+}
+
+/// 200 `{"expires_in"}` after extending the idle timeout.
+pub async fn refresh(
+    State(state): State<AppState>,
+    current: CurrentSession,
+) -> Result<Json<Value>, ApiError> {
+    let sessions: &dyn Sessions = state.module.resolve_ref();
+    if !sessions
+        .refresh(&current.id)
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("session store: {e}")))?
+    {
+        return Err(ApiError::Unauthorized("unknown or expired session".into()));
+    }
+    let session = sessions
+        .get(&current.id)
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("session store: {e}")))?
+        .ok_or_else(|| ApiError::Unauthorized("unknown or expired session".into()))?;
+    Ok(Json(
+        json!({ "expires_in": expires_in(sessions, &session) }),
+    ))
+}
+
+/// 204; the session no longer works, and the cookie is cleared.
+pub async fn delete(
+    State(state): State<AppState>,
+    current: CurrentSession,
+) -> Result<Response, ApiError> {
+    let sessions: &dyn Sessions = state.module.resolve_ref();
+    sessions
+        .delete(&current.id)
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("session store: {e}")))?;
+    Ok((
+        StatusCode::NO_CONTENT,
+        [(header::SET_COOKIE, sessions.settings().clear_cookie())],
+    )
+        .into_response())
+}

@@ -1,0 +1,217 @@
+//! [`Application`]: configuration → registry and components → router →
+//! listener; and [`build_app`], the router alone, for tests.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::middleware;
+use axum::routing::{get, post};
+use kv_module::cache_aside::{CacheAside, CacheConfig};
+use kv_module::config::{ConfigError, ConfigLoader, Expander};
+use kv_module::http::Problem;
+use kv_module::otp::{OtpConfig, OtpService};
+use kv_module::rate_limit::{
+    KeyExtractor, NamedPolicy, RateLimit, RateLimitLayer, RateLimitPolicy, RateLimiter,
+    RateLimiterParameters,
+};
+use kv_module::registry::{ServiceRegistry, ServiceTypes, StoreRef};
+use kv_module::session::{SessionConfig, SessionManager};
+use serde::Deserialize;
+use shaku::HasComponent;
+
+use crate::db::Database;
+use crate::request_span::request_span;
+use crate::routes::{auth, health, metrics, session, users};
+use crate::settings::Settings;
+use crate::state::{AppModule, AppState};
+use crate::users::UserRepository;
+
+/// Bodies larger than this are refused with 413.
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// Why the app could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// The configuration is invalid, or a store is unreachable.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The SQLite database cannot be opened or migrated.
+    #[error("database `{path}`: {source}")]
+    Database {
+        /// Its path.
+        path: String,
+        /// The SQLite error.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// The listen address cannot be bound.
+    #[error("cannot listen on `{addr}`: {source}")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The environment the configuration's `${VAR}`s read: the process
+/// environment by default; tests pass their own.
+pub type Env = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+/// How to start the app.
+pub struct AppOptions {
+    /// The configuration file or directory.
+    pub config_path: PathBuf,
+    /// Overrides the process environment for `${VAR}` expansion.
+    pub env: Option<Env>,
+}
+
+/// The `rate_limit:` section: the store and the per-client-IP policy of
+/// every `/api/` route.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RateLimitSection {
+    store: StoreRef,
+    policy: RateLimitPolicy,
+}
+
+/// A started app: bound, with every component built.
+pub struct Application {
+    listener: tokio::net::TcpListener,
+    router: Router,
+    registry: Arc<ServiceRegistry>,
+}
+
+impl Application {
+    /// Loads the configuration, builds the stores and components, opens
+    /// and migrates SQLite, and binds the listener.
+    pub async fn build(options: AppOptions) -> Result<Self, StartupError> {
+        let expander = match options.env {
+            Some(env) => Expander::new().with_env(move |name| env(name)),
+            None => Expander::new(),
+        };
+        let config = ConfigLoader::new()
+            .with_expander(expander)
+            .load(&options.config_path)?;
+        let settings: Settings = config.required_section("app")?;
+
+        let registry = ServiceRegistry::build(&config, &ServiceTypes::builtin()).await?;
+        let sessions = SessionManager::from_registry(
+            &registry,
+            "sessions",
+            config.required_section::<SessionConfig>("sessions")?,
+        )?;
+        let otp = OtpService::from_registry(
+            &registry,
+            "otp",
+            config.required_section::<OtpConfig>("otp")?,
+        )?;
+        let limits: RateLimitSection = config.required_section("rate_limit")?;
+        let limiter = RateLimiterParameters {
+            store: registry.store_for("rate_limit", &limits.store)?,
+            policy: NamedPolicy::new("api", limits.policy)?,
+        };
+
+        let path = settings.database_path();
+        let db = Database::open(&path).map_err(|source| StartupError::Database {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let users = CacheAside::from_registry(
+            &registry,
+            "user_cache",
+            config.required_section::<CacheConfig>("user_cache")?,
+            Arc::new(UserRepository::new(db)),
+        )?;
+
+        // Every lookup above is done: building the module cannot fail.
+        let module = AppModule::builder()
+            .with_component_parameters::<SessionManager>(sessions.into_parameters())
+            .with_component_parameters::<OtpService>(otp.into_parameters())
+            .with_component_parameters::<RateLimiter>(limiter)
+            .build();
+
+        let listener = tokio::net::TcpListener::bind(&settings.addr)
+            .await
+            .map_err(|source| StartupError::Bind {
+                addr: settings.addr.clone(),
+                source,
+            })?;
+        let registry = Arc::new(registry);
+        let state = AppState {
+            module: Arc::new(module),
+            registry: registry.clone(),
+            users: Arc::new(users),
+            settings: Arc::new(settings),
+        };
+        Ok(Self {
+            listener,
+            router: build_app(state),
+            registry,
+        })
+    }
+
+    /// The bound address (useful with port 0).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` completes, then drains in-flight requests
+    /// and closes the stores.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let served = axum::serve(
+            self.listener,
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await;
+        self.registry.close().await;
+        tracing::info!("stopped; stores closed");
+        served
+    }
+}
+
+/// The router: health and metrics at the root, the API under `/api/`
+/// behind the per-client-IP rate limit.
+pub fn build_app(state: AppState) -> Router {
+    let limiter: Arc<dyn RateLimit> = state.module.resolve();
+    let api = Router::new()
+        .route("/users", post(users::create))
+        .route(
+            "/users/{id}",
+            get(users::get).put(users::update).delete(users::delete),
+        )
+        .route(
+            "/users/{id}/sessions",
+            axum::routing::delete(users::delete_sessions),
+        )
+        .route("/auth/otp", post(auth::issue))
+        .route("/auth/otp/verify", post(auth::verify))
+        .route("/session", get(session::get).delete(session::delete))
+        .route("/session/refresh", post(session::refresh))
+        .fallback(not_found)
+        .layer(RateLimitLayer::new(limiter, KeyExtractor::peer_ip()));
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(metrics::metrics))
+        .nest("/api", api)
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(middleware::from_fn(request_span))
+        .with_state(state)
+}
+
+async fn not_found() -> Problem {
+    Problem::new(StatusCode::NOT_FOUND, "no such resource")
+}

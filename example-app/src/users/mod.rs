@@ -1,0 +1,7 @@
+//! Users: the model and its SQLite repository.
+
+mod model;
+mod repository;
+
+pub use model::{NewUser, User, UserPatch, validate};
+pub use repository::{UserRepository, UsersError};

@@ -1,0 +1,170 @@
+//! The cross-process lease: on a miss, one process (the holder of a short
+//! `SET NX PX` key with a random token) loads and writes back, while the
+//! others poll the entry for its value; after `lease.wait` they load by
+//! themselves, so a holder that crashed or hangs costs a bounded delay,
+//! never a failed read.
+//!
+//! The lease only limits duplicate loads. Correctness — never writing an
+//! old value back — rests on the write-back comparing the entry (see the
+//! [module documentation](super)), so a lease that expires mid-load is
+//! harmless: at worst two processes load.
+
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use tokio::time::Instant;
+
+use super::config::CacheSettings;
+use super::entry::{Lookup, Observed, lookup};
+use super::metrics::Counters;
+use super::random;
+use super::scripts::RELEASE_LEASE;
+use crate::store::{KvStore, Ttl};
+
+/// First pause between two looks at the entry; it grows by half each
+/// time up to [`MAX_POLL`]. Short at first because most loads are quick;
+/// cheap because only one caller per process and key polls (the others
+/// wait on its single-flight).
+const FIRST_POLL: Duration = Duration::from_millis(1);
+/// Longest pause between two looks at the entry.
+const MAX_POLL: Duration = Duration::from_millis(25);
+
+/// The entry as seen before a load, and when: the write-back requires it
+/// unchanged, and refuses when too much time has passed to be sure.
+#[derive(Clone, Debug)]
+pub(crate) struct Seen {
+    pub(crate) observed: Observed,
+    pub(crate) at: Instant,
+}
+
+/// A lease this process holds.
+#[derive(Debug)]
+pub(crate) struct Lease {
+    pub(crate) key: String,
+    pub(crate) token: String,
+}
+
+/// How the lease step of a miss ended.
+pub(crate) enum LeaseOutcome<V> {
+    /// This process holds the lease: it loads, and the entry was `seen`
+    /// after taking it.
+    Held(Lease, Seen),
+    /// Another process loaded meanwhile: its value, or `None` for a
+    /// cached "not found".
+    Answered(Option<V>),
+    /// The wait ran out: load without a lease, the entry as last seen.
+    TimedOut(Seen),
+    /// The store failed (counted and logged): load, and leave the cache
+    /// alone.
+    StoreFailed,
+}
+
+/// Takes the lease for `entry_key` or waits for the value of the process
+/// that holds it.
+pub(crate) async fn acquire_or_wait<V: DeserializeOwned>(
+    store: &dyn KvStore,
+    settings: &CacheSettings,
+    counters: &Counters,
+    entry_key: &str,
+) -> LeaseOutcome<V> {
+    let lease = settings.config().lease();
+    let lease_key = settings.lease_key(entry_key);
+    let token = random::token();
+    let deadline = Instant::now() + lease.wait();
+    let mut pause = FIRST_POLL;
+    let failed = |op, err: &crate::KvError| {
+        counters.store_failed(settings.name(), op, entry_key, err);
+        LeaseOutcome::StoreFailed
+    };
+    loop {
+        match store
+            .set_bytes_if_absent(&lease_key, token.as_bytes(), Ttl::After(lease.ttl()))
+            .await
+        {
+            Err(err) => return failed("lease", &err),
+            Ok(true) => {
+                let at = Instant::now();
+                // The previous holder may have written back between our
+                // last look and taking the lease.
+                return match store.get_bytes(entry_key).await {
+                    Err(err) => {
+                        release(store, settings, counters, &lease_key, &token).await;
+                        failed("GET", &err)
+                    }
+                    Ok(bytes) => match lookup::<V>(bytes).0 {
+                        Lookup::Hit(value) => {
+                            release(store, settings, counters, &lease_key, &token).await;
+                            LeaseOutcome::Answered(Some(value))
+                        }
+                        Lookup::NotFound => {
+                            release(store, settings, counters, &lease_key, &token).await;
+                            LeaseOutcome::Answered(None)
+                        }
+                        Lookup::Miss(observed) => LeaseOutcome::Held(
+                            Lease {
+                                key: lease_key,
+                                token,
+                            },
+                            Seen { observed, at },
+                        ),
+                    },
+                };
+            }
+            Ok(false) => {}
+        }
+        // Someone else holds it: watch the entry and the lease together.
+        loop {
+            let now = Instant::now();
+            if now >= deadline {
+                let at = Instant::now();
+                return match store.get_bytes(entry_key).await {
+                    Err(err) => failed("GET", &err),
+                    Ok(bytes) => match lookup::<V>(bytes).0 {
+                        Lookup::Hit(value) => LeaseOutcome::Answered(Some(value)),
+                        Lookup::NotFound => LeaseOutcome::Answered(None),
+                        Lookup::Miss(observed) => {
+                            tracing::debug!(
+                                cache = settings.name(),
+                                key = entry_key,
+                                "lease wait ran out: loading without the lease"
+                            );
+                            LeaseOutcome::TimedOut(Seen { observed, at })
+                        }
+                    },
+                };
+            }
+            tokio::time::sleep(pause.min(deadline - now)).await;
+            pause = pause.mul_f32(1.5).min(MAX_POLL);
+            let both = match store.get_many_bytes(&[entry_key, lease_key.as_str()]).await {
+                Ok(both) => both,
+                Err(err) => return failed("MGET", &err),
+            };
+            let mut both = both.into_iter();
+            let (entry, held) = (both.next().flatten(), both.next().flatten());
+            match lookup::<V>(entry).0 {
+                Lookup::Hit(value) => return LeaseOutcome::Answered(Some(value)),
+                Lookup::NotFound => return LeaseOutcome::Answered(None),
+                // Released (or expired) without a value: try to take it.
+                Lookup::Miss(_) if held.is_none() => break,
+                Lookup::Miss(_) => {}
+            }
+        }
+    }
+}
+
+/// Releases a lease this process holds (if it still does); a failure is
+/// counted and logged, and the lease then expires by itself.
+pub(crate) async fn release(
+    store: &dyn KvStore,
+    settings: &CacheSettings,
+    counters: &Counters,
+    lease_key: &str,
+    token: &str,
+) {
+    if let Err(err) = store
+        .run_script(&RELEASE_LEASE, &[lease_key], &[token.as_bytes().to_vec()])
+        .await
+    {
+        counters.store_failed(settings.name(), "release lease", lease_key, &err);
+    }
+}

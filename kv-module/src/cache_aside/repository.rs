@@ -1,0 +1,92 @@
+//! [`Repository`]: the application's system of record, as the cache sees
+//! it.
+
+use std::fmt::Display;
+use std::future::Future;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// The application's database (or any other source of truth) for one kind
+/// of record, implemented once by the application and wrapped by a
+/// [`CacheAside`](super::CacheAside).
+///
+/// Implement the methods as `async fn`s; their futures must be `Send` (a
+/// load runs on its own tokio task, shared by every concurrent miss).
+/// Errors are the application's own type and reach the callers unchanged.
+///
+/// ```
+/// use std::collections::HashMap;
+/// use std::sync::Mutex;
+/// use kv_module::cache_aside::Repository;
+///
+/// #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+/// struct User { id: u64, name: String }
+///
+/// /// What `PUT /users/{id}` may change.
+/// struct UserPatch { name: Option<String> }
+///
+/// #[derive(Debug, thiserror::Error)]
+/// enum DbError {
+///     #[error("no user {0}")]
+///     NoSuchUser(u64),
+/// }
+///
+/// struct Users { rows: Mutex<HashMap<u64, User>> }
+///
+/// impl Repository for Users {
+///     type Key = u64;
+///     type Value = User;
+///     type Update = UserPatch;
+///     type Error = DbError;
+///
+///     async fn load(&self, id: &u64) -> Result<Option<User>, DbError> {
+///         Ok(self.rows.lock().unwrap().get(id).cloned())
+///     }
+///
+///     async fn update(&self, id: &u64, patch: UserPatch) -> Result<User, DbError> {
+///         let mut rows = self.rows.lock().unwrap();
+///         let user = rows.get_mut(id).ok_or(DbError::NoSuchUser(*id))?;
+///         if let Some(name) = patch.name {
+///             user.name = name;
+///         }
+///         Ok(user.clone())
+///     }
+///
+///     async fn delete(&self, id: &u64) -> Result<bool, DbError> {
+///         Ok(self.rows.lock().unwrap().remove(id).is_some())
+///     }
+/// }
+/// ```
+pub trait Repository: Send + Sync + 'static {
+    /// What identifies a record. Its `Display` form names the cache entry
+    /// (`{key_prefix}:{key}`), so two different keys must display
+    /// differently.
+    type Key: Clone + Display + Send + Sync + 'static;
+    /// A record, cached as JSON.
+    type Value: Serialize + DeserializeOwned + Clone + Send + Sync + 'static;
+    /// What an update takes: often `Self::Value` itself, or a patch that
+    /// the database applies atomically (`UPDATE … RETURNING`).
+    type Update: Send + 'static;
+    /// The application's error, passed through unchanged.
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// The record at `key`, or `None` when there is none (cached as "not
+    /// found" for the negative TTL).
+    fn load(
+        &self,
+        key: &Self::Key,
+    ) -> impl Future<Output = Result<Option<Self::Value>, Self::Error>> + Send;
+
+    /// Applies `update` to the record at `key` and returns the record as
+    /// stored (what write-through caches). A missing record is the
+    /// application's error to report.
+    fn update(
+        &self,
+        key: &Self::Key,
+        update: Self::Update,
+    ) -> impl Future<Output = Result<Self::Value, Self::Error>> + Send;
+
+    /// Deletes the record at `key`; returns whether it existed.
+    fn delete(&self, key: &Self::Key) -> impl Future<Output = Result<bool, Self::Error>> + Send;
+}

@@ -1,0 +1,119 @@
+//! What [`issue`](super::OneTimeCodes::issue) and
+//! [`verify`](super::OneTimeCodes::verify) answer: [`IssueOutcome`]
+//! (an [`IssuedCode`] or a [`RetryAfter`]) and [`VerifyOutcome`].
+
+use std::time::Duration;
+
+use axum::http::header::RETRY_AFTER;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use super::code::OtpCode;
+use crate::http::Problem;
+
+/// The answer to [`issue`](super::OneTimeCodes::issue).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IssueOutcome {
+    /// A new code; any earlier code of the same subject and purpose no
+    /// longer verifies.
+    Issued(IssuedCode),
+    /// No code now; try again after the delay.
+    Refused(RetryAfter),
+}
+
+/// A freshly issued code and its lifetime. `Debug` redacts the code.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IssuedCode {
+    /// The code, to send to the user.
+    pub code: OtpCode,
+    /// How long it verifies.
+    pub lifetime: Duration,
+}
+
+/// Why a code was refused and when to ask again. As a response it is
+/// `429 Too Many Requests` with `Retry-After` (whole seconds, rounded up)
+/// and a problem document.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RetryAfter {
+    /// Why.
+    pub reason: RefusalReason,
+    /// When a new request can succeed.
+    pub retry_after: Duration,
+}
+
+/// Why [`issue`](super::OneTimeCodes::issue) refused a code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RefusalReason {
+    /// A code for this subject and purpose was issued less than the resend
+    /// cooldown ago.
+    Cooldown,
+    /// The subject had its daily cap of codes.
+    DailyCap,
+    /// The subject failed too many verifications in the current window.
+    Locked,
+}
+
+impl IntoResponse for RetryAfter {
+    fn into_response(self) -> Response {
+        let detail = match self.reason {
+            RefusalReason::Cooldown => "a code was sent moments ago; wait before asking again",
+            RefusalReason::DailyCap => "too many codes requested today",
+            RefusalReason::Locked => "too many failed attempts; try again later",
+        };
+        let seconds = self.retry_after.as_millis().div_ceil(1000);
+        let mut response = Problem::new(StatusCode::TOO_MANY_REQUESTS, detail).into_response();
+        if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
+            response.headers_mut().insert(RETRY_AFTER, value);
+        }
+        response
+    }
+}
+
+/// The answer to [`verify`](super::OneTimeCodes::verify).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VerifyOutcome {
+    /// The code matched and is now consumed: it will not verify again.
+    Verified,
+    /// The code did not match. At zero attempts left the code is burned
+    /// (later verifications are [`ExpiredOrUnknown`](Self::ExpiredOrUnknown)).
+    Invalid {
+        /// Wrong guesses the code still tolerates.
+        attempts_left: u32,
+    },
+    /// No code to check: none was issued for this subject and purpose, or
+    /// it expired, was consumed, replaced by a newer one, or burned.
+    ExpiredOrUnknown,
+    /// The subject failed too many verifications in the current window
+    /// (across codes and purposes); nothing is checked until it passes.
+    Locked {
+        /// When the window ends.
+        retry_after: Duration,
+    },
+}
+
+impl VerifyOutcome {
+    /// Whether the code was verified.
+    pub fn is_verified(&self) -> bool {
+        matches!(self, Self::Verified)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_is_a_429_with_whole_seconds() {
+        let response = RetryAfter {
+            reason: RefusalReason::Cooldown,
+            retry_after: Duration::from_millis(1_001),
+        }
+        .into_response();
+        assert_eq!(response.status(), 429);
+        assert_eq!(response.headers()[RETRY_AFTER], "2");
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/problem+json"
+        );
+    }
+}

@@ -1,0 +1,251 @@
+//! [`OtpService`]: the [`OneTimeCodes`] component over a [`KvStore`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use shaku::Component;
+
+use super::code::OtpCode;
+use super::config::{DAILY_WINDOW, OtpConfig, OtpSettings};
+use super::one_time_codes::OneTimeCodes;
+use super::outcome::{IssueOutcome, IssuedCode, RefusalReason, RetryAfter, VerifyOutcome};
+use super::scripts::{self, status};
+use crate::config::ConfigError;
+use crate::error::{KvError, Result};
+use crate::registry::ServiceRegistry;
+use crate::store::{KvStore, Script, ScriptValue};
+
+/// One-time codes in a [`KvStore`]: the [`OneTimeCodes`] component.
+///
+/// Codes are stored only as an HMAC-SHA256 under the configured secret;
+/// issuing and verifying are one atomic script each, so a code verifies at
+/// most once however many requests race, and guesses are counted per code
+/// and per subject. See the [module documentation](super) for wiring.
+///
+/// ```
+/// use std::sync::Arc;
+/// use kv_module::{MemoryStore, Secret};
+/// use kv_module::otp::{IssueOutcome, OneTimeCodes, OtpConfig, OtpService, VerifyOutcome};
+/// use kv_module::registry::StoreRef;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let config = OtpConfig::new(StoreRef::new("otp_cache"))
+///     .with_secret(Secret::new("an example secret of at least 32 bytes"));
+/// let otp = OtpService::new(Arc::new(MemoryStore::new("otp_cache", "app")), config)?;
+///
+/// let IssueOutcome::Issued(issued) = otp.issue("ada@example.com", "login").await? else {
+///     panic!("a first code is never refused");
+/// };
+/// // ... send issued.code.expose() to the user ...
+/// let wrong = otp.verify("ada@example.com", "login", "not the code").await?;
+/// assert_eq!(wrong, VerifyOutcome::Invalid { attempts_left: 4 });
+/// let right = otp.verify("ada@example.com", "login", issued.code.expose()).await?;
+/// assert_eq!(right, VerifyOutcome::Verified);
+/// let again = otp.verify("ada@example.com", "login", issued.code.expose()).await?;
+/// assert_eq!(again, VerifyOutcome::ExpiredOrUnknown, "single use");
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone, Component)]
+#[shaku(interface = OneTimeCodes)]
+pub struct OtpService {
+    /// The store the codes and counters are kept in.
+    store: Arc<dyn KvStore>,
+    /// The validated settings, with the HMAC key.
+    settings: OtpSettings,
+}
+
+impl std::fmt::Debug for OtpService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OtpService")
+            .field("store", &self.store.name())
+            .field("settings", &self.settings)
+            .finish()
+    }
+}
+
+fn millis(duration: Duration) -> String {
+    duration.as_millis().to_string()
+}
+
+fn duration(ms: i64) -> Duration {
+    Duration::from_millis(u64::try_from(ms).unwrap_or(0))
+}
+
+impl OtpService {
+    /// A service keeping its codes in `store` (`config.store()` is not
+    /// consulted: it is for [`from_registry`](Self::from_registry)). Logs a
+    /// warning when the configuration opts into a development secret.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Invalid`] when `config` breaks a rule of
+    /// [`OtpConfig`] (a missing secret among them).
+    pub fn new(store: Arc<dyn KvStore>, config: OtpConfig) -> Result<Self, ConfigError> {
+        let settings = OtpSettings::new("otp", config)?;
+        Ok(Self { store, settings })
+    }
+
+    /// A service for the component `component` (its configuration section
+    /// name), on the store `config.store()` names in `registry`.
+    ///
+    /// # Errors
+    ///
+    /// An unknown store or one that is not a key-value store, or an invalid
+    /// configuration — each naming `component`.
+    pub fn from_registry(
+        registry: &ServiceRegistry,
+        component: &str,
+        config: OtpConfig,
+    ) -> Result<Self, ConfigError> {
+        let store = registry.store_for(component, config.store())?;
+        let settings = OtpSettings::new(component, config)?;
+        Ok(Self { store, settings })
+    }
+
+    /// The shaku parameters that build this service inside a module:
+    /// `.with_component_parameters::<OtpService>(service.into_parameters())`.
+    pub fn into_parameters(self) -> OtpServiceParameters {
+        OtpServiceParameters {
+            store: self.store,
+            settings: self.settings,
+        }
+    }
+
+    /// The store the codes are kept in.
+    pub fn store(&self) -> &Arc<dyn KvStore> {
+        &self.store
+    }
+
+    fn check(&self, subject: &str, purpose: &str) -> Result<()> {
+        if subject.is_empty() || purpose.is_empty() {
+            return Err(KvError::InvalidArgument {
+                store: Arc::from(self.store.name()),
+                key: None,
+                reason: "a one-time code needs a non-empty subject and purpose".into(),
+            });
+        }
+        Ok(())
+    }
+
+    fn bad_status(&self, status: i64) -> KvError {
+        KvError::Backend {
+            store: Arc::from(self.store.name()),
+            op: "one-time code script",
+            key: None,
+            source: format!("unexpected script status {status}").into(),
+        }
+    }
+
+    /// Runs a script whose reply is `{status, n}`.
+    async fn run(&self, script: &Script, keys: &[&str], args: Vec<Vec<u8>>) -> Result<(i64, i64)> {
+        let reply = self.store.run_script(script, keys, &args).await?;
+        match reply.as_array() {
+            Some([ScriptValue::Int(status), ScriptValue::Int(n)]) => Ok((*status, *n)),
+            _ => Err(KvError::Backend {
+                store: Arc::from(self.store.name()),
+                op: "one-time code script",
+                key: keys.first().map(|k| (*k).to_owned()),
+                source: format!("unexpected script reply {reply:?}").into(),
+            }),
+        }
+    }
+}
+
+#[async_trait]
+impl OneTimeCodes for OtpService {
+    fn settings(&self) -> &OtpSettings {
+        &self.settings
+    }
+
+    #[tracing::instrument(skip_all, fields(store = %self.store.name(), %purpose), err)]
+    async fn issue(&self, subject: &str, purpose: &str) -> Result<IssueOutcome> {
+        self.check(subject, purpose)?;
+        let config = self.settings.config();
+        let code =
+            OtpCode::generate(usize::from(config.code_length())).map_err(|e| KvError::Backend {
+                store: Arc::from(self.store.name()),
+                op: "generate one-time code",
+                key: None,
+                source: e.to_string().into(),
+            })?;
+        let slot = self.settings.slot_key(subject, purpose);
+        let subject_key = self.settings.subject_key(subject);
+        let keys = [
+            format!("otp:code:{slot}"),
+            format!("otp:cooldown:{slot}"),
+            format!("otp:daily:{subject_key}"),
+            format!("otp:failures:{subject_key}"),
+        ];
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let args = vec![
+            self.settings
+                .code_digest(subject, purpose, code.expose())
+                .into_bytes(),
+            millis(config.ttl()).into_bytes(),
+            millis(config.resend_cooldown()).into_bytes(),
+            config.daily_cap().to_string().into_bytes(),
+            millis(DAILY_WINDOW).into_bytes(),
+            config.subject_failure_limit().to_string().into_bytes(),
+            millis(config.subject_failure_window()).into_bytes(),
+        ];
+        let (status, n) = self.run(&scripts::ISSUE, &keys, args).await?;
+        let refused = |reason| {
+            tracing::debug!(?reason, "one-time code refused");
+            Ok(IssueOutcome::Refused(RetryAfter {
+                reason,
+                retry_after: duration(n),
+            }))
+        };
+        match status {
+            status::OK => {
+                tracing::debug!("one-time code issued");
+                Ok(IssueOutcome::Issued(IssuedCode {
+                    code,
+                    lifetime: duration(n),
+                }))
+            }
+            status::RETRY_OR_INVALID => refused(RefusalReason::Cooldown),
+            status::CAP_OR_UNKNOWN => refused(RefusalReason::DailyCap),
+            status::LOCKED => refused(RefusalReason::Locked),
+            other => Err(self.bad_status(other)),
+        }
+    }
+
+    #[tracing::instrument(skip_all, fields(store = %self.store.name(), %purpose), err)]
+    async fn verify(&self, subject: &str, purpose: &str, code: &str) -> Result<VerifyOutcome> {
+        self.check(subject, purpose)?;
+        let config = self.settings.config();
+        let slot = self.settings.slot_key(subject, purpose);
+        let subject_key = self.settings.subject_key(subject);
+        let keys = [
+            format!("otp:code:{slot}"),
+            format!("otp:failures:{subject_key}"),
+        ];
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let args = vec![
+            self.settings
+                .code_digest(subject, purpose, code)
+                .into_bytes(),
+            config.max_attempts().to_string().into_bytes(),
+            config.subject_failure_limit().to_string().into_bytes(),
+            millis(config.subject_failure_window()).into_bytes(),
+        ];
+        let (status, n) = self.run(&scripts::VERIFY, &keys, args).await?;
+        let outcome = match status {
+            status::OK => VerifyOutcome::Verified,
+            status::RETRY_OR_INVALID => VerifyOutcome::Invalid {
+                attempts_left: u32::try_from(n).unwrap_or(0),
+            },
+            status::CAP_OR_UNKNOWN => VerifyOutcome::ExpiredOrUnknown,
+            status::LOCKED => VerifyOutcome::Locked {
+                retry_after: duration(n),
+            },
+            other => return Err(self.bad_status(other)),
+        };
+        tracing::debug!(?outcome, "one-time code checked");
+        Ok(outcome)
+    }
+}

@@ -1,0 +1,335 @@
+//! [`RateLimiter`]: a named policy enforced on a key-value store, and its
+//! shaku component.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use shaku::Component;
+
+use super::algorithm::{Algorithm, OnStoreError};
+use super::decision::Decision;
+use super::error::RateLimitError;
+use super::interface::RateLimit;
+use super::policy::{NamedPolicy, RateLimitPolicy};
+use super::scripts::Reply;
+use crate::config::ConfigError;
+use crate::error::KvError;
+use crate::store::{KvStore, Script};
+
+/// While the store keeps failing, one failure in this many is logged at
+/// `warn` (the first of a run always is); the rest at `debug`. An outage
+/// under load must not turn into a flood of identical log lines; the
+/// counters still count every one.
+const WARN_EVERY: u64 = 1_000;
+
+/// Enforces one [`NamedPolicy`] on a key-value store, exactly across any
+/// number of application instances sharing that store: each check is one
+/// atomic script (one round trip on Redis, one critical section in
+/// memory) using the store's clock.
+///
+/// Keys are stored as `{policy prefix}:{key}` inside the store's own
+/// prefix. Cloning is cheap and clones share the failure counters.
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use kv_module::MemoryStore;
+/// use kv_module::rate_limit::{Algorithm, RateLimitPolicy, RateLimiter};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let store = Arc::new(MemoryStore::new("limits", "rl"));
+/// let policy = RateLimitPolicy::new(Algorithm::FixedWindow, 2, Duration::from_secs(60));
+/// let limiter = RateLimiter::new(store, "api", policy)?;
+///
+/// assert!(limiter.check("ip:192.0.2.1").await?.allowed);
+/// assert!(limiter.check("ip:192.0.2.1").await?.allowed);
+/// let third = limiter.check("ip:192.0.2.1").await?;
+/// assert!(!third.allowed);
+/// assert_eq!(third.remaining, 0);
+/// assert!(third.retry_after.is_some());
+/// // Other keys have their own quota.
+/// assert!(limiter.check("ip:192.0.2.2").await?.allowed);
+/// # Ok(())
+/// # }
+/// ```
+///
+/// # Dependency injection (shaku)
+///
+/// `RateLimiter` is a shaku [`Component`] of interface
+/// `dyn` [`RateLimit`]. Its two parameters are resolved and validated
+/// *before* the module is built, so a bad store name or policy is a
+/// start-up [`ConfigError`] and never a panic inside shaku:
+///
+/// ```
+/// use std::sync::Arc;
+/// use kv_module::registry::StoreRef;
+/// use kv_module::rate_limit::{NamedPolicy, RateLimit, RateLimitPolicy, RateLimiter, RateLimiterParameters};
+/// use shaku::{HasComponent, module};
+///
+/// module! {
+///     AppModule { components = [RateLimiter], providers = [] }
+/// }
+///
+/// #[derive(serde::Deserialize)]
+/// struct Limits { store: StoreRef, api: RateLimitPolicy }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let yaml = "
+/// services:
+///   ratelimit_cache: { type: kvstore_memory, config: { db: 2, prefix: ratelimit } }
+/// limits:
+///   store: ratelimit_cache
+///   api: { algorithm: gcra, limit: 100, window: 1m, burst: 20 }
+/// ";
+/// let config = kv_module::config::ConfigLoader::new().load_str("app.yaml", yaml)?;
+/// let registry = kv_module::registry::ServiceRegistry::build(
+///     &config, &kv_module::registry::ServiceTypes::builtin()).await?;
+/// let limits: Limits = config.required_section("limits")?;
+///
+/// let module = AppModule::builder()
+///     .with_component_parameters::<RateLimiter>(RateLimiterParameters {
+///         store: registry.store_for("api rate limiter", &limits.store)?,
+///         policy: NamedPolicy::new("api", limits.api)?,
+///     })
+///     .build();
+/// let limiter: Arc<dyn RateLimit> = module.resolve();
+/// assert!(limiter.check("user:42").await?.allowed);
+/// # Ok(())
+/// # }
+/// ```
+///
+/// shaku binds one component per interface, so a module holds one
+/// `dyn RateLimit`. Give further policies to their layers directly
+/// (`Arc::new(RateLimiter::new(..)?)`), or wrap each in an interface of
+/// the application's own.
+#[derive(Clone, Debug, Component)]
+#[shaku(interface = RateLimit)]
+pub struct RateLimiter {
+    /// The store holding the policy's keys: resolve it with
+    /// [`ServiceRegistry::store_for`](crate::registry::ServiceRegistry::store_for).
+    store: Arc<dyn KvStore>,
+    /// The validated policy, from [`NamedPolicy::new`].
+    policy: NamedPolicy,
+    #[shaku(force_default)]
+    counters: Arc<Counters>,
+}
+
+/// Store failures seen by a limiter and its clones.
+#[derive(Debug, Default)]
+struct Counters {
+    failed_open: AtomicU64,
+    failed_closed: AtomicU64,
+    /// Whether the last check met a store failure (so the first failure of
+    /// a run is logged at `warn`, and the recovery at `info`).
+    failing: AtomicBool,
+}
+
+impl RateLimiter {
+    /// A limiter enforcing `policy` under `name` on `store`.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Invalid`] when the name or a value of the policy is
+    /// invalid (see [`NamedPolicy::new`]).
+    pub fn new(
+        store: Arc<dyn KvStore>,
+        name: impl Into<String>,
+        policy: RateLimitPolicy,
+    ) -> Result<Self, ConfigError> {
+        Ok(Self::from_named(store, NamedPolicy::new(name, policy)?))
+    }
+
+    /// A limiter enforcing an already validated policy on `store`.
+    pub fn from_named(store: Arc<dyn KvStore>, policy: NamedPolicy) -> Self {
+        Self {
+            store,
+            policy,
+            counters: Arc::default(),
+        }
+    }
+
+    /// The policy's name.
+    pub fn name(&self) -> &str {
+        self.policy.name()
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &NamedPolicy {
+        &self.policy
+    }
+
+    /// The store holding the policy's keys.
+    pub fn store(&self) -> &Arc<dyn KvStore> {
+        &self.store
+    }
+
+    /// The key as stored (inside the store's prefix): `{prefix}:{key}`.
+    pub fn stored_key(&self, key: &str) -> String {
+        format!("{}:{key}", self.policy.prefix())
+    }
+
+    /// One check of cost 1 for `key`. See [`check_cost`](Self::check_cost).
+    pub async fn check(&self, key: &str) -> Result<Decision, RateLimitError> {
+        self.check_cost(key, 1).await
+    }
+
+    /// One check of cost `cost` for `key`: one script run (one round trip
+    /// on Redis). A denied check consumes nothing.
+    ///
+    /// When the store fails, a fail-open policy answers an allowed
+    /// decision as if the key were unused (remaining `capacity − cost`,
+    /// reset after one window), logs and counts it
+    /// ([`failed_open`](Self::failed_open)); a fail-closed policy returns
+    /// [`RateLimitError::Store`] and counts it
+    /// ([`failed_closed`](Self::failed_closed)).
+    ///
+    /// # Errors
+    ///
+    /// [`RateLimitError::InvalidCost`] for a cost of 0 or above the
+    /// policy's [`capacity`](NamedPolicy::capacity) (nothing is sent);
+    /// [`RateLimitError::Store`] as above.
+    #[tracing::instrument(
+        level = "trace",
+        skip(self, key),
+        fields(policy = %self.policy.name(), store = %self.store.name()),
+        err(level = "debug")
+    )]
+    pub async fn check_cost(&self, key: &str, cost: u64) -> Result<Decision, RateLimitError> {
+        let max = self.policy.capacity();
+        if cost == 0 || cost > max {
+            return Err(RateLimitError::InvalidCost {
+                policy: self.policy.name().to_owned(),
+                cost,
+                max,
+            });
+        }
+        let stored_key = self.stored_key(key);
+        let (script, args) = self.invocation(cost);
+        let outcome = self
+            .store
+            .run_script(script, &[&stored_key], &args)
+            .await
+            .and_then(|value| {
+                Reply::parse(&value).ok_or_else(|| KvError::Backend {
+                    store: Arc::from(self.store.name()),
+                    op: "rate limit script",
+                    key: Some(stored_key.clone()),
+                    source: format!("unexpected reply {value:?}").into(),
+                })
+            });
+        match outcome {
+            Ok(reply) => {
+                // A plain load first: the hot path stays read-only.
+                let failing = &self.counters.failing;
+                if failing.load(Ordering::Relaxed) && failing.swap(false, Ordering::Relaxed) {
+                    tracing::info!(policy = %self.policy.name(), store = %self.store.name(),
+                        "rate limit store answers again");
+                }
+                Ok(self.decision(reply))
+            }
+            Err(error) => self.store_failed(cost, error),
+        }
+    }
+
+    /// How many checks were let through because the store failed (under a
+    /// fail-open policy), by this limiter and its clones.
+    pub fn failed_open(&self) -> u64 {
+        self.counters.failed_open.load(Ordering::Relaxed)
+    }
+
+    /// How many checks were refused because the store failed (under a
+    /// fail-closed policy), by this limiter and its clones.
+    pub fn failed_closed(&self) -> u64 {
+        self.counters.failed_closed.load(Ordering::Relaxed)
+    }
+
+    /// The script and its `ARGV` for a check of `cost`.
+    fn invocation(&self, cost: u64) -> (&'static Script, Vec<Vec<u8>>) {
+        let policy = &self.policy;
+        let (first, second) = match policy.algorithm() {
+            Algorithm::FixedWindow | Algorithm::SlidingWindow => {
+                (policy.limit(), policy.window_ms())
+            }
+            Algorithm::Gcra => {
+                // Rounded up, so rounding can only make the limit stricter.
+                let interval = (policy.window_ms() * 1_000).div_ceil(policy.limit());
+                (interval, policy.capacity() * interval)
+            }
+        };
+        let script = policy.algorithm().script();
+        let args = [first, second, cost]
+            .iter()
+            .map(|n| n.to_string().into_bytes())
+            .collect();
+        (script, args)
+    }
+
+    fn decision(&self, reply: Reply) -> Decision {
+        Decision {
+            allowed: reply.allowed,
+            limit: self.policy.limit(),
+            remaining: reply.remaining,
+            reset_after: Duration::from_millis(reply.reset_ms),
+            retry_after: reply.retry_ms.map(Duration::from_millis),
+        }
+    }
+
+    fn store_failed(&self, cost: u64, error: KvError) -> Result<Decision, RateLimitError> {
+        let first = !self.counters.failing.swap(true, Ordering::Relaxed);
+        let policy = self.policy.name();
+        let store = self.store.name();
+        match self.policy.on_store_error() {
+            OnStoreError::FailOpen => {
+                let n = self.counters.failed_open.fetch_add(1, Ordering::Relaxed) + 1;
+                if first || n.is_multiple_of(WARN_EVERY) {
+                    tracing::warn!(%policy, %store, error = %error, failed_open = n,
+                        "rate limit store failed; letting the request through (fail open)");
+                } else {
+                    tracing::debug!(%policy, %store, error = %error, failed_open = n,
+                        "rate limit store failed; fail open");
+                }
+                Ok(Decision {
+                    allowed: true,
+                    limit: self.policy.limit(),
+                    remaining: self.policy.capacity() - cost,
+                    reset_after: self.policy.window(),
+                    retry_after: None,
+                })
+            }
+            OnStoreError::FailClosed => {
+                let n = self.counters.failed_closed.fetch_add(1, Ordering::Relaxed) + 1;
+                if first || n.is_multiple_of(WARN_EVERY) {
+                    tracing::warn!(%policy, %store, error = %error, failed_closed = n,
+                        "rate limit store failed; refusing the request (fail closed)");
+                }
+                Err(RateLimitError::Store {
+                    policy: policy.to_owned(),
+                    source: error,
+                })
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl RateLimit for RateLimiter {
+    fn policy(&self) -> &NamedPolicy {
+        &self.policy
+    }
+
+    async fn check_cost(&self, key: &str, cost: u64) -> Result<Decision, RateLimitError> {
+        RateLimiter::check_cost(self, key, cost).await
+    }
+
+    fn failed_open(&self) -> u64 {
+        RateLimiter::failed_open(self)
+    }
+
+    fn failed_closed(&self) -> u64 {
+        RateLimiter::failed_closed(self)
+    }
+}

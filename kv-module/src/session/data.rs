@@ -1,0 +1,261 @@
+//! [`SessionData`] (what the application stores), [`Session`] (what it
+//! reads back: the data with its timestamps) and [`UserSession`] (one entry
+//! of a user's session list), and the stored record format.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::id::SessionHandle;
+
+/// What an application keeps in a session: the user, an optional tenant,
+/// and free-form metadata.
+///
+/// ```
+/// use kv_module::session::SessionData;
+///
+/// let data = SessionData::new("user-42")
+///     .with_tenant("acme")
+///     .with_metadata("role", "admin");
+/// assert_eq!(data.metadata["role"], "admin");
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SessionData {
+    /// The user the session belongs to; fixed for the session's life
+    /// (a login as someone else is a new session).
+    pub user_id: String,
+    /// The tenant, for multi-tenant applications.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant_id: Option<String>,
+    /// Anything else the application needs (roles, device, ...).
+    #[serde(default)]
+    pub metadata: BTreeMap<String, serde_json::Value>,
+}
+
+impl SessionData {
+    /// Data for `user_id`, without tenant or metadata.
+    pub fn new(user_id: impl Into<String>) -> Self {
+        Self {
+            user_id: user_id.into(),
+            tenant_id: None,
+            metadata: BTreeMap::new(),
+        }
+    }
+
+    /// Sets the tenant. Default: none.
+    pub fn with_tenant(mut self, tenant_id: impl Into<String>) -> Self {
+        self.tenant_id = Some(tenant_id.into());
+        self
+    }
+
+    /// Adds one metadata entry. Default: no metadata.
+    pub fn with_metadata(
+        mut self,
+        key: impl Into<String>,
+        value: impl Into<serde_json::Value>,
+    ) -> Self {
+        self.metadata.insert(key.into(), value.into());
+        self
+    }
+}
+
+/// A session as read from the store: the application's data and the
+/// server-side timestamps, all in Unix milliseconds of the store's clock
+/// (Redis `TIME`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Session {
+    /// The application's data.
+    pub data: SessionData,
+    /// When the session was created.
+    pub created_at: u64,
+    /// When the session was last refreshed (created, or extended by
+    /// [`refresh`](super::Sessions::refresh)). Reads do not move it, so it
+    /// is accurate to the manager's refresh interval.
+    pub last_seen: u64,
+    /// When the session ends whatever its activity: `created_at` plus the
+    /// absolute timeout.
+    pub absolute_expiry: u64,
+}
+
+/// One of a user's sessions, as
+/// [`list_user_sessions`](super::Sessions::list_user_sessions) returns it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct UserSession {
+    /// Names the session for
+    /// [`delete_user_session`](super::Sessions::delete_user_session)
+    /// ("log out that device"); not a credential.
+    pub handle: SessionHandle,
+    /// The session.
+    pub session: Session,
+}
+
+/// The stored record, as JSON:
+///
+/// ```text
+/// {"last_seen":1764115200000,"absolute_expiry":1764201600000,"created_at":1764115200000,
+///  "user_key":"<base64url sha-256 of the user id>","user_id":"u1","metadata":{...}}
+/// ```
+///
+/// The scripts build and patch the first four fields (the header) with
+/// anchored string operations and never decode the rest: Lua's cjson
+/// would re-encode the application's metadata lossily (`[]` becomes `{}`,
+/// large integers become floats), so the data bytes are written once by
+/// serde and kept as they are.
+#[derive(Deserialize)]
+struct StoredSession {
+    last_seen: u64,
+    absolute_expiry: u64,
+    created_at: u64,
+    #[serde(flatten)]
+    data: SessionData,
+}
+
+/// Decodes a stored record.
+pub(crate) fn decode_record(bytes: &[u8]) -> Result<Session, serde_json::Error> {
+    let stored: StoredSession = serde_json::from_slice(bytes)?;
+    Ok(Session {
+        data: stored.data,
+        created_at: stored.created_at,
+        last_seen: stored.last_seen,
+        absolute_expiry: stored.absolute_expiry,
+    })
+}
+
+/// The data as the tail of a record: its JSON object without the opening
+/// brace, to follow the header the scripts write (`..."user_key":"k",` +
+/// `"user_id":"u1","metadata":{}}`).
+pub(crate) fn record_tail(data: &SessionData) -> Result<Vec<u8>, serde_json::Error> {
+    let mut json = serde_json::to_vec(data)?;
+    // A struct always serializes as an object starting with `{"user_id"`.
+    json.remove(0);
+    Ok(json)
+}
+
+/// The fixed header fields of a stored record, parsed as the scripts parse
+/// them.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct RecordHeader<'a> {
+    pub(crate) last_seen: u64,
+    pub(crate) absolute_expiry: u64,
+    pub(crate) user_key: &'a str,
+    /// Where `"absolute_expiry"` starts: everything from there on is kept
+    /// when `last_seen` is rewritten.
+    pub(crate) after_last_seen: usize,
+    /// Where the data tail (`"user_id":...`) starts.
+    pub(crate) tail_offset: usize,
+}
+
+/// Parses the header of a record, exactly as the Lua pattern
+/// `^{"last_seen":(%d+),()"absolute_expiry":(%d+),"created_at":%d+,"user_key":"([%w_%-]+)",()`
+/// does.
+pub(crate) fn parse_header(record: &[u8]) -> Option<RecordHeader<'_>> {
+    let mut cursor = Cursor {
+        bytes: record,
+        at: 0,
+    };
+    cursor.literal(b"{\"last_seen\":")?;
+    let last_seen = cursor.digits()?;
+    cursor.literal(b",")?;
+    let after_last_seen = cursor.at;
+    cursor.literal(b"\"absolute_expiry\":")?;
+    let absolute_expiry = cursor.digits()?;
+    cursor.literal(b",\"created_at\":")?;
+    cursor.digits()?;
+    cursor.literal(b",\"user_key\":\"")?;
+    let key_start = cursor.at;
+    while cursor
+        .peek()
+        .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        cursor.at += 1;
+    }
+    if cursor.at == key_start {
+        return None;
+    }
+    let user_key = std::str::from_utf8(&record[key_start..cursor.at]).ok()?;
+    cursor.literal(b"\",")?;
+    Some(RecordHeader {
+        last_seen,
+        absolute_expiry,
+        user_key,
+        after_last_seen,
+        tail_offset: cursor.at,
+    })
+}
+
+struct Cursor<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl Cursor<'_> {
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.at).copied()
+    }
+
+    fn literal(&mut self, expected: &[u8]) -> Option<()> {
+        let end = self.at.checked_add(expected.len())?;
+        (self.bytes.get(self.at..end)? == expected).then(|| self.at = end)
+    }
+
+    fn digits(&mut self) -> Option<u64> {
+        let start = self.at;
+        while self.peek().is_some_and(|b| b.is_ascii_digit()) {
+            self.at += 1;
+        }
+        std::str::from_utf8(&self.bytes[start..self.at])
+            .ok()?
+            .parse()
+            .ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(data: &SessionData) -> Vec<u8> {
+        let mut record =
+            br#"{"last_seen":10,"absolute_expiry":99,"created_at":10,"user_key":"k_-1","#.to_vec();
+        record.extend(record_tail(data).unwrap());
+        record
+    }
+
+    #[test]
+    fn records_round_trip_and_headers_parse() {
+        let data = SessionData::new("u\"1")
+            .with_tenant("t")
+            .with_metadata("empty", serde_json::json!([]))
+            .with_metadata("big", serde_json::json!(u64::MAX));
+        let bytes = record(&data);
+        let session = decode_record(&bytes).unwrap();
+        assert_eq!(session.data, data);
+        assert_eq!(
+            (
+                session.created_at,
+                session.last_seen,
+                session.absolute_expiry
+            ),
+            (10, 10, 99)
+        );
+        let header = parse_header(&bytes).unwrap();
+        assert_eq!((header.last_seen, header.absolute_expiry), (10, 99));
+        assert_eq!(header.user_key, "k_-1");
+        assert!(bytes[header.after_last_seen..].starts_with(b"\"absolute_expiry\":99,"));
+        assert!(bytes[header.tail_offset..].starts_with(b"\"user_id\":\"u\\\"1\""));
+    }
+
+    #[test]
+    fn malformed_headers_are_rejected() {
+        for bad in [
+            &b""[..],
+            b"{}",
+            br#"{"last_seen":,"absolute_expiry":1,"created_at":1,"user_key":"k","#,
+            br#"{"last_seen":1,"absolute_expiry":1,"created_at":1,"user_key":"","#,
+            br#"{"last_seen":1,"absolute_expiry":1,"created_at":1,"user_key":"k""#,
+            br#"{"absolute_expiry":1,"last_seen":1,"created_at":1,"user_key":"k","#,
+        ] {
+            assert_eq!(parse_header(bad), None, "{}", String::from_utf8_lossy(bad));
+        }
+    }
+}

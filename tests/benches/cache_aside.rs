@@ -1,0 +1,626 @@
+//! The cache-aside component: what a cache hit costs against a raw GET of
+//! the same bytes, and how many loads a stampede of misses causes.
+//!
+//! ```text
+//! cargo bench -p kv-module-tests --bench cache_aside
+//! BENCH_SECS=0.3 BENCH_ROUNDS=21 cargo bench -p kv-module-tests --bench cache_aside
+//! ```
+//!
+//! A [`TestRedis`] is started for the run.
+//!
+//! * **Hits.** For concurrency 1 and 50 (tasks sharing one store), the
+//!   raw and cache cases run as 9 (`BENCH_ROUNDS`) pairs of short
+//!   back-to-back runs
+//!   (alternating which goes first); the medians of each side and of the
+//!   per-pair ratios are kept, so that drift in a shared machine affects
+//!   both alike. Raw: a redis-rs `ConnectionManager` (TCP_NODELAY, as
+//!   `RedisStore`) doing `GET` of the stored entry's key, bytes not
+//!   decoded. Cache: `CacheAside::get` on a `RedisStore` (pool size 1):
+//!   the same `GET`, plus decoding the JSON envelope into the value, the
+//!   key formatting and the counters. Both read the same 1,000 entries,
+//!   filled through the cache before any measurement. A second table
+//!   shows the store's typed `get` of the same entry against the same raw
+//!   `GET` (the JSON decoding alone), and a third the memory backend's
+//!   cache hit against its typed `get`.
+//! * **Stampedes.** Trials of 100 concurrent `get`s of a cold key per
+//!   process, the repository taking 2 ms per load: one process; two
+//!   processes (two caches on two connections) without and with the
+//!   lease. The loads per trial are counted.
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use kv_module::cache_aside::{CacheAside, CacheConfig, LeaseConfig, Repository};
+use kv_module::registry::StoreRef;
+use kv_module::{KvStore, KvStoreExt, MemoryStore, RedisConfig, RedisStore};
+use kv_module_tests::TestRedis;
+use redis::AsyncCommands;
+use redis::aio::ConnectionManager;
+use serde::{Deserialize, Serialize};
+
+const KEY_COUNT: u64 = 1_000;
+const PREFIX: &str = "bench";
+const KEY_PREFIX: &str = "item";
+const CONCURRENCIES: [usize; 2] = [1, 50];
+/// Paired rounds per case (`BENCH_ROUNDS` overrides it); the medians are
+/// reported.
+const DEFAULT_ROUNDS: usize = 9;
+const DEFAULT_SECS: f64 = 0.5;
+const WARM_UP: Duration = Duration::from_millis(100);
+/// Stampede trials per scenario.
+const TRIALS: u64 = 20;
+/// Concurrent `get`s of one cold key per process in a stampede.
+const STAMPEDE: usize = 100;
+/// Simulated database time of one load in the stampede runs.
+const LOAD_LATENCY: Duration = Duration::from_millis(2);
+
+/// A value of about 200 bytes of JSON, shaped like a cached record (the
+/// store bench's value).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Profile {
+    id: u64,
+    name: String,
+    email: String,
+    roles: Vec<String>,
+    score: f64,
+    active: bool,
+    bio: String,
+}
+
+impl Profile {
+    fn sample(id: u64) -> Self {
+        Self {
+            id,
+            name: "Ada Lovelace".to_owned(),
+            email: "ada.lovelace@example.com".to_owned(),
+            roles: vec!["admin".to_owned(), "editor".to_owned()],
+            score: 97.25,
+            active: true,
+            bio: "Wrote the first algorithm meant for a machine; works on the analytical engine."
+                .to_owned(),
+        }
+    }
+}
+
+/// Every key exists; loads are counted and may take a simulated time.
+#[derive(Default)]
+struct Profiles {
+    loads: AtomicUsize,
+    latency: Option<Duration>,
+}
+
+#[derive(Debug)]
+struct Never;
+
+impl std::fmt::Display for Never {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("never")
+    }
+}
+
+impl std::error::Error for Never {}
+
+impl Repository for Profiles {
+    type Key = u64;
+    type Value = Profile;
+    type Update = Profile;
+    type Error = Never;
+
+    async fn load(&self, id: &u64) -> Result<Option<Profile>, Never> {
+        self.loads.fetch_add(1, Ordering::SeqCst);
+        if let Some(latency) = self.latency {
+            tokio::time::sleep(latency).await;
+        }
+        Ok(Some(Profile::sample(*id)))
+    }
+
+    async fn update(&self, _: &u64, profile: Profile) -> Result<Profile, Never> {
+        Ok(profile)
+    }
+
+    async fn delete(&self, _: &u64) -> Result<bool, Never> {
+        Ok(true)
+    }
+}
+
+fn config() -> CacheConfig {
+    CacheConfig::new(
+        StoreRef::new("bench"),
+        KEY_PREFIX,
+        Duration::from_secs(3600),
+    )
+}
+
+/// The stored entry of a value, as the cache writes it: `{"v": ...}`.
+#[derive(Serialize, Deserialize)]
+struct Envelope {
+    v: Profile,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Target {
+    /// redis-rs `GET` of the entry's bytes.
+    Raw,
+    /// `CacheAside::get` on Redis.
+    Cache,
+    /// `KvStoreExt::get` of the entry decoded as its envelope, on the
+    /// cache's own Redis store: the JSON work without the cache layer.
+    Typed,
+    /// `KvStoreExt::get` of the entry decoded as its envelope, in memory.
+    MemoryTyped,
+    /// `CacheAside::get` on the memory backend.
+    MemoryCache,
+}
+
+struct Fixture {
+    raw: ConnectionManager,
+    cache: CacheAside<Profiles>,
+    memory_store: Arc<dyn KvStore>,
+    memory_cache: CacheAside<Profiles>,
+    /// `bench:item:N`, the stored keys.
+    stored_keys: Vec<String>,
+    /// `item:N`, the keys as the stores see them.
+    keys: Vec<String>,
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    let run_for = run_duration();
+    let rounds = rounds();
+    let server = TestRedis::start().await;
+    let fixture = Arc::new(Fixture::new(&server).await);
+    let entry_len = fixture.populate().await;
+    print_machine(&fixture.raw).await;
+    println!(
+        "{} s per run after {} ms warm-up, medians of {rounds} paired rounds, \
+         {KEY_COUNT} entries of {entry_len} bytes of JSON.\n",
+        run_for.as_secs_f64(),
+        WARM_UP.as_millis(),
+    );
+
+    println!("## Cache hits against a raw GET of the same bytes (Redis)\n");
+    println!("| concurrency | raw GET ops/s | cache get ops/s | ratio (cache/raw) |");
+    println!("|---:|---:|---:|---:|");
+    for concurrency in CONCURRENCIES {
+        let c = compare(
+            &fixture,
+            Target::Raw,
+            Target::Cache,
+            concurrency,
+            run_for,
+            rounds,
+        )
+        .await;
+        println!(
+            "| {concurrency} | {} | {} | {:.2} |",
+            thousands(c.base),
+            thousands(c.other),
+            c.ratio
+        );
+    }
+
+    println!(
+        "\n## Where the difference goes: the store's typed get of the same entry (JSON \
+         decode of the envelope, no cache layer) against the raw GET\n"
+    );
+    println!("| concurrency | raw GET ops/s | typed get ops/s | ratio (typed/raw) |");
+    println!("|---:|---:|---:|---:|");
+    for concurrency in CONCURRENCIES {
+        let c = compare(
+            &fixture,
+            Target::Raw,
+            Target::Typed,
+            concurrency,
+            run_for,
+            rounds,
+        )
+        .await;
+        println!(
+            "| {concurrency} | {} | {} | {:.2} |",
+            thousands(c.base),
+            thousands(c.other),
+            c.ratio
+        );
+    }
+
+    println!("\n## Memory backend: cache hit against the store's typed get of the same entry\n");
+    println!("| concurrency | typed get ops/s | cache get ops/s | ratio |");
+    println!("|---:|---:|---:|---:|");
+    for concurrency in CONCURRENCIES {
+        let c = compare(
+            &fixture,
+            Target::MemoryTyped,
+            Target::MemoryCache,
+            concurrency,
+            run_for,
+            rounds,
+        )
+        .await;
+        println!(
+            "| {concurrency} | {} | {} | {:.2} |",
+            thousands(c.base),
+            thousands(c.other),
+            c.ratio
+        );
+    }
+
+    println!(
+        "\n## Stampedes: loads per {STAMPEDE} concurrent misses of a cold key per process \
+         ({TRIALS} trials, {} ms per load)\n",
+        LOAD_LATENCY.as_millis()
+    );
+    println!("| backend | scenario | loads per trial: trials | median time to answer all |");
+    println!("|---|---|---|---:|");
+    for (label, processes, lease) in [
+        ("one process", 1, false),
+        ("two processes, no lease", 2, false),
+        ("two processes, lease", 2, true),
+    ] {
+        let redis = stampede(|| server.store("bench", 1, PREFIX), processes, lease).await;
+        println!("| Redis | {label} | {} |", redis);
+        let memory_server = kv_module::MemoryServer::new();
+        let memory = stampede(
+            || {
+                let server = memory_server.clone();
+                async move { memory_store(&server) }
+            },
+            processes,
+            lease,
+        )
+        .await;
+        println!("| memory | {label} | {} |", memory);
+    }
+
+    fixture.cache.store().close().await;
+    fixture.memory_store.close().await;
+}
+
+fn memory_store(server: &kv_module::MemoryServer) -> Arc<dyn KvStore> {
+    let config = kv_module::MemoryConfig::new().with_prefix(PREFIX);
+    Arc::new(MemoryStore::open("bench-memory", server, config).expect("a memory store"))
+}
+
+impl Fixture {
+    async fn new(server: &TestRedis) -> Self {
+        let info = redis::IntoConnectionInfo::into_connection_info(server.url(0))
+            .expect("test Redis URL must parse")
+            .set_tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true));
+        let client = redis::Client::open(info).expect("test Redis URL must parse");
+        let raw = ConnectionManager::new(client)
+            .await
+            .expect("raw ConnectionManager must connect to the test Redis");
+        let redis_config = RedisConfig::new(server.addr())
+            .with_prefix(PREFIX)
+            .with_pool_size(1);
+        let store: Arc<dyn KvStore> = Arc::new(
+            RedisStore::open("bench", redis_config)
+                .await
+                .expect("RedisStore must open on the test Redis"),
+        );
+        let repo = Arc::new(Profiles::default());
+        let cache = CacheAside::new("bench", store, Arc::clone(&repo), config())
+            .expect("a valid cache config");
+        let memory_store = memory_store(&kv_module::MemoryServer::new());
+        let memory_cache =
+            CacheAside::new("bench-memory", Arc::clone(&memory_store), repo, config())
+                .expect("a valid cache config");
+        let keys: Vec<String> = (0..KEY_COUNT)
+            .map(|i| format!("{KEY_PREFIX}:{i}"))
+            .collect();
+        let stored_keys = keys.iter().map(|k| format!("{PREFIX}:{k}")).collect();
+        Self {
+            raw,
+            cache,
+            memory_store,
+            memory_cache,
+            stored_keys,
+            keys,
+        }
+    }
+
+    /// Fills every entry through both caches, checks that the raw client
+    /// reads the cache's entry under the full key, and returns its size.
+    async fn populate(&self) -> usize {
+        for id in 0..KEY_COUNT {
+            for cache in [&self.cache, &self.memory_cache] {
+                cache
+                    .get(&id)
+                    .await
+                    .expect("loading must succeed")
+                    .expect("every key exists");
+            }
+        }
+        let mut raw = self.raw.clone();
+        let stored: Vec<u8> = raw
+            .get(&self.stored_keys[0])
+            .await
+            .expect("raw GET of a filled entry must succeed");
+        let expected = serde_json::to_vec(&Envelope {
+            v: Profile::sample(0),
+        })
+        .expect("the sample encodes");
+        assert_eq!(
+            stored, expected,
+            "the raw client must read the cache's envelope under `{PREFIX}:{KEY_PREFIX}:0`"
+        );
+        let metrics = self.cache.metrics();
+        assert_eq!(metrics.fills, KEY_COUNT, "{metrics:?}");
+        stored.len()
+    }
+
+    async fn run_once(&self, target: Target, index: u64) {
+        match target {
+            Target::Raw => {
+                let mut raw = self.raw.clone();
+                let key = &self.stored_keys[index as usize];
+                let value: Option<Vec<u8>> = raw.get(key).await.expect("raw GET must succeed");
+                assert!(value.is_some(), "raw GET found no value at `{key}`");
+            }
+            Target::Cache => {
+                let value = self
+                    .cache
+                    .get(&index)
+                    .await
+                    .expect("cache get must succeed");
+                assert!(value.is_some(), "cache get found no value for {index}");
+            }
+            Target::Typed | Target::MemoryTyped => {
+                let store = match target {
+                    Target::Typed => self.cache.store(),
+                    _ => &self.memory_store,
+                };
+                let key = &self.keys[index as usize];
+                let value: Option<Envelope> = store.get(key).await.expect("get must succeed");
+                assert!(value.is_some(), "get found no value at `{key}`");
+            }
+            Target::MemoryCache => {
+                let value = self
+                    .memory_cache
+                    .get(&index)
+                    .await
+                    .expect("cache get must succeed");
+                assert!(value.is_some(), "cache get found no value for {index}");
+            }
+        }
+    }
+}
+
+/// Medians of a paired comparison.
+struct Comparison {
+    base: f64,
+    other: f64,
+    /// Median of the per-pair ratios other/base.
+    ratio: f64,
+}
+
+async fn compare(
+    fixture: &Arc<Fixture>,
+    base: Target,
+    other: Target,
+    concurrency: usize,
+    run_for: Duration,
+    rounds: usize,
+) -> Comparison {
+    let (mut bases, mut others, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..rounds {
+        let (b, o) = if round % 2 == 0 {
+            let b = measure(fixture, base, concurrency, run_for).await;
+            (b, measure(fixture, other, concurrency, run_for).await)
+        } else {
+            let o = measure(fixture, other, concurrency, run_for).await;
+            (measure(fixture, base, concurrency, run_for).await, o)
+        };
+        bases.push(b);
+        others.push(o);
+        ratios.push(o / b);
+    }
+    Comparison {
+        base: median(bases),
+        other: median(others),
+        ratio: median(ratios),
+    }
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(0.0)
+}
+
+async fn measure(
+    fixture: &Arc<Fixture>,
+    target: Target,
+    concurrency: usize,
+    run_for: Duration,
+) -> f64 {
+    run_tasks(fixture, target, concurrency, WARM_UP).await;
+    let started = Instant::now();
+    let ops = run_tasks(fixture, target, concurrency, run_for).await;
+    ops as f64 / started.elapsed().as_secs_f64()
+}
+
+async fn run_tasks(
+    fixture: &Arc<Fixture>,
+    target: Target,
+    concurrency: usize,
+    run_for: Duration,
+) -> u64 {
+    let deadline = Instant::now() + run_for;
+    let tasks: Vec<_> = (0..concurrency)
+        .map(|task| {
+            let fixture = Arc::clone(fixture);
+            let mut index = (task as u64) * (KEY_COUNT / concurrency as u64);
+            tokio::spawn(async move {
+                let mut done = 0_u64;
+                while Instant::now() < deadline {
+                    fixture.run_once(target, index).await;
+                    done += 1;
+                    index = (index + 1) % KEY_COUNT;
+                }
+                done
+            })
+        })
+        .collect();
+    let mut total = 0;
+    for task in tasks {
+        total += task.await.expect("a benchmark task panicked");
+    }
+    total
+}
+
+/// Runs [`TRIALS`] stampedes on fresh keys: [`STAMPEDE`] concurrent gets
+/// per process, `processes` caches each on its own store from
+/// `open_store`. Returns the table cells: the distribution of loads per
+/// trial and the median time until every get was answered.
+async fn stampede<F, Fut>(open_store: F, processes: usize, lease: bool) -> String
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future,
+    Fut::Output: IntoStore,
+{
+    let repo = Arc::new(Profiles {
+        loads: AtomicUsize::new(0),
+        latency: Some(LOAD_LATENCY),
+    });
+    let lease_config = if lease {
+        LeaseConfig::enabled()
+    } else {
+        LeaseConfig::default()
+    };
+    let mut caches = Vec::new();
+    for _ in 0..processes {
+        let store = open_store().await.into_store();
+        let config = config().with_lease(lease_config);
+        caches.push(
+            CacheAside::new("stampede", store, Arc::clone(&repo), config)
+                .expect("a valid cache config"),
+        );
+    }
+    // Fresh keys per scenario: the Redis database is shared by them.
+    let base = 1_000_000 * (processes as u64) + if lease { 500_000 } else { 0 };
+    let mut distribution = BTreeMap::<usize, u64>::new();
+    let mut times = Vec::new();
+    for trial in 0..TRIALS {
+        let id = base + trial;
+        let before = repo.loads.load(Ordering::SeqCst);
+        let started = Instant::now();
+        let mut handles = Vec::new();
+        for cache in &caches {
+            for _ in 0..STAMPEDE {
+                let cache = cache.clone();
+                handles.push(tokio::spawn(async move { cache.get(&id).await }));
+            }
+        }
+        for handle in handles {
+            let value = handle
+                .await
+                .expect("a get task panicked")
+                .expect("a get failed");
+            assert!(value.is_some());
+        }
+        times.push(started.elapsed().as_secs_f64() * 1000.0);
+        let loads = repo.loads.load(Ordering::SeqCst) - before;
+        *distribution.entry(loads).or_default() += 1;
+    }
+    for cache in &caches {
+        cache.store().close().await;
+    }
+    let cells: Vec<String> = distribution
+        .iter()
+        .map(|(loads, trials)| {
+            format!(
+                "{loads} load{}: {trials}",
+                if *loads == 1 { "" } else { "s" }
+            )
+        })
+        .collect();
+    format!("{} | {:.1} ms", cells.join(", "), median(times))
+}
+
+/// A store opened by the stampede's `open_store`: a Redis store (owned)
+/// or an already shared memory store.
+trait IntoStore {
+    fn into_store(self) -> Arc<dyn KvStore>;
+}
+
+impl IntoStore for RedisStore {
+    fn into_store(self) -> Arc<dyn KvStore> {
+        Arc::new(self)
+    }
+}
+
+impl IntoStore for Arc<dyn KvStore> {
+    fn into_store(self) -> Arc<dyn KvStore> {
+        self
+    }
+}
+
+/// Paired rounds per comparison: `BENCH_ROUNDS` or [`DEFAULT_ROUNDS`].
+fn rounds() -> usize {
+    match std::env::var("BENCH_ROUNDS") {
+        Ok(value) => value
+            .parse::<usize>()
+            .ok()
+            .filter(|rounds| *rounds > 0)
+            .unwrap_or_else(|| panic!("BENCH_ROUNDS must be a positive integer, got `{value}`")),
+        Err(_) => DEFAULT_ROUNDS,
+    }
+}
+
+/// The measured time per run: `BENCH_SECS` (seconds, may be fractional)
+/// or [`DEFAULT_SECS`].
+fn run_duration() -> Duration {
+    let secs = match std::env::var("BENCH_SECS") {
+        Ok(value) => value
+            .parse::<f64>()
+            .ok()
+            .filter(|secs| secs.is_finite() && *secs > 0.0)
+            .unwrap_or_else(|| {
+                panic!("BENCH_SECS must be a positive number of seconds, got `{value}`")
+            }),
+        Err(_) => DEFAULT_SECS,
+    };
+    Duration::from_secs_f64(secs)
+}
+
+async fn print_machine(raw: &ConnectionManager) {
+    let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let uname = Command::new("uname")
+        .arg("-srm")
+        .output()
+        .ok()
+        .filter(|out| out.status.success())
+        .map_or_else(
+            || "unknown".to_owned(),
+            |out| String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+        );
+    let info: String = redis::cmd("INFO")
+        .arg("server")
+        .query_async(&mut raw.clone())
+        .await
+        .expect("INFO server must succeed");
+    let version = info
+        .lines()
+        .find_map(|line| line.strip_prefix("redis_version:"))
+        .unwrap_or("unknown")
+        .trim();
+    println!("# kv-module cache-aside benchmark\n");
+    println!("* nproc: {nproc}");
+    println!("* uname -srm: {uname}");
+    println!("* redis-server: {version}\n");
+}
+
+/// `1234567.8` as `1,234,568`.
+fn thousands(value: f64) -> String {
+    let digits = format!("{:.0}", value);
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}

@@ -1,0 +1,430 @@
+//! Rate-limit checks per second, and round trips per check, for each
+//! algorithm against raw `INCR` on the same server in the same run.
+//!
+//! ```text
+//! cargo bench -p kv-module-tests --bench rate_limit
+//! BENCH_SECS=1 cargo bench -p kv-module-tests --bench rate_limit
+//! ```
+//!
+//! A [`TestRedis`] is started for the run. For each algorithm and
+//! concurrency (1 and 50 tasks sharing one store), the raw and limiter
+//! cases run as 9 pairs of short back-to-back runs (alternating which goes
+//! first); the medians of each side and of the per-pair ratios are
+//! reported, so drift on a shared machine affects both alike.
+//!
+//! * raw: a redis-rs `ConnectionManager` (TCP_NODELAY on, as `RedisStore`
+//!   has it) sending `INCR` on one of 1,000 keys: the cheapest possible
+//!   counter, and the racy first step of a hand-rolled limiter;
+//! * limiter: [`RateLimiter::check`] through `RedisStore` (pool size 1) on
+//!   one of 1,000 client keys, with a quota large enough that every check
+//!   is allowed (an allowed check is the one that writes);
+//! * raw script: the same Lua ([`Algorithm::script`]) with the same
+//!   arguments sent by redis-rs directly (`EVALSHA` on the same kind of
+//!   connection), which separates the script's own cost on the server from
+//!   kv-module's (key formatting, the boxed store call, reply decoding).
+//!
+//! Round trips are counted separately from `INFO commandstats`: the
+//! `EVALSHA`s sent per check, and the commands the script runs inside
+//! the server per check.
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kv_module::rate_limit::{Algorithm, RateLimitPolicy, RateLimiter};
+use kv_module::{KvStore, MemoryStore, RedisConfig, RedisStore};
+use kv_module_tests::TestRedis;
+use kv_module_tests::command_stats::{command_calls, delta};
+use redis::aio::ConnectionManager;
+
+const KEY_COUNT: usize = 1_000;
+const PREFIX: &str = "bench";
+const CONCURRENCIES: [usize; 2] = [1, 50];
+/// Paired rounds per case; the medians are reported.
+const ROUNDS: usize = 9;
+const DEFAULT_SECS: f64 = 0.5;
+const WARM_UP: Duration = Duration::from_millis(100);
+/// Checks counted for the round-trip table.
+const COUNTED_CHECKS: u64 = 1_000;
+/// A quota no bench run reaches, so every check is allowed.
+const LIMIT: u64 = 10_000_000;
+const WINDOW: Duration = Duration::from_secs(60);
+const ALGORITHMS: [Algorithm; 3] = [
+    Algorithm::FixedWindow,
+    Algorithm::SlidingWindow,
+    Algorithm::Gcra,
+];
+
+#[derive(Clone, Copy, Debug)]
+enum Target {
+    RawIncr,
+    RawScript(Algorithm),
+    Redis(Algorithm),
+    Memory(Algorithm),
+}
+
+struct Fixture {
+    raw: ConnectionManager,
+    redis: BTreeMap<&'static str, RateLimiter>,
+    memory: BTreeMap<&'static str, RateLimiter>,
+    /// The limiter's scripts and arguments, for raw redis-rs.
+    scripts: BTreeMap<&'static str, (redis::Script, [String; 3])>,
+    /// `ip:N`, the limiter's keys.
+    keys: Vec<String>,
+    /// `bench:incr:N`, the raw counter keys.
+    counters: Vec<String>,
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    let run_for = run_duration();
+    let server = TestRedis::start().await;
+    let fixture = Arc::new(Fixture::new(&server).await);
+
+    print_machine(&fixture.raw).await;
+    println!(
+        "{} s per run after {} ms warm-up, medians of {ROUNDS} paired rounds, {KEY_COUNT} keys, \
+         every check allowed (limit {LIMIT} per {} s).\n",
+        run_for.as_secs_f64(),
+        WARM_UP.as_millis(),
+        WINDOW.as_secs()
+    );
+
+    println!("| algorithm | concurrency | raw INCR ops/s | checks/s | ratio (check/INCR) |");
+    println!("|---|---:|---:|---:|---:|");
+    for concurrency in CONCURRENCIES {
+        for algorithm in ALGORITHMS {
+            let c = compare(
+                &fixture,
+                Target::RawIncr,
+                Target::Redis(algorithm),
+                concurrency,
+                run_for,
+            )
+            .await;
+            println!(
+                "| {algorithm} | {concurrency} | {} | {} | {:.2} |",
+                thousands(c.raw),
+                thousands(c.other),
+                c.ratio
+            );
+        }
+    }
+
+    println!(
+        "\nWhere the difference goes: the same script sent by raw redis-rs against the check.\n"
+    );
+    println!("| algorithm | concurrency | raw EVALSHA ops/s | checks/s | ratio (check/raw) |");
+    println!("|---|---:|---:|---:|---:|");
+    for concurrency in CONCURRENCIES {
+        for algorithm in ALGORITHMS {
+            let c = compare(
+                &fixture,
+                Target::RawScript(algorithm),
+                Target::Redis(algorithm),
+                concurrency,
+                run_for,
+            )
+            .await;
+            println!(
+                "| {algorithm} | {concurrency} | {} | {} | {:.2} |",
+                thousands(c.raw),
+                thousands(c.other),
+                c.ratio
+            );
+        }
+    }
+
+    println!("\nRound trips and server-side commands per check ({COUNTED_CHECKS} checks each):\n");
+    println!("| operation | client commands per op | commands run inside the server per op |");
+    println!("|---|---|---|");
+    let mut raw_conn = server.raw(0).await;
+    let before = command_calls(&mut raw_conn).await;
+    for i in 0..COUNTED_CHECKS as usize {
+        fixture.run_once(Target::RawIncr, i % KEY_COUNT).await;
+    }
+    let after = command_calls(&mut raw_conn).await;
+    println!(
+        "| raw INCR | {} | — |",
+        per_op(&delta(&before, &after), COUNTED_CHECKS)
+    );
+    for algorithm in ALGORITHMS {
+        let before = command_calls(&mut raw_conn).await;
+        for i in 0..COUNTED_CHECKS as usize {
+            fixture
+                .run_once(Target::Redis(algorithm), i % KEY_COUNT)
+                .await;
+        }
+        let after = command_calls(&mut raw_conn).await;
+        let mut calls = delta(&before, &after);
+        let evalsha = calls.remove("evalsha").unwrap_or(0);
+        println!(
+            "| {algorithm} check | evalsha {:.2} | {} |",
+            evalsha as f64 / COUNTED_CHECKS as f64,
+            per_op(&calls, COUNTED_CHECKS)
+        );
+    }
+
+    println!("\nMemoryStore (same checks, no network):\n");
+    println!("| algorithm | concurrency | checks/s |");
+    println!("|---|---:|---:|");
+    for concurrency in CONCURRENCIES {
+        for algorithm in ALGORITHMS {
+            let mut runs = Vec::with_capacity(ROUNDS);
+            for _ in 0..ROUNDS {
+                runs.push(measure(&fixture, Target::Memory(algorithm), concurrency, run_for).await);
+            }
+            println!(
+                "| {algorithm} | {concurrency} | {} |",
+                thousands(median(runs))
+            );
+        }
+    }
+}
+
+impl Fixture {
+    async fn new(server: &TestRedis) -> Self {
+        let info = redis::IntoConnectionInfo::into_connection_info(server.url(0))
+            .expect("test Redis URL must parse")
+            .set_tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true));
+        let client = redis::Client::open(info).expect("test Redis URL must parse");
+        let raw = ConnectionManager::new(client)
+            .await
+            .expect("raw ConnectionManager must connect to the test Redis");
+        let config = RedisConfig::new(server.addr())
+            .with_prefix(PREFIX)
+            .with_pool_size(1);
+        let redis_store: Arc<dyn KvStore> = Arc::new(
+            RedisStore::open("bench", config)
+                .await
+                .expect("RedisStore must open on the test Redis"),
+        );
+        let memory_store: Arc<dyn KvStore> = Arc::new(MemoryStore::new("bench-memory", PREFIX));
+        let limiters = |store: &Arc<dyn KvStore>| {
+            ALGORITHMS
+                .iter()
+                .map(|algorithm| {
+                    let policy = RateLimitPolicy::new(*algorithm, LIMIT, WINDOW);
+                    let limiter = RateLimiter::new(store.clone(), algorithm.as_str(), policy)
+                        .expect("the bench policies are valid");
+                    (algorithm.as_str(), limiter)
+                })
+                .collect()
+        };
+        let window_ms = WINDOW.as_millis() as u64;
+        let interval = (window_ms * 1_000).div_ceil(LIMIT);
+        let scripts = ALGORITHMS
+            .iter()
+            .map(|algorithm| {
+                let args = match algorithm {
+                    Algorithm::Gcra => [interval, LIMIT * interval, 1],
+                    _ => [LIMIT, window_ms, 1],
+                };
+                let script = redis::Script::new(algorithm.script().lua());
+                (algorithm.as_str(), (script, args.map(|n| n.to_string())))
+            })
+            .collect();
+        Self {
+            raw,
+            scripts,
+            redis: limiters(&redis_store),
+            memory: limiters(&memory_store),
+            keys: (0..KEY_COUNT).map(|i| format!("ip:{i}")).collect(),
+            counters: (0..KEY_COUNT)
+                .map(|i| format!("{PREFIX}:incr:{i}"))
+                .collect(),
+        }
+    }
+
+    async fn run_once(&self, target: Target, index: usize) {
+        match target {
+            Target::RawIncr => {
+                let mut raw = self.raw.clone();
+                let _: i64 = redis::cmd("INCR")
+                    .arg(&self.counters[index])
+                    .query_async(&mut raw)
+                    .await
+                    .expect("raw INCR must succeed");
+            }
+            Target::RawScript(algorithm) => {
+                let (script, args) = &self.scripts[algorithm.as_str()];
+                let mut invocation = script.prepare_invoke();
+                invocation.key(format!("{PREFIX}:{algorithm}:{}", self.keys[index]));
+                for arg in args {
+                    invocation.arg(arg.as_str());
+                }
+                let reply: Vec<i64> = invocation
+                    .invoke_async(&mut self.raw.clone())
+                    .await
+                    .expect("raw EVALSHA must succeed");
+                assert_eq!(
+                    reply.first(),
+                    Some(&1),
+                    "the bench quota must never be reached"
+                );
+            }
+            Target::Redis(algorithm) => check(&self.redis, algorithm, &self.keys[index]).await,
+            Target::Memory(algorithm) => check(&self.memory, algorithm, &self.keys[index]).await,
+        }
+    }
+}
+
+async fn check(limiters: &BTreeMap<&'static str, RateLimiter>, algorithm: Algorithm, key: &str) {
+    let limiter = &limiters[algorithm.as_str()];
+    let decision = limiter.check(key).await.expect("the check must succeed");
+    assert!(decision.allowed, "the bench quota must never be reached");
+}
+
+struct Comparison {
+    raw: f64,
+    other: f64,
+    ratio: f64,
+}
+
+/// `ROUNDS` pairs of `baseline` and `target` runs back to back,
+/// alternating which goes first; medians of each and of the ratios.
+async fn compare(
+    fixture: &Arc<Fixture>,
+    baseline: Target,
+    target: Target,
+    concurrency: usize,
+    run_for: Duration,
+) -> Comparison {
+    let (mut raws, mut others, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..ROUNDS {
+        let (raw, other) = if round % 2 == 0 {
+            let raw = measure(fixture, baseline, concurrency, run_for).await;
+            (raw, measure(fixture, target, concurrency, run_for).await)
+        } else {
+            let other = measure(fixture, target, concurrency, run_for).await;
+            (
+                measure(fixture, baseline, concurrency, run_for).await,
+                other,
+            )
+        };
+        raws.push(raw);
+        others.push(other);
+        ratios.push(other / raw);
+    }
+    Comparison {
+        raw: median(raws),
+        other: median(others),
+        ratio: median(ratios),
+    }
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(0.0)
+}
+
+/// Warms up, then runs `target` from `concurrency` tasks for `run_for`;
+/// operations per second.
+async fn measure(
+    fixture: &Arc<Fixture>,
+    target: Target,
+    concurrency: usize,
+    run_for: Duration,
+) -> f64 {
+    run_tasks(fixture, target, concurrency, WARM_UP).await;
+    let started = Instant::now();
+    let ops = run_tasks(fixture, target, concurrency, run_for).await;
+    ops as f64 / started.elapsed().as_secs_f64()
+}
+
+async fn run_tasks(
+    fixture: &Arc<Fixture>,
+    target: Target,
+    concurrency: usize,
+    run_for: Duration,
+) -> u64 {
+    let deadline = Instant::now() + run_for;
+    let tasks: Vec<_> = (0..concurrency)
+        .map(|task| {
+            let fixture = Arc::clone(fixture);
+            let mut index = task * (KEY_COUNT / concurrency);
+            tokio::spawn(async move {
+                let mut done = 0_u64;
+                while Instant::now() < deadline {
+                    fixture.run_once(target, index).await;
+                    done += 1;
+                    index = (index + 1) % KEY_COUNT;
+                }
+                done
+            })
+        })
+        .collect();
+    let mut total = 0;
+    for task in tasks {
+        total += task.await.expect("a benchmark task panicked");
+    }
+    total
+}
+
+/// `get 1.00, set 1.00` from a commandstats delta over `ops` operations.
+fn per_op(calls: &BTreeMap<String, u64>, ops: u64) -> String {
+    if calls.is_empty() {
+        return "none".to_owned();
+    }
+    calls
+        .iter()
+        .map(|(name, n)| format!("{name} {:.2}", *n as f64 / ops as f64))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `BENCH_SECS` (seconds, may be fractional) or [`DEFAULT_SECS`].
+fn run_duration() -> Duration {
+    let secs = match std::env::var("BENCH_SECS") {
+        Ok(value) => value
+            .parse::<f64>()
+            .ok()
+            .filter(|secs| secs.is_finite() && *secs > 0.0)
+            .unwrap_or_else(|| {
+                panic!("BENCH_SECS must be a positive number of seconds, got `{value}`")
+            }),
+        Err(_) => DEFAULT_SECS,
+    };
+    Duration::from_secs_f64(secs)
+}
+
+async fn print_machine(raw: &ConnectionManager) {
+    let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let uname = Command::new("uname")
+        .arg("-srm")
+        .output()
+        .ok()
+        .filter(|out| out.status.success())
+        .map_or_else(
+            || "unknown".to_owned(),
+            |out| String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+        );
+    let info: String = redis::cmd("INFO")
+        .arg("server")
+        .query_async(&mut raw.clone())
+        .await
+        .expect("INFO server must succeed");
+    let version = info
+        .lines()
+        .find_map(|line| line.strip_prefix("redis_version:"))
+        .unwrap_or("unknown")
+        .trim();
+    println!("# kv-module rate-limit benchmark\n");
+    println!("* nproc: {nproc}");
+    println!("* uname -srm: {uname}");
+    println!("* redis-server: {version}\n");
+}
+
+/// `1234567.8` as `1,234,568`.
+fn thousands(value: f64) -> String {
+    let digits = format!("{:.0}", value);
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}

@@ -1,0 +1,423 @@
+//! Session `get` and OTP `verify`, in round trips and operations per
+//! second, against a raw `GET` on the same server in the same run.
+//!
+//! ```text
+//! cargo bench -p kv-module-tests --bench sessions
+//! BENCH_OPS=20000 cargo bench -p kv-module-tests --bench sessions
+//! ```
+//!
+//! A [`TestRedis`] is started for the run. Every run is a fixed number of
+//! operations (`BENCH_OPS`, default 10,000) spread over 1 or 50 tokio
+//! tasks sharing one store; each case runs as 9 pairs with the raw `GET`
+//! (alternating which goes first), and the medians of each side and of the
+//! per-pair ratios are reported, so drift on a shared machine affects both
+//! alike.
+//!
+//! * raw: a redis-rs `ConnectionManager` (TCP_NODELAY on, as `RedisStore`
+//!   has it) doing `GET` of the very session records the manager reads
+//!   (`bench:session:{handle}`, ~150 bytes);
+//! * session `get`: [`SessionManager::get`] through `RedisStore` (pool
+//!   size 1) on one of 1,000 sessions: hashing the id, the `GET`, decoding
+//!   the record;
+//! * OTP `verify`: [`OtpService::verify`] of the right code (the common
+//!   path: compare and consume), one code per subject, issued before the
+//!   timed run; it computes the HMAC and runs one script.
+//!
+//! Round trips are counted separately from `INFO commandstats` over 1,000
+//! operations: the commands the client sent, and those a script ran inside
+//! the server.
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Instant;
+
+use kv_module::otp::{IssueOutcome, OneTimeCodes, OtpConfig, OtpService};
+use kv_module::registry::StoreRef;
+use kv_module::session::{SessionConfig, SessionData, SessionId, SessionManager, Sessions};
+use kv_module::{KvStore, MemoryStore, RedisConfig, RedisStore, Secret};
+use kv_module_tests::TestRedis;
+use kv_module_tests::command_stats::{command_calls, delta};
+use redis::aio::ConnectionManager;
+
+const PREFIX: &str = "bench";
+const SESSION_COUNT: usize = 1_000;
+const CONCURRENCIES: [usize; 2] = [1, 50];
+/// Paired rounds per case; the medians are reported.
+const ROUNDS: usize = 9;
+const DEFAULT_OPS: usize = 10_000;
+/// Operations counted for the round-trip table.
+const COUNTED_OPS: usize = 1_000;
+const SECRET: &str = "a benchmark secret of at least 32 bytes";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Target {
+    RawGet,
+    SessionGet,
+    OtpVerify,
+}
+
+/// One backend's components and their inputs.
+struct Side {
+    sessions: SessionManager,
+    otp: OtpService,
+    ids: Vec<SessionId>,
+}
+
+struct Fixture {
+    raw: ConnectionManager,
+    /// The stored keys of `redis.ids`' records, for the raw `GET`.
+    raw_keys: Vec<String>,
+    redis: Side,
+    memory: Side,
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    let ops = run_ops();
+    let server = TestRedis::start().await;
+    let fixture = Arc::new(Fixture::new(&server).await);
+
+    print_machine(&fixture.raw).await;
+    println!(
+        "{ops} operations per run, medians of {ROUNDS} paired rounds, {SESSION_COUNT} sessions; \
+         every verify is of the right code (one fresh code per subject).\n"
+    );
+    println!("| operation | concurrency | raw GET ops/s | ops/s | ratio (op/GET) |");
+    println!("|---|---:|---:|---:|---:|");
+    for concurrency in CONCURRENCIES {
+        for (target, label) in [
+            (Target::SessionGet, "session get"),
+            (Target::OtpVerify, "otp verify"),
+        ] {
+            let c = compare(&fixture, target, concurrency, ops).await;
+            println!(
+                "| {label} | {concurrency} | {} | {} | {:.2} |",
+                thousands(c.raw),
+                thousands(c.other),
+                c.ratio
+            );
+        }
+    }
+
+    println!("\nRound trips and server-side commands per operation ({COUNTED_OPS} each):\n");
+    println!("| operation | client commands per op | commands run inside the server per op |");
+    println!("|---|---|---|");
+    let mut conn = server.raw(0).await;
+    for (target, label) in [
+        (Target::RawGet, "raw GET"),
+        (Target::SessionGet, "session get"),
+        (Target::OtpVerify, "otp verify"),
+    ] {
+        let subjects = prepare(&fixture, false, target, COUNTED_OPS, "counted").await;
+        let before = command_calls(&mut conn).await;
+        for i in 0..COUNTED_OPS {
+            fixture.run_once(false, target, &subjects, i).await;
+        }
+        let after = command_calls(&mut conn).await;
+        let mut calls = delta(&before, &after);
+        let (client, inside) = match target {
+            Target::OtpVerify => {
+                let evalsha = calls.remove("evalsha").unwrap_or(0);
+                (
+                    format!("evalsha {}", ratio(evalsha, COUNTED_OPS)),
+                    per_op(&calls),
+                )
+            }
+            _ => (per_op(&calls), "—".to_owned()),
+        };
+        println!("| {label} | {client} | {inside} |");
+    }
+
+    println!("\nMemoryStore (same operations, no network):\n");
+    println!("| operation | concurrency | ops/s |");
+    println!("|---|---:|---:|");
+    for concurrency in CONCURRENCIES {
+        for (target, label) in [
+            (Target::SessionGet, "session get"),
+            (Target::OtpVerify, "otp verify"),
+        ] {
+            let mut runs = Vec::with_capacity(ROUNDS);
+            for round in 0..ROUNDS {
+                let tag = format!("mem-{concurrency}-{round}");
+                runs.push(measure(&fixture, true, target, concurrency, ops, &tag).await);
+            }
+            println!("| {label} | {concurrency} | {} |", thousands(median(runs)));
+        }
+    }
+}
+
+impl Side {
+    async fn new(store: Arc<dyn KvStore>) -> Self {
+        let sessions =
+            SessionManager::new(store.clone(), SessionConfig::new(StoreRef::new("bench")))
+                .expect("the bench session config is valid");
+        let otp = OtpService::new(
+            store,
+            OtpConfig::new(StoreRef::new("bench"))
+                .with_secret(Secret::new(SECRET))
+                .with_daily_cap(1_000_000),
+        )
+        .expect("the bench otp config is valid");
+        let mut ids = Vec::with_capacity(SESSION_COUNT);
+        for i in 0..SESSION_COUNT {
+            let data = SessionData::new(format!("user-{i}"))
+                .with_tenant("acme")
+                .with_metadata("role", "member");
+            ids.push(sessions.create(data).await.expect("create must succeed"));
+        }
+        Self { sessions, otp, ids }
+    }
+}
+
+impl Fixture {
+    async fn new(server: &TestRedis) -> Self {
+        let info = redis::IntoConnectionInfo::into_connection_info(server.url(0))
+            .expect("test Redis URL must parse")
+            .set_tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true));
+        let client = redis::Client::open(info).expect("test Redis URL must parse");
+        let raw = ConnectionManager::new(client)
+            .await
+            .expect("raw ConnectionManager must connect to the test Redis");
+        let config = RedisConfig::new(server.addr())
+            .with_prefix(PREFIX)
+            .with_pool_size(1);
+        let redis_store: Arc<dyn KvStore> = Arc::new(
+            RedisStore::open("bench", config)
+                .await
+                .expect("RedisStore must open on the test Redis"),
+        );
+        let memory_store: Arc<dyn KvStore> = Arc::new(MemoryStore::new("bench-memory", PREFIX));
+        let redis = Side::new(redis_store).await;
+        let memory = Side::new(memory_store).await;
+        let raw_keys = redis
+            .ids
+            .iter()
+            .map(|id| format!("{PREFIX}:session:{}", id.handle()))
+            .collect();
+        Self {
+            raw,
+            raw_keys,
+            redis,
+            memory,
+        }
+    }
+
+    fn side(&self, memory: bool) -> &Side {
+        if memory { &self.memory } else { &self.redis }
+    }
+
+    /// Operation number `i`.
+    async fn run_once(&self, memory: bool, target: Target, codes: &[(String, String)], i: usize) {
+        let side = self.side(memory);
+        match target {
+            Target::RawGet => {
+                let mut raw = self.raw.clone();
+                let value: Option<Vec<u8>> = redis::cmd("GET")
+                    .arg(&self.raw_keys[i % SESSION_COUNT])
+                    .query_async(&mut raw)
+                    .await
+                    .expect("raw GET must succeed");
+                assert!(value.is_some(), "raw GET found no session record");
+            }
+            Target::SessionGet => {
+                let session = side
+                    .sessions
+                    .get(&side.ids[i % SESSION_COUNT])
+                    .await
+                    .expect("session get must succeed");
+                assert!(session.is_some(), "the bench sessions do not expire");
+            }
+            Target::OtpVerify => {
+                let (subject, code) = &codes[i];
+                let outcome = side
+                    .otp
+                    .verify(subject, "login", code)
+                    .await
+                    .expect("verify must succeed");
+                assert!(outcome.is_verified(), "{outcome:?}");
+            }
+        }
+    }
+}
+
+/// For `OtpVerify`, issues one code per operation (for fresh subjects
+/// named after `tag`), 50 at a time; `(subject, code)` pairs.
+async fn prepare(
+    fixture: &Arc<Fixture>,
+    memory: bool,
+    target: Target,
+    ops: usize,
+    tag: &str,
+) -> Arc<Vec<(String, String)>> {
+    if target != Target::OtpVerify {
+        return Arc::new(Vec::new());
+    }
+    let mut codes = Vec::with_capacity(ops);
+    for chunk in (0..ops).collect::<Vec<_>>().chunks(50) {
+        let issued = futures::future::join_all(chunk.iter().map(|i| {
+            let subject = format!("{tag}-{i}@example.com");
+            let fixture = fixture.clone();
+            async move {
+                let outcome = fixture
+                    .side(memory)
+                    .otp
+                    .issue(&subject, "login")
+                    .await
+                    .expect("issue must succeed");
+                match outcome {
+                    IssueOutcome::Issued(issued) => (subject, issued.code.expose().to_owned()),
+                    IssueOutcome::Refused(refused) => panic!("refused: {refused:?}"),
+                }
+            }
+        }))
+        .await;
+        codes.extend(issued);
+    }
+    Arc::new(codes)
+}
+
+struct Comparison {
+    raw: f64,
+    other: f64,
+    ratio: f64,
+}
+
+/// `ROUNDS` pairs of raw `GET` and `target` runs back to back, alternating
+/// which goes first; medians of each and of the ratios.
+async fn compare(
+    fixture: &Arc<Fixture>,
+    target: Target,
+    concurrency: usize,
+    ops: usize,
+) -> Comparison {
+    let (mut raws, mut others, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..ROUNDS {
+        let tag = format!("redis-{concurrency}-{round}");
+        let (raw, other) = if round % 2 == 0 {
+            let raw = measure(fixture, false, Target::RawGet, concurrency, ops, &tag).await;
+            (
+                raw,
+                measure(fixture, false, target, concurrency, ops, &tag).await,
+            )
+        } else {
+            let other = measure(fixture, false, target, concurrency, ops, &tag).await;
+            (
+                measure(fixture, false, Target::RawGet, concurrency, ops, &tag).await,
+                other,
+            )
+        };
+        raws.push(raw);
+        others.push(other);
+        ratios.push(other / raw);
+    }
+    Comparison {
+        raw: median(raws),
+        other: median(others),
+        ratio: median(ratios),
+    }
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(0.0)
+}
+
+/// Prepares the inputs (untimed), then runs `ops` operations of `target`
+/// from `concurrency` tasks; operations per second.
+async fn measure(
+    fixture: &Arc<Fixture>,
+    memory: bool,
+    target: Target,
+    concurrency: usize,
+    ops: usize,
+    tag: &str,
+) -> f64 {
+    let codes = prepare(fixture, memory, target, ops, tag).await;
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..concurrency)
+        .map(|task| {
+            let (fixture, codes) = (fixture.clone(), codes.clone());
+            tokio::spawn(async move {
+                // Task `t` does operations t, t + concurrency, ...
+                for i in (task..ops).step_by(concurrency) {
+                    fixture.run_once(memory, target, &codes, i).await;
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("a benchmark task panicked");
+    }
+    ops as f64 / started.elapsed().as_secs_f64()
+}
+
+fn ratio(n: u64, ops: usize) -> String {
+    format!("{:.2}", n as f64 / ops as f64)
+}
+
+/// `get 1.00, del 1.00` from a commandstats delta over `COUNTED_OPS`.
+fn per_op(calls: &BTreeMap<String, u64>) -> String {
+    if calls.is_empty() {
+        return "none".to_owned();
+    }
+    calls
+        .iter()
+        .map(|(name, n)| format!("{name} {}", ratio(*n, COUNTED_OPS)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `BENCH_OPS` or [`DEFAULT_OPS`].
+fn run_ops() -> usize {
+    match std::env::var("BENCH_OPS") {
+        Ok(value) => value
+            .parse::<usize>()
+            .ok()
+            .filter(|ops| *ops >= 100)
+            .unwrap_or_else(|| {
+                panic!("BENCH_OPS must be an integer of at least 100, got `{value}`")
+            }),
+        Err(_) => DEFAULT_OPS,
+    }
+}
+
+async fn print_machine(raw: &ConnectionManager) {
+    let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let uname = Command::new("uname")
+        .arg("-srm")
+        .output()
+        .ok()
+        .filter(|out| out.status.success())
+        .map_or_else(
+            || "unknown".to_owned(),
+            |out| String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+        );
+    let info: String = redis::cmd("INFO")
+        .arg("server")
+        .query_async(&mut raw.clone())
+        .await
+        .expect("INFO server must succeed");
+    let version = info
+        .lines()
+        .find_map(|line| line.strip_prefix("redis_version:"))
+        .unwrap_or("unknown")
+        .trim();
+    println!("# kv-module sessions and OTP benchmark\n");
+    println!("* nproc: {nproc}");
+    println!("* uname -srm: {uname}");
+    println!("* redis-server: {version}\n");
+}
+
+/// `1234567.8` as `1,234,568`.
+fn thousands(value: f64) -> String {
+    let digits = format!("{:.0}", value);
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}

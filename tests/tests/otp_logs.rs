@@ -1,0 +1,190 @@
+//! A full issue → verify → create-session → cycle → delete flow, with every
+//! span and event captured at `TRACE` by a minimal subscriber, writes
+//! neither a one-time code nor a session id to the logs, nor to any `Debug`
+//! output of the values it hands out — on both backends.
+
+use std::fmt::{Debug, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id, Record};
+use tracing::{Event, Metadata, Subscriber};
+
+use kv_module::Secret;
+use kv_module::otp::{IssueOutcome, OneTimeCodes, OtpConfig, OtpService, VerifyOutcome};
+use kv_module::registry::StoreRef;
+use kv_module::session::{SessionConfig, SessionData, SessionManager, Sessions};
+use kv_module::store::KvStore;
+use kv_module_tests::backends::{MemoryBackend, RedisBackend};
+use kv_module_tests::conformance::Backend;
+
+/// Records every span (name and fields) and event (level, target, fields)
+/// as text.
+#[derive(Clone, Default)]
+struct Capture {
+    text: Arc<Mutex<String>>,
+    next_id: Arc<AtomicU64>,
+}
+
+impl Capture {
+    fn text(&self) -> String {
+        self.text.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn write(&self, f: impl FnOnce(&mut String)) {
+        f(&mut self.text.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+}
+
+struct Fields<'a>(&'a mut String);
+
+impl Visit for Fields<'_> {
+    fn record_debug(&mut self, field: &Field, value: &dyn Debug) {
+        let _ = write!(self.0, " {}={value:?}", field.name());
+    }
+}
+
+impl Subscriber for Capture {
+    fn enabled(&self, _: &Metadata<'_>) -> bool {
+        true
+    }
+
+    fn new_span(&self, span: &Attributes<'_>) -> Id {
+        self.write(|text| {
+            text.push_str("span ");
+            text.push_str(span.metadata().name());
+            span.record(&mut Fields(text));
+            text.push('\n');
+        });
+        Id::from_u64(self.next_id.fetch_add(1, Ordering::Relaxed) + 1)
+    }
+
+    fn record(&self, _: &Id, values: &Record<'_>) {
+        self.write(|text| {
+            text.push_str("record");
+            values.record(&mut Fields(text));
+            text.push('\n');
+        });
+    }
+
+    fn record_follows_from(&self, _: &Id, _: &Id) {}
+
+    fn event(&self, event: &Event<'_>) {
+        self.write(|text| {
+            let _ = write!(
+                text,
+                "{} {}",
+                event.metadata().level(),
+                event.metadata().target()
+            );
+            event.record(&mut Fields(text));
+            text.push('\n');
+        });
+    }
+
+    fn enter(&self, _: &Id) {}
+
+    fn exit(&self, _: &Id) {}
+}
+
+// The capture is the thread's default subscriber, so the flow runs on a
+// current-thread runtime: every task (redis-rs' connection tasks too) is
+// polled on this thread and seen by the capture.
+#[tokio::test(flavor = "current_thread")]
+async fn redis_no_code_or_session_id_in_logs_of_a_full_flow() {
+    let backend = RedisBackend::start().await;
+    full_flow_logs_no_secret(&backend).await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn memory_no_code_or_session_id_in_logs_of_a_full_flow() {
+    full_flow_logs_no_secret(&MemoryBackend::new()).await;
+}
+
+async fn full_flow_logs_no_secret(backend: &impl Backend) {
+    let capture = Capture::default();
+    let _guard = tracing::subscriber::set_default(capture.clone());
+
+    let store: Arc<dyn KvStore> = backend.store("auth", 0, "app").await;
+    // Eight digits, so the code cannot appear by chance in a hash.
+    let otp = OtpService::new(
+        store.clone(),
+        OtpConfig::new(StoreRef::new("auth"))
+            .with_secret(Secret::new("a test secret that is at least 32 bytes long"))
+            .with_code_length(8)
+            .with_resend_cooldown(Duration::ZERO),
+    )
+    .unwrap();
+    let dev = OtpService::new(
+        store.clone(),
+        OtpConfig::new(StoreRef::new("auth")).with_dev_secret(true),
+    )
+    .unwrap();
+    let sessions = SessionManager::new(store, SessionConfig::new(StoreRef::new("auth"))).unwrap();
+    let mut secrets = Vec::new();
+    let mut debug = String::new();
+
+    let IssueOutcome::Issued(issued) = otp.issue("ada@example.com", "login").await.unwrap() else {
+        panic!("first code");
+    };
+    secrets.push(issued.code.expose().to_owned());
+    debug.push_str(&format!("{issued:?} {:?} {}", issued.code, issued.code));
+    let wrong = "00000000";
+    let outcome = otp.verify("ada@example.com", "login", wrong).await.unwrap();
+    debug.push_str(&format!("{outcome:?}"));
+    let outcome = otp
+        .verify("ada@example.com", "login", issued.code.expose())
+        .await
+        .unwrap();
+    assert_eq!(outcome, VerifyOutcome::Verified);
+    if let IssueOutcome::Issued(other) = dev.issue("ada@example.com", "login").await.unwrap() {
+        secrets.push(other.code.expose().to_owned());
+    }
+
+    let id = sessions
+        .create(SessionData::new("ada@example.com"))
+        .await
+        .unwrap();
+    secrets.push(id.expose().to_owned());
+    let session = sessions.load(&id).await.unwrap().expect("created");
+    debug.push_str(&format!("{id:?} {id} {session:?} {sessions:?} {otp:?}"));
+    let new_id = sessions.cycle_id(&id).await.unwrap().expect("exists");
+    secrets.push(new_id.expose().to_owned());
+    assert!(sessions.refresh(&new_id).await.unwrap());
+    assert_eq!(
+        sessions
+            .list_user_sessions("ada@example.com")
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    // Error paths log too (`err` on the spans).
+    assert!(sessions.create(SessionData::new("")).await.is_err());
+    assert!(otp.verify("", "login", issued.code.expose()).await.is_err());
+    assert!(sessions.delete(&new_id).await.unwrap());
+    assert!(!sessions.delete(&id).await.unwrap());
+
+    let logs = capture.text();
+    assert!(
+        logs.contains("span create") && logs.contains("session created"),
+        "{logs}"
+    );
+    assert!(
+        logs.contains("span verify") && logs.contains("WARN"),
+        "{logs}"
+    );
+    for secret in &secrets {
+        assert!(
+            !logs.contains(secret.as_str()),
+            "`{secret}` logged:\n{logs}"
+        );
+        assert!(
+            !debug.contains(secret.as_str()),
+            "`{secret}` in Debug:\n{debug}"
+        );
+    }
+    assert!(!logs.contains("a test secret"), "{logs}");
+}

@@ -1,0 +1,725 @@
+//! The rate limiter on both backends: exact counts under concurrency and
+//! across instances, each algorithm's bursts and steady rates with short
+//! real windows, costs, store failures, and one script call per check.
+//! Every case ends by scanning the raw keyspace for keys without a TTL.
+//!
+//! Cases are generic async functions over a [`LimiterBackend`],
+//! instantiated per backend by `rate_limit_suite!`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use kv_module::rate_limit::{
+    Algorithm, Decision, OnStoreError, RateLimit, RateLimitError, RateLimitPolicy, RateLimiter,
+};
+use kv_module::{KeyTtl, KvStore, Script, ScriptValue, Ttl};
+use kv_module_tests::backends::{MemoryBackend, RedisBackend};
+use kv_module_tests::conformance::Backend;
+
+/// The database the limiter's stores use (so the raw scan sees only them).
+const DB: u8 = 2;
+/// The limiter stores' prefix.
+const PREFIX: &str = "rl";
+
+/// A [`Backend`] whose stores can be made unreachable.
+trait LimiterBackend: Backend {
+    /// Makes `store` fail as unavailable: stops the Redis server, or
+    /// closes the memory store.
+    fn outage(&mut self, store: &Arc<dyn KvStore>) -> impl Future<Output = ()>;
+}
+
+impl LimiterBackend for RedisBackend {
+    async fn outage(&mut self, _store: &Arc<dyn KvStore>) {
+        self.server.stop();
+    }
+}
+
+impl LimiterBackend for MemoryBackend {
+    async fn outage(&mut self, store: &Arc<dyn KvStore>) {
+        store.close().await;
+    }
+}
+
+macro_rules! rate_limit_suite {
+    ($make:expr) => {
+        rate_limit_suite!(@cases $make;
+            concurrent_checks_allow_exactly_the_limit,
+            two_instances_sharing_the_store_allow_exactly_the_limit,
+            fixed_window_is_not_rearmed_by_hits_and_then_resets,
+            fixed_window_repairs_a_counter_without_ttl,
+            costs_are_weighed_and_denials_consume_nothing,
+            sliding_window_weighs_the_previous_window,
+            sliding_window_passes_a_steady_rate_under_the_limit,
+            gcra_allows_the_burst_then_the_steady_rate,
+            gcra_burst_may_exceed_the_limit,
+            policies_and_keys_are_isolated,
+            fail_open_lets_requests_through_and_counts_them,
+            fail_closed_refuses_when_the_store_is_unreachable,
+            every_check_is_one_script_call,
+        );
+    };
+    (@cases $make:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                #[allow(unused_mut)]
+                let mut backend = $make;
+                super::$case(&mut backend).await;
+            }
+        )*
+    };
+}
+
+mod redis {
+    use kv_module_tests::backends::RedisBackend;
+    rate_limit_suite!(RedisBackend::start().await);
+}
+
+mod memory {
+    use kv_module_tests::backends::MemoryBackend;
+    rate_limit_suite!(MemoryBackend::new());
+}
+
+// ---------------------------------------------------------------------------
+// Helpers
+
+async fn store(b: &impl Backend) -> Arc<dyn KvStore> {
+    b.store("limits", DB, PREFIX).await
+}
+
+fn limiter(store: &Arc<dyn KvStore>, name: &str, policy: RateLimitPolicy) -> RateLimiter {
+    RateLimiter::new(store.clone(), name, policy)
+        .unwrap_or_else(|e| panic!("policy `{name}` must be valid: {e}"))
+}
+
+fn policy(algorithm: Algorithm, limit: u64, window: Duration) -> RateLimitPolicy {
+    RateLimitPolicy::new(algorithm, limit, window)
+}
+
+const ALGORITHMS: [Algorithm; 3] = [
+    Algorithm::FixedWindow,
+    Algorithm::SlidingWindow,
+    Algorithm::Gcra,
+];
+
+async fn check(limiter: &RateLimiter, key: &str) -> Decision {
+    limiter
+        .check(key)
+        .await
+        .unwrap_or_else(|e| panic!("check of `{key}` failed: {e}"))
+}
+
+async fn check_cost(limiter: &RateLimiter, key: &str, cost: u64) -> Decision {
+    limiter
+        .check_cost(key, cost)
+        .await
+        .unwrap_or_else(|e| panic!("check of `{key}` (cost {cost}) failed: {e}"))
+}
+
+/// Every key of the limiter's database, with its TTL; fails the test on a
+/// key without one (TTL -1). Returns the keys seen.
+async fn assert_every_key_expires(b: &impl Backend) -> BTreeMap<String, Duration> {
+    let raw = b.store("raw", DB, "").await;
+    let keys = raw.keys("*").await.expect("SCAN of the raw keyspace");
+    let mut seen = BTreeMap::new();
+    for key in keys {
+        match raw.ttl(&key).await.expect("TTL of a raw key") {
+            KeyTtl::Persistent => panic!("key `{key}` has no TTL"),
+            KeyTtl::ExpiresIn(left) => {
+                seen.insert(key, left);
+            }
+            // Expired between the scan and the TTL.
+            KeyTtl::Missing => {}
+        }
+    }
+    seen
+}
+
+/// Sleeps until `offset` after the start of the next window of length
+/// `window` on the local clock (the store's clock is on this machine too:
+/// Redis's `TIME` and the memory backend's clock read the same system
+/// time).
+async fn sleep_until_window_offset(window: Duration, offset: Duration) {
+    let window_ms = window.as_millis() as u64;
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_millis() as u64;
+    let into = now_ms % window_ms;
+    let wait = window_ms - into + offset.as_millis() as u64;
+    tokio::time::sleep(Duration::from_millis(wait)).await;
+}
+
+// ---------------------------------------------------------------------------
+// Acceptance 1: exact under concurrency, and across instances
+
+/// 200 concurrent checks against a limit of 50: exactly 50 pass, each
+/// seeing a distinct remaining count, for every algorithm.
+async fn concurrent_checks_allow_exactly_the_limit(b: &mut impl LimiterBackend) {
+    let store = store(b).await;
+    for algorithm in ALGORITHMS {
+        let limiter = limiter(
+            &store,
+            algorithm.as_str(),
+            policy(algorithm, 50, Duration::from_secs(60)),
+        );
+        let tasks: Vec<_> = (0..200)
+            .map(|_| {
+                let limiter = limiter.clone();
+                tokio::spawn(async move { limiter.check("ip:192.0.2.1").await })
+            })
+            .collect();
+        let mut remaining = BTreeSet::new();
+        let mut denied = 0;
+        for task in tasks {
+            let decision = task.await.expect("task").expect("check");
+            if decision.allowed {
+                assert!(decision.retry_after.is_none());
+                remaining.insert(decision.remaining);
+            } else {
+                denied += 1;
+                assert_eq!(decision.remaining, 0, "{algorithm}");
+                assert!(decision.retry_after.is_some(), "{algorithm}");
+            }
+        }
+        assert_eq!(remaining.len(), 50, "{algorithm}: allowed exactly 50");
+        assert_eq!(remaining, (0..50).collect(), "{algorithm}: one per count");
+        assert_eq!(denied, 150, "{algorithm}");
+    }
+    let keys = assert_every_key_expires(b).await;
+    assert_eq!(keys.len(), 3, "one key per policy: {keys:?}");
+    for left in keys.values() {
+        assert!(*left <= Duration::from_secs(120), "{keys:?}");
+    }
+}
+
+/// Two limiter instances over two store connections (two application
+/// processes) with the same policy share the quota: exactly 50 in total.
+async fn two_instances_sharing_the_store_allow_exactly_the_limit(b: &mut impl LimiterBackend) {
+    let first_store = store(b).await;
+    let second_store = store(b).await;
+    for algorithm in ALGORITHMS {
+        let name = algorithm.as_str();
+        let window = Duration::from_secs(60);
+        let first = limiter(&first_store, name, policy(algorithm, 50, window));
+        let second = limiter(&second_store, name, policy(algorithm, 50, window));
+        let tasks: Vec<_> = (0..200)
+            .map(|i| {
+                let limiter = if i % 2 == 0 {
+                    first.clone()
+                } else {
+                    second.clone()
+                };
+                tokio::spawn(async move { limiter.check("user:7").await })
+            })
+            .collect();
+        let mut allowed = 0;
+        for task in tasks {
+            allowed += usize::from(task.await.expect("task").expect("check").allowed);
+        }
+        assert_eq!(allowed, 50, "{algorithm}: exactly 50 across both instances");
+    }
+    assert_every_key_expires(b).await;
+}
+
+// ---------------------------------------------------------------------------
+// Acceptance 2 and 3: algorithms with short real windows; TTLs
+
+/// Hits inside a fixed window never push its end back; once it has passed
+/// the quota is whole again.
+async fn fixed_window_is_not_rearmed_by_hits_and_then_resets(b: &mut impl LimiterBackend) {
+    let store = store(b).await;
+    let window = Duration::from_millis(400);
+    let limiter = limiter(&store, "fixed", policy(Algorithm::FixedWindow, 3, window));
+    let first = check(&limiter, "k").await;
+    assert!(first.allowed);
+    assert_eq!(first.remaining, 2);
+    assert!(first.reset_after <= window);
+
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let second = check(&limiter, "k").await;
+    assert!(second.allowed);
+    assert!(
+        second.reset_after <= Duration::from_millis(250),
+        "a hit must not re-arm the window: {second:?}"
+    );
+    let keys = assert_every_key_expires(b).await;
+    let left = keys.get("rl:fixed:k").copied().expect("the counter key");
+    assert!(left <= Duration::from_millis(250), "TTL re-armed: {left:?}");
+
+    assert!(check(&limiter, "k").await.allowed);
+    let denied = check(&limiter, "k").await;
+    assert!(!denied.allowed);
+    assert_eq!(denied.remaining, 0);
+    let retry = denied.retry_after.expect("retry_after when denied");
+    assert!(retry <= Duration::from_millis(250), "{denied:?}");
+    assert_eq!(retry, denied.reset_after);
+
+    tokio::time::sleep(retry + Duration::from_millis(5)).await;
+    let fresh = check(&limiter, "k").await;
+    assert!(fresh.allowed, "a new window: {fresh:?}");
+    assert_eq!(fresh.remaining, 2);
+    assert!(fresh.reset_after > Duration::from_millis(300), "{fresh:?}");
+    assert_every_key_expires(b).await;
+}
+
+/// A counter left without a TTL (written by hand, or by an older version)
+/// gets one on its next check, allowed or denied.
+async fn fixed_window_repairs_a_counter_without_ttl(b: &mut impl LimiterBackend) {
+    let store = store(b).await;
+    let limiter = limiter(
+        &store,
+        "fixed",
+        policy(Algorithm::FixedWindow, 5, Duration::from_secs(30)),
+    );
+    let raw = b.store("raw", DB, "").await;
+    for (key, planted, allowed) in [("low", b"1", true), ("high", b"9", false)] {
+        raw.set_bytes(&format!("rl:fixed:{key}"), planted, Ttl::Never)
+            .await
+            .expect("plant a persistent counter");
+        let decision = check(&limiter, key).await;
+        assert_eq!(decision.allowed, allowed, "{key}: {decision:?}");
+        assert_eq!(decision.reset_after, Duration::from_secs(30));
+    }
+    let keys = assert_every_key_expires(b).await;
+    assert_eq!(keys.len(), 2, "{keys:?}");
+}
+
+/// Costs count as that many requests; a denied check (a cost that does not
+/// fit) takes nothing; a cost of 0 or above the capacity is an error.
+async fn costs_are_weighed_and_denials_consume_nothing(b: &mut impl LimiterBackend) {
+    let store = store(b).await;
+    for algorithm in ALGORITHMS {
+        let limiter = limiter(
+            &store,
+            algorithm.as_str(),
+            policy(algorithm, 10, Duration::from_secs(60)),
+        );
+        let d = check_cost(&limiter, "k", 4).await;
+        assert!(d.allowed && d.remaining == 6, "{algorithm}: {d:?}");
+        let d = check_cost(&limiter, "k", 7).await;
+        assert!(!d.allowed && d.remaining == 6, "{algorithm}: {d:?}");
+        let d = check_cost(&limiter, "k", 6).await;
+        assert!(d.allowed && d.remaining == 0, "{algorithm}: {d:?}");
+        let d = check(&limiter, "k").await;
+        assert!(!d.allowed && d.remaining == 0, "{algorithm}: {d:?}");
+        assert_eq!(d.limit, 10);
+        for cost in [0, 11] {
+            let err = limiter.check_cost("k", cost).await.unwrap_err();
+            assert!(
+                matches!(err, RateLimitError::InvalidCost { cost: c, max: 10, .. } if c == cost),
+                "{algorithm}: {err:?}"
+            );
+        }
+    }
+    assert_every_key_expires(b).await;
+}
+
+/// Sliding window (600 ms, 10): a burst of 10 fills the window; half-way
+/// through the next window the previous count weighs half, so about 5
+/// more pass — exactly as many as the weighting allows at the instant of
+/// each check, which the check's own `reset_after` reveals; two windows
+/// later the whole quota is back.
+async fn sliding_window_weighs_the_previous_window(b: &mut impl LimiterBackend) {
+    let store = store(b).await;
+    let window = Duration::from_millis(600);
+    let w = 600_u64;
+    let limiter = limiter(
+        &store,
+        "sliding",
+        policy(Algorithm::SlidingWindow, 10, window),
+    );
+
+    sleep_until_window_offset(window, Duration::from_millis(10)).await;
+    for expected in (0..10).rev() {
+        let d = check(&limiter, "k").await;
+        assert!(d.allowed && d.remaining == expected, "{d:?}");
+    }
+    let denied = check(&limiter, "k").await;
+    assert!(!denied.allowed, "{denied:?}");
+    // With 10 in the current window, the next check fits once the next
+    // window is a tenth gone: the rest of this window plus 60 ms.
+    let weight = denied.reset_after.as_millis() as u64 - w;
+    assert_eq!(
+        denied.retry_after,
+        Some(Duration::from_millis(weight + w / 10)),
+        "{denied:?}"
+    );
+
+    // Into the next window by 330 ms: the previous 10 weigh 10 × 270/600.
+    sleep_until_window_offset(window, Duration::from_millis(330)).await;
+    let mut allowed = 0;
+    loop {
+        let d = check(&limiter, "k").await;
+        if !d.allowed {
+            break;
+        }
+        allowed += 1;
+        // reset_after = (rest of this window) + one window.
+        let weight = d.reset_after.as_millis() as u64 - w;
+        let used = 10 * weight + allowed * w; // scaled by the window
+        assert_eq!(d.remaining, (10 * w - used) / w, "{d:?}");
+        assert!(allowed <= 10, "unbounded");
+    }
+    assert!(
+        (3..=7).contains(&allowed),
+        "about half of the quota passes half-way through: {allowed}"
+    );
+
+    // Two windows on, nothing weighs any more.
+    tokio::time::sleep(2 * window).await;
+    for _ in 0..10 {
+        assert!(check(&limiter, "k").await.allowed);
+    }
+    assert!(!check(&limiter, "k").await.allowed);
+    assert_every_key_expires(b).await;
+}
+
+/// A steady rate at half the limit is never refused by the sliding
+/// window, across window boundaries.
+async fn sliding_window_passes_a_steady_rate_under_the_limit(b: &mut impl LimiterBackend) {
+    let store = store(b).await;
+    let window = Duration::from_millis(400);
+    let limiter = limiter(
+        &store,
+        "steady",
+        policy(Algorithm::SlidingWindow, 10, window),
+    );
+    // 5 per window: one every 80 ms, for three windows.
+    for i in 0..15 {
+        let d = check(&limiter, "k").await;
+        assert!(d.allowed, "request {i} at half the rate: {d:?}");
+        tokio::time::sleep(Duration::from_millis(80)).await;
+    }
+    assert_every_key_expires(b).await;
+}
+
+/// GCRA (10 per second, so one per 100 ms; burst 5): 5 pass at once, the
+/// sixth must wait one interval; then one passes per interval; after an
+/// idle period as long as `reset_after` the full burst is back.
+async fn gcra_allows_the_burst_then_the_steady_rate(b: &mut impl LimiterBackend) {
+    let store = store(b).await;
+    let interval = Duration::from_millis(100);
+    let limiter = limiter(
+        &store,
+        "gcra",
+        policy(Algorithm::Gcra, 10, Duration::from_secs(1)).with_burst(5),
+    );
+    for expected in (0..5).rev() {
+        let d = check(&limiter, "k").await;
+        assert!(d.allowed && d.remaining == expected, "{d:?}");
+        assert_eq!(d.limit, 10);
+    }
+    let denied = check(&limiter, "k").await;
+    assert!(!denied.allowed, "{denied:?}");
+    let retry = denied.retry_after.expect("retry_after");
+    assert!(retry > Duration::ZERO && retry <= interval, "{denied:?}");
+    assert!(
+        denied.reset_after <= Duration::from_millis(500),
+        "{denied:?}"
+    );
+
+    tokio::time::sleep(retry).await;
+    assert!(check(&limiter, "k").await.allowed, "one interval later");
+    assert!(!check(&limiter, "k").await.allowed, "but only one");
+
+    // The steady rate: a request every interval always passes. Each sleep
+    // starts after the previous answer, so the store's clock has moved on
+    // by at least one interval between two checks.
+    for i in 0..10 {
+        tokio::time::sleep(interval).await;
+        let d = check(&limiter, "k").await;
+        assert!(d.allowed, "steady request {i}: {d:?}");
+    }
+
+    let last = check(&limiter, "k").await;
+    tokio::time::sleep(last.reset_after).await;
+    for expected in (0..5).rev() {
+        let d = check(&limiter, "k").await;
+        assert!(d.allowed && d.remaining == expected, "refilled: {d:?}");
+    }
+    assert!(!check(&limiter, "k").await.allowed);
+    let keys = assert_every_key_expires(b).await;
+    let left = keys.get("rl:gcra:k").copied().expect("the GCRA key");
+    assert!(
+        left <= Duration::from_millis(500),
+        "TTL is the refill horizon: {left:?}"
+    );
+}
+
+/// A GCRA burst larger than the limit: that many pass at once, and the
+/// refill is still `limit` per window.
+async fn gcra_burst_may_exceed_the_limit(b: &mut impl LimiterBackend) {
+    let store = store(b).await;
+    let limiter = limiter(
+        &store,
+        "gcra_big",
+        policy(Algorithm::Gcra, 2, Duration::from_millis(400)).with_burst(6),
+    );
+    let mut allowed = 0;
+    while check(&limiter, "k").await.allowed {
+        allowed += 1;
+        assert!(allowed <= 6);
+    }
+    assert_eq!(allowed, 6);
+    // 2 per 400 ms: one token per 200 ms.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(check(&limiter, "k").await.allowed);
+    assert!(!check(&limiter, "k").await.allowed);
+    assert_every_key_expires(b).await;
+}
+
+/// Policies count apart (their prefixes differ) and so do keys.
+async fn policies_and_keys_are_isolated(b: &mut impl LimiterBackend) {
+    let store = store(b).await;
+    let one = limiter(
+        &store,
+        "one",
+        policy(Algorithm::FixedWindow, 1, Duration::from_secs(60)),
+    );
+    let two = limiter(
+        &store,
+        "two",
+        policy(Algorithm::FixedWindow, 1, Duration::from_secs(60)).with_prefix("custom"),
+    );
+    assert!(check(&one, "k").await.allowed);
+    assert!(!check(&one, "k").await.allowed);
+    assert!(check(&two, "k").await.allowed);
+    assert!(check(&one, "other").await.allowed);
+    let keys = assert_every_key_expires(b).await;
+    let names: Vec<&str> = keys.keys().map(String::as_str).collect();
+    assert_eq!(names, ["rl:custom:k", "rl:one:k", "rl:one:other"]);
+}
+
+// ---------------------------------------------------------------------------
+// Acceptance 5: store failures
+
+/// Fail open (the default): with the store unreachable every check is
+/// allowed, and counted.
+async fn fail_open_lets_requests_through_and_counts_them(b: &mut impl LimiterBackend) {
+    let store = store(b).await;
+    let limiter: Arc<dyn RateLimit> = Arc::new(limiter(
+        &store,
+        "open",
+        policy(Algorithm::FixedWindow, 1, Duration::from_secs(60)),
+    ));
+    assert!(limiter.check("k").await.expect("check").allowed);
+    assert!(!limiter.check("k").await.expect("check").allowed);
+    assert_every_key_expires(b).await;
+
+    b.outage(&store).await;
+    for n in 1..=3 {
+        let d = limiter
+            .check("k")
+            .await
+            .expect("fail open gives a decision");
+        assert!(d.allowed, "{d:?}");
+        assert_eq!(limiter.failed_open(), n);
+    }
+    assert_eq!(limiter.failed_closed(), 0);
+}
+
+/// Fail closed: with the store unreachable every check is an error saying
+/// the store is unavailable, and counted.
+async fn fail_closed_refuses_when_the_store_is_unreachable(b: &mut impl LimiterBackend) {
+    let store = store(b).await;
+    let limiter: Arc<dyn RateLimit> = Arc::new(limiter(
+        &store,
+        "closed",
+        policy(Algorithm::Gcra, 5, Duration::from_secs(60))
+            .with_on_store_error(OnStoreError::FailClosed),
+    ));
+    assert!(limiter.check("k").await.expect("check").allowed);
+    assert_every_key_expires(b).await;
+
+    b.outage(&store).await;
+    for n in 1..=3 {
+        let err = limiter.check("k").await.expect_err("fail closed refuses");
+        match &err {
+            RateLimitError::Store { policy, source } => {
+                assert_eq!(policy, "closed");
+                assert!(source.is_unavailable(), "{source:?}");
+            }
+            other => panic!("expected a store error, got {other:?}"),
+        }
+        assert!(err.is_store_error());
+        assert_eq!(limiter.failed_closed(), n);
+    }
+    assert_eq!(limiter.failed_open(), 0);
+}
+
+// ---------------------------------------------------------------------------
+// Round trips
+
+/// A store that counts the calls made to it.
+struct CountingStore {
+    inner: Arc<dyn KvStore>,
+    calls: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+impl CountingStore {
+    fn count(&self, op: &'static str) {
+        *self
+            .calls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(op)
+            .or_default() += 1;
+    }
+
+    fn take(&self) -> BTreeMap<&'static str, u64> {
+        std::mem::take(&mut *self.calls.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+#[async_trait]
+impl KvStore for CountingStore {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn prefix(&self) -> &str {
+        self.inner.prefix()
+    }
+    async fn get_bytes(&self, key: &str) -> kv_module::Result<Option<Vec<u8>>> {
+        self.count("get_bytes");
+        self.inner.get_bytes(key).await
+    }
+    async fn set_bytes(&self, key: &str, value: &[u8], ttl: Ttl) -> kv_module::Result<()> {
+        self.count("set_bytes");
+        self.inner.set_bytes(key, value, ttl).await
+    }
+    async fn set_bytes_if_absent(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Ttl,
+    ) -> kv_module::Result<bool> {
+        self.count("set_bytes_if_absent");
+        self.inner.set_bytes_if_absent(key, value, ttl).await
+    }
+    async fn get_many_bytes(&self, keys: &[&str]) -> kv_module::Result<Vec<Option<Vec<u8>>>> {
+        self.count("get_many_bytes");
+        self.inner.get_many_bytes(keys).await
+    }
+    async fn set_many_bytes(&self, entries: &[(&str, &[u8], Ttl)]) -> kv_module::Result<()> {
+        self.count("set_many_bytes");
+        self.inner.set_many_bytes(entries).await
+    }
+    async fn delete(&self, key: &str) -> kv_module::Result<bool> {
+        self.count("delete");
+        self.inner.delete(key).await
+    }
+    async fn delete_keys(&self, keys: &[&str]) -> kv_module::Result<u64> {
+        self.count("delete_keys");
+        self.inner.delete_keys(keys).await
+    }
+    async fn keys(&self, pattern: &str) -> kv_module::Result<Vec<String>> {
+        self.count("keys");
+        self.inner.keys(pattern).await
+    }
+    async fn exists(&self, key: &str) -> kv_module::Result<bool> {
+        self.count("exists");
+        self.inner.exists(key).await
+    }
+    async fn expire(&self, key: &str, ttl: Duration) -> kv_module::Result<bool> {
+        self.count("expire");
+        self.inner.expire(key, ttl).await
+    }
+    async fn ttl(&self, key: &str) -> kv_module::Result<KeyTtl> {
+        self.count("ttl");
+        self.inner.ttl(key).await
+    }
+    async fn persist(&self, key: &str) -> kv_module::Result<bool> {
+        self.count("persist");
+        self.inner.persist(key).await
+    }
+    async fn incr_by(&self, key: &str, delta: i64) -> kv_module::Result<i64> {
+        self.count("incr_by");
+        self.inner.incr_by(key, delta).await
+    }
+    async fn run_script(
+        &self,
+        script: &Script,
+        keys: &[&str],
+        args: &[Vec<u8>],
+    ) -> kv_module::Result<ScriptValue> {
+        self.count("run_script");
+        self.inner.run_script(script, keys, args).await
+    }
+    async fn ping(&self) -> kv_module::Result<()> {
+        self.count("ping");
+        self.inner.ping().await
+    }
+    async fn close(&self) {
+        self.inner.close().await;
+    }
+}
+
+/// Every check, allowed or denied, of every algorithm, is exactly one
+/// script call on the store and nothing else.
+async fn every_check_is_one_script_call(b: &mut impl LimiterBackend) {
+    let counting = Arc::new(CountingStore {
+        inner: store(b).await,
+        calls: Mutex::default(),
+    });
+    let store: Arc<dyn KvStore> = counting.clone();
+    for algorithm in ALGORITHMS {
+        let limiter = limiter(
+            &store,
+            algorithm.as_str(),
+            policy(algorithm, 2, Duration::from_secs(60)),
+        );
+        for _ in 0..4 {
+            check(&limiter, "k").await;
+        }
+        assert_eq!(
+            counting.take(),
+            BTreeMap::from([("run_script", 4)]),
+            "{algorithm}"
+        );
+    }
+    assert_every_key_expires(b).await;
+}
+
+/// On Redis a check is one `EVALSHA` (once the script is cached by the
+/// server): one round trip. The server also counts the commands the script
+/// runs inside (`GET`, `SET`, ...); no other command comes from a client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_check_is_one_evalsha() {
+    use kv_module_tests::command_stats::{command_calls, delta};
+
+    let backend = RedisBackend::start().await;
+    let store = store(&backend).await;
+    let mut raw = backend.server.raw(0).await;
+    for algorithm in ALGORITHMS {
+        let limiter = limiter(
+            &store,
+            algorithm.as_str(),
+            policy(algorithm, 3, Duration::from_secs(60)),
+        );
+        // The first run loads the script (EVALSHA, NOSCRIPT, SCRIPT LOAD).
+        check(&limiter, "warm-up").await;
+        let before = command_calls(&mut raw).await;
+        for _ in 0..10 {
+            check(&limiter, "k").await;
+        }
+        let after = command_calls(&mut raw).await;
+        let mut calls = delta(&before, &after);
+        assert_eq!(
+            calls.remove("evalsha"),
+            Some(10),
+            "{algorithm}: 10 checks (3 allowed, 7 denied): {calls:?}"
+        );
+        let inside_scripts = ["get", "incrby", "pexpire", "pttl", "set", "time"];
+        for command in calls.keys() {
+            assert!(
+                inside_scripts.contains(&command.as_str()),
+                "{algorithm}: `{command}` is not run by a limiter script: {calls:?}"
+            );
+        }
+    }
+    assert_every_key_expires(&backend).await;
+}
