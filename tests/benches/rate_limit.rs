@@ -28,13 +28,13 @@
 //! the server per check.
 
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kv_module::rate_limit::{Algorithm, RateLimitPolicy, RateLimiter};
 use kv_module::{KvStore, MemoryStore, RedisConfig, RedisStore};
 use kv_module_tests::TestRedis;
+use kv_module_tests::bench::{Comparison, median, paired, print_machine, run_duration, thousands};
 use kv_module_tests::command_stats::{command_calls, delta};
 use redis::aio::ConnectionManager;
 
@@ -78,11 +78,11 @@ struct Fixture {
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
-    let run_for = run_duration();
+    let run_for = run_duration(DEFAULT_SECS);
     let server = TestRedis::start().await;
     let fixture = Arc::new(Fixture::new(&server).await);
 
-    print_machine(&fixture.raw).await;
+    print_machine("kv-module rate limiter benchmark", &fixture.raw).await;
     println!(
         "{} s per run after {} ms warm-up, medians of {ROUNDS} paired rounds, {KEY_COUNT} keys, \
          every check allowed (limit {LIMIT} per {} s).\n",
@@ -105,7 +105,7 @@ async fn main() {
             .await;
             println!(
                 "| {algorithm} | {concurrency} | {} | {} | {:.2} |",
-                thousands(c.raw),
+                thousands(c.base),
                 thousands(c.other),
                 c.ratio
             );
@@ -129,7 +129,7 @@ async fn main() {
             .await;
             println!(
                 "| {algorithm} | {concurrency} | {} | {} | {:.2} |",
-                thousands(c.raw),
+                thousands(c.base),
                 thousands(c.other),
                 c.ratio
             );
@@ -276,14 +276,7 @@ async fn check(limiters: &BTreeMap<&'static str, RateLimiter>, algorithm: Algori
     assert!(decision.allowed, "the bench quota must never be reached");
 }
 
-struct Comparison {
-    raw: f64,
-    other: f64,
-    ratio: f64,
-}
-
-/// `ROUNDS` pairs of `baseline` and `target` runs back to back,
-/// alternating which goes first; medians of each and of the ratios.
+/// Paired runs of `baseline` and `target` (see [`bench::paired`]).
 async fn compare(
     fixture: &Arc<Fixture>,
     baseline: Target,
@@ -291,32 +284,11 @@ async fn compare(
     concurrency: usize,
     run_for: Duration,
 ) -> Comparison {
-    let (mut raws, mut others, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
-    for round in 0..ROUNDS {
-        let (raw, other) = if round % 2 == 0 {
-            let raw = measure(fixture, baseline, concurrency, run_for).await;
-            (raw, measure(fixture, target, concurrency, run_for).await)
-        } else {
-            let other = measure(fixture, target, concurrency, run_for).await;
-            (
-                measure(fixture, baseline, concurrency, run_for).await,
-                other,
-            )
-        };
-        raws.push(raw);
-        others.push(other);
-        ratios.push(other / raw);
-    }
-    Comparison {
-        raw: median(raws),
-        other: median(others),
-        ratio: median(ratios),
-    }
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values.get(values.len() / 2).copied().unwrap_or(0.0)
+    paired(ROUNDS, |base| {
+        let side = if base { baseline } else { target };
+        measure(fixture, side, concurrency, run_for)
+    })
+    .await
 }
 
 /// Warms up, then runs `target` from `concurrency` tasks for `run_for`;
@@ -372,59 +344,4 @@ fn per_op(calls: &BTreeMap<String, u64>, ops: u64) -> String {
         .map(|(name, n)| format!("{name} {:.2}", *n as f64 / ops as f64))
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// `BENCH_SECS` (seconds, may be fractional) or [`DEFAULT_SECS`].
-fn run_duration() -> Duration {
-    let secs = match std::env::var("BENCH_SECS") {
-        Ok(value) => value
-            .parse::<f64>()
-            .ok()
-            .filter(|secs| secs.is_finite() && *secs > 0.0)
-            .unwrap_or_else(|| {
-                panic!("BENCH_SECS must be a positive number of seconds, got `{value}`")
-            }),
-        Err(_) => DEFAULT_SECS,
-    };
-    Duration::from_secs_f64(secs)
-}
-
-async fn print_machine(raw: &ConnectionManager) {
-    let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let uname = Command::new("uname")
-        .arg("-srm")
-        .output()
-        .ok()
-        .filter(|out| out.status.success())
-        .map_or_else(
-            || "unknown".to_owned(),
-            |out| String::from_utf8_lossy(&out.stdout).trim().to_owned(),
-        );
-    let info: String = redis::cmd("INFO")
-        .arg("server")
-        .query_async(&mut raw.clone())
-        .await
-        .expect("INFO server must succeed");
-    let version = info
-        .lines()
-        .find_map(|line| line.strip_prefix("redis_version:"))
-        .unwrap_or("unknown")
-        .trim();
-    println!("# kv-module rate-limit benchmark\n");
-    println!("* nproc: {nproc}");
-    println!("* uname -srm: {uname}");
-    println!("* redis-server: {version}\n");
-}
-
-/// `1234567.8` as `1,234,568`.
-fn thousands(value: f64) -> String {
-    let digits = format!("{:.0}", value);
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }

@@ -28,7 +28,6 @@
 //! the server.
 
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -37,6 +36,7 @@ use kv_module::registry::StoreRef;
 use kv_module::session::{SessionConfig, SessionData, SessionId, SessionManager, Sessions};
 use kv_module::{KvStore, MemoryStore, RedisConfig, RedisStore, Secret};
 use kv_module_tests::TestRedis;
+use kv_module_tests::bench::{Comparison, median, paired, print_machine, thousands};
 use kv_module_tests::command_stats::{command_calls, delta};
 use redis::aio::ConnectionManager;
 
@@ -78,7 +78,7 @@ async fn main() {
     let server = TestRedis::start().await;
     let fixture = Arc::new(Fixture::new(&server).await);
 
-    print_machine(&fixture.raw).await;
+    print_machine("kv-module sessions and OTP benchmark", &fixture.raw).await;
     println!(
         "{ops} operations per run, medians of {ROUNDS} paired rounds, {SESSION_COUNT} sessions; \
          every verify is of the right code (one fresh code per subject).\n"
@@ -93,7 +93,7 @@ async fn main() {
             let c = compare(&fixture, target, concurrency, ops).await;
             println!(
                 "| {label} | {concurrency} | {} | {} | {:.2} |",
-                thousands(c.raw),
+                thousands(c.base),
                 thousands(c.other),
                 c.ratio
             );
@@ -277,50 +277,22 @@ async fn prepare(
     Arc::new(codes)
 }
 
-struct Comparison {
-    raw: f64,
-    other: f64,
-    ratio: f64,
-}
-
-/// `ROUNDS` pairs of raw `GET` and `target` runs back to back, alternating
-/// which goes first; medians of each and of the ratios.
+/// Paired runs of raw `GET` and `target` (see [`bench::paired`]); each
+/// pair prepares its inputs under its own tag.
 async fn compare(
     fixture: &Arc<Fixture>,
     target: Target,
     concurrency: usize,
     ops: usize,
 ) -> Comparison {
-    let (mut raws, mut others, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
-    for round in 0..ROUNDS {
-        let tag = format!("redis-{concurrency}-{round}");
-        let (raw, other) = if round % 2 == 0 {
-            let raw = measure(fixture, false, Target::RawGet, concurrency, ops, &tag).await;
-            (
-                raw,
-                measure(fixture, false, target, concurrency, ops, &tag).await,
-            )
-        } else {
-            let other = measure(fixture, false, target, concurrency, ops, &tag).await;
-            (
-                measure(fixture, false, Target::RawGet, concurrency, ops, &tag).await,
-                other,
-            )
-        };
-        raws.push(raw);
-        others.push(other);
-        ratios.push(other / raw);
-    }
-    Comparison {
-        raw: median(raws),
-        other: median(others),
-        ratio: median(ratios),
-    }
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values.get(values.len() / 2).copied().unwrap_or(0.0)
+    let mut runs = 0_usize;
+    paired(ROUNDS, |raw| {
+        let tag = format!("redis-{concurrency}-{}", runs / 2);
+        runs += 1;
+        let side = if raw { Target::RawGet } else { target };
+        async move { measure(fixture, false, side, concurrency, ops, &tag).await }
+    })
+    .await
 }
 
 /// Prepares the inputs (untimed), then runs `ops` operations of `target`
@@ -380,44 +352,4 @@ fn run_ops() -> usize {
             }),
         Err(_) => DEFAULT_OPS,
     }
-}
-
-async fn print_machine(raw: &ConnectionManager) {
-    let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let uname = Command::new("uname")
-        .arg("-srm")
-        .output()
-        .ok()
-        .filter(|out| out.status.success())
-        .map_or_else(
-            || "unknown".to_owned(),
-            |out| String::from_utf8_lossy(&out.stdout).trim().to_owned(),
-        );
-    let info: String = redis::cmd("INFO")
-        .arg("server")
-        .query_async(&mut raw.clone())
-        .await
-        .expect("INFO server must succeed");
-    let version = info
-        .lines()
-        .find_map(|line| line.strip_prefix("redis_version:"))
-        .unwrap_or("unknown")
-        .trim();
-    println!("# kv-module sessions and OTP benchmark\n");
-    println!("* nproc: {nproc}");
-    println!("* uname -srm: {uname}");
-    println!("* redis-server: {version}\n");
-}
-
-/// `1234567.8` as `1,234,568`.
-fn thousands(value: f64) -> String {
-    let digits = format!("{:.0}", value);
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }

@@ -22,12 +22,12 @@
 //! Both use the same 1,000 stored keys (`bench:item:N`), written before any
 //! measurement so every `GET` finds a value.
 
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kv_module::{KvStore, KvStoreExt, MemoryStore, RedisConfig, RedisStore, Ttl};
 use kv_module_tests::TestRedis;
+use kv_module_tests::bench::{Comparison, median, paired, print_machine, run_duration, thousands};
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
@@ -113,12 +113,12 @@ enum Target {
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
-    let run_for = run_duration();
+    let run_for = run_duration(DEFAULT_SECS);
     let server = TestRedis::start().await;
     let fixture = Arc::new(Fixture::new(&server).await);
     fixture.populate().await;
 
-    print_machine(&fixture.raw).await;
+    print_machine("kv-module store benchmark", &fixture.raw).await;
     println!(
         "{} s per run after {} ms warm-up, medians of {ROUNDS} paired rounds, \
          {KEY_COUNT} keys, value {} bytes of JSON.\n",
@@ -135,8 +135,8 @@ async fn main() {
             println!(
                 "| {} | {concurrency} | {} | {} | {:.2} |",
                 op.label(),
-                thousands(c.raw),
-                thousands(c.kv),
+                thousands(c.base),
+                thousands(c.other),
                 c.ratio
             );
         }
@@ -154,8 +154,8 @@ async fn main() {
             println!(
                 "| {} | {concurrency} | {} | {} | {:.2} |",
                 op.label(),
-                thousands(c.raw),
-                thousands(c.kv),
+                thousands(c.base),
+                thousands(c.other),
                 c.ratio
             );
         }
@@ -172,8 +172,8 @@ async fn main() {
             println!(
                 "| {} | {concurrency} | {} | {} | {:.2} |",
                 op.label(),
-                thousands(c.raw),
-                thousands(c.kv),
+                thousands(c.base),
+                thousands(c.other),
                 c.ratio
             );
         }
@@ -336,18 +336,7 @@ impl Fixture {
     }
 }
 
-/// Medians of a paired comparison against the raw client.
-struct Comparison {
-    raw: f64,
-    kv: f64,
-    /// Median of the per-pair ratios kv/raw.
-    ratio: f64,
-}
-
-/// Runs `ROUNDS` pairs of raw and `target` runs back to back, alternating
-/// which goes first, and returns the medians. Pairing short adjacent runs
-/// and taking the median ratio cancels most of the drift of a shared
-/// machine, which moves both members of a pair alike.
+/// Paired runs of the raw client and `target` (see [`bench::paired`]).
 async fn compare(
     fixture: &Arc<Fixture>,
     target: Target,
@@ -355,35 +344,11 @@ async fn compare(
     concurrency: usize,
     run_for: Duration,
 ) -> Comparison {
-    let (mut raws, mut kvs, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
-    for round in 0..ROUNDS {
-        let (raw, kv) = if round % 2 == 0 {
-            let raw = measure(fixture, Target::Raw, op, concurrency, run_for).await;
-            (
-                raw,
-                measure(fixture, target, op, concurrency, run_for).await,
-            )
-        } else {
-            let kv = measure(fixture, target, op, concurrency, run_for).await;
-            (
-                measure(fixture, Target::Raw, op, concurrency, run_for).await,
-                kv,
-            )
-        };
-        raws.push(raw);
-        kvs.push(kv);
-        ratios.push(kv / raw);
-    }
-    Comparison {
-        raw: median(raws),
-        kv: median(kvs),
-        ratio: median(ratios),
-    }
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values.get(values.len() / 2).copied().unwrap_or(0.0)
+    paired(ROUNDS, |raw| {
+        let side = if raw { Target::Raw } else { target };
+        measure(fixture, side, op, concurrency, run_for)
+    })
+    .await
 }
 
 /// Warms up, then runs `op` on `target` from `concurrency` tasks for
@@ -455,58 +420,4 @@ fn json_cost(fixture: &Fixture) -> (f64, f64) {
     }
     let decode = started.elapsed().as_nanos() as f64 / f64::from(N);
     (encode, decode)
-}
-
-fn run_duration() -> Duration {
-    let secs = match std::env::var("BENCH_SECS") {
-        Ok(value) => value
-            .parse::<f64>()
-            .ok()
-            .filter(|secs| secs.is_finite() && *secs > 0.0)
-            .unwrap_or_else(|| {
-                panic!("BENCH_SECS must be a positive number of seconds, got `{value}`")
-            }),
-        Err(_) => DEFAULT_SECS,
-    };
-    Duration::from_secs_f64(secs)
-}
-
-async fn print_machine(raw: &ConnectionManager) {
-    let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let uname = Command::new("uname")
-        .arg("-srm")
-        .output()
-        .ok()
-        .filter(|out| out.status.success())
-        .map_or_else(
-            || "unknown".to_owned(),
-            |out| String::from_utf8_lossy(&out.stdout).trim().to_owned(),
-        );
-    let info: String = redis::cmd("INFO")
-        .arg("server")
-        .query_async(&mut raw.clone())
-        .await
-        .expect("INFO server must succeed");
-    let version = info
-        .lines()
-        .find_map(|line| line.strip_prefix("redis_version:"))
-        .unwrap_or("unknown")
-        .trim();
-    println!("# kv-module store benchmark\n");
-    println!("* nproc: {nproc}");
-    println!("* uname -srm: {uname}");
-    println!("* redis-server: {version}\n");
-}
-
-/// `1234567.8` as `1,234,568`.
-fn thousands(value: f64) -> String {
-    let digits = format!("{:.0}", value);
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }

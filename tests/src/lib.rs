@@ -27,6 +27,8 @@
 //! * [`command_stats`]: per-command call counts from `INFO commandstats`
 //!   and their difference, to assert how many round trips (and which
 //!   commands) an operation cost.
+//! * [`bench`]: what the bench binaries share (paired comparisons, medians,
+//!   the machine header).
 //! * [`conformance`]: the one conformance suite of the `KvStore` contract,
 //!   generic over a [`Backend`](conformance::Backend), instantiated per
 //!   backend by [`conformance_suite!`].
@@ -43,6 +45,7 @@
 #![forbid(unsafe_code)]
 
 pub mod backends;
+pub mod bench;
 pub mod command_stats;
 pub mod conformance;
 pub mod counting_store;
