@@ -28,7 +28,6 @@
 //!   lease. The loads per trial are counted.
 
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -37,6 +36,7 @@ use kv_module::cache_aside::{CacheAside, CacheConfig, LeaseConfig, Repository};
 use kv_module::registry::StoreRef;
 use kv_module::{KvStore, KvStoreExt, MemoryStore, RedisConfig, RedisStore};
 use kv_module_tests::TestRedis;
+use kv_module_tests::bench::{Comparison, median, paired, print_machine, run_duration, thousands};
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
@@ -168,12 +168,12 @@ struct Fixture {
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
-    let run_for = run_duration();
+    let run_for = run_duration(DEFAULT_SECS);
     let rounds = rounds();
     let server = TestRedis::start().await;
     let fixture = Arc::new(Fixture::new(&server).await);
     let entry_len = fixture.populate().await;
-    print_machine(&fixture.raw).await;
+    print_machine("kv-module cache-aside benchmark", &fixture.raw).await;
     println!(
         "{} s per run after {} ms warm-up, medians of {rounds} paired rounds, \
          {KEY_COUNT} entries of {entry_len} bytes of JSON.\n",
@@ -388,14 +388,7 @@ impl Fixture {
     }
 }
 
-/// Medians of a paired comparison.
-struct Comparison {
-    base: f64,
-    other: f64,
-    /// Median of the per-pair ratios other/base.
-    ratio: f64,
-}
-
+/// Paired runs of `base` and `other` (see [`paired`]).
 async fn compare(
     fixture: &Arc<Fixture>,
     base: Target,
@@ -404,29 +397,11 @@ async fn compare(
     run_for: Duration,
     rounds: usize,
 ) -> Comparison {
-    let (mut bases, mut others, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
-    for round in 0..rounds {
-        let (b, o) = if round % 2 == 0 {
-            let b = measure(fixture, base, concurrency, run_for).await;
-            (b, measure(fixture, other, concurrency, run_for).await)
-        } else {
-            let o = measure(fixture, other, concurrency, run_for).await;
-            (measure(fixture, base, concurrency, run_for).await, o)
-        };
-        bases.push(b);
-        others.push(o);
-        ratios.push(o / b);
-    }
-    Comparison {
-        base: median(bases),
-        other: median(others),
-        ratio: median(ratios),
-    }
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values.get(values.len() / 2).copied().unwrap_or(0.0)
+    paired(rounds, |is_base| {
+        let target = if is_base { base } else { other };
+        measure(fixture, target, concurrency, run_for)
+    })
+    .await
 }
 
 async fn measure(
@@ -567,60 +542,4 @@ fn rounds() -> usize {
             .unwrap_or_else(|| panic!("BENCH_ROUNDS must be a positive integer, got `{value}`")),
         Err(_) => DEFAULT_ROUNDS,
     }
-}
-
-/// The measured time per run: `BENCH_SECS` (seconds, may be fractional)
-/// or [`DEFAULT_SECS`].
-fn run_duration() -> Duration {
-    let secs = match std::env::var("BENCH_SECS") {
-        Ok(value) => value
-            .parse::<f64>()
-            .ok()
-            .filter(|secs| secs.is_finite() && *secs > 0.0)
-            .unwrap_or_else(|| {
-                panic!("BENCH_SECS must be a positive number of seconds, got `{value}`")
-            }),
-        Err(_) => DEFAULT_SECS,
-    };
-    Duration::from_secs_f64(secs)
-}
-
-async fn print_machine(raw: &ConnectionManager) {
-    let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let uname = Command::new("uname")
-        .arg("-srm")
-        .output()
-        .ok()
-        .filter(|out| out.status.success())
-        .map_or_else(
-            || "unknown".to_owned(),
-            |out| String::from_utf8_lossy(&out.stdout).trim().to_owned(),
-        );
-    let info: String = redis::cmd("INFO")
-        .arg("server")
-        .query_async(&mut raw.clone())
-        .await
-        .expect("INFO server must succeed");
-    let version = info
-        .lines()
-        .find_map(|line| line.strip_prefix("redis_version:"))
-        .unwrap_or("unknown")
-        .trim();
-    println!("# kv-module cache-aside benchmark\n");
-    println!("* nproc: {nproc}");
-    println!("* uname -srm: {uname}");
-    println!("* redis-server: {version}\n");
-}
-
-/// `1234567.8` as `1,234,568`.
-fn thousands(value: f64) -> String {
-    let digits = format!("{:.0}", value);
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }

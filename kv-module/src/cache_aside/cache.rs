@@ -224,12 +224,9 @@ impl<R: Repository> CacheAside<R> {
     /// [`CacheError::LoadAborted`] when the load panicked. A failing store
     /// is counted and logged, and the record is loaded from the
     /// repository.
-    #[tracing::instrument(
-        level = "debug",
-        skip_all,
-        fields(cache = %self.settings.name(), key = %key),
-        err(level = "debug")
-    )]
+    // Not instrumented as a whole: a span costs about as much as the rest
+    // of a hit (measured), and a hit is one store call, which has its own.
+    // A miss opens a span around the shared load (`miss`).
     pub async fn get(&self, key: &R::Key) -> Result<Option<R::Value>, CacheError<R::Error>> {
         let entry_key = self.settings.entry_key(key);
         let counters = &self.state.counters;
@@ -259,6 +256,24 @@ impl<R: Repository> CacheAside<R> {
                 }
             }
         };
+        self.miss(key, entry_key, store_ok).await
+    }
+
+    /// The rest of a `get` that found nothing usable: join (or start) the
+    /// key's shared load and wait for it.
+    #[tracing::instrument(
+        name = "cache_miss",
+        level = "debug",
+        skip_all,
+        fields(cache = %self.settings.name(), key = %entry_key, store_ok),
+        err(level = "debug")
+    )]
+    async fn miss(
+        &self,
+        key: &R::Key,
+        entry_key: String,
+        store_ok: bool,
+    ) -> Result<Option<R::Value>, CacheError<R::Error>> {
         let (flight, _) = self.state.flights.join(&entry_key, || {
             let cache = self.clone();
             let key = key.clone();
@@ -267,7 +282,7 @@ impl<R: Repository> CacheAside<R> {
         });
         // Counted once registered with the flight, so that a miss counted
         // is a caller the flight will answer.
-        bump(&counters.misses);
+        bump(&self.state.counters.misses);
         match flight.await {
             Some(Ok(value)) => Ok(value),
             Some(Err(failure)) => Err(failure.into_error(self.settings.name_arc(), entry_key)),
@@ -281,7 +296,10 @@ impl<R: Repository> CacheAside<R> {
     ///
     /// Before the repository is written, the entry is replaced by a
     /// marker, so that no reader keeps the old value while the write is
-    /// in progress and no load writes a value back until it is done.
+    /// in progress and no load writes a value back until it is done. An
+    /// update cancelled half-way (a client that hung up) therefore leaves
+    /// at worst the marker, which expires after `tombstone_ttl`, never the
+    /// old value.
     ///
     /// # Errors
     ///

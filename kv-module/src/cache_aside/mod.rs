@@ -57,6 +57,9 @@
 //!   tombstone, not a deletion: "absent" before and "absent" after would
 //!   compare equal. Tombstones expire after `tombstone_ttl`, so a load
 //!   that took longer than half of it is returned but not written back.
+//!   Because the marker goes first, a write cancelled half-way (its
+//!   client hung up after the repository write) leaves the marker, never
+//!   the old value.
 //! * **Store failures never fail a request.** A failed read is a miss that
 //!   loads from the repository (single-flight still applies, and the
 //!   flight makes no further store calls); for a second after any store
