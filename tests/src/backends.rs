@@ -26,6 +26,14 @@ impl Backend for RedisBackend {
     async fn store(&self, name: &str, db: u8, prefix: &str) -> Arc<dyn KvStore> {
         Arc::new(self.server.store(name, db, prefix).await)
     }
+
+    async fn outage(&mut self, _store: &Arc<dyn KvStore>) {
+        self.server.stop();
+    }
+
+    async fn recover(&mut self) {
+        self.server.restart().await;
+    }
 }
 
 /// Memory stores on one [`MemoryServer`].
@@ -51,5 +59,13 @@ impl Backend for MemoryBackend {
             Ok(store) => Arc::new(store),
             Err(e) => panic!("memory store {name} on db {db}: {e}"),
         }
+    }
+
+    async fn outage(&mut self, store: &Arc<dyn KvStore>) {
+        store.close().await;
+    }
+
+    async fn recover(&mut self) {
+        // Only the closed store was affected; the server is up.
     }
 }

@@ -23,6 +23,15 @@ pub trait Backend: Send + Sync {
         db: u8,
         prefix: &str,
     ) -> impl Future<Output = Arc<dyn KvStore>> + Send;
+
+    /// Makes `store` unreachable, for outage tests: stops the Redis server
+    /// (so every store of the backend fails), or closes the memory store
+    /// (it then answers `Unavailable`).
+    fn outage(&mut self, store: &Arc<dyn KvStore>) -> impl Future<Output = ()> + Send;
+
+    /// Makes new stores work again (Redis restarts on the same port with an
+    /// empty data set; stores closed by an outage stay closed).
+    fn recover(&mut self) -> impl Future<Output = ()> + Send;
 }
 
 /// Expands to one `#[tokio::test]` per conformance case, each building its

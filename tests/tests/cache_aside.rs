@@ -8,7 +8,6 @@
 //! reading its row and returning it while it updates or deletes the row.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -18,7 +17,7 @@ use kv_module::cache_aside::{
 };
 use kv_module::registry::StoreRef;
 use kv_module::{KeyTtl, KvStore, Ttl};
-use kv_module_tests::backends::{MemoryBackend, RedisBackend};
+use kv_module_tests::backends::RedisBackend;
 use kv_module_tests::conformance::Backend;
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
@@ -290,35 +289,6 @@ async fn all_ok(
         );
     }
     out
-}
-
-/// How the store is taken down in an outage test: Redis is killed, a
-/// memory store is closed (it then answers `Unavailable`).
-trait Outage {
-    fn stop(&mut self, store: &Arc<dyn KvStore>) -> impl Future<Output = ()> + Send;
-    /// Makes new stores work again (the stopped ones stay stopped).
-    fn recover(&mut self) -> impl Future<Output = ()> + Send;
-}
-
-impl Outage for RedisBackend {
-    async fn stop(&mut self, _store: &Arc<dyn KvStore>) {
-        self.server.stop();
-    }
-
-    async fn recover(&mut self) {
-        // Same port, empty data set.
-        self.server.restart().await;
-    }
-}
-
-impl Outage for MemoryBackend {
-    async fn stop(&mut self, store: &Arc<dyn KvStore>) {
-        store.close().await;
-    }
-
-    async fn recover(&mut self) {
-        // Only the one store was closed; the server is up.
-    }
 }
 
 /// One `#[tokio::test]` per case, on the backend `$make` builds.
@@ -641,7 +611,7 @@ async fn racing_write_through_updates_never_cache_the_loser(b: impl Backend) {
 /// With the store stopped: gets return the repository's values (one load
 /// per key however many ask), updates and deletes reach the repository,
 /// and the failures are counted.
-async fn store_outage_reads_and_writes_go_to_the_repository<B: Backend + Outage>(mut b: B) {
+async fn store_outage_reads_and_writes_go_to_the_repository<B: Backend>(mut b: B) {
     for lease in [false, true] {
         let repo = Users::with(&[user(1, "Ada"), user(2, "Grace"), user(3, "Edsger")]);
         let mut config = config(Duration::from_secs(60));
@@ -650,7 +620,7 @@ async fn store_outage_reads_and_writes_go_to_the_repository<B: Backend + Outage>
         }
         let (cache, store) = cache_in(&b, &format!("users-{lease}"), &repo, config).await;
         assert_eq!(cache.get(&1).await.unwrap(), Some(user(1, "Ada"))); // cached
-        b.stop(&store).await;
+        b.outage(&store).await;
 
         let started = Instant::now();
         assert_eq!(cache.get(&1).await.unwrap(), Some(user(1, "Ada")));

@@ -3,11 +3,10 @@
 //! real windows, costs, store failures, and one script call per check.
 //! Every case ends by scanning the raw keyspace for keys without a TTL.
 //!
-//! Cases are generic async functions over a [`LimiterBackend`],
+//! Cases are generic async functions over a [`Backend`],
 //! instantiated per backend by `rate_limit_suite!`.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -16,32 +15,13 @@ use kv_module::rate_limit::{
     Algorithm, Decision, OnStoreError, RateLimit, RateLimitError, RateLimitPolicy, RateLimiter,
 };
 use kv_module::{KeyTtl, KvStore, Script, ScriptValue, Ttl};
-use kv_module_tests::backends::{MemoryBackend, RedisBackend};
+use kv_module_tests::backends::RedisBackend;
 use kv_module_tests::conformance::Backend;
 
 /// The database the limiter's stores use (so the raw scan sees only them).
 const DB: u8 = 2;
 /// The limiter stores' prefix.
 const PREFIX: &str = "rl";
-
-/// A [`Backend`] whose stores can be made unreachable.
-trait LimiterBackend: Backend {
-    /// Makes `store` fail as unavailable: stops the Redis server, or
-    /// closes the memory store.
-    fn outage(&mut self, store: &Arc<dyn KvStore>) -> impl Future<Output = ()>;
-}
-
-impl LimiterBackend for RedisBackend {
-    async fn outage(&mut self, _store: &Arc<dyn KvStore>) {
-        self.server.stop();
-    }
-}
-
-impl LimiterBackend for MemoryBackend {
-    async fn outage(&mut self, store: &Arc<dyn KvStore>) {
-        store.close().await;
-    }
-}
 
 macro_rules! rate_limit_suite {
     ($make:expr) => {
@@ -158,7 +138,7 @@ async fn sleep_until_window_offset(window: Duration, offset: Duration) {
 
 /// 200 concurrent checks against a limit of 50: exactly 50 pass, each
 /// seeing a distinct remaining count, for every algorithm.
-async fn concurrent_checks_allow_exactly_the_limit(b: &mut impl LimiterBackend) {
+async fn concurrent_checks_allow_exactly_the_limit(b: &mut impl Backend) {
     let store = store(b).await;
     for algorithm in ALGORITHMS {
         let limiter = limiter(
@@ -198,7 +178,7 @@ async fn concurrent_checks_allow_exactly_the_limit(b: &mut impl LimiterBackend) 
 
 /// Two limiter instances over two store connections (two application
 /// processes) with the same policy share the quota: exactly 50 in total.
-async fn two_instances_sharing_the_store_allow_exactly_the_limit(b: &mut impl LimiterBackend) {
+async fn two_instances_sharing_the_store_allow_exactly_the_limit(b: &mut impl Backend) {
     let first_store = store(b).await;
     let second_store = store(b).await;
     for algorithm in ALGORITHMS {
@@ -230,7 +210,7 @@ async fn two_instances_sharing_the_store_allow_exactly_the_limit(b: &mut impl Li
 
 /// Hits inside a fixed window never push its end back; once it has passed
 /// the quota is whole again.
-async fn fixed_window_is_not_rearmed_by_hits_and_then_resets(b: &mut impl LimiterBackend) {
+async fn fixed_window_is_not_rearmed_by_hits_and_then_resets(b: &mut impl Backend) {
     let store = store(b).await;
     let window = Duration::from_millis(400);
     let limiter = limiter(&store, "fixed", policy(Algorithm::FixedWindow, 3, window));
@@ -268,7 +248,7 @@ async fn fixed_window_is_not_rearmed_by_hits_and_then_resets(b: &mut impl Limite
 
 /// A counter left without a TTL (written by hand, or by an older version)
 /// gets one on its next check, allowed or denied.
-async fn fixed_window_repairs_a_counter_without_ttl(b: &mut impl LimiterBackend) {
+async fn fixed_window_repairs_a_counter_without_ttl(b: &mut impl Backend) {
     let store = store(b).await;
     let limiter = limiter(
         &store,
@@ -290,7 +270,7 @@ async fn fixed_window_repairs_a_counter_without_ttl(b: &mut impl LimiterBackend)
 
 /// Costs count as that many requests; a denied check (a cost that does not
 /// fit) takes nothing; a cost of 0 or above the capacity is an error.
-async fn costs_are_weighed_and_denials_consume_nothing(b: &mut impl LimiterBackend) {
+async fn costs_are_weighed_and_denials_consume_nothing(b: &mut impl Backend) {
     let store = store(b).await;
     for algorithm in ALGORITHMS {
         let limiter = limiter(
@@ -323,7 +303,7 @@ async fn costs_are_weighed_and_denials_consume_nothing(b: &mut impl LimiterBacke
 /// more pass — exactly as many as the weighting allows at the instant of
 /// each check, which the check's own `reset_after` reveals; two windows
 /// later the whole quota is back.
-async fn sliding_window_weighs_the_previous_window(b: &mut impl LimiterBackend) {
+async fn sliding_window_weighs_the_previous_window(b: &mut impl Backend) {
     let store = store(b).await;
     let window = Duration::from_millis(600);
     let w = 600_u64;
@@ -380,7 +360,7 @@ async fn sliding_window_weighs_the_previous_window(b: &mut impl LimiterBackend) 
 
 /// A steady rate at half the limit is never refused by the sliding
 /// window, across window boundaries.
-async fn sliding_window_passes_a_steady_rate_under_the_limit(b: &mut impl LimiterBackend) {
+async fn sliding_window_passes_a_steady_rate_under_the_limit(b: &mut impl Backend) {
     let store = store(b).await;
     let window = Duration::from_millis(400);
     let limiter = limiter(
@@ -400,7 +380,7 @@ async fn sliding_window_passes_a_steady_rate_under_the_limit(b: &mut impl Limite
 /// GCRA (10 per second, so one per 100 ms; burst 5): 5 pass at once, the
 /// sixth must wait one interval; then one passes per interval; after an
 /// idle period as long as `reset_after` the full burst is back.
-async fn gcra_allows_the_burst_then_the_steady_rate(b: &mut impl LimiterBackend) {
+async fn gcra_allows_the_burst_then_the_steady_rate(b: &mut impl Backend) {
     let store = store(b).await;
     let interval = Duration::from_millis(100);
     let limiter = limiter(
@@ -452,7 +432,7 @@ async fn gcra_allows_the_burst_then_the_steady_rate(b: &mut impl LimiterBackend)
 
 /// A GCRA burst larger than the limit: that many pass at once, and the
 /// refill is still `limit` per window.
-async fn gcra_burst_may_exceed_the_limit(b: &mut impl LimiterBackend) {
+async fn gcra_burst_may_exceed_the_limit(b: &mut impl Backend) {
     let store = store(b).await;
     let limiter = limiter(
         &store,
@@ -473,7 +453,7 @@ async fn gcra_burst_may_exceed_the_limit(b: &mut impl LimiterBackend) {
 }
 
 /// Policies count apart (their prefixes differ) and so do keys.
-async fn policies_and_keys_are_isolated(b: &mut impl LimiterBackend) {
+async fn policies_and_keys_are_isolated(b: &mut impl Backend) {
     let store = store(b).await;
     let one = limiter(
         &store,
@@ -499,7 +479,7 @@ async fn policies_and_keys_are_isolated(b: &mut impl LimiterBackend) {
 
 /// Fail open (the default): with the store unreachable every check is
 /// allowed, and counted.
-async fn fail_open_lets_requests_through_and_counts_them(b: &mut impl LimiterBackend) {
+async fn fail_open_lets_requests_through_and_counts_them(b: &mut impl Backend) {
     let store = store(b).await;
     let limiter: Arc<dyn RateLimit> = Arc::new(limiter(
         &store,
@@ -524,7 +504,7 @@ async fn fail_open_lets_requests_through_and_counts_them(b: &mut impl LimiterBac
 
 /// Fail closed: with the store unreachable every check is an error saying
 /// the store is unavailable, and counted.
-async fn fail_closed_refuses_when_the_store_is_unreachable(b: &mut impl LimiterBackend) {
+async fn fail_closed_refuses_when_the_store_is_unreachable(b: &mut impl Backend) {
     let store = store(b).await;
     let limiter: Arc<dyn RateLimit> = Arc::new(limiter(
         &store,
@@ -660,7 +640,7 @@ impl KvStore for CountingStore {
 
 /// Every check, allowed or denied, of every algorithm, is exactly one
 /// script call on the store and nothing else.
-async fn every_check_is_one_script_call(b: &mut impl LimiterBackend) {
+async fn every_check_is_one_script_call(b: &mut impl Backend) {
     let counting = Arc::new(CountingStore {
         inner: store(b).await,
         calls: Mutex::default(),

@@ -4,7 +4,6 @@
 //! ones, client identity through trusted proxies, users, missing keys,
 //! store failures, nested policies, and shaku wiring.
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,31 +18,12 @@ use kv_module::rate_limit::{
     RateLimitPolicy, RateLimiter, RateLimiterParameters, TrustedProxies,
 };
 use kv_module::{KeyTtl, KvStore};
-use kv_module_tests::backends::{MemoryBackend, RedisBackend};
 use kv_module_tests::conformance::Backend;
 use shaku::module;
 use shaku_axum::Inject;
 
 const DB: u8 = 2;
 const PREFIX: &str = "rl";
-
-/// A [`Backend`] whose stores can be made unreachable.
-trait LimiterBackend: Backend {
-    /// Stops the Redis server, or closes the memory store.
-    fn outage(&mut self, store: &Arc<dyn KvStore>) -> impl Future<Output = ()>;
-}
-
-impl LimiterBackend for RedisBackend {
-    async fn outage(&mut self, _store: &Arc<dyn KvStore>) {
-        self.server.stop();
-    }
-}
-
-impl LimiterBackend for MemoryBackend {
-    async fn outage(&mut self, store: &Arc<dyn KvStore>) {
-        store.close().await;
-    }
-}
 
 macro_rules! rate_limit_http_suite {
     ($make:expr) => {
@@ -215,7 +195,7 @@ async fn assert_every_key_expires(b: &impl Backend) -> Vec<String> {
 /// For every algorithm: each allowed response has `RateLimit-Policy` and a
 /// `RateLimit` counting down; the request over the limit is a 429 with
 /// `Retry-After` and a problem+json body.
-async fn allowed_responses_carry_the_headers_and_denied_ones_get_429(b: &mut impl LimiterBackend) {
+async fn allowed_responses_carry_the_headers_and_denied_ones_get_429(b: &mut impl Backend) {
     let store = store(b).await;
     for algorithm in [
         Algorithm::FixedWindow,
@@ -281,7 +261,7 @@ async fn allowed_responses_carry_the_headers_and_denied_ones_get_429(b: &mut imp
 }
 
 /// Waiting the `Retry-After` of a 429 is enough to be let through.
-async fn retry_after_is_enough_to_pass_again(b: &mut impl LimiterBackend) {
+async fn retry_after_is_enough_to_pass_again(b: &mut impl Backend) {
     let store = store(b).await;
     let policy = RateLimitPolicy::new(Algorithm::Gcra, 2, Duration::from_secs(1)).with_burst(1);
     let app = TestApp::spawn(ok_router().layer(RateLimitLayer::new(
@@ -305,7 +285,7 @@ async fn retry_after_is_enough_to_pass_again(b: &mut impl LimiterBackend) {
 /// From a trusted proxy (127.0.0.0/8 here) the rightmost untrusted
 /// `X-Forwarded-For` address is the client: whatever the client put to
 /// its left changes nothing.
-async fn a_trusted_proxy_forwards_the_client_address(b: &mut impl LimiterBackend) {
+async fn a_trusted_proxy_forwards_the_client_address(b: &mut impl Backend) {
     let store = store(b).await;
     let proxies = TrustedProxies::parse(["127.0.0.0/8", "10.0.0.0/8"]).expect("CIDRs");
     let app = TestApp::spawn(ok_router().layer(RateLimitLayer::new(
@@ -351,7 +331,7 @@ async fn a_trusted_proxy_forwards_the_client_address(b: &mut impl LimiterBackend
 
 /// When the peer is not a trusted proxy its `X-Forwarded-For` is ignored:
 /// a client rotating the header still counts as itself.
-async fn a_spoofed_header_from_an_untrusted_peer_is_ignored(b: &mut impl LimiterBackend) {
+async fn a_spoofed_header_from_an_untrusted_peer_is_ignored(b: &mut impl Backend) {
     let store = store(b).await;
     let proxies = TrustedProxies::parse(["10.0.0.0/8"]).expect("CIDRs");
     let app = TestApp::spawn(ok_router().layer(RateLimitLayer::new(
@@ -388,7 +368,7 @@ async fn a_spoofed_header_from_an_untrusted_peer_is_ignored(b: &mut impl Limiter
 
 /// RFC 7239 `Forwarded` from a trusted proxy, with a quoted IPv6 address
 /// and port; `X-Forwarded-For` is then ignored.
-async fn forwarded_header_from_a_trusted_proxy(b: &mut impl LimiterBackend) {
+async fn forwarded_header_from_a_trusted_proxy(b: &mut impl Backend) {
     let store = store(b).await;
     let proxies = TrustedProxies::parse(["127.0.0.1"])
         .expect("CIDRs")
@@ -437,7 +417,7 @@ fn user_key() -> KeyExtractor {
 
 /// Users count against their own quota; anonymous requests against their
 /// IP address.
-async fn the_user_is_the_key_else_the_ip_address(b: &mut impl LimiterBackend) {
+async fn the_user_is_the_key_else_the_ip_address(b: &mut impl Backend) {
     let store = store(b).await;
     let app = TestApp::spawn(
         ok_router()
@@ -466,7 +446,7 @@ async fn the_user_is_the_key_else_the_ip_address(b: &mut impl LimiterBackend) {
 
 /// With no key, the default is a 400 problem; `MissingKey::Allow` passes
 /// the request uncounted and `MissingKey::Shared` counts it on one key.
-async fn a_request_without_a_key_is_rejected_or_passed_as_configured(b: &mut impl LimiterBackend) {
+async fn a_request_without_a_key_is_rejected_or_passed_as_configured(b: &mut impl Backend) {
     let store = store(b).await;
     let users = limiter(&store, "users", fixed(1, Duration::from_secs(60)));
     let app = TestApp::spawn(
@@ -516,7 +496,7 @@ async fn a_request_without_a_key_is_rejected_or_passed_as_configured(b: &mut imp
 
 /// A route's own policy nests inside the router's: both are listed on the
 /// route's responses; other routes only carry the router's.
-async fn route_and_router_policies_nest(b: &mut impl LimiterBackend) {
+async fn route_and_router_policies_nest(b: &mut impl Backend) {
     let store = store(b).await;
     let app = TestApp::spawn(
         Router::new()
@@ -568,7 +548,7 @@ async fn route_and_router_policies_nest(b: &mut impl LimiterBackend) {
 
 /// With the store unreachable, a fail-open route keeps answering 200 and a
 /// fail-closed route answers 503 problem+json.
-async fn store_outage_fails_open_or_closed_as_configured(b: &mut impl LimiterBackend) {
+async fn store_outage_fails_open_or_closed_as_configured(b: &mut impl Backend) {
     let store = store(b).await;
     let open = limiter(&store, "open", fixed(100, Duration::from_secs(60)));
     let closed = limiter(
@@ -620,7 +600,7 @@ module! {
 
 /// The limiter as a shaku component: resolved for a layer and injected
 /// into a handler that charges a cost of its own.
-async fn a_shaku_component_limits_a_layer_and_a_handler(b: &mut impl LimiterBackend) {
+async fn a_shaku_component_limits_a_layer_and_a_handler(b: &mut impl Backend) {
     let store = store(b).await;
     let policy = NamedPolicy::new("otp", fixed(5, Duration::from_secs(60))).expect("valid policy");
     let module = Arc::new(
