@@ -150,7 +150,7 @@ impl<R: Repository> CacheAside<R> {
     ///
     /// # Errors
     ///
-    /// [`ConfigError::Invalid`] when `config` breaks a rule of
+    /// [`ConfigError::InvalidSetting`] when `config` breaks a rule of
     /// [`CacheConfig`].
     pub fn new(
         name: &str,

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::config::{ConfigError, Location, serde_duration};
+use crate::config::{ConfigError, serde_duration};
 use crate::registry::StoreRef;
 use crate::store::MAX_TTL;
 
@@ -502,13 +502,8 @@ fn millis(duration: Duration) -> u64 {
 /// A validation error of a configuration built in code (one read from YAML
 /// fails earlier, with its file position).
 fn invalid_config(cache: &str, message: String) -> ConfigError {
-    ConfigError::Invalid {
-        location: Location {
-            file: Arc::from(format!("<cache {cache}>")),
-            line: 0,
-            column: 0,
-        },
-        service: Some(cache.to_owned()),
+    ConfigError::InvalidSetting {
+        component: cache.to_owned(),
         path: cache.to_owned(),
         message,
     }
@@ -610,7 +605,7 @@ cache:
     fn code_errors_name_the_cache() {
         let config = CacheConfig::new(StoreRef::new("s"), "", Duration::from_secs(1));
         let err = CacheSettings::new("users", config).unwrap_err();
-        assert!(matches!(err, ConfigError::Invalid { .. }));
+        assert!(matches!(err, ConfigError::InvalidSetting { .. }));
         let text = err.to_string();
         assert!(
             text.contains("users") && text.contains("key_prefix"),

@@ -111,6 +111,18 @@ pub enum ConfigError {
         /// Its type there.
         second_type: String,
     },
+    /// A configuration built in code (not read from a file) breaks a rule;
+    /// one read from YAML fails as [`ConfigError::Invalid`] instead, with
+    /// its file position.
+    #[error("`{path}`: {message} (configuration of `{component}` built in code)")]
+    InvalidSetting {
+        /// The component or policy configured.
+        component: String,
+        /// The setting (`sessions.idle_timeout`, `rate_limit.api`, ...).
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
     /// A service or component refers to a service that does not exist.
     #[error("{}unknown service `{name}` (known services: {})", wanted_by.as_ref().map(|w| format!("{w}: ")).unwrap_or_default(), known.join(", "))]
     UnknownService {

@@ -1,7 +1,7 @@
 //! [`OtpConfig`]: the one-time-code service's configuration, and
 //! [`OtpSettings`], the same once validated, with its HMAC key.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use base64::Engine;
@@ -10,7 +10,7 @@ use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use sha2::Sha256;
 
-use crate::config::{ConfigError, Location, serde_duration};
+use crate::config::{ConfigError, serde_duration};
 use crate::registry::StoreRef;
 use crate::secret::Secret;
 
@@ -429,13 +429,8 @@ impl OtpSettings {
 }
 
 fn invalid_config(component: &str, message: String) -> ConfigError {
-    ConfigError::Invalid {
-        location: Location {
-            file: Arc::from(format!("(component `{component}` configured in code)")),
-            line: 1,
-            column: 1,
-        },
-        service: None,
+    ConfigError::InvalidSetting {
+        component: component.to_owned(),
         path: component.to_owned(),
         message,
     }

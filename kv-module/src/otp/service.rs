@@ -81,7 +81,7 @@ impl OtpService {
     ///
     /// # Errors
     ///
-    /// [`ConfigError::Invalid`] when `config` breaks a rule of
+    /// [`ConfigError::InvalidSetting`] when `config` breaks a rule of
     /// [`OtpConfig`] (a missing secret among them).
     pub fn new(store: Arc<dyn KvStore>, config: OtpConfig) -> Result<Self, ConfigError> {
         let settings = OtpSettings::new("otp", config)?;

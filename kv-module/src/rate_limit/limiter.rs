@@ -133,7 +133,7 @@ impl RateLimiter {
     ///
     /// # Errors
     ///
-    /// [`ConfigError::Invalid`] when the name or a value of the policy is
+    /// [`ConfigError::InvalidSetting`] when the name or a value of the policy is
     /// invalid (see [`NamedPolicy::new`]).
     pub fn new(
         store: Arc<dyn KvStore>,

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::algorithm::{Algorithm, OnStoreError};
-use crate::config::{ConfigError, Location, serde_duration};
+use crate::config::{ConfigError, serde_duration};
 
 /// Largest `limit` and `burst`.
 pub const MAX_LIMIT: u64 = 1_000_000_000;
@@ -280,7 +280,7 @@ impl NamedPolicy {
     ///
     /// The name must be non-empty printable ASCII without spaces, `"` or
     /// `\` (it is sent as a structured-field string in headers). A bad
-    /// value is a [`ConfigError::Invalid`] whose path is
+    /// value is a [`ConfigError::InvalidSetting`] whose path is
     /// `rate_limit.<name>`; policies loaded from YAML were already checked
     /// with their file location when deserialized.
     pub fn new(name: impl Into<String>, policy: RateLimitPolicy) -> Result<Self, ConfigError> {
@@ -360,13 +360,8 @@ impl NamedPolicy {
 /// A validation error for a policy built in code: there is no file, so the
 /// location says so.
 fn invalid(name: &str, message: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        location: Location {
-            file: Arc::from("(rate-limit policy built in code)"),
-            line: 1,
-            column: 1,
-        },
-        service: None,
+    ConfigError::InvalidSetting {
+        component: name.to_owned(),
         path: format!("rate_limit.{name}"),
         message: message.into(),
     }

@@ -3,13 +3,12 @@
 //! it.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::sync::Arc;
 
 use http::HeaderMap;
 use ipnet::IpNet;
 use serde::Deserialize;
 
-use crate::config::{ConfigError, Location};
+use crate::config::ConfigError;
 
 /// The header the trusted proxies append the client's address to.
 ///
@@ -122,7 +121,7 @@ impl TrustedProxies {
     ///
     /// # Errors
     ///
-    /// [`ConfigError::Invalid`] naming the entry that does not parse.
+    /// [`ConfigError::InvalidSetting`] naming the entry that does not parse.
     pub fn parse<I, S>(cidrs: I) -> Result<Self, ConfigError>
     where
         I: IntoIterator<Item = S>,
@@ -132,13 +131,8 @@ impl TrustedProxies {
             .into_iter()
             .map(|text| parse_net(text.as_ref()))
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|message| ConfigError::Invalid {
-                location: Location {
-                    file: Arc::from("(trusted proxies built in code)"),
-                    line: 1,
-                    column: 1,
-                },
-                service: None,
+            .map_err(|message| ConfigError::InvalidSetting {
+                component: "trusted_proxies".into(),
                 path: "trusted_proxies.cidrs".into(),
                 message,
             })?;

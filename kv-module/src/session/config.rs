@@ -1,14 +1,13 @@
 //! [`SessionConfig`]: the session manager's configuration, and
 //! [`SessionSettings`], the same once validated.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::HeaderValue;
 use serde::Deserialize;
 
 use super::id::SessionId;
-use crate::config::{ConfigError, Location, serde_duration};
+use crate::config::{ConfigError, serde_duration};
 use crate::registry::StoreRef;
 use crate::store::MAX_TTL;
 
@@ -331,13 +330,8 @@ fn millis(duration: Duration) -> u64 {
 /// A validation error of a component's configuration built in code (a
 /// configuration read from YAML fails earlier, with its file position).
 pub(crate) fn invalid_config(component: &str, message: String) -> ConfigError {
-    ConfigError::Invalid {
-        location: Location {
-            file: Arc::from(format!("(component `{component}` configured in code)")),
-            line: 1,
-            column: 1,
-        },
-        service: None,
+    ConfigError::InvalidSetting {
+        component: component.to_owned(),
         path: component.to_owned(),
         message,
     }

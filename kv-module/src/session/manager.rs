@@ -82,7 +82,7 @@ impl SessionManager {
     ///
     /// # Errors
     ///
-    /// [`ConfigError::Invalid`] when `config` breaks a rule of
+    /// [`ConfigError::InvalidSetting`] when `config` breaks a rule of
     /// [`SessionConfig`].
     pub fn new(store: Arc<dyn KvStore>, config: SessionConfig) -> Result<Self, ConfigError> {
         let settings = SessionSettings::new("sessions", config)?;
