@@ -101,6 +101,23 @@ pub enum KvError {
         /// What was wrong.
         reason: String,
     },
+    /// A multi-key operation that must be atomic (a script) names keys of
+    /// several Redis Cluster hash slots. Nothing was sent: put one hash tag
+    /// (`{...}`) in every key of the operation (see
+    /// [`SlotTag`](crate::store::SlotTag)).
+    #[error(
+        "kv store `{store}`: `{op}` names keys of several cluster hash slots ({}); \
+         an atomic operation needs one hash tag in all its keys",
+        keys.join(", ")
+    )]
+    CrossSlot {
+        /// Store name.
+        store: Arc<str>,
+        /// Operation refused.
+        op: &'static str,
+        /// The keys, as the caller gave them.
+        keys: Vec<String>,
+    },
     /// Any other error the backend reported (wrong type, script error, ...).
     #[error("kv store `{store}`: `{op}` failed{}", key_suffix(key))]
     Backend {
@@ -146,6 +163,7 @@ impl KvError {
             | Self::Overflow { store, .. }
             | Self::InvalidArgument { store, .. }
             | Self::Config { store, .. }
+            | Self::CrossSlot { store, .. }
             | Self::Backend { store, .. } => store,
         }
     }
@@ -160,6 +178,7 @@ impl KvError {
             Self::Timeout { key, .. }
             | Self::InvalidArgument { key, .. }
             | Self::Backend { key, .. } => key.as_deref(),
+            Self::CrossSlot { keys, .. } => keys.first().map(String::as_str),
             Self::Unavailable { .. } | Self::Config { .. } => None,
         }
     }

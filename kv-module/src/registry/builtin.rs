@@ -14,9 +14,10 @@ use crate::store::redis::{RedisConfig, RedisStore};
 
 /// The `config:` of a `kvstore_memory` service.
 ///
-/// It accepts the connection fields of `kvstore_redis` (`addr`, `url`,
-/// `username`, `password`, `pool_size`, `connect_timeout`,
-/// `response_timeout`) and ignores them, so one file serves both drivers;
+/// It accepts the connection fields of `kvstore_redis` (`mode`, `addr`,
+/// `url`, `nodes`, `master_name`, `sentinel_password`, `username`,
+/// `password`, `tls`, `pool_size`, `connect_timeout`, `response_timeout`,
+/// `command_timeout`) and ignores them, so one file serves both drivers;
 /// any other field is an error.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -27,8 +28,14 @@ pub struct MemoryServiceConfig {
     /// Key prefix. Default: empty.
     #[serde(deserialize_with = "crate::store::redis::config::deserialize_text")]
     pub prefix: String,
+    mode: Option<IgnoredAny>,
     addr: Option<IgnoredAny>,
     url: Option<IgnoredAny>,
+    nodes: Option<IgnoredAny>,
+    master_name: Option<IgnoredAny>,
+    sentinel_password: Option<IgnoredAny>,
+    tls: Option<IgnoredAny>,
+    command_timeout: Option<IgnoredAny>,
     username: Option<IgnoredAny>,
     password: Option<IgnoredAny>,
     pool_size: Option<IgnoredAny>,
@@ -40,8 +47,9 @@ pub(crate) fn register(types: &mut ServiceTypes) {
     let redis = ServiceType {
         decode: Box::new(|definition: &ServiceDefinition| {
             let config: RedisConfig = definition.config()?;
-            // Cross-field rules (addr or url, db against the URL's) are
-            // checked now, so they fail with the file position, before any
+            // Cross-field rules (addr or url, nodes per mode, db against the
+            // URL's and the cluster's, readable certificates) are checked
+            // now, so they fail with the file position, before any
             // connection is attempted.
             config
                 .resolve()

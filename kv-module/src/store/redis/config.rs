@@ -1,18 +1,37 @@
-//! [`RedisConfig`]: how a [`RedisStore`](super::RedisStore) connects.
+//! [`RedisConfig`]: how a [`RedisStore`](super::RedisStore) connects, to one
+//! server, a Redis Cluster or a Sentinel-managed primary, with or without
+//! TLS.
 
 use std::time::Duration;
 
-use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisConnectionInfo};
 use serde::{Deserialize, Deserializer};
 
+use super::tls::TlsConfig;
 use crate::secret::Secret;
+
+/// How the store finds its server(s).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RedisMode {
+    /// One server at `addr` or `url` (the default).
+    #[default]
+    Standalone,
+    /// A Redis Cluster reached through the seed `nodes`. Keys are spread
+    /// over the cluster's primaries; only database 0 exists.
+    Cluster,
+    /// The primary that the Sentinels at `nodes` name for `master_name`,
+    /// followed across failovers.
+    Sentinel,
+}
 
 /// Connection settings of a Redis-backed store.
 ///
-/// Give either `addr` (`host:port`) or `url` (`redis://` or, with the `tls`
-/// feature, `rediss://`). `username`, `password` and `db` given here take
-/// precedence over those in the URL; a `db` that contradicts the URL's is an
-/// error. `Debug` shows the password as `[redacted]`.
+/// In standalone mode give either `addr` (`host:port`) or `url`
+/// (`redis://` or `rediss://`). `username`, `password` and `db` given here
+/// take precedence over those in the URL; a `db` that contradicts the
+/// URL's is an error. In cluster and sentinel modes give `nodes` (cluster
+/// seed nodes or Sentinel addresses) instead. `Debug` shows passwords as
+/// `[redacted]`.
 ///
 /// ```
 /// use std::time::Duration;
@@ -22,40 +41,71 @@ use crate::secret::Secret;
 ///     .with_db(1)
 ///     .with_prefix("sessions")
 ///     .with_password("s3cret")
-///     .with_response_timeout(Duration::from_millis(500));
+///     .with_command_timeout(Duration::from_millis(500));
 /// assert!(!format!("{config:?}").contains("s3cret"));
+///
+/// let cluster = RedisConfig::cluster(["10.0.0.1:7000", "10.0.0.2:7000"]).with_prefix("sessions");
+/// let sentinel = RedisConfig::sentinel(["10.0.0.1:26379"], "mymaster").with_db(1);
+/// # let _ = (cluster, sentinel);
 /// ```
 ///
-/// In YAML (service type `kvstore_redis`), every field is optional except
-/// that one of `addr` and `url` must be given; unknown fields are errors:
+/// In YAML (service type `kvstore_redis`) every field is optional except
+/// the addresses (`addr`/`url`, or `nodes`); unknown fields are errors:
 ///
 /// ```yaml
 /// config:
-///   addr: ${REDIS_ADDR:localhost:6379}
+///   mode: cluster                  # standalone (default) | cluster | sentinel
+///   nodes: ${REDIS_NODES:127.0.0.1:7000,127.0.0.1:7001}  # a list, or one comma-separated string
+///   master_name: mymaster          # sentinel only, required there
+///   sentinel_password: ${REDIS_SENTINEL_PASSWORD}        # sentinel only
 ///   password: ${REDIS_PASSWORD}
-///   db: 1
-///   pool_size: 1
+///   tls:                           # optional; a rediss:// URL turns TLS on too
+///     ca_file: ${REDIS_CA_FILE}    # default: the webpki root certificates
+///     cert_file: ${REDIS_CERT_FILE}  # client certificate (mutual TLS), with key_file
+///     key_file: ${REDIS_KEY_FILE}
 ///   prefix: sessions
+///   pool_size: 1
 ///   connect_timeout: 5s
 ///   response_timeout: 2s
+///   command_timeout: 2s            # the outer deadline of every store call
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RedisConfig {
-    /// Server address as `host:port` (port defaults to 6379). Default: none.
+    /// Standalone, cluster or sentinel. Default: standalone.
+    #[serde(deserialize_with = "deserialize_mode")]
+    pub mode: RedisMode,
+    /// Standalone only: server address as `host:port` (port defaults to
+    /// 6379). Default: none.
     #[serde(deserialize_with = "deserialize_opt_text")]
     pub addr: Option<String>,
-    /// Server URL (`redis://[user][:password@]host[:port][/db]`). Default: none.
+    /// Standalone only: server URL
+    /// (`redis[s]://[user][:password@]host[:port][/db]`). Default: none.
     #[serde(deserialize_with = "deserialize_opt_text")]
     pub url: Option<String>,
+    /// Cluster: seed nodes; sentinel: the Sentinels. Each `host:port`, or a
+    /// `redis://`/`rediss://` URL (all of one scheme). In YAML a list or one
+    /// comma-separated string. Default: none.
+    #[serde(deserialize_with = "deserialize_nodes")]
+    pub nodes: Vec<String>,
+    /// Sentinel only: the name the Sentinels monitor the primary under.
+    #[serde(deserialize_with = "deserialize_opt_text")]
+    pub master_name: Option<String>,
+    /// Sentinel only: the password of the Sentinels (`requirepass` in their
+    /// configuration). Default: none.
+    pub sentinel_password: Secret,
     /// ACL user name. Default: none (the `default` user).
     #[serde(deserialize_with = "deserialize_opt_text")]
     pub username: Option<String>,
-    /// Password. Default: empty (no `AUTH`).
+    /// Password of the data nodes. Default: empty (no `AUTH`).
     pub password: Secret,
-    /// Database number, 0–15. Default: the URL's, else 0.
+    /// Database number, 0–15 (0 only on a cluster). Default: the URL's,
+    /// else 0.
     #[serde(deserialize_with = "deserialize_db")]
     pub db: Option<u8>,
+    /// TLS settings; `Some` turns TLS on. Default: off (unless the URL is
+    /// `rediss://`).
+    pub tls: Option<TlsConfig>,
     /// Number of multiplexed connections used round-robin. Default: 1,
     /// which is the fastest choice for most loads (see `docs/BENCHMARKS.md`);
     /// measure before raising it.
@@ -67,9 +117,15 @@ pub struct RedisConfig {
     /// Time allowed to establish a connection. Default: 5 s.
     #[serde(with = "crate::config::serde_duration")]
     pub connect_timeout: Duration,
-    /// Time allowed for a response to a command. Default: 2 s.
+    /// Time allowed for one reply from a server. Default: 2 s.
     #[serde(with = "crate::config::serde_duration")]
     pub response_timeout: Duration,
+    /// The outer deadline of every store call, reconnection waits and
+    /// redirections included: a call fails with
+    /// [`KvError::Timeout`](crate::KvError::Timeout) when it passes.
+    /// Default: 2 s.
+    #[serde(with = "crate::config::serde_duration")]
+    pub command_timeout: Duration,
 }
 
 /// A text field that may be written empty (`prefix:` or an unset
@@ -81,6 +137,32 @@ pub(crate) fn deserialize_text<'de, D: Deserializer<'de>>(d: D) -> Result<String
 /// An optional text field where empty counts as absent.
 fn deserialize_opt_text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     Ok(Option::<String>::deserialize(d)?.filter(|s| !s.is_empty()))
+}
+
+/// `mode`: null (an unset `${VAR}`) is the default.
+fn deserialize_mode<'de, D: Deserializer<'de>>(d: D) -> Result<RedisMode, D::Error> {
+    Ok(Option::<RedisMode>::deserialize(d)?.unwrap_or_default())
+}
+
+/// `nodes`: a list of addresses, or one string of comma-separated ones (so
+/// that one `${REDIS_NODES}` can carry them all); null is none.
+fn deserialize_nodes<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Nodes {
+        List(Vec<String>),
+        Text(String),
+    }
+    let nodes = match Option::<Nodes>::deserialize(d)? {
+        None => return Ok(Vec::new()),
+        Some(Nodes::List(list)) => list,
+        Some(Nodes::Text(text)) => text.split(',').map(str::to_owned).collect(),
+    };
+    Ok(nodes
+        .into_iter()
+        .map(|node| node.trim().to_owned())
+        .filter(|node| !node.is_empty())
+        .collect())
 }
 
 /// `db`: an integer from 0 to 15 (null: not given).
@@ -110,15 +192,21 @@ pub const MAX_POOL_SIZE: usize = 256;
 impl Default for RedisConfig {
     fn default() -> Self {
         Self {
+            mode: RedisMode::Standalone,
             addr: None,
             url: None,
+            nodes: Vec::new(),
+            master_name: None,
+            sentinel_password: Secret::default(),
             username: None,
             password: Secret::default(),
             db: None,
+            tls: None,
             pool_size: 1,
             prefix: String::new(),
             connect_timeout: Duration::from_secs(5),
             response_timeout: Duration::from_secs(2),
+            command_timeout: Duration::from_secs(2),
         }
     }
 }
@@ -132,7 +220,8 @@ impl RedisConfig {
         }
     }
 
-    /// Settings for the server at `url` (`redis://...`), other fields default.
+    /// Settings for the server at `url` (`redis://...` or `rediss://...`),
+    /// other fields default.
     pub fn from_url(url: impl Into<String>) -> Self {
         Self {
             url: Some(url.into()),
@@ -140,7 +229,37 @@ impl RedisConfig {
         }
     }
 
-    /// Sets the database number (0–15). Default: the URL's, else 0.
+    /// Settings for the Redis Cluster reached through the seed `nodes`
+    /// (`host:port` each), other fields default.
+    pub fn cluster<I, S>(nodes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Self {
+            mode: RedisMode::Cluster,
+            nodes: nodes.into_iter().map(Into::into).collect(),
+            ..Self::default()
+        }
+    }
+
+    /// Settings for the primary that the Sentinels at `sentinels`
+    /// (`host:port` each) monitor as `master_name`, other fields default.
+    pub fn sentinel<I, S>(sentinels: I, master_name: impl Into<String>) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Self {
+            mode: RedisMode::Sentinel,
+            nodes: sentinels.into_iter().map(Into::into).collect(),
+            master_name: Some(master_name.into()),
+            ..Self::default()
+        }
+    }
+
+    /// Sets the database number (0–15; 0 on a cluster). Default: the
+    /// URL's, else 0.
     pub fn with_db(mut self, db: u8) -> Self {
         self.db = Some(db);
         self
@@ -164,6 +283,19 @@ impl RedisConfig {
         self
     }
 
+    /// Sets the Sentinels' own password. Default: none.
+    pub fn with_sentinel_password(mut self, password: impl Into<Secret>) -> Self {
+        self.sentinel_password = password.into();
+        self
+    }
+
+    /// Turns TLS on with `tls`. Default: off (unless the URL is
+    /// `rediss://`).
+    pub fn with_tls(mut self, tls: TlsConfig) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
     /// Sets the number of multiplexed connections. Default: 1.
     pub fn with_pool_size(mut self, pool_size: usize) -> Self {
         self.pool_size = pool_size;
@@ -176,160 +308,27 @@ impl RedisConfig {
         self
     }
 
-    /// Sets the response timeout. Default: 2 s.
+    /// Sets the time allowed for one reply. Default: 2 s.
     pub fn with_response_timeout(mut self, timeout: Duration) -> Self {
         self.response_timeout = timeout;
         self
     }
 
-    /// Checks the settings and resolves them into redis-rs connection info
-    /// and a display address (`host:port/db`, never the password).
-    pub(crate) fn resolve(&self) -> Result<(ConnectionInfo, String), String> {
-        if self.pool_size == 0 || self.pool_size > MAX_POOL_SIZE {
-            return Err(format!(
-                "pool_size must be between 1 and {MAX_POOL_SIZE}, got {}",
-                self.pool_size
-            ));
-        }
-        if self.connect_timeout.is_zero() || self.response_timeout.is_zero() {
-            return Err("connect_timeout and response_timeout must be greater than zero".into());
-        }
-        let info = match (&self.addr, &self.url) {
-            (Some(_), Some(_)) => return Err("give either `addr` or `url`, not both".into()),
-            (None, None) => return Err("one of `addr` or `url` is required".into()),
-            (Some(addr), None) => {
-                let (host, port) = parse_addr(addr)?;
-                ConnectionAddr::Tcp(host, port)
-                    .into_connection_info()
-                    .map_err(|e| format!("invalid addr `{addr}`: {e}"))?
-            }
-            (None, Some(url)) => url
-                .as_str()
-                .into_connection_info()
-                .map_err(|_| "invalid url: expected redis://host[:port][/db]".to_string())?,
-        };
-        if matches!(info.addr(), ConnectionAddr::TcpTls { .. }) && !cfg!(feature = "tls") {
-            return Err("rediss:// needs kv-module's `tls` feature".into());
-        }
-        let url_db = info.redis_settings().db();
-        let db = match self.db {
-            Some(db) if self.url.is_some() && url_db != 0 && url_db != i64::from(db) => {
-                return Err(format!("db {db} contradicts the url's db {url_db}"));
-            }
-            Some(db) => i64::from(db),
-            None => url_db,
-        };
-        if !(0..=15).contains(&db) {
-            return Err(format!("db must be between 0 and 15, got {db}"));
-        }
-        let mut redis: RedisConnectionInfo = info.redis_settings().clone().set_db(db);
-        if let Some(username) = &self.username {
-            redis = redis.set_username(username);
-        }
-        if !self.password.is_empty() {
-            redis = redis.set_password(self.password.expose());
-        }
-        let display = format!("{}/{db}", info.addr());
-        let tcp = redis::io::tcp::TcpSettings::default().set_nodelay(true);
-        let info = info.set_redis_settings(redis).set_tcp_settings(tcp);
-        Ok((info, display))
+    /// Sets the outer deadline of every store call. Default: 2 s.
+    pub fn with_command_timeout(mut self, timeout: Duration) -> Self {
+        self.command_timeout = timeout;
+        self
     }
 
-    /// The address for error messages when the settings do not resolve.
+    /// The addresses for error messages when the settings do not resolve
+    /// (never a URL, which may embed a password).
     pub(crate) fn display_addr(&self) -> String {
-        match (&self.addr, &self.url) {
-            (Some(addr), _) => addr.clone(),
-            // A URL may embed a password: show only that one was given.
-            (None, Some(_)) => "<url>".into(),
-            (None, None) => "<none>".into(),
+        match (self.mode, &self.addr, &self.url) {
+            (RedisMode::Standalone, Some(addr), _) => addr.clone(),
+            (RedisMode::Standalone, None, Some(_)) => "<url>".into(),
+            (RedisMode::Standalone, None, None) => "<none>".into(),
+            (_, _, _) if self.nodes.iter().any(|n| n.contains("://")) => "<urls>".into(),
+            (_, _, _) => self.nodes.join(","),
         }
-    }
-}
-
-fn parse_addr(addr: &str) -> Result<(String, u16), String> {
-    let addr = addr.trim();
-    if addr.is_empty() {
-        return Err("addr is empty".into());
-    }
-    if addr.contains("://") {
-        return Err(format!("addr `{addr}` looks like a URL: put it in `url`"));
-    }
-    // `[::1]:6379`, `host:6379`, or `host` alone.
-    let (host, port) = if let Some(rest) = addr.strip_prefix('[') {
-        let (host, after) = rest
-            .split_once(']')
-            .ok_or_else(|| format!("addr `{addr}`: unclosed `[`"))?;
-        let port = after.strip_prefix(':').unwrap_or(after);
-        (host, port)
-    } else if addr.matches(':').count() > 1 {
-        return Err(format!(
-            "addr `{addr}`: write IPv6 addresses as [addr]:port"
-        ));
-    } else {
-        addr.split_once(':').unwrap_or((addr, ""))
-    };
-    if host.is_empty() {
-        return Err(format!("addr `{addr}` has no host"));
-    }
-    let port = if port.is_empty() {
-        6379
-    } else {
-        port.parse::<u16>()
-            .ok()
-            .filter(|p| *p != 0)
-            .ok_or_else(|| format!("addr `{addr}`: port must be 1–65535"))?
-    };
-    Ok((host.to_owned(), port))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_addresses() {
-        assert_eq!(parse_addr("localhost:6380"), Ok(("localhost".into(), 6380)));
-        assert_eq!(parse_addr("redis"), Ok(("redis".into(), 6379)));
-        assert_eq!(parse_addr("[::1]:7000"), Ok(("::1".into(), 7000)));
-        assert!(parse_addr("").is_err());
-        assert!(parse_addr("host:0").is_err());
-        assert!(parse_addr("host:99999").is_err());
-        assert!(parse_addr("::1:6379").is_err());
-        assert!(parse_addr("redis://x").is_err());
-    }
-
-    #[test]
-    fn validates_and_redacts() {
-        let config = RedisConfig::new("h:1").with_password("pw-123").with_db(16);
-        assert!(config.resolve().unwrap_err().contains("between 0 and 15"));
-        assert!(!format!("{config:?}").contains("pw-123"));
-        assert!(RedisConfig::new("h:1").with_pool_size(0).resolve().is_err());
-        let both = RedisConfig {
-            url: Some("redis://h".into()),
-            ..RedisConfig::new("h:1")
-        };
-        assert!(both.resolve().is_err());
-        assert!(RedisConfig::default().resolve().is_err());
-    }
-
-    #[test]
-    fn url_db_and_overrides() {
-        let (info, display) = RedisConfig::from_url("redis://:pw@h:7/3")
-            .resolve()
-            .expect("valid url");
-        assert_eq!(info.redis_settings().db(), 3);
-        assert_eq!(display, "h:7/3");
-        assert!(
-            RedisConfig::from_url("redis://h:7/3")
-                .with_db(4)
-                .resolve()
-                .is_err()
-        );
-        let (info, _) = RedisConfig::from_url("redis://h:7")
-            .with_db(5)
-            .resolve()
-            .expect("valid url");
-        assert_eq!(info.redis_settings().db(), 5);
-        assert!(info.tcp_settings().nodelay());
     }
 }

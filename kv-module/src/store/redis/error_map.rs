@@ -26,7 +26,24 @@ impl ErrorContext {
                 source: Box::new(err),
             };
         }
-        if err.is_io_error() || err.is_connection_dropped() || err.is_connection_refusal() {
+        // A demoted primary (`READONLY`), a cluster without a primary for
+        // the slot (`CLUSTERDOWN`, `MASTERDOWN`) or in the middle of moving
+        // it (`TRYAGAIN`): the store cannot serve the call now, which is
+        // what callers choosing fail-open need to know.
+        let failing_over = matches!(
+            err.kind(),
+            ErrorKind::Server(
+                redis::ServerErrorKind::ReadOnly
+                    | redis::ServerErrorKind::ClusterDown
+                    | redis::ServerErrorKind::MasterDown
+                    | redis::ServerErrorKind::TryAgain
+            )
+        );
+        if failing_over
+            || err.is_io_error()
+            || err.is_connection_dropped()
+            || err.is_connection_refusal()
+        {
             return KvError::Unavailable {
                 store,
                 addr: self.addr.clone(),
@@ -53,6 +70,15 @@ impl ErrorContext {
             op,
             key: key.map(str::to_owned),
             source: Box::new(err),
+        }
+    }
+
+    /// The store cannot reach its server(s), for `source`.
+    pub(crate) fn unavailable(&self, source: crate::error::BoxError) -> KvError {
+        KvError::Unavailable {
+            store: self.store.clone(),
+            addr: self.addr.clone(),
+            source,
         }
     }
 

@@ -1,9 +1,30 @@
-//! The Redis backend (`kvstore_redis`) over redis-rs `ConnectionManager`s.
+//! The Redis backend (`kvstore_redis`): one server, a Redis Cluster, or a
+//! Sentinel-managed primary, in plain text or TLS.
+//!
+//! * `config`: [`RedisConfig`] and [`RedisMode`], the settings;
+//!   `tls`: [`TlsConfig`] and certificate loading.
+//! * `topology`: settings checked and resolved into what to connect to.
+//! * `connection`: one multiplexed connection (server or cluster) and
+//!   opening them, including asking the Sentinels for the primary.
+//! * `link`: the live connections, the per-call deadline, and their
+//!   repair after a failover.
+//! * `sentinel_watch`: follows the Sentinels' `+switch-master`
+//!   announcements.
+//! * `routing`: operations spread over several nodes (cluster `SCAN`,
+//!   `set_many` per slot).
+//! * `error_map`: redis-rs errors to [`KvError`](crate::KvError)s.
+//! * `store`: [`RedisStore`], the [`KvStore`](crate::KvStore).
 
 pub(crate) mod config;
+mod connection;
 mod error_map;
+mod link;
 mod routing;
+mod sentinel_watch;
 mod store;
+mod tls;
+mod topology;
 
-pub use config::RedisConfig;
+pub use config::{MAX_POOL_SIZE, RedisConfig, RedisMode};
 pub use store::RedisStore;
+pub use tls::TlsConfig;

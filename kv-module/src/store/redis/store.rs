@@ -1,28 +1,34 @@
 //! [`RedisStore`]: the Redis implementation of [`KvStore`].
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use super::config::RedisConfig;
 use super::error_map::ErrorContext;
+use super::link::Link;
 use super::routing;
 use crate::error::{KvError, Result};
-use crate::store::{KeySpace, KeyTtl, KvStore, Script, ScriptValue, Ttl, duration_millis};
+use crate::store::{
+    KeySpace, KeyTtl, KvStore, Script, ScriptValue, Ttl, duration_millis, key_slot,
+};
 
-/// Reconnection attempts a connection makes before failing the commands
-/// waiting on it. Kept small so that callers learn quickly that the server
-/// is down (and can fail open); the next command starts a new attempt.
-const RECONNECT_RETRIES: usize = 2;
-
-/// A [`KvStore`] on a Redis server (service type `kvstore_redis`).
+/// A [`KvStore`] on Redis (service type `kvstore_redis`): one server, a
+/// Redis Cluster, or the primary a set of Sentinels names — see
+/// [`RedisConfig`] and [`RedisMode`](super::RedisMode).
 ///
-/// Built on redis-rs [`ConnectionManager`]s: multiplexed connections that
-/// reconnect by themselves, with `TCP_NODELAY` on. `pool_size` of them are
-/// used round-robin. Cheap to share as `Arc<dyn KvStore>`.
+/// Built on redis-rs multiplexed connections with `TCP_NODELAY` on
+/// (`pool_size` of them, used round-robin). Every call is bounded by
+/// `command_timeout`, reconnection waits included; on a cluster or behind
+/// Sentinels, repeated failures rebuild the connections, so the store
+/// follows a failover without a restart. Cheap to share as
+/// `Arc<dyn KvStore>`.
+///
+/// On a cluster, `get_many` and `delete_keys` are split per hash slot and
+/// sent concurrently, `set_many` is one `MULTI` per slot (atomic within a
+/// slot only), `keys` scans every primary, and a script whose keys span
+/// slots is refused with [`KvError::CrossSlot`] before anything is sent.
 ///
 /// ```no_run
 /// use kv_module::{KvStoreExt, RedisConfig, RedisStore, Ttl};
@@ -31,105 +37,63 @@ const RECONNECT_RETRIES: usize = 2;
 /// let config = RedisConfig::new("localhost:6379").with_db(1).with_prefix("sessions");
 /// let store = RedisStore::open("session_cache", config).await?;
 /// store.set("abc", &42, Ttl::secs(60)).await?; // Redis key `sessions:abc`
+///
+/// let cluster = RedisConfig::cluster(["127.0.0.1:7000", "127.0.0.1:7001"]).with_prefix("sessions");
+/// let store = RedisStore::open("session_cache", cluster).await?;
 /// # Ok(())
 /// # }
 /// ```
 pub struct RedisStore {
-    ctx: ErrorContext,
+    link: Arc<Link>,
     space: KeySpace,
-    /// Empty once closed. A std lock is fine: it is held only to clone a
-    /// handle, never across an `.await`.
-    conns: RwLock<Vec<ConnectionManager>>,
-    next: AtomicUsize,
 }
 
 impl std::fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisStore")
-            .field("name", &self.ctx.store)
-            .field("addr", &self.ctx.addr)
+            .field("name", &self.ctx().store)
+            .field("addr", &self.ctx().addr)
             .field("prefix", &self.space.prefix())
             .finish_non_exhaustive()
     }
 }
 
 impl RedisStore {
-    /// Connects to the server, checks it with `PING`, and returns the store.
+    /// Connects, checks the server(s) with `PING` (behind Sentinels also
+    /// that the named server is a primary), and returns the store.
     ///
-    /// Fails fast with [`KvError::Unavailable`] naming the address when the
-    /// server cannot be reached within `connect_timeout`, and with
+    /// Fails fast with [`KvError::Unavailable`] naming the address when
+    /// nothing answers within `connect_timeout`, and with
     /// [`KvError::Config`] when the settings are invalid.
     #[tracing::instrument(skip_all, fields(store = %name.as_ref()), err)]
     pub async fn open(name: impl AsRef<str>, config: RedisConfig) -> Result<Self> {
         let name: Arc<str> = Arc::from(name.as_ref());
-        let (info, addr) = config.resolve().map_err(|reason| KvError::Config {
+        let topology = config.resolve().map_err(|reason| KvError::Config {
             store: name.clone(),
             reason: format!("{reason} (addr {})", config.display_addr()),
         })?;
+        #[cfg(feature = "tls")]
+        super::tls::install_crypto_provider();
         let ctx = ErrorContext {
-            store: name.clone(),
-            addr: Arc::from(addr.as_str()),
+            store: name,
+            addr: Arc::from(topology.display.as_str()),
         };
-        let client = redis::Client::open(info).map_err(|e| ctx.map("connect", None, e))?;
-        let manager_config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(config.connect_timeout))
-            .set_response_timeout(Some(config.response_timeout))
-            .set_number_of_retries(RECONNECT_RETRIES)
-            .set_min_delay(Duration::from_millis(50))
-            .set_max_delay(Duration::from_millis(500));
-        let connect = futures::future::try_join_all((0..config.pool_size).map(|_| async {
-            let mut conn =
-                ConnectionManager::new_with_config(client.clone(), manager_config.clone()).await?;
-            redis::cmd("PING")
-                .query_async::<()>(&mut conn)
-                .await
-                .map(|()| conn)
-        }));
-        // The manager retries a refused connection a few times; bound the
-        // whole start-up so an unreachable server fails fast.
-        let deadline = config.connect_timeout.saturating_mul(2) + config.response_timeout;
-        let conns = match tokio::time::timeout(deadline, connect).await {
-            Ok(Ok(conns)) => conns,
-            Ok(Err(e)) => {
-                return Err(match ctx.map("connect", None, e) {
-                    KvError::Backend { source, .. } => KvError::Unavailable {
-                        store: ctx.store.clone(),
-                        addr: ctx.addr.clone(),
-                        source,
-                    },
-                    other => other,
-                });
-            }
-            Err(elapsed) => {
-                return Err(KvError::Unavailable {
-                    store: ctx.store.clone(),
-                    addr: ctx.addr.clone(),
-                    source: Box::new(elapsed),
-                });
-            }
-        };
-        tracing::debug!(addr = %ctx.addr, pool_size = conns.len(), "redis store open");
+        let link = Link::open(topology, ctx).await?;
+        tracing::debug!(addr = %link.ctx().addr, "redis store open");
         Ok(Self {
-            ctx,
+            link,
             space: KeySpace::new(config.prefix),
-            conns: RwLock::new(conns),
-            next: AtomicUsize::new(0),
         })
     }
 
-    /// The server address as `host:port/db`.
+    /// The server address(es): `host:port/db`, `cluster host:port,...` or
+    /// `sentinel name via host:port,...`.
     pub fn addr(&self) -> &str {
-        &self.ctx.addr
+        &self.ctx().addr
     }
 
-    /// A connection handle, round-robin over the pool.
-    fn conn(&self) -> Result<ConnectionManager> {
-        let conns = self.conns.read().unwrap_or_else(|e| e.into_inner());
-        if conns.is_empty() {
-            return Err(self.ctx.closed());
-        }
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % conns.len();
-        Ok(conns[i].clone())
+    fn ctx(&self) -> &ErrorContext {
+        self.link.ctx()
     }
 
     async fn query<T: redis::FromRedisValue>(
@@ -138,19 +102,38 @@ impl RedisStore {
         op: &'static str,
         key: Option<&str>,
     ) -> Result<T> {
-        let mut conn = self.conn()?;
-        cmd.query_async(&mut conn)
+        self.link
+            .call(op, key, |mut conn| async move {
+                cmd.query_async(&mut conn).await
+            })
             .await
-            .map_err(|e| self.ctx.map(op, key, e))
     }
 
     fn set_cmd(&self, key: &str, value: &[u8], ttl: Ttl) -> Result<redis::Cmd> {
         let mut cmd = redis::cmd("SET");
         cmd.arg(self.space.stored_key(key)).arg(value);
-        if let Some(ms) = ttl.to_millis(&self.ctx.store, key)? {
+        if let Some(ms) = ttl.to_millis(&self.ctx().store, key)? {
             cmd.arg("PX").arg(ms);
         }
         Ok(cmd)
+    }
+
+    /// Refuses, on a cluster, a script whose keys span hash slots: the
+    /// server would refuse it too, after a round trip, with a message that
+    /// names no key.
+    fn check_one_slot(&self, op: &'static str, keys: &[&str], stored: &[String]) -> Result<()> {
+        let Some(first) = stored.first() else {
+            return Ok(());
+        };
+        let slot = key_slot(first);
+        if self.link.is_cluster() && stored.iter().any(|key| key_slot(key) != slot) {
+            return Err(KvError::CrossSlot {
+                store: self.ctx().store.clone(),
+                op,
+                keys: keys.iter().map(|k| (*k).to_owned()).collect(),
+            });
+        }
+        Ok(())
     }
 }
 
@@ -173,27 +156,27 @@ fn script_value(value: redis::Value) -> ScriptValue {
 #[async_trait]
 impl KvStore for RedisStore {
     fn name(&self) -> &str {
-        &self.ctx.store
+        &self.ctx().store
     }
 
     fn prefix(&self) -> &str {
         self.space.prefix()
     }
 
-    #[tracing::instrument(level = "trace", skip(self), fields(store = %self.ctx.store), err(level = "debug"))]
+    #[tracing::instrument(level = "trace", skip(self), fields(store = %self.ctx().store), err(level = "debug"))]
     async fn get_bytes(&self, key: &str) -> Result<Option<Vec<u8>>> {
         let mut cmd = redis::cmd("GET");
         cmd.arg(self.space.stored_key(key));
         self.query(&cmd, "GET", Some(key)).await
     }
 
-    #[tracing::instrument(level = "trace", skip(self, value), fields(store = %self.ctx.store), err(level = "debug"))]
+    #[tracing::instrument(level = "trace", skip(self, value), fields(store = %self.ctx().store), err(level = "debug"))]
     async fn set_bytes(&self, key: &str, value: &[u8], ttl: Ttl) -> Result<()> {
         let cmd = self.set_cmd(key, value, ttl)?;
         self.query(&cmd, "SET", Some(key)).await
     }
 
-    #[tracing::instrument(level = "trace", skip(self, value), fields(store = %self.ctx.store), err(level = "debug"))]
+    #[tracing::instrument(level = "trace", skip(self, value), fields(store = %self.ctx().store), err(level = "debug"))]
     async fn set_bytes_if_absent(&self, key: &str, value: &[u8], ttl: Ttl) -> Result<bool> {
         let mut cmd = self.set_cmd(key, value, ttl)?;
         cmd.arg("NX");
@@ -201,7 +184,7 @@ impl KvStore for RedisStore {
         Ok(reply.is_some())
     }
 
-    #[tracing::instrument(level = "trace", skip_all, fields(store = %self.ctx.store, n = keys.len()), err(level = "debug"))]
+    #[tracing::instrument(level = "trace", skip_all, fields(store = %self.ctx().store, n = keys.len()), err(level = "debug"))]
     async fn get_many_bytes(&self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>> {
         if keys.is_empty() {
             return Ok(Vec::new());
@@ -213,23 +196,39 @@ impl KvStore for RedisStore {
         self.query(&cmd, "MGET", None).await
     }
 
-    #[tracing::instrument(level = "trace", skip_all, fields(store = %self.ctx.store, n = entries.len()), err(level = "debug"))]
+    #[tracing::instrument(level = "trace", skip_all, fields(store = %self.ctx().store, n = entries.len()), err(level = "debug"))]
     async fn set_many_bytes(&self, entries: &[(&str, &[u8], Ttl)]) -> Result<()> {
         if entries.is_empty() {
             return Ok(());
         }
-        let mut pipe = redis::pipe();
-        pipe.atomic();
+        let mut cmds = Vec::with_capacity(entries.len());
         for (key, value, ttl) in entries {
-            pipe.add_command(self.set_cmd(key, value, *ttl)?).ignore();
+            cmds.push((self.space.stored_key(key), self.set_cmd(key, value, *ttl)?));
         }
-        let mut conn = self.conn()?;
-        pipe.query_async::<()>(&mut conn)
+        // One MULTI on one server; one per hash slot on a cluster (a MULTI
+        // cannot span slots there), sent concurrently.
+        let groups = if self.link.is_cluster() {
+            routing::by_slot(cmds)
+        } else {
+            vec![cmds.into_iter().map(|(_, cmd)| cmd).collect()]
+        };
+        self.link
+            .call("MULTI SET", None, |conn| async move {
+                let sends = groups.iter().map(|group| {
+                    let mut pipe = redis::pipe();
+                    pipe.atomic();
+                    for cmd in group {
+                        pipe.add_command(cmd.clone()).ignore();
+                    }
+                    let mut conn = conn.clone();
+                    async move { pipe.query_async::<()>(&mut conn).await }
+                });
+                futures::future::try_join_all(sends).await.map(drop)
+            })
             .await
-            .map_err(|e| self.ctx.map("MULTI SET", None, e))
     }
 
-    #[tracing::instrument(level = "trace", skip(self), fields(store = %self.ctx.store), err(level = "debug"))]
+    #[tracing::instrument(level = "trace", skip(self), fields(store = %self.ctx().store), err(level = "debug"))]
     async fn delete(&self, key: &str) -> Result<bool> {
         let mut cmd = redis::cmd("UNLINK");
         cmd.arg(self.space.stored_key(key));
@@ -237,31 +236,34 @@ impl KvStore for RedisStore {
         Ok(n > 0)
     }
 
-    #[tracing::instrument(level = "trace", skip_all, fields(store = %self.ctx.store, n = keys.len()), err(level = "debug"))]
+    #[tracing::instrument(level = "trace", skip_all, fields(store = %self.ctx().store, n = keys.len()), err(level = "debug"))]
     async fn delete_keys(&self, keys: &[&str]) -> Result<u64> {
         if keys.is_empty() {
             return Ok(0);
         }
-        let stored: Vec<String> = keys.iter().map(|k| self.space.stored_key(k)).collect();
-        let mut conn = self.conn()?;
-        routing::unlink_all(&mut conn, &stored)
-            .await
-            .map_err(|e| self.ctx.map("UNLINK", None, e))
+        // `UNLINK`: the server frees the values off its main thread. On a
+        // cluster redis-rs splits it per slot and sums the counts.
+        let mut cmd = redis::cmd("UNLINK");
+        for key in keys {
+            cmd.arg(self.space.stored_key(key));
+        }
+        self.query(&cmd, "UNLINK", None).await
     }
 
-    #[tracing::instrument(level = "trace", skip(self), fields(store = %self.ctx.store), err(level = "debug"))]
+    #[tracing::instrument(level = "trace", skip(self), fields(store = %self.ctx().store), err(level = "debug"))]
     async fn keys(&self, pattern: &str) -> Result<Vec<String>> {
-        let mut conn = self.conn()?;
-        let found = routing::scan_matching(&mut conn, &self.space.stored_pattern(pattern))
-            .await
-            .map_err(|e| self.ctx.map("SCAN", None, e))?;
+        let conn = self.link.conn()?;
+        let pattern = self.space.stored_pattern(pattern);
+        let found = routing::scan_matching(conn, &pattern, self.link.command_timeout()).await;
+        self.link.observe(&found);
+        let found = found.map_err(|e| self.ctx().map("SCAN", None, e))?;
         Ok(found
             .iter()
             .filter_map(|stored| self.space.caller_key(stored).map(str::to_owned))
             .collect())
     }
 
-    #[tracing::instrument(level = "trace", skip(self), fields(store = %self.ctx.store), err(level = "debug"))]
+    #[tracing::instrument(level = "trace", skip(self), fields(store = %self.ctx().store), err(level = "debug"))]
     async fn exists(&self, key: &str) -> Result<bool> {
         let mut cmd = redis::cmd("EXISTS");
         cmd.arg(self.space.stored_key(key));
@@ -269,15 +271,15 @@ impl KvStore for RedisStore {
         Ok(n > 0)
     }
 
-    #[tracing::instrument(level = "trace", skip(self), fields(store = %self.ctx.store), err(level = "debug"))]
+    #[tracing::instrument(level = "trace", skip(self), fields(store = %self.ctx().store), err(level = "debug"))]
     async fn expire(&self, key: &str, ttl: Duration) -> Result<bool> {
-        let ms = duration_millis(ttl, &self.ctx.store, key)?;
+        let ms = duration_millis(ttl, &self.ctx().store, key)?;
         let mut cmd = redis::cmd("PEXPIRE");
         cmd.arg(self.space.stored_key(key)).arg(ms);
         self.query(&cmd, "PEXPIRE", Some(key)).await
     }
 
-    #[tracing::instrument(level = "trace", skip(self), fields(store = %self.ctx.store), err(level = "debug"))]
+    #[tracing::instrument(level = "trace", skip(self), fields(store = %self.ctx().store), err(level = "debug"))]
     async fn ttl(&self, key: &str) -> Result<KeyTtl> {
         let mut cmd = redis::cmd("PTTL");
         cmd.arg(self.space.stored_key(key));
@@ -289,53 +291,51 @@ impl KvStore for RedisStore {
         })
     }
 
-    #[tracing::instrument(level = "trace", skip(self), fields(store = %self.ctx.store), err(level = "debug"))]
+    #[tracing::instrument(level = "trace", skip(self), fields(store = %self.ctx().store), err(level = "debug"))]
     async fn persist(&self, key: &str) -> Result<bool> {
         let mut cmd = redis::cmd("PERSIST");
         cmd.arg(self.space.stored_key(key));
         self.query(&cmd, "PERSIST", Some(key)).await
     }
 
-    #[tracing::instrument(level = "trace", skip(self), fields(store = %self.ctx.store), err(level = "debug"))]
+    #[tracing::instrument(level = "trace", skip(self), fields(store = %self.ctx().store), err(level = "debug"))]
     async fn incr_by(&self, key: &str, delta: i64) -> Result<i64> {
         let mut cmd = redis::cmd("INCRBY");
         cmd.arg(self.space.stored_key(key)).arg(delta);
         self.query(&cmd, "INCRBY", Some(key)).await
     }
 
-    #[tracing::instrument(level = "trace", skip_all, fields(store = %self.ctx.store), err(level = "debug"))]
+    #[tracing::instrument(level = "trace", skip_all, fields(store = %self.ctx().store), err(level = "debug"))]
     async fn run_script(
         &self,
         script: &Script,
         keys: &[&str],
         args: &[Vec<u8>],
     ) -> Result<ScriptValue> {
+        let stored: Vec<String> = keys.iter().map(|k| self.space.stored_key(k)).collect();
+        self.check_one_slot("EVALSHA", keys, &stored)?;
         let mut invocation = script.redis().prepare_invoke();
-        for key in keys {
-            invocation.key(self.space.stored_key(key));
+        for key in &stored {
+            invocation.key(key.as_str());
         }
         for arg in args {
             invocation.arg(arg.as_slice());
         }
-        let mut conn = self.conn()?;
-        let value: redis::Value = invocation
-            .invoke_async(&mut conn)
-            .await
-            .map_err(|e| self.ctx.map("EVALSHA", keys.first().copied(), e))?;
+        let value: redis::Value = self
+            .link
+            .call("EVALSHA", keys.first().copied(), |mut conn| async move {
+                invocation.invoke_async(&mut conn).await
+            })
+            .await?;
         Ok(script_value(value))
     }
 
-    #[tracing::instrument(level = "trace", skip(self), fields(store = %self.ctx.store), err(level = "debug"))]
+    #[tracing::instrument(level = "trace", skip(self), fields(store = %self.ctx().store), err(level = "debug"))]
     async fn ping(&self) -> Result<()> {
         self.query(&redis::cmd("PING"), "PING", None).await
     }
 
     async fn close(&self) {
-        // Dropping the managers closes their connections once in-flight
-        // commands (which hold clones) finish.
-        self.conns
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .clear();
+        self.link.close();
     }
 }

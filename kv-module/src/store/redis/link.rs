@@ -1,0 +1,363 @@
+//! [`Link`]: a store's live connections, the one deadline every call runs
+//! under, and their repair after a failover.
+//!
+//! # Why the store repairs its own connections
+//!
+//! redis-rs reconnects a dropped connection to the *same* address, which
+//! is right for one server and wrong in two cases measured on this
+//! project's machines (`../shared/notes/redis-scaleout.md`):
+//!
+//! * **Cluster**: a frozen primary keeps its TCP connections open, so
+//!   nothing looks broken; after its replica is promoted the existing
+//!   cluster connection keeps a stale slot map and timed out for 14 s.
+//!   A freshly built one worked 2.3 s after the failover.
+//! * **Sentinel**: redis-rs resolves the primary once and never follows a
+//!   failover; the old primary, once back, answers `READONLY`.
+//!
+//! So every call is bounded by `command_timeout` (which also bounds the
+//! waits on redis-rs's reconnection, which its own response timeout does
+//! not), and after [`REPAIR_AFTER`] consecutive failed calls — at once on
+//! `READONLY` behind Sentinels — a background task builds fresh
+//! connections (a new slot map; the primary the Sentinels name now) and
+//! swaps them in. Callers never wait for a repair: they fail within their
+//! deadline and the next ones use the repaired connections. A standalone
+//! server needs none of this: its `ConnectionManager` reconnects to the
+//! one address there is.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use redis::{ErrorKind, RedisError, RedisResult, ServerErrorKind};
+
+use super::connection::{Conn, connect};
+use super::error_map::ErrorContext;
+use super::sentinel_watch;
+use super::topology::{Kind, Topology};
+use crate::error::{KvError, Result};
+
+/// Consecutive failed calls (timeouts, connection errors) after which the
+/// connections of a cluster or Sentinel store are rebuilt.
+pub(crate) const REPAIR_AFTER: u32 = 2;
+
+/// The least time between the starts of two repairs: while a failover is
+/// still under way a repair finds the old topology, and the next one must
+/// come soon, but not in a storm.
+const REPAIR_GAP: Duration = Duration::from_millis(500);
+
+/// The connections of one store and their health.
+pub(crate) struct Link {
+    topology: Topology,
+    ctx: ErrorContext,
+    /// A std lock is fine: it is held only to clone or swap handles, never
+    /// across an `.await`.
+    state: RwLock<State>,
+    next: AtomicUsize,
+    /// Calls failed in a row; reset by any reply.
+    failures: AtomicU32,
+    repair: Mutex<Repair>,
+    /// Background tasks that watch the topology (the Sentinels'
+    /// announcements); aborted when the link closes or is dropped.
+    watchers: Mutex<Vec<tokio::task::AbortHandle>>,
+}
+
+struct State {
+    /// Empty once closed.
+    conns: Vec<Conn>,
+    closed: bool,
+}
+
+#[derive(Default)]
+struct Repair {
+    running: bool,
+    /// A repair was asked for at once while one ran: run another after it,
+    /// since the running one may have seen the old topology.
+    again: bool,
+    last_started: Option<Instant>,
+}
+
+/// What a failed call says about the connections.
+enum Failure {
+    /// A reply came back (an error reply): the connection works.
+    Answered,
+    /// No reply, or a broken connection: counts towards a repair.
+    Lost,
+    /// The server is no longer the primary (Sentinel failover): repair now.
+    Demoted,
+}
+
+impl Link {
+    /// Opens the connections, bounded by a start-up deadline so that an
+    /// unreachable server fails fast.
+    pub(crate) async fn open(topology: Topology, ctx: ErrorContext) -> Result<Arc<Self>> {
+        let conns =
+            match tokio::time::timeout(startup_deadline(&topology), connect(&topology)).await {
+                Ok(Ok(conns)) => conns,
+                Ok(Err(e)) => {
+                    return Err(match ctx.map("connect", None, e) {
+                        KvError::Backend { source, .. } => ctx.unavailable(source),
+                        other => other,
+                    });
+                }
+                Err(elapsed) => return Err(ctx.unavailable(Box::new(elapsed))),
+            };
+        let link = Arc::new(Self {
+            topology,
+            ctx,
+            state: RwLock::new(State {
+                conns,
+                closed: false,
+            }),
+            next: AtomicUsize::new(0),
+            failures: AtomicU32::new(0),
+            repair: Mutex::new(Repair::default()),
+            watchers: Mutex::new(Vec::new()),
+        });
+        if let Kind::Sentinel(target) = &link.topology.kind {
+            let watchers =
+                sentinel_watch::spawn(Arc::downgrade(&link), target, link.topology.connect_timeout);
+            *link.watchers.lock().unwrap_or_else(|e| e.into_inner()) = watchers;
+        }
+        Ok(link)
+    }
+
+    /// Whether the connections are to a Redis Cluster.
+    pub(crate) fn is_cluster(&self) -> bool {
+        matches!(self.topology.kind, Kind::Cluster(_))
+    }
+
+    /// The outer deadline of one call.
+    pub(crate) fn command_timeout(&self) -> Duration {
+        self.topology.command_timeout
+    }
+
+    /// The error context (store name, address).
+    pub(crate) fn ctx(&self) -> &ErrorContext {
+        &self.ctx
+    }
+
+    /// A connection, round-robin over the pool.
+    pub(crate) fn conn(&self) -> Result<Conn> {
+        let state = self.state.read().unwrap_or_else(|e| e.into_inner());
+        if state.closed || state.conns.is_empty() {
+            return Err(self.ctx.closed());
+        }
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % state.conns.len();
+        Ok(state.conns[i].clone())
+    }
+
+    /// Runs `f` on a connection under the call deadline, records how it
+    /// went, and maps its error with `op` and `key`.
+    pub(crate) async fn call<T, F, Fut>(
+        self: &Arc<Self>,
+        op: &'static str,
+        key: Option<&str>,
+        f: F,
+    ) -> Result<T>
+    where
+        F: FnOnce(Conn) -> Fut,
+        Fut: Future<Output = RedisResult<T>>,
+    {
+        let conn = self.conn()?;
+        match tokio::time::timeout(self.topology.command_timeout, f(conn)).await {
+            Ok(Ok(value)) => {
+                self.answered();
+                Ok(value)
+            }
+            Ok(Err(e)) => {
+                self.failed(classify(&e));
+                Err(self.ctx.map(op, key, e))
+            }
+            Err(_) => {
+                self.failed(Failure::Lost);
+                Err(self.deadline_passed(op, key))
+            }
+        }
+    }
+
+    /// The timeout error of a call whose deadline passed.
+    pub(crate) fn deadline_passed(&self, op: &'static str, key: Option<&str>) -> KvError {
+        KvError::Timeout {
+            store: self.ctx.store.clone(),
+            op,
+            key: key.map(str::to_owned),
+            source: format!(
+                "no reply within command_timeout ({:?})",
+                self.topology.command_timeout
+            )
+            .into(),
+        }
+    }
+
+    /// Records the outcome of a call made outside [`call`](Self::call)
+    /// (one made of several round trips, each under its own deadline, which
+    /// reports a passed deadline as a timeout error).
+    pub(crate) fn observe<T>(self: &Arc<Self>, outcome: &RedisResult<T>) {
+        match outcome {
+            Ok(_) => self.answered(),
+            Err(e) => self.failed(classify(e)),
+        }
+    }
+
+    fn answered(&self) {
+        // A plain load first: the hot path stays read-only.
+        if self.failures.load(Ordering::Relaxed) != 0 {
+            self.failures.store(0, Ordering::Relaxed);
+        }
+    }
+
+    fn failed(self: &Arc<Self>, failure: Failure) {
+        let repairable = matches!(self.topology.kind, Kind::Cluster(_) | Kind::Sentinel(_));
+        match failure {
+            Failure::Answered => self.answered(),
+            Failure::Lost => {
+                let failures = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
+                if repairable && failures >= REPAIR_AFTER {
+                    self.start_repair(false);
+                }
+            }
+            Failure::Demoted => {
+                self.failures.fetch_add(1, Ordering::Relaxed);
+                if repairable {
+                    self.start_repair(true);
+                }
+            }
+        }
+    }
+
+    /// Rebuilds the connections now: the topology is known to have changed
+    /// (the Sentinels announced a new primary).
+    pub(crate) fn repair_now(self: &Arc<Self>) {
+        self.start_repair(true);
+    }
+
+    /// Builds fresh connections in the background and swaps them in. At
+    /// most one repair runs at a time; one triggered by failures starts at
+    /// most every [`REPAIR_GAP`], one asked for `now` runs at once, or right
+    /// after the running one.
+    fn start_repair(self: &Arc<Self>, now: bool) {
+        {
+            let mut repair = self.repair.lock().unwrap_or_else(|e| e.into_inner());
+            if repair.running {
+                repair.again |= now;
+                return;
+            }
+            let recent = repair
+                .last_started
+                .is_some_and(|started| started.elapsed() < REPAIR_GAP);
+            if recent && !now {
+                return;
+            }
+            repair.running = true;
+            repair.last_started = Some(Instant::now());
+        }
+        let link = Arc::clone(self);
+        tokio::spawn(async move {
+            loop {
+                link.rebuild().await;
+                let mut repair = link.repair.lock().unwrap_or_else(|e| e.into_inner());
+                if repair.again && !link.is_closed() {
+                    repair.again = false;
+                    repair.last_started = Some(Instant::now());
+                    continue;
+                }
+                repair.running = false;
+                return;
+            }
+        });
+    }
+
+    /// One repair: fresh connections, swapped in unless the link closed.
+    async fn rebuild(&self) {
+        match tokio::time::timeout(repair_deadline(&self.topology), connect(&self.topology)).await {
+            Ok(Ok(conns)) => {
+                let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+                if !state.closed {
+                    state.conns = conns;
+                    self.failures.store(0, Ordering::Relaxed);
+                    tracing::info!(store = %self.ctx.store, addr = %self.ctx.addr,
+                        "redis connections rebuilt");
+                }
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(store = %self.ctx.store, addr = %self.ctx.addr, error = %e,
+                    "rebuilding redis connections failed; will retry on the next failure");
+            }
+            Err(_) => {
+                tracing::warn!(store = %self.ctx.store, addr = %self.ctx.addr,
+                    "rebuilding redis connections timed out; will retry on the next failure");
+            }
+        }
+    }
+
+    fn is_closed(&self) -> bool {
+        self.state.read().unwrap_or_else(|e| e.into_inner()).closed
+    }
+
+    /// Drops the connections; later calls fail as unavailable.
+    pub(crate) fn close(&self) {
+        {
+            let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+            state.closed = true;
+            // Dropping the handles closes the connections once in-flight
+            // commands (which hold clones) finish.
+            state.conns.clear();
+        }
+        self.stop_watchers();
+    }
+
+    fn stop_watchers(&self) {
+        for watcher in self
+            .watchers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
+            watcher.abort();
+        }
+    }
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        self.stop_watchers();
+    }
+}
+
+/// The time allowed to open (or rebuild) the connections: a connection
+/// may be retried once, then answer `PING`.
+fn startup_deadline(topology: &Topology) -> Duration {
+    topology.connect_timeout.saturating_mul(2) + topology.response_timeout
+}
+
+/// The time a repair may take: a connection (within the call deadline on
+/// a cluster, see `topology.rs`) and a `PING`. A repair stuck on a node
+/// that accepts connections but never answers is abandoned, so the next
+/// one (with a newer view of the topology) can start.
+fn repair_deadline(topology: &Topology) -> Duration {
+    topology.connect_timeout.min(topology.command_timeout) + topology.command_timeout
+}
+
+fn classify(e: &RedisError) -> Failure {
+    if e.kind() == ErrorKind::Server(ServerErrorKind::ReadOnly) {
+        return Failure::Demoted;
+    }
+    let lost = e.is_timeout()
+        || e.is_io_error()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || matches!(
+            e.kind(),
+            ErrorKind::Server(
+                ServerErrorKind::MasterDown
+                    | ServerErrorKind::ClusterDown
+                    | ServerErrorKind::TryAgain
+            )
+        );
+    if lost {
+        Failure::Lost
+    } else {
+        Failure::Answered
+    }
+}
