@@ -66,5 +66,5 @@ pub use error::{KvError, Result};
 pub struct ReadmeDoctests;
 pub use secret::Secret;
 pub use store::memory::{MemoryConfig, MemoryServer, MemoryStore};
-pub use store::redis::{RedisConfig, RedisStore};
+pub use store::redis::{RedisConfig, RedisMode, RedisStore};
 pub use store::{KeyTtl, KvStore, KvStoreExt, Script, ScriptOps, ScriptValue, Ttl};

@@ -82,8 +82,10 @@ impl TlsConfig {
                     "tls.{field} `{}` holds no PEM certificate",
                     path.display()
                 )),
-                Err(e) => Err(format!(
-                    "tls.{field} `{}` is not a valid PEM certificate: {e}",
+                // The parser's message quotes raw bytes; the path and the
+                // field are what the user needs.
+                Err(_) => Err(format!(
+                    "tls.{field} `{}` is not a valid PEM file",
                     path.display()
                 )),
             }
@@ -102,9 +104,9 @@ impl TlsConfig {
             (Some(cert), Some(key)) => {
                 let client_cert = certificates("cert_file", cert)?;
                 let client_key = read("key_file", key)?;
-                PrivateKeyDer::from_pem_slice(&client_key).map_err(|e| {
+                PrivateKeyDer::from_pem_slice(&client_key).map_err(|_| {
                     format!(
-                        "tls.key_file `{}` holds no valid PEM private key: {e}",
+                        "tls.key_file `{}` holds no valid PEM private key",
                         key.display()
                     )
                 })?;
