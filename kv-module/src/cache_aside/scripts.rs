@@ -4,6 +4,12 @@
 //! write (with the lease), and the release of a lease (only by its
 //! holder). Each is one atomic step: Lua on Redis, the Rust
 //! twin under the memory backend's lock.
+//!
+//! Every key a script touches comes in `KEYS`: the entry
+//! `{key_prefix}:{<key>}` and, when the script touches it, the lease
+//! `{key_prefix}~lease:{<key>}`. Both carry the key as their hash tag, so
+//! they share a slot on a Redis Cluster whatever the key is (see
+//! [`CacheSettings::entry_key`](super::CacheSettings::entry_key)).
 
 use crate::store::{Script, ScriptRun, ScriptValue};
 
