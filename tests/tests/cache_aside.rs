@@ -329,14 +329,19 @@ macro_rules! cache_aside_suite {
     };
 }
 
+// Every store of every case checks that each script's keys share one
+// Redis Cluster slot (the memory backend also refuses keys a script was
+// not given): both runs prove the scripts cluster-safe.
 mod redis {
     use kv_module_tests::backends::RedisBackend;
-    cache_aside_suite!(RedisBackend::start().await);
+    use kv_module_tests::slot_checking_store::SlotCheckedBackend;
+    cache_aside_suite!(SlotCheckedBackend::new(RedisBackend::start().await));
 }
 
 mod memory {
     use kv_module_tests::backends::MemoryBackend;
-    cache_aside_suite!(MemoryBackend::new());
+    use kv_module_tests::slot_checking_store::SlotCheckedBackend;
+    cache_aside_suite!(SlotCheckedBackend::new(MemoryBackend::new()));
 }
 
 // ---------------------------------------------------------------------

@@ -28,6 +28,7 @@ use kv_module_tests::backends::{MemoryBackend, RedisBackend};
 use kv_module_tests::command_stats::{command_calls, delta};
 use kv_module_tests::conformance::Backend;
 use kv_module_tests::counting_store::CountingStore;
+use kv_module_tests::slot_checking_store::SlotCheckedBackend;
 use shaku::{HasComponent, module};
 use shaku_axum::Inject;
 
@@ -46,6 +47,12 @@ impl SessionBackend for RedisBackend {
 impl SessionBackend for MemoryBackend {
     async fn stats(&self) -> Option<MultiplexedConnection> {
         None
+    }
+}
+
+impl<B: SessionBackend> SessionBackend for SlotCheckedBackend<B> {
+    async fn stats(&self) -> Option<MultiplexedConnection> {
+        (**self).stats().await
     }
 }
 
@@ -90,14 +97,19 @@ macro_rules! session_suite {
     };
 }
 
+// Every store of every case checks that each script's keys share one
+// Redis Cluster slot (the memory backend also refuses keys a script was
+// not given): both runs prove the scripts cluster-safe.
 mod redis {
     use kv_module_tests::backends::RedisBackend;
-    session_suite!(RedisBackend::start().await);
+    use kv_module_tests::slot_checking_store::SlotCheckedBackend;
+    session_suite!(SlotCheckedBackend::new(RedisBackend::start().await));
 }
 
 mod memory {
     use kv_module_tests::backends::MemoryBackend;
-    session_suite!(MemoryBackend::new());
+    use kv_module_tests::slot_checking_store::SlotCheckedBackend;
+    session_suite!(SlotCheckedBackend::new(MemoryBackend::new()));
 }
 
 // ---- helpers
