@@ -25,8 +25,11 @@
 //! * [`error`]: [`KvError`], the one error type, with context and
 //!   [`KvError::is_unavailable`] for fail-open decisions.
 //! * [`store`]: the contract ([`KvStore`], [`KvStoreExt`], [`Ttl`],
-//!   [`KeyTtl`], [`KeySpace`](store::KeySpace) for prefixing) and the
-//!   backends:
+//!   [`KeyTtl`], [`KeySpace`](store::KeySpace) for prefixing), atomic
+//!   steps ([`Script`], with [`ScriptArgs`] for their `ARGV` and
+//!   [`ScriptRun`], the Rust twin's view limited to its `KEYS`), Redis
+//!   Cluster slots ([`key_slot`](store::key_slot),
+//!   [`SlotTag`](store::SlotTag)) and the backends:
 //!   * [`store::redis`]: [`RedisStore`] and [`RedisConfig`] over redis-rs
 //!     `ConnectionManager`s;
 //!   * [`store::memory`]: [`MemoryStore`], [`MemoryConfig`] and
@@ -67,4 +70,6 @@ pub struct ReadmeDoctests;
 pub use secret::Secret;
 pub use store::memory::{MemoryConfig, MemoryServer, MemoryStore};
 pub use store::redis::{RedisConfig, RedisMode, RedisStore};
-pub use store::{KeyTtl, KvStore, KvStoreExt, Script, ScriptOps, ScriptValue, Ttl};
+pub use store::{
+    KeyTtl, KvStore, KvStoreExt, Script, ScriptArgs, ScriptOps, ScriptRun, ScriptValue, Ttl,
+};

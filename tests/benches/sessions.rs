@@ -15,7 +15,7 @@
 //!
 //! * raw: a redis-rs `ConnectionManager` (TCP_NODELAY on, as `RedisStore`
 //!   has it) doing `GET` of the very session records the manager reads
-//!   (`bench:session:{handle}`, ~150 bytes);
+//!   (`bench:session:{<tag>}:<handle>`, ~150 bytes);
 //! * session `get`: [`SessionManager::get`] through `RedisStore` (pool
 //!   size 1) on one of 1,000 sessions: hashing the id, the `GET`, decoding
 //!   the record;
@@ -193,7 +193,13 @@ impl Fixture {
         let raw_keys = redis
             .ids
             .iter()
-            .map(|id| format!("{PREFIX}:session:{}", id.handle()))
+            .map(|id| {
+                format!(
+                    "{PREFIX}:session:{{{}}}:{}",
+                    &id.expose()[..16],
+                    id.handle()
+                )
+            })
             .collect();
         Self {
             raw,

@@ -608,25 +608,28 @@ pub async fn ping_and_close(b: &impl Backend) {
 
 /// Read, add one, write back: racy as three commands, exact as a script.
 static READ_MODIFY_WRITE: Script = Script::new(
+    "read modify write",
     "local n = tonumber(redis.call('GET', KEYS[1]) or '0') + 1 \
      redis.call('SET', KEYS[1], tostring(n), 'KEEPTTL') return {n, KEYS[1]}",
-    |ops, keys, _| {
-        let current = ops
-            .get(&keys[0])
+    |run| {
+        let key = run.key(0)?;
+        let current = run
+            .get(key)?
             .and_then(|v| String::from_utf8(v).ok())
             .and_then(|v| v.parse::<i64>().ok())
             .unwrap_or(0);
         let next = current + 1;
-        ops.set_keep_ttl(&keys[0], next.to_string().as_bytes());
+        run.set_keep_ttl(key, next.to_string().as_bytes())?;
         Ok(ScriptValue::Array(vec![
             ScriptValue::Int(next),
-            ScriptValue::Bytes(keys[0].clone().into_bytes()),
+            ScriptValue::Bytes(key.as_bytes().to_vec()),
         ]))
     },
 );
 
 /// Every command the Rust twins may use, with the replies they give.
 static COMMANDS: Script = Script::new(
+    "commands",
     r#"
     local out = {}
     redis.call('SET', KEYS[1], ARGV[1], 'PX', 60000)
@@ -647,29 +650,28 @@ static COMMANDS: Script = Script::new(
     if ARGV[3] == 'fail' then return redis.error_reply('asked to fail') end
     return out
     "#,
-    |ops, keys, args| {
+    |run| {
         let flag = |b: bool| ScriptValue::Int(i64::from(b));
+        let (a, b) = (run.key(0)?, run.key(1)?);
+        let (one, two) = (run.arg_bytes(0)?, run.arg_bytes(1)?);
         let mut out = Vec::new();
-        ops.set(&keys[0], &args[0], Some(60_000));
-        out.push(flag(ops.pttl(&keys[0]) > 59_000));
-        ops.set_keep_ttl(&keys[0], &args[1]);
-        out.push(
-            ops.get(&keys[0])
-                .map_or(ScriptValue::Nil, ScriptValue::Bytes),
-        );
-        out.push(flag(ops.pttl(&keys[0]) > 0));
-        ops.set(&keys[0], &args[0], None);
-        out.push(ScriptValue::Int(ops.pttl(&keys[0])));
-        out.push(ScriptValue::Int(ops.pttl(&keys[1])));
-        out.push(flag(ops.pexpire(&keys[1], 1000)));
-        out.push(flag(ops.pexpire(&keys[0], 5000)));
-        out.push(flag(ops.del(&keys[0])));
-        out.push(flag(ops.del(&keys[0])));
-        out.push(flag(ops.get(&keys[0]).is_none()));
+        run.set(a, one, Some(60_000))?;
+        out.push(flag(run.pttl(a)? > 59_000));
+        run.set_keep_ttl(a, two)?;
+        out.push(run.get(a)?.map_or(ScriptValue::Nil, ScriptValue::Bytes));
+        out.push(flag(run.pttl(a)? > 0));
+        run.set(a, one, None)?;
+        out.push(ScriptValue::Int(run.pttl(a)?));
+        out.push(ScriptValue::Int(run.pttl(b)?));
+        out.push(flag(run.pexpire(b, 1000)?));
+        out.push(flag(run.pexpire(a, 5000)?));
+        out.push(flag(run.del(a)?));
+        out.push(flag(run.del(a)?));
+        out.push(flag(run.get(a)?.is_none()));
         out.push(ScriptValue::Int(
-            i64::try_from(ops.now_ms()).unwrap_or(i64::MAX),
+            i64::try_from(run.now_ms()).unwrap_or(i64::MAX),
         ));
-        if args[2] == b"fail" {
+        if run.arg_bytes(2)? == b"fail" {
             return Err("asked to fail".into());
         }
         Ok(ScriptValue::Array(out))

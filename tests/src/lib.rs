@@ -35,11 +35,16 @@
 //! * [`backends`]: the Redis and memory [`Backend`](conformance::Backend)s.
 //! * [`counting_store`]: a `KvStore` wrapper counting calls (round trips),
 //!   to bound a component's round trips on any backend.
+//! * [`slot_checking_store`]: a `KvStore` wrapper asserting that every
+//!   script's keys share one Redis Cluster slot, and a `Backend` wrapping
+//!   all its stores so; the component suites run on it.
 //! * `tests/conformance.rs`: the suite on both backends;
 //!   `tests/redis_store.rs`: Redis-only checks (round trips, glob parity).
 //! * [`test_app`]: [`TestApp`](test_app::TestApp), the example app started
 //!   in-process on port 0 (Redis or memory driver) and driven over HTTP.
 //! * `tests/fixture.rs`: tests of the fixture itself.
+//! * `tests/cluster_slots.rs`: every component's scripts once each, on
+//!   stores checking that each script's keys share one Redis Cluster slot.
 //! * `benches/store.rs`: kv-module against raw redis-rs, and the memory
 //!   backend, in operations per second.
 #![forbid(unsafe_code)]
@@ -50,6 +55,7 @@ pub mod command_stats;
 pub mod conformance;
 pub mod counting_store;
 pub mod redis_server;
+pub mod slot_checking_store;
 pub mod test_app;
 
 pub use redis_server::TestRedis;

@@ -364,8 +364,10 @@ async fn cache_coherence_after_put_and_delete(driver: Driver) {
 
     if let Some(redis) = &app.redis {
         let mut db0 = redis.raw(0).await;
+        // `users:user:{<id>}`: the id is the hash tag of the entry and its
+        // lease (issue 10; it was `users:user:<id>`).
         let ttl: i64 = ::redis::cmd("PTTL")
-            .arg(format!("users:user:{id}"))
+            .arg(format!("users:user:{{{id}}}"))
             .query_async(&mut db0)
             .await
             .unwrap();
@@ -374,7 +376,7 @@ async fn cache_coherence_after_put_and_delete(driver: Driver) {
             "USER_CACHE_TTL 1h ± jitter: {ttl}"
         );
         let raw: String = ::redis::cmd("GET")
-            .arg(format!("users:user:{id}"))
+            .arg(format!("users:user:{{{id}}}"))
             .query_async(&mut db0)
             .await
             .unwrap();

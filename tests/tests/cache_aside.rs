@@ -238,8 +238,16 @@ async fn cache_in(
     (cache, store)
 }
 
+/// `user:{<id>}`: the key is the hash tag of its entry and lease (issue 10;
+/// it was `user:<id>`).
 fn entry_key(id: u64) -> String {
-    format!("{KEY_PREFIX}:{id}")
+    format!("{KEY_PREFIX}:{{{id}}}")
+}
+
+/// `user~lease:{<id>}`, in the entry's slot (issue 10; it was
+/// `user~lease:<id>`).
+fn lease_key(id: u64) -> String {
+    format!("{KEY_PREFIX}~lease:{{{id}}}")
 }
 
 /// The JSON entry stored for `id`, decoded, or `None`.
@@ -321,14 +329,19 @@ macro_rules! cache_aside_suite {
     };
 }
 
+// Every store of every case checks that each script's keys share one
+// Redis Cluster slot (the memory backend also refuses keys a script was
+// not given): both runs prove the scripts cluster-safe.
 mod redis {
     use kv_module_tests::backends::RedisBackend;
-    cache_aside_suite!(RedisBackend::start().await);
+    use kv_module_tests::slot_checking_store::SlotCheckedBackend;
+    cache_aside_suite!(SlotCheckedBackend::new(RedisBackend::start().await));
 }
 
 mod memory {
     use kv_module_tests::backends::MemoryBackend;
-    cache_aside_suite!(MemoryBackend::new());
+    use kv_module_tests::slot_checking_store::SlotCheckedBackend;
+    cache_aside_suite!(SlotCheckedBackend::new(MemoryBackend::new()));
 }
 
 // ---------------------------------------------------------------------
@@ -737,7 +750,7 @@ async fn repository_errors_pass_through_and_are_not_cached(b: impl Backend) {
         assert!(repo.loads() <= 10);
         assert_eq!(raw_entry(&store, 1).await, None, "errors are not cached");
         assert!(
-            !store.exists("user~lease:1").await.unwrap(),
+            !store.exists(&lease_key(1)).await.unwrap(),
             "a failed load releases its lease"
         );
         assert!(cache.metrics().load_errors >= 1);
@@ -811,7 +824,7 @@ async fn stuck_lease_holder_delays_but_never_fails_a_read(b: impl Backend) {
     let config = config(Duration::from_secs(60)).with_lease(LeaseConfig::enabled().with_wait(wait));
     let (cache, store) = cache(&b, &repo, config).await;
     store
-        .set_bytes("user~lease:1", b"someone-else", Ttl::secs(30))
+        .set_bytes(&lease_key(1), b"someone-else", Ttl::secs(30))
         .await
         .unwrap();
     let started = Instant::now();
@@ -822,7 +835,7 @@ async fn stuck_lease_holder_delays_but_never_fails_a_read(b: impl Backend) {
     assert_eq!(repo.loads(), 1);
     // The stuck holder's lease is not ours to release; the value was still
     // written back (the entry was unchanged).
-    assert!(store.exists("user~lease:1").await.unwrap());
+    assert!(store.exists(&lease_key(1)).await.unwrap());
     assert_eq!(cache.get(&1).await.unwrap(), Some(user(1, "Ada")));
     assert_eq!(repo.loads(), 1);
 }

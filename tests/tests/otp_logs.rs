@@ -19,6 +19,7 @@ use kv_module::session::{SessionConfig, SessionData, SessionManager, Sessions};
 use kv_module::store::KvStore;
 use kv_module_tests::backends::{MemoryBackend, RedisBackend};
 use kv_module_tests::conformance::Backend;
+use kv_module_tests::slot_checking_store::SlotCheckedBackend;
 
 /// Records every span (name and fields) and event (level, target, fields)
 /// as text.
@@ -94,13 +95,13 @@ impl Subscriber for Capture {
 // polled on this thread and seen by the capture.
 #[tokio::test(flavor = "current_thread")]
 async fn redis_no_code_or_session_id_in_logs_of_a_full_flow() {
-    let backend = RedisBackend::start().await;
+    let backend = SlotCheckedBackend::new(RedisBackend::start().await);
     full_flow_logs_no_secret(&backend).await;
 }
 
 #[tokio::test(flavor = "current_thread")]
 async fn memory_no_code_or_session_id_in_logs_of_a_full_flow() {
-    full_flow_logs_no_secret(&MemoryBackend::new()).await;
+    full_flow_logs_no_secret(&SlotCheckedBackend::new(MemoryBackend::new())).await;
 }
 
 async fn full_flow_logs_no_secret(backend: &impl Backend) {

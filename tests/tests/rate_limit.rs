@@ -53,14 +53,19 @@ macro_rules! rate_limit_suite {
     };
 }
 
+// Every store of every case checks that each script's keys share one
+// Redis Cluster slot (the memory backend also refuses keys a script was
+// not given): both runs prove the scripts cluster-safe.
 mod redis {
     use kv_module_tests::backends::RedisBackend;
-    rate_limit_suite!(RedisBackend::start().await);
+    use kv_module_tests::slot_checking_store::SlotCheckedBackend;
+    rate_limit_suite!(SlotCheckedBackend::new(RedisBackend::start().await));
 }
 
 mod memory {
     use kv_module_tests::backends::MemoryBackend;
-    rate_limit_suite!(MemoryBackend::new());
+    use kv_module_tests::slot_checking_store::SlotCheckedBackend;
+    rate_limit_suite!(SlotCheckedBackend::new(MemoryBackend::new()));
 }
 
 // ---------------------------------------------------------------------------

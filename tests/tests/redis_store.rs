@@ -203,7 +203,7 @@ async fn stores_write_where_configured() {
     assert_eq!(store.name(), "users");
 }
 
-static PING_SCRIPT: kv_module::Script = kv_module::Script::new("return 'pong'", |_, _, _| {
+static PING_SCRIPT: kv_module::Script = kv_module::Script::new("ping", "return 'pong'", |_| {
     Ok(kv_module::ScriptValue::Bytes(b"pong".to_vec()))
 });
 

@@ -22,7 +22,7 @@ use super::single_flight::SingleFlight;
 use crate::config::ConfigError;
 use crate::error::KvError;
 use crate::registry::ServiceRegistry;
-use crate::store::{KvStore, ScriptValue, Ttl};
+use crate::store::{KvStore, ScriptArgs, ScriptValue, Ttl};
 
 /// What one shared load gives every caller waiting on it.
 type FlightResult<R> =
@@ -492,14 +492,18 @@ impl<R: Repository> CacheAside<R> {
         };
         let ttl_ms = random::jittered_ms(ttl_ms, self.settings.jitter(), random::unit());
         let (kind, expected) = match seen.observed {
-            Observed::Bytes(bytes) => (b"1".to_vec(), bytes),
-            Observed::Absent | Observed::Writing => (b"0".to_vec(), Vec::new()),
+            Observed::Bytes(bytes) => ("1", bytes),
+            Observed::Absent | Observed::Writing => ("0", Vec::new()),
         };
-        let mut args = vec![kind, expected, bytes, ttl_ms.to_string().into_bytes()];
+        let mut args = ScriptArgs::new()
+            .str(kind)
+            .bytes(expected)
+            .bytes(bytes)
+            .uint(ttl_ms);
         let mut keys = vec![entry_key];
         if let Some(lease) = &lease {
             keys.push(&lease.key);
-            args.push(lease.token.as_bytes().to_vec());
+            args = args.str(&lease.token);
         }
         match self.store.run_script(&FILL, &keys, &args).await {
             Ok(ScriptValue::Int(1)) => bump(&counters.fills),
@@ -567,13 +571,12 @@ impl<R: Repository> CacheAside<R> {
             self.settings.jitter(),
             random::unit(),
         );
-        let args = vec![
-            marker,
-            encoded,
-            ttl_ms.to_string().into_bytes(),
-            encode_invalidated(&random::token()),
-            self.settings.tombstone_ttl_ms().to_string().into_bytes(),
-        ];
+        let args = ScriptArgs::new()
+            .bytes(marker)
+            .bytes(encoded)
+            .uint(ttl_ms)
+            .bytes(encode_invalidated(&random::token()))
+            .uint(self.settings.tombstone_ttl_ms());
         let lease_key = self.lease_key(entry_key);
         let mut keys = vec![entry_key];
         keys.extend(lease_key.as_deref());
@@ -634,7 +637,7 @@ impl<R: Repository> CacheAside<R> {
                     .await?;
             }
             Some(lease_key) => {
-                let args = [tombstone, ttl_ms.to_string().into_bytes()];
+                let args = ScriptArgs::new().bytes(tombstone).uint(ttl_ms);
                 self.store
                     .run_script(&INVALIDATE, &[entry_key, &lease_key], &args)
                     .await?;

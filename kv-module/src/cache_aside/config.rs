@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use crate::config::{ConfigError, serde_duration};
 use crate::registry::StoreRef;
-use crate::store::MAX_TTL;
+use crate::store::{MAX_TTL, SlotTag};
 
 /// Default jitter: ±10 % of the TTL.
 pub const DEFAULT_JITTER: f64 = 0.1;
@@ -136,7 +136,7 @@ fn default_lease_wait() -> Duration {
 /// ```yaml
 /// user_cache:
 ///   store: user_cache          # the kvstore service (required)
-///   key_prefix: user           # entries are `user:{id}` inside the store (required)
+///   key_prefix: user           # entries are `user:{<id>}` inside the store (required)
 ///   ttl: 1h                    # lifetime of a cached value (required)
 ///   jitter: 0.1                # ±10 % random spread of every TTL (default 0.1, 0 to 0.5)
 ///   negative_ttl: 30s          # lifetime of a cached "not found" (default 30s; 0s: not cached)
@@ -395,7 +395,7 @@ fn check_guard(field: &str, value: Duration) -> Result<(), String> {
 /// let config = CacheConfig::new(StoreRef::new("user_cache"), "user", Duration::from_secs(60));
 /// let settings = CacheSettings::new("users", config)?;
 /// assert_eq!(settings.name(), "users");
-/// assert_eq!(settings.entry_key(&42), "user:42");
+/// assert_eq!(settings.entry_key(&42), "user:{42}");
 ///
 /// let bad = CacheConfig::new(StoreRef::new("user_cache"), "user:", Duration::from_secs(60));
 /// assert!(CacheSettings::new("users", bad).is_err());
@@ -458,19 +458,30 @@ impl CacheSettings {
         &self.inner.config
     }
 
-    /// The store key of `key`'s entry: `{key_prefix}:{key}`.
+    /// The store key of `key`'s entry: `{key_prefix}:{<key>}`, the key's
+    /// `Display` form in braces — its hash tag, so that the entry and its
+    /// lease (`{key_prefix}~lease:{<key>}`) share a slot on a Redis
+    /// Cluster. A key holding `{`, `}` or `\`, or an empty key, is escaped
+    /// ([`SlotTag::escaped`]), so every key has its own entry and the tag
+    /// is always the whole key.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use kv_module::cache_aside::{CacheConfig, CacheSettings};
+    /// use kv_module::registry::StoreRef;
+    ///
+    /// let config = CacheConfig::new(StoreRef::new("user_cache"), "user", Duration::from_secs(60));
+    /// let settings = CacheSettings::new("users", config)?;
+    /// assert_eq!(settings.entry_key(&"ada@example.com"), "user:{ada@example.com}");
+    /// assert_eq!(settings.entry_key(&"a}b"), r"user:{a\)b}");
+    /// # Ok::<(), kv_module::config::ConfigError>(())
+    /// ```
     pub fn entry_key(&self, key: &impl std::fmt::Display) -> String {
-        use std::fmt::Write;
-        // One allocation: room for the base and a typical key.
-        let mut out = String::with_capacity(self.inner.entry_base.len() + 24);
-        out.push_str(&self.inner.entry_base);
-        // Writing into a String cannot fail.
-        let _ = write!(out, "{key}");
-        out
+        SlotTag::escaped(&key.to_string()).key(&self.inner.entry_base, "")
     }
 
     /// The store key of the lease of the entry `entry_key`:
-    /// `{key_prefix}~lease:{key}`.
+    /// `{key_prefix}~lease:{<key>}`, with the entry's tag.
     pub(crate) fn lease_key(&self, entry_key: &str) -> String {
         let id = entry_key
             .strip_prefix(&self.inner.entry_base)
@@ -513,6 +524,7 @@ fn invalid_config(cache: &str, message: String) -> ConfigError {
 mod tests {
     use super::*;
     use crate::config::ConfigLoader;
+    use crate::store::key_slot;
 
     fn load(yaml: &str) -> Result<CacheConfig, ConfigError> {
         let config = ConfigLoader::new().load_str("app.yaml", yaml)?;
@@ -627,8 +639,22 @@ cache:
     fn keys() {
         let config = CacheConfig::new(StoreRef::new("s"), "user", Duration::from_secs(1));
         let settings = CacheSettings::new("users", config).unwrap();
-        assert_eq!(settings.entry_key(&"a:b"), "user:a:b");
-        assert_eq!(settings.lease_key("user:a:b"), "user~lease:a:b");
+        assert_eq!(settings.entry_key(&"a:b"), "user:{a:b}");
+        assert_eq!(settings.lease_key("user:{a:b}"), "user~lease:{a:b}");
+        // Whatever the key holds, its entry and lease share one slot.
+        for key in ["", "}", "a}b", "{x}", "\\", "42"] {
+            let entry = settings.entry_key(&key);
+            let lease = settings.lease_key(&entry);
+            assert_eq!(
+                key_slot(&entry),
+                key_slot(&lease),
+                "{key:?}: {entry} {lease}"
+            );
+            assert_eq!(
+                key_slot(&format!("app:{entry}")),
+                key_slot(&format!("app:{lease}"))
+            );
+        }
         assert_eq!(settings.ttl_ms(), 1000);
     }
 }

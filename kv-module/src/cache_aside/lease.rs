@@ -19,7 +19,7 @@ use super::entry::{Lookup, Observed, lookup};
 use super::metrics::Counters;
 use super::random;
 use super::scripts::RELEASE_LEASE;
-use crate::store::{KvStore, Ttl};
+use crate::store::{KvStore, ScriptArgs, Ttl};
 
 /// First pause between two looks at the entry; it grows by half each
 /// time up to [`MAX_POLL`]. Short at first because most loads are quick;
@@ -162,7 +162,7 @@ pub(crate) async fn release(
     token: &str,
 ) {
     if let Err(err) = store
-        .run_script(&RELEASE_LEASE, &[lease_key], &[token.as_bytes().to_vec()])
+        .run_script(&RELEASE_LEASE, &[lease_key], &ScriptArgs::new().str(token))
         .await
     {
         counters.store_failed(settings.name(), "release lease", lease_key, &err);

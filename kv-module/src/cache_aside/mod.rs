@@ -9,10 +9,10 @@
 //!
 //! # Stored layout
 //!
-//! Entries live in the configured store under `{key_prefix}:{key}` (the
-//! key's `Display` form). With the store `user_cache` (prefix `users`) and
-//! `key_prefix: user`, user 42 is the Redis key `users:user:42`, holding
-//! JSON with a TTL of `ttl` ± jitter:
+//! Entries live in the configured store under `{key_prefix}:{<key>}`: the
+//! key's `Display` form in braces. With the store `user_cache` (prefix
+//! `users`) and `key_prefix: user`, user 42 is the Redis key
+//! `users:user:{42}`, holding JSON with a TTL of `ttl` ± jitter:
 //!
 //! | entry | JSON | TTL |
 //! |---|---|---|
@@ -21,9 +21,18 @@
 //! | invalidated | `{"inv": "<random token>"}` | `tombstone_ttl` |
 //! | write in progress | `{"w": "<random token>"}` | `tombstone_ttl` |
 //!
-//! The lease of a key, when enabled, is `{key_prefix}~lease:{key}` holding
-//! a random token for `lease.ttl`. A key prefix may not contain `:` or
-//! `~`, so two caches sharing a store never share a key.
+//! The lease of a key, when enabled, is `{key_prefix}~lease:{<key>}`
+//! holding a random token for `lease.ttl`. A key prefix may not contain
+//! `:` or `~`, so two caches sharing a store never share a key.
+//!
+//! The braces make the key the *hash tag* of both names: on a Redis
+//! Cluster an entry and its lease always share a slot, so the scripts
+//! that touch both (write-back with the lease release, invalidation with
+//! the lease) and the poll that reads both in one `MGET` run unchanged.
+//! A key holding `{`, `}` or `\` (or an empty key) is escaped inside the
+//! braces (`a}b` is `user:{a\)b}`; see
+//! [`SlotTag::escaped`](crate::store::SlotTag::escaped)), so the tag is
+//! always the whole key and no two keys share an entry.
 //!
 //! # Guarantees, and how they hold
 //!
@@ -144,8 +153,8 @@
 //! assert_eq!(users.get(&1).await?.as_deref(), Some("Ada"));
 //! assert_eq!(users.get(&1).await?.as_deref(), Some("Ada"));
 //! assert_eq!(users.metrics().hits, 1);
-//! // The entry is JSON under `users:user:1`.
-//! let raw = registry.store("user_cache")?.get_bytes("user:1").await?;
+//! // The entry is JSON under `users:user:{1}`.
+//! let raw = registry.store("user_cache")?.get_bytes("user:{1}").await?;
 //! assert_eq!(raw.as_deref(), Some(&br#"{"v":"Ada"}"#[..]));
 //! # Ok(())
 //! # }

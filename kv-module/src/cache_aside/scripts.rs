@@ -4,8 +4,14 @@
 //! write (with the lease), and the release of a lease (only by its
 //! holder). Each is one atomic step: Lua on Redis, the Rust
 //! twin under the memory backend's lock.
+//!
+//! Every key a script touches comes in `KEYS`: the entry
+//! `{key_prefix}:{<key>}` and, when the script touches it, the lease
+//! `{key_prefix}~lease:{<key>}`. Both carry the key as their hash tag, so
+//! they share a slot on a Redis Cluster whatever the key is (see
+//! [`CacheSettings::entry_key`](super::CacheSettings::entry_key)).
 
-use crate::store::{Script, ScriptOps, ScriptValue};
+use crate::store::{Script, ScriptRun, ScriptValue};
 
 /// Writes a loaded entry back if the entry is unchanged since the loader
 /// looked at it, and releases the loader's lease in the same step.
@@ -14,6 +20,7 @@ use crate::store::{Script, ScriptOps, ScriptValue};
 /// (expected the bytes `ARGV[2]`), expected bytes, new entry, PX
 /// milliseconds, [lease token]. Returns 1 when written, 0 when not.
 pub(crate) static FILL: Script = Script::new(
+    "cache fill",
     r#"
 local current = redis.call('GET', KEYS[1])
 local same
@@ -26,19 +33,20 @@ return 0
     fill,
 );
 
-fn fill(ops: &mut dyn ScriptOps, keys: &[String], args: &[Vec<u8>]) -> Result<ScriptValue, String> {
-    let entry = key(keys, 0)?;
-    let current = ops.get(entry);
-    let same = if arg(args, 0)? == b"0" {
+fn fill(run: &mut ScriptRun<'_>) -> Result<ScriptValue, String> {
+    let entry = run.key(0)?;
+    let current = run.get(entry)?;
+    let same = if run.arg_bytes(0)? == b"0" {
         current.is_none()
     } else {
-        current.as_deref() == Some(arg(args, 1)?)
+        current.as_deref() == Some(run.arg_bytes(1)?)
     };
     if same {
-        ops.set(entry, arg(args, 2)?, Some(millis(arg(args, 3)?)?));
+        run.set(entry, run.arg_bytes(2)?, Some(run.arg_u64(3)?))?;
     }
-    if let Some(lease) = keys.get(1) {
-        release_if_held(ops, lease, arg(args, 4)?);
+    if run.keys().len() > 1 {
+        let (lease, token) = (run.key(1)?, run.arg_bytes(4)?);
+        release_if_held(run, lease, token)?;
     }
     Ok(ScriptValue::Int(i64::from(same)))
 }
@@ -54,6 +62,7 @@ fn fill(ops: &mut dyn ScriptOps, keys: &[String], args: &[Vec<u8>]) -> Result<Sc
 /// tombstone, tombstone PX. Returns 1 when the value was written, 0 for
 /// the tombstone.
 pub(crate) static FINISH_WRITE: Script = Script::new(
+    "cache finish write",
     r#"
 if #KEYS > 1 then redis.call('DEL', KEYS[2]) end
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -66,22 +75,18 @@ return 0
     finish_write,
 );
 
-fn finish_write(
-    ops: &mut dyn ScriptOps,
-    keys: &[String],
-    args: &[Vec<u8>],
-) -> Result<ScriptValue, String> {
-    let entry = key(keys, 0)?;
-    let (marker, value, value_px) = (arg(args, 0)?, arg(args, 1)?, millis(arg(args, 2)?)?);
-    let (tombstone, tombstone_px) = (arg(args, 3)?, millis(arg(args, 4)?)?);
-    if let Some(lease) = keys.get(1) {
-        ops.del(lease);
+fn finish_write(run: &mut ScriptRun<'_>) -> Result<ScriptValue, String> {
+    let entry = run.key(0)?;
+    let (marker, value, value_px) = (run.arg_bytes(0)?, run.arg_bytes(1)?, run.arg_u64(2)?);
+    let (tombstone, tombstone_px) = (run.arg_bytes(3)?, run.arg_u64(4)?);
+    if run.keys().len() > 1 {
+        run.del(run.key(1)?)?;
     }
-    if ops.get(entry).as_deref() == Some(marker) {
-        ops.set(entry, value, Some(value_px));
+    if run.get(entry)?.as_deref() == Some(marker) {
+        run.set(entry, value, Some(value_px))?;
         return Ok(ScriptValue::Int(1));
     }
-    ops.set(entry, tombstone, Some(tombstone_px));
+    run.set(entry, tombstone, Some(tombstone_px))?;
     Ok(ScriptValue::Int(0))
 }
 
@@ -90,6 +95,7 @@ fn finish_write(
 ///
 /// `KEYS`: entry, lease. `ARGV`: tombstone, tombstone PX. Returns 1.
 pub(crate) static INVALIDATE: Script = Script::new(
+    "cache invalidate",
     r#"
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 redis.call('DEL', KEYS[2])
@@ -98,15 +104,11 @@ return 1
     invalidate,
 );
 
-fn invalidate(
-    ops: &mut dyn ScriptOps,
-    keys: &[String],
-    args: &[Vec<u8>],
-) -> Result<ScriptValue, String> {
-    let (entry, lease) = (key(keys, 0)?, key(keys, 1)?);
-    let (tombstone, px) = (arg(args, 0)?, millis(arg(args, 1)?)?);
-    ops.set(entry, tombstone, Some(px));
-    ops.del(lease);
+fn invalidate(run: &mut ScriptRun<'_>) -> Result<ScriptValue, String> {
+    let (entry, lease) = (run.key(0)?, run.key(1)?);
+    let (tombstone, px) = (run.arg_bytes(0)?, run.arg_u64(1)?);
+    run.set(entry, tombstone, Some(px))?;
+    run.del(lease)?;
     Ok(ScriptValue::Int(1))
 }
 
@@ -115,6 +117,7 @@ fn invalidate(
 ///
 /// `KEYS`: lease. `ARGV`: token. Returns 1 when released.
 pub(crate) static RELEASE_LEASE: Script = Script::new(
+    "cache release lease",
     r#"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   redis.call('DEL', KEYS[1])
@@ -125,41 +128,17 @@ return 0
     release_lease,
 );
 
-fn release_lease(
-    ops: &mut dyn ScriptOps,
-    keys: &[String],
-    args: &[Vec<u8>],
-) -> Result<ScriptValue, String> {
-    let released = release_if_held(ops, key(keys, 0)?, arg(args, 0)?);
+fn release_lease(run: &mut ScriptRun<'_>) -> Result<ScriptValue, String> {
+    let (lease, token) = (run.key(0)?, run.arg_bytes(0)?);
+    let released = release_if_held(run, lease, token)?;
     Ok(ScriptValue::Int(i64::from(released)))
 }
 
-fn release_if_held(ops: &mut dyn ScriptOps, lease: &str, token: &[u8]) -> bool {
-    if ops.get(lease).as_deref() == Some(token) {
-        return ops.del(lease);
+fn release_if_held(run: &mut ScriptRun<'_>, lease: &str, token: &[u8]) -> Result<bool, String> {
+    if run.get(lease)?.as_deref() == Some(token) {
+        return run.del(lease);
     }
-    false
-}
-
-fn key(keys: &[String], index: usize) -> Result<&str, String> {
-    keys.get(index)
-        .map(String::as_str)
-        .ok_or_else(|| format!("cache script: missing KEYS[{}]", index + 1))
-}
-
-fn arg(args: &[Vec<u8>], index: usize) -> Result<&[u8], String> {
-    args.get(index)
-        .map(Vec::as_slice)
-        .ok_or_else(|| format!("cache script: missing ARGV[{}]", index + 1))
-}
-
-/// A PX argument: decimal milliseconds, at least 1 (as Redis requires).
-fn millis(arg: &[u8]) -> Result<u64, String> {
-    std::str::from_utf8(arg)
-        .ok()
-        .and_then(|text| text.parse::<u64>().ok())
-        .filter(|ms| *ms > 0)
-        .ok_or_else(|| "ERR invalid expire time in 'set' command".to_owned())
+    Ok(false)
 }
 
 #[cfg(test)]
@@ -170,6 +149,10 @@ mod tests {
     use crate::MemoryStore;
     use crate::store::{KeyTtl, KvStore, Ttl};
 
+    /// An entry and its lease, as the cache names them (one hash tag).
+    const E: &str = "user:{1}";
+    const L: &str = "user~lease:{1}";
+
     fn args(items: &[&str]) -> Vec<Vec<u8>> {
         items.iter().map(|a| a.as_bytes().to_vec()).collect()
     }
@@ -179,52 +162,41 @@ mod tests {
         let store = MemoryStore::new("t", "p");
         // Expected absent, and absent: written.
         let reply = store
-            .run_script(&FILL, &["e"], &args(&["0", "", "v1", "60000"]))
+            .run_script(&FILL, &[E], &args(&["0", "", "v1", "60000"]))
             .await
             .unwrap();
         assert_eq!(reply, ScriptValue::Int(1));
         assert_eq!(
-            store.get_bytes("e").await.unwrap().as_deref(),
+            store.get_bytes(E).await.unwrap().as_deref(),
             Some(&b"v1"[..])
         );
-        assert!(matches!(
-            store.ttl("e").await.unwrap(),
-            KeyTtl::ExpiresIn(_)
-        ));
+        assert!(matches!(store.ttl(E).await.unwrap(), KeyTtl::ExpiresIn(_)));
         // Expected absent, but present: not written.
         let reply = store
-            .run_script(&FILL, &["e"], &args(&["0", "", "v2", "60000"]))
+            .run_script(&FILL, &[E], &args(&["0", "", "v2", "60000"]))
             .await
             .unwrap();
         assert_eq!(reply, ScriptValue::Int(0));
         // Expected these bytes: written; the lease is released when it
         // holds the token, and kept when it holds another.
-        store.set_bytes("l", b"tok", Ttl::secs(5)).await.unwrap();
+        store.set_bytes(L, b"tok", Ttl::secs(5)).await.unwrap();
         let reply = store
-            .run_script(
-                &FILL,
-                &["e", "l"],
-                &args(&["1", "v1", "v3", "60000", "other"]),
-            )
+            .run_script(&FILL, &[E, L], &args(&["1", "v1", "v3", "60000", "other"]))
             .await
             .unwrap();
         assert_eq!(reply, ScriptValue::Int(1));
-        assert!(store.exists("l").await.unwrap());
+        assert!(store.exists(L).await.unwrap());
         let reply = store
-            .run_script(
-                &FILL,
-                &["e", "l"],
-                &args(&["1", "v1", "v4", "60000", "tok"]),
-            )
+            .run_script(&FILL, &[E, L], &args(&["1", "v1", "v4", "60000", "tok"]))
             .await
             .unwrap();
         assert_eq!(reply, ScriptValue::Int(0), "the entry is v3 now");
         assert!(
-            !store.exists("l").await.unwrap(),
+            !store.exists(L).await.unwrap(),
             "released even without a write"
         );
         assert_eq!(
-            store.get_bytes("e").await.unwrap().as_deref(),
+            store.get_bytes(E).await.unwrap().as_deref(),
             Some(&b"v3"[..])
         );
     }
@@ -232,91 +204,85 @@ mod tests {
     #[tokio::test]
     async fn finish_write_needs_the_marker() {
         let store = MemoryStore::new("t", "p");
-        store.set_bytes("e", b"mark", Ttl::secs(5)).await.unwrap();
+        store.set_bytes(E, b"mark", Ttl::secs(5)).await.unwrap();
         let reply = store
             .run_script(
                 &FINISH_WRITE,
-                &["e"],
+                &[E],
                 &args(&["mark", "value", "60000", "tomb", "1000"]),
             )
             .await
             .unwrap();
         assert_eq!(reply, ScriptValue::Int(1));
         assert_eq!(
-            store.get_bytes("e").await.unwrap().as_deref(),
+            store.get_bytes(E).await.unwrap().as_deref(),
             Some(&b"value"[..])
         );
         let reply = store
             .run_script(
                 &FINISH_WRITE,
-                &["e"],
+                &[E],
                 &args(&["mark", "value2", "60000", "tomb", "1000"]),
             )
             .await
             .unwrap();
         assert_eq!(reply, ScriptValue::Int(0));
         assert_eq!(
-            store.get_bytes("e").await.unwrap().as_deref(),
+            store.get_bytes(E).await.unwrap().as_deref(),
             Some(&b"tomb"[..])
         );
-        let ttl = store.ttl("e").await.unwrap().remaining().unwrap();
+        let ttl = store.ttl(E).await.unwrap().remaining().unwrap();
         assert!(ttl <= Duration::from_secs(1));
         // With a lease key: deleted whatever it holds.
-        store
-            .set_bytes("l", b"someone", Ttl::secs(5))
-            .await
-            .unwrap();
+        store.set_bytes(L, b"someone", Ttl::secs(5)).await.unwrap();
         store
             .run_script(
                 &FINISH_WRITE,
-                &["e", "l"],
+                &[E, L],
                 &args(&["mark", "value", "60000", "tomb", "1000"]),
             )
             .await
             .unwrap();
-        assert!(!store.exists("l").await.unwrap());
+        assert!(!store.exists(L).await.unwrap());
     }
 
     #[tokio::test]
     async fn invalidate_writes_a_tombstone_and_drops_the_lease() {
         let store = MemoryStore::new("t", "p");
-        store.set_bytes("e", b"value", Ttl::Never).await.unwrap();
-        store
-            .set_bytes("l", b"someone", Ttl::secs(5))
-            .await
-            .unwrap();
+        store.set_bytes(E, b"value", Ttl::Never).await.unwrap();
+        store.set_bytes(L, b"someone", Ttl::secs(5)).await.unwrap();
         let reply = store
-            .run_script(&INVALIDATE, &["e", "l"], &args(&["tomb", "1000"]))
+            .run_script(&INVALIDATE, &[E, L], &args(&["tomb", "1000"]))
             .await
             .unwrap();
         assert_eq!(reply, ScriptValue::Int(1));
         assert_eq!(
-            store.get_bytes("e").await.unwrap().as_deref(),
+            store.get_bytes(E).await.unwrap().as_deref(),
             Some(&b"tomb"[..])
         );
-        let ttl = store.ttl("e").await.unwrap().remaining().unwrap();
+        let ttl = store.ttl(E).await.unwrap().remaining().unwrap();
         assert!(ttl <= Duration::from_secs(1));
-        assert!(!store.exists("l").await.unwrap());
+        assert!(!store.exists(L).await.unwrap());
     }
 
     #[tokio::test]
     async fn release_only_by_the_holder_and_bad_arguments_fail() {
         let store = MemoryStore::new("t", "p");
-        store.set_bytes("l", b"tok", Ttl::secs(5)).await.unwrap();
+        store.set_bytes(L, b"tok", Ttl::secs(5)).await.unwrap();
         let no = store
-            .run_script(&RELEASE_LEASE, &["l"], &args(&["nope"]))
+            .run_script(&RELEASE_LEASE, &[L], &args(&["nope"]))
             .await
             .unwrap();
         assert_eq!(no, ScriptValue::Int(0));
         let yes = store
-            .run_script(&RELEASE_LEASE, &["l"], &args(&["tok"]))
+            .run_script(&RELEASE_LEASE, &[L], &args(&["tok"]))
             .await
             .unwrap();
         assert_eq!(yes, ScriptValue::Int(1));
-        assert!(store.run_script(&RELEASE_LEASE, &["l"], &[]).await.is_err());
+        assert!(store.run_script(&RELEASE_LEASE, &[L], &[]).await.is_err());
         assert!(
             store
-                .run_script(&FILL, &["e"], &args(&["0", "", "v", "0"]))
+                .run_script(&FILL, &[E], &args(&["0", "", "v", "0"]))
                 .await
                 .is_err()
         );

@@ -28,15 +28,18 @@
 //!
 //! # Key layout
 //!
-//! Under the store's prefix, with `{slot}` = HMAC(subject, purpose) and
-//! `{subject}` = HMAC(subject), both base64url:
+//! Under the store's prefix, with `<slot>` = HMAC(subject, purpose) and
+//! `<subject>` = HMAC(subject), both base64url, and `{tag}` the first 16
+//! characters of `<subject>` — the subject's hash tag, so that all keys of
+//! one subject share a slot on a Redis Cluster and each script (which is
+//! given all of them in `KEYS`) runs there unchanged:
 //!
 //! | key | value | TTL |
 //! |---|---|---|
-//! | `otp:code:{slot}` | `{failed attempts}:{hex HMAC of the code}` | the code's lifetime |
-//! | `otp:cooldown:{slot}` | `1` | the resend cooldown |
-//! | `otp:daily:{subject}` | codes issued | 24 h from the first code |
-//! | `otp:failures:{subject}` | failed verifications | the failure window from the first failure |
+//! | `otp:{tag}:code:<slot>` | `{failed attempts}:{hex HMAC of the code}` | the code's lifetime |
+//! | `otp:{tag}:cooldown:<slot>` | `1` | the resend cooldown |
+//! | `otp:{tag}:daily:<subject>` | codes issued | 24 h from the first code |
+//! | `otp:{tag}:failures:<subject>` | failed verifications | the failure window from the first failure |
 //!
 //! # Wiring with shaku and axum
 //!

@@ -2,15 +2,20 @@
 //! each a [`Script`]: Lua on Redis, its Rust twin under the memory
 //! backend's lock.
 //!
-//! Keys (under the store's prefix; `{slot}` and `{subject}` are keyed
-//! HMACs, so neither subjects nor purposes appear in key names):
+//! Keys (under the store's prefix; `<slot>` and `<subject>` are keyed
+//! HMACs, so neither subjects nor purposes appear in key names, and
+//! `{tag}` is the first 16 characters of `<subject>`):
 //!
 //! | key | value | TTL |
 //! |---|---|---|
-//! | `otp:code:{slot}` | `{failed attempts}:{hex HMAC of the code}` | the code's lifetime |
-//! | `otp:cooldown:{slot}` | `1` | the resend cooldown |
-//! | `otp:daily:{subject}` | codes issued in the window | 24 h from the first |
-//! | `otp:failures:{subject}` | failed verifications in the window | the failure window from the first |
+//! | `otp:{tag}:code:<slot>` | `{failed attempts}:{hex HMAC of the code}` | the code's lifetime |
+//! | `otp:{tag}:cooldown:<slot>` | `1` | the resend cooldown |
+//! | `otp:{tag}:daily:<subject>` | codes issued in the window | 24 h from the first |
+//! | `otp:{tag}:failures:<subject>` | failed verifications in the window | the failure window from the first |
+//!
+//! Every key of one subject carries the subject's hash tag, so each
+//! script's keys — all passed in `KEYS`, none built inside — share a slot
+//! on a Redis Cluster.
 //!
 //! The HMAC is computed before the script runs, so a script only compares
 //! digests: in Rust in constant time; in Lua as strings (inside Redis,
@@ -18,7 +23,7 @@
 
 use subtle::ConstantTimeEq;
 
-use crate::store::{Script, ScriptOps, ScriptValue};
+use crate::store::{Script, ScriptRun, ScriptValue, lua_prelude};
 
 /// Status codes of the replies (`{status, n}`).
 pub(crate) mod status {
@@ -32,12 +37,10 @@ pub(crate) mod status {
     pub(crate) const LOCKED: i64 = 3;
 }
 
+/// The Lua the two scripts share (after the common [`lua_prelude!`]).
 macro_rules! prelude {
     () => {
         r#"
-local function int(n)
-  return string.format('%d', n)
-end
 local function counter(key)
   local value = redis.call('GET', key)
   return value and tonumber(value) or 0
@@ -70,7 +73,9 @@ end
 /// daily cap; otherwise counts the code and stores its digest, replacing
 /// any earlier code of the slot.
 pub(crate) static ISSUE: Script = Script::new(
+    "otp issue",
     concat!(
+        lua_prelude!(),
         prelude!(),
         r#"
 if counter(KEYS[4]) >= tonumber(ARGV[6]) then
@@ -103,7 +108,9 @@ return {0, tonumber(ARGV[2])}
 /// against the code (burned at max attempts) and the subject (locked, and
 /// the code burned, at the limit).
 pub(crate) static VERIFY: Script = Script::new(
+    "otp verify",
     concat!(
+        lua_prelude!(),
         prelude!(),
         r#"
 local limit = tonumber(ARGV[3])
@@ -141,7 +148,8 @@ return {1, left}
     verify_memory,
 );
 
-// ---- The Rust twins: the same steps over `ScriptOps`, in the same order.
+// ---- The Rust twins: the same steps through `ScriptRun`, in the same
+// order.
 
 type Reply = Result<ScriptValue, String>;
 
@@ -152,89 +160,69 @@ fn reply(status: i64, n: i64) -> Reply {
     ]))
 }
 
-fn key(keys: &[String], i: usize) -> Result<&str, String> {
-    keys.get(i)
-        .map(String::as_str)
-        .ok_or_else(|| format!("missing KEYS[{}]", i + 1))
-}
-
-fn arg(args: &[Vec<u8>], i: usize) -> Result<&[u8], String> {
-    args.get(i)
-        .map(Vec::as_slice)
-        .ok_or_else(|| format!("missing ARGV[{}]", i + 1))
-}
-
-fn arg_u64(args: &[Vec<u8>], i: usize) -> Result<u64, String> {
-    std::str::from_utf8(arg(args, i)?)
-        .ok()
-        .and_then(|text| text.parse().ok())
-        .ok_or_else(|| format!("ARGV[{}] is not an integer", i + 1))
-}
-
-fn counter(ops: &mut dyn ScriptOps, key: &str) -> u64 {
-    ops.get(key)
+fn counter(run: &mut ScriptRun<'_>, key: &str) -> Result<u64, String> {
+    Ok(run
+        .get(key)?
         .and_then(|value| std::str::from_utf8(&value).ok()?.parse().ok())
-        .unwrap_or(0)
+        .unwrap_or(0))
 }
 
-fn remaining(ops: &mut dyn ScriptOps, key: &str, window: u64) -> i64 {
-    match ops.pttl(key) {
+fn remaining(run: &mut ScriptRun<'_>, key: &str, window: u64) -> Result<i64, String> {
+    Ok(match run.pttl(key)? {
         ttl if ttl < 0 => {
-            ops.pexpire(key, window);
+            run.pexpire(key, window)?;
             i64::try_from(window).unwrap_or(i64::MAX)
         }
         ttl => ttl,
-    }
+    })
 }
 
-fn bump(ops: &mut dyn ScriptOps, key: &str, count: u64, window: u64) {
+fn bump(run: &mut ScriptRun<'_>, key: &str, count: u64, window: u64) -> Result<(), String> {
     if count == 0 {
-        ops.set(key, b"1", Some(window));
+        run.set(key, b"1", Some(window))
     } else {
-        ops.set_keep_ttl(key, (count + 1).to_string().as_bytes());
+        run.set_keep_ttl(key, (count + 1).to_string().as_bytes())
     }
 }
 
-fn issue_memory(ops: &mut dyn ScriptOps, keys: &[String], args: &[Vec<u8>]) -> Reply {
-    let (code, cooldown, daily, failures) =
-        (key(keys, 0)?, key(keys, 1)?, key(keys, 2)?, key(keys, 3)?);
-    let digest = arg(args, 0)?;
-    let (ttl, cooldown_ms, cap) = (arg_u64(args, 1)?, arg_u64(args, 2)?, arg_u64(args, 3)?);
-    let (daily_window, limit, failure_window) =
-        (arg_u64(args, 4)?, arg_u64(args, 5)?, arg_u64(args, 6)?);
-    if counter(ops, failures) >= limit {
-        let left = remaining(ops, failures, failure_window);
+fn issue_memory(run: &mut ScriptRun<'_>) -> Reply {
+    let (code, cooldown, daily, failures) = (run.key(0)?, run.key(1)?, run.key(2)?, run.key(3)?);
+    let digest = run.arg_bytes(0)?;
+    let (ttl, cooldown_ms, cap) = (run.arg_u64(1)?, run.arg_u64(2)?, run.arg_u64(3)?);
+    let (daily_window, limit, failure_window) = (run.arg_u64(4)?, run.arg_u64(5)?, run.arg_u64(6)?);
+    if counter(run, failures)? >= limit {
+        let left = remaining(run, failures, failure_window)?;
         return reply(status::LOCKED, left);
     }
     if cooldown_ms != 0 {
-        let left = ops.pttl(cooldown);
+        let left = run.pttl(cooldown)?;
         if left > 0 {
             return reply(status::RETRY_OR_INVALID, left);
         }
     }
-    let issued = counter(ops, daily);
+    let issued = counter(run, daily)?;
     if issued >= cap {
-        let left = remaining(ops, daily, daily_window);
+        let left = remaining(run, daily, daily_window)?;
         return reply(status::CAP_OR_UNKNOWN, left);
     }
-    bump(ops, daily, issued, daily_window);
-    ops.set(code, &[b"0:", digest].concat(), Some(ttl));
+    bump(run, daily, issued, daily_window)?;
+    run.set(code, &[b"0:", digest].concat(), Some(ttl))?;
     if cooldown_ms != 0 {
-        ops.set(cooldown, b"1", Some(cooldown_ms));
+        run.set(cooldown, b"1", Some(cooldown_ms))?;
     }
     reply(status::OK, i64::try_from(ttl).unwrap_or(i64::MAX))
 }
 
-fn verify_memory(ops: &mut dyn ScriptOps, keys: &[String], args: &[Vec<u8>]) -> Reply {
-    let (code, failures_key) = (key(keys, 0)?, key(keys, 1)?);
-    let digest = arg(args, 0)?;
-    let (max_attempts, limit, window) = (arg_u64(args, 1)?, arg_u64(args, 2)?, arg_u64(args, 3)?);
-    let failures = counter(ops, failures_key);
+fn verify_memory(run: &mut ScriptRun<'_>) -> Reply {
+    let (code, failures_key) = (run.key(0)?, run.key(1)?);
+    let digest = run.arg_bytes(0)?;
+    let (max_attempts, limit, window) = (run.arg_u64(1)?, run.arg_u64(2)?, run.arg_u64(3)?);
+    let failures = counter(run, failures_key)?;
     if failures >= limit {
-        let left = remaining(ops, failures_key, window);
+        let left = remaining(run, failures_key, window)?;
         return reply(status::LOCKED, left);
     }
-    let Some(record) = ops.get(code) else {
+    let Some(record) = run.get(code)? else {
         return reply(status::CAP_OR_UNKNOWN, 0);
     };
     let (attempts, stored) = std::str::from_utf8(&record)
@@ -246,22 +234,22 @@ fn verify_memory(ops: &mut dyn ScriptOps, keys: &[String], args: &[Vec<u8>]) -> 
         })
         .ok_or_else(|| "malformed one-time code record".to_owned())?;
     if bool::from(stored.as_bytes().ct_eq(digest)) {
-        ops.del(code);
+        run.del(code)?;
         return reply(status::OK, 0);
     }
-    bump(ops, failures_key, failures, window);
+    bump(run, failures_key, failures, window)?;
     if failures + 1 >= limit {
-        ops.del(code);
-        let left = remaining(ops, failures_key, window);
+        run.del(code)?;
+        let left = remaining(run, failures_key, window)?;
         return reply(status::LOCKED, left);
     }
     let attempts = attempts + 1;
     let left = max_attempts.saturating_sub(attempts);
     if left == 0 {
-        ops.del(code);
+        run.del(code)?;
         return reply(status::RETRY_OR_INVALID, 0);
     }
-    ops.set_keep_ttl(code, format!("{attempts}:{stored}").as_bytes());
+    run.set_keep_ttl(code, format!("{attempts}:{stored}").as_bytes())?;
     reply(
         status::RETRY_OR_INVALID,
         i64::try_from(left).unwrap_or(i64::MAX),

@@ -14,7 +14,7 @@ use super::scripts::{self, status};
 use crate::config::ConfigError;
 use crate::error::{KvError, Result};
 use crate::registry::ServiceRegistry;
-use crate::store::{KvStore, Script, ScriptValue};
+use crate::store::{KvStore, Script, ScriptArgs, ScriptValue, SlotTag};
 
 /// One-time codes in a [`KvStore`]: the [`OneTimeCodes`] component.
 ///
@@ -66,8 +66,16 @@ impl std::fmt::Debug for OtpService {
     }
 }
 
-fn millis(duration: Duration) -> String {
-    duration.as_millis().to_string()
+/// The keys of one (subject, purpose).
+struct OtpKeys {
+    code: String,
+    cooldown: String,
+    daily: String,
+    failures: String,
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 fn duration(ms: i64) -> Duration {
@@ -139,9 +147,23 @@ impl OtpService {
         }
     }
 
+    /// The keys of (subject, purpose), all under the subject's hash tag
+    /// (see the [key layout](super::scripts)).
+    fn keys(&self, subject: &str, purpose: &str) -> OtpKeys {
+        let slot = self.settings.slot_key(subject, purpose);
+        let subject_key = self.settings.subject_key(subject);
+        let tag = SlotTag::digest_prefix(&subject_key);
+        OtpKeys {
+            code: tag.key("otp:", &format!(":code:{slot}")),
+            cooldown: tag.key("otp:", &format!(":cooldown:{slot}")),
+            daily: tag.key("otp:", &format!(":daily:{subject_key}")),
+            failures: tag.key("otp:", &format!(":failures:{subject_key}")),
+        }
+    }
+
     /// Runs a script whose reply is `{status, n}`.
-    async fn run(&self, script: &Script, keys: &[&str], args: Vec<Vec<u8>>) -> Result<(i64, i64)> {
-        let reply = self.store.run_script(script, keys, &args).await?;
+    async fn run(&self, script: &Script, keys: &[&str], args: &[Vec<u8>]) -> Result<(i64, i64)> {
+        let reply = self.store.run_script(script, keys, args).await?;
         match reply.as_array() {
             Some([ScriptValue::Int(status), ScriptValue::Int(n)]) => Ok((*status, *n)),
             _ => Err(KvError::Backend {
@@ -171,27 +193,22 @@ impl OneTimeCodes for OtpService {
                 key: None,
                 source: e.to_string().into(),
             })?;
-        let slot = self.settings.slot_key(subject, purpose);
-        let subject_key = self.settings.subject_key(subject);
+        let keys = self.keys(subject, purpose);
         let keys = [
-            format!("otp:code:{slot}"),
-            format!("otp:cooldown:{slot}"),
-            format!("otp:daily:{subject_key}"),
-            format!("otp:failures:{subject_key}"),
+            keys.code.as_str(),
+            &keys.cooldown,
+            &keys.daily,
+            &keys.failures,
         ];
-        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-        let args = vec![
-            self.settings
-                .code_digest(subject, purpose, code.expose())
-                .into_bytes(),
-            millis(config.ttl()).into_bytes(),
-            millis(config.resend_cooldown()).into_bytes(),
-            config.daily_cap().to_string().into_bytes(),
-            millis(DAILY_WINDOW).into_bytes(),
-            config.subject_failure_limit().to_string().into_bytes(),
-            millis(config.subject_failure_window()).into_bytes(),
-        ];
-        let (status, n) = self.run(&scripts::ISSUE, &keys, args).await?;
+        let args = ScriptArgs::new()
+            .str(&self.settings.code_digest(subject, purpose, code.expose()))
+            .uint(millis(config.ttl()))
+            .uint(millis(config.resend_cooldown()))
+            .uint(u64::from(config.daily_cap()))
+            .uint(millis(DAILY_WINDOW))
+            .uint(u64::from(config.subject_failure_limit()))
+            .uint(millis(config.subject_failure_window()));
+        let (status, n) = self.run(&scripts::ISSUE, &keys, &args).await?;
         let refused = |reason| {
             tracing::debug!(?reason, "one-time code refused");
             Ok(IssueOutcome::Refused(RetryAfter {
@@ -218,22 +235,14 @@ impl OneTimeCodes for OtpService {
     async fn verify(&self, subject: &str, purpose: &str, code: &str) -> Result<VerifyOutcome> {
         self.check(subject, purpose)?;
         let config = self.settings.config();
-        let slot = self.settings.slot_key(subject, purpose);
-        let subject_key = self.settings.subject_key(subject);
-        let keys = [
-            format!("otp:code:{slot}"),
-            format!("otp:failures:{subject_key}"),
-        ];
-        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-        let args = vec![
-            self.settings
-                .code_digest(subject, purpose, code)
-                .into_bytes(),
-            config.max_attempts().to_string().into_bytes(),
-            config.subject_failure_limit().to_string().into_bytes(),
-            millis(config.subject_failure_window()).into_bytes(),
-        ];
-        let (status, n) = self.run(&scripts::VERIFY, &keys, args).await?;
+        let keys = self.keys(subject, purpose);
+        let keys = [keys.code.as_str(), &keys.failures];
+        let args = ScriptArgs::new()
+            .str(&self.settings.code_digest(subject, purpose, code))
+            .uint(u64::from(config.max_attempts()))
+            .uint(u64::from(config.subject_failure_limit()))
+            .uint(millis(config.subject_failure_window()));
+        let (status, n) = self.run(&scripts::VERIFY, &keys, &args).await?;
         let outcome = match status {
             status::OK => VerifyOutcome::Verified,
             status::RETRY_OR_INVALID => VerifyOutcome::Invalid {

@@ -16,7 +16,7 @@ use super::policy::{NamedPolicy, RateLimitPolicy};
 use super::scripts::Reply;
 use crate::config::ConfigError;
 use crate::error::KvError;
-use crate::store::{KvStore, Script};
+use crate::store::{KvStore, Script, ScriptArgs};
 
 /// While the store keeps failing, one failure in this many is logged at
 /// `warn` (the first of a run always is); the rest at `debug`. An outage
@@ -248,7 +248,7 @@ impl RateLimiter {
     }
 
     /// The script and its `ARGV` for a check of `cost`.
-    fn invocation(&self, cost: u64) -> (&'static Script, Vec<Vec<u8>>) {
+    fn invocation(&self, cost: u64) -> (&'static Script, ScriptArgs) {
         let policy = &self.policy;
         let (first, second) = match policy.algorithm() {
             Algorithm::FixedWindow | Algorithm::SlidingWindow => {
@@ -261,11 +261,10 @@ impl RateLimiter {
             }
         };
         let script = policy.algorithm().script();
-        let args = [first, second, cost]
-            .iter()
-            .map(|n| n.to_string().into_bytes())
-            .collect();
-        (script, args)
+        (
+            script,
+            ScriptArgs::new().uint(first).uint(second).uint(cost),
+        )
     }
 
     fn decision(&self, reply: Reply) -> Decision {

@@ -6,17 +6,22 @@
 //! retry_after_ms}` (`retry_after_ms` is -1 when allowed). A denied check
 //! writes nothing, so it consumes nothing; an allowed one always leaves
 //! its key with a TTL. The sliding window and GCRA read the store's clock
-//! (`TIME`, [`ScriptOps::now_ms`]) so that application instances whose
+//! (`TIME`, [`ScriptRun::now_ms`]) so that application instances whose
 //! clocks differ still agree; the fixed window needs no clock at all (the
 //! key's expiry is the window).
 //!
+//! One key per check, so no hash tag is needed: a script's keys must share
+//! a slot on a Redis Cluster, and a single key always does. The key comes
+//! in `KEYS` like every script's; the Lua helpers and the twins' `KEYS` /
+//! `ARGV` accessors are the shared ones ([`ScriptRun`]).
+//!
 //! Lua numbers are doubles. The policy's validation keeps every product
 //! under 2^50, so all arithmetic below is exact in both twins and they
-//! return the same numbers; values written back are formatted with
-//! `%.0f`, because Lua's default number format switches to exponent
-//! notation above 10^14.
+//! return the same numbers; values written back are formatted with the
+//! prelude's `int()` (`%d`), because Lua's default number format switches
+//! to exponent notation above 10^14.
 
-use crate::store::{Script, ScriptOps, ScriptValue};
+use crate::store::{Script, ScriptRun, ScriptValue, lua_prelude};
 
 /// Fixed window. `ARGV`: limit, window ms, cost.
 ///
@@ -24,6 +29,7 @@ use crate::store::{Script, ScriptOps, ScriptValue};
 /// none (it was new), all in one script: a crash between the two can
 /// never leave a counter without expiry, and hits never re-arm the window.
 pub(crate) static FIXED_WINDOW: Script = Script::new(
+    "rate limit fixed window",
     r#"
 local limit, window, cost = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local used = tonumber(redis.call('GET', KEYS[1]) or '0')
@@ -44,21 +50,17 @@ return {1, limit - used, ttl, -1}
     fixed_window,
 );
 
-fn fixed_window(
-    ops: &mut dyn ScriptOps,
-    keys: &[String],
-    args: &[Vec<u8>],
-) -> Result<ScriptValue, String> {
-    let key = key(keys)?;
-    let (limit, window, cost) = (arg(args, 0)?, arg(args, 1)?, arg(args, 2)?);
-    let used = match ops.get(key) {
+fn fixed_window(run: &mut ScriptRun<'_>) -> Result<ScriptValue, String> {
+    let key = run.key(0)?;
+    let (limit, window, cost) = (arg(run, 0)?, arg(run, 1)?, arg(run, 2)?);
+    let used = match run.get(key)? {
         None => 0,
         Some(bytes) => parse_int(&bytes).ok_or("rate limit counter is not a number")?,
     };
-    let mut ttl = ops.pttl(key);
+    let mut ttl = run.pttl(key)?;
     if used.saturating_add(cost) > limit {
         if ttl == -1 {
-            ops.pexpire(key, unsigned(window));
+            run.pexpire(key, unsigned(window))?;
         }
         if ttl < 0 {
             ttl = window;
@@ -68,10 +70,10 @@ fn fixed_window(
     let used = used + cost;
     if ttl < 0 {
         // New key: INCRBY then PEXPIRE, as one write under the lock.
-        ops.set(key, used.to_string().as_bytes(), Some(unsigned(window)));
+        run.set(key, used.to_string().as_bytes(), Some(unsigned(window)))?;
         ttl = window;
     } else {
-        ops.set_keep_ttl(key, used.to_string().as_bytes());
+        run.set_keep_ttl(key, used.to_string().as_bytes())?;
     }
     Ok(reply(true, limit - used, ttl, -1))
 }
@@ -84,10 +86,12 @@ fn fixed_window(
 /// the window to stay in integers. The key lives until the end of the
 /// next window, when its current count stops weighing.
 pub(crate) static SLIDING_WINDOW: Script = Script::new(
-    r#"
+    "rate limit sliding window",
+    concat!(
+        lua_prelude!(),
+        r#"
 local limit, window, cost = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = now_ms()
 local index = math.floor(now / window)
 local weight = window - (now - index * window)
 local cur, prev = 0, 0
@@ -118,25 +122,22 @@ if used + cost * window > budget then
 end
 cur = cur + cost
 used = used + cost * window
-redis.call('SET', KEYS[1], string.format('%.0f:%.0f:%.0f', index, cur, prev),
-  'PX', string.format('%.0f', weight + window))
+redis.call('SET', KEYS[1], int(index) .. ':' .. int(cur) .. ':' .. int(prev),
+  'PX', int(weight + window))
 return {1, math.floor((budget - used) / window), weight + window, -1}
-"#,
+"#
+    ),
     sliding_window,
 );
 
-fn sliding_window(
-    ops: &mut dyn ScriptOps,
-    keys: &[String],
-    args: &[Vec<u8>],
-) -> Result<ScriptValue, String> {
-    let key = key(keys)?;
-    let (limit, window, cost) = (arg(args, 0)?, arg(args, 1)?, arg(args, 2)?);
-    let now = now_ms(ops);
+fn sliding_window(run: &mut ScriptRun<'_>) -> Result<ScriptValue, String> {
+    let key = run.key(0)?;
+    let (limit, window, cost) = (arg(run, 0)?, arg(run, 1)?, arg(run, 2)?);
+    let now = now_ms(run);
     let index = now / window;
     let weight = window - (now - index * window);
     let (mut cur, mut prev) = (0, 0);
-    if let Some(state) = ops.get(key) {
+    if let Some(state) = run.get(key)? {
         let (s_index, s_cur, s_prev) = parse_state(&state).ok_or("rate limit state is corrupt")?;
         if s_index >= index {
             (cur, prev) = (s_cur, s_prev);
@@ -164,11 +165,11 @@ fn sliding_window(
     }
     let cur = cur + cost;
     let used = used + cost * window;
-    ops.set(
+    run.set(
         key,
         format!("{index}:{cur}:{prev}").as_bytes(),
         Some(unsigned(weight + window)),
-    );
+    )?;
     Ok(reply(true, (budget - used) / window, weight + window, -1))
 }
 
@@ -181,10 +182,12 @@ fn sliding_window(
 /// lives until the TAT, after which the bucket is full and a missing key
 /// means the same.
 pub(crate) static GCRA: Script = Script::new(
-    r#"
+    "rate limit gcra",
+    concat!(
+        lua_prelude!(),
+        r#"
 local interval, capacity, cost = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local t = redis.call('TIME')
-local now = (tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)) * 1000
+local now = now_ms() * 1000
 local tat = now
 local stored = redis.call('GET', KEYS[1])
 if stored then
@@ -199,17 +202,18 @@ if allow_at > now then
     math.ceil((tat - now) / 1000), math.ceil((allow_at - now) / 1000)}
 end
 local ttl = math.ceil((new_tat - now) / 1000)
-redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', string.format('%.0f', ttl))
+redis.call('SET', KEYS[1], int(new_tat), 'PX', int(ttl))
 return {1, math.floor((now + capacity - new_tat) / interval), ttl, -1}
-"#,
+"#
+    ),
     gcra,
 );
 
-fn gcra(ops: &mut dyn ScriptOps, keys: &[String], args: &[Vec<u8>]) -> Result<ScriptValue, String> {
-    let key = key(keys)?;
-    let (interval, capacity, cost) = (arg(args, 0)?, arg(args, 1)?, arg(args, 2)?);
-    let now = now_ms(ops) * 1000;
-    let tat = match ops.get(key) {
+fn gcra(run: &mut ScriptRun<'_>) -> Result<ScriptValue, String> {
+    let key = run.key(0)?;
+    let (interval, capacity, cost) = (arg(run, 0)?, arg(run, 1)?, arg(run, 2)?);
+    let now = now_ms(run) * 1000;
+    let tat = match run.get(key)? {
         None => now,
         Some(bytes) => parse_int(&bytes)
             .ok_or("rate limit state is corrupt")?
@@ -226,7 +230,7 @@ fn gcra(ops: &mut dyn ScriptOps, keys: &[String], args: &[Vec<u8>]) -> Result<Sc
         ));
     }
     let ttl = ceil_div(new_tat - now, 1000);
-    ops.set(key, new_tat.to_string().as_bytes(), Some(unsigned(ttl)));
+    run.set(key, new_tat.to_string().as_bytes(), Some(unsigned(ttl)))?;
     Ok(reply(true, (now + capacity - new_tat) / interval, ttl, -1))
 }
 
@@ -271,20 +275,14 @@ impl Reply {
     }
 }
 
-fn key(keys: &[String]) -> Result<&str, String> {
-    keys.first()
-        .map(String::as_str)
-        .ok_or_else(|| "rate limit script needs one key".to_owned())
+/// `ARGV[i + 1]` through the shared accessor, as the `i64` the arithmetic
+/// uses (the policy keeps every argument far below `i64::MAX`).
+fn arg(run: &ScriptRun<'_>, i: usize) -> Result<i64, String> {
+    let n = run.arg_u64(i)?;
+    i64::try_from(n).map_err(|_| run.error(format_args!("ARGV[{}] is out of range", i + 1)))
 }
 
-/// `ARGV[i + 1]` as a non-negative integer.
-fn arg(args: &[Vec<u8>], i: usize) -> Result<i64, String> {
-    args.get(i)
-        .and_then(|bytes| parse_int(bytes))
-        .filter(|n| *n >= 0)
-        .ok_or_else(|| format!("rate limit script argument {} is not a number", i + 1))
-}
-
+/// A stored counter or TAT (a value, not an argument).
 fn parse_int(bytes: &[u8]) -> Option<i64> {
     std::str::from_utf8(bytes).ok()?.parse().ok()
 }
@@ -304,8 +302,8 @@ fn parse_state(bytes: &[u8]) -> Option<(i64, i64, i64)> {
     parts.next().is_none().then_some(state)
 }
 
-fn now_ms(ops: &dyn ScriptOps) -> i64 {
-    i64::try_from(ops.now_ms()).unwrap_or(i64::MAX)
+fn now_ms(run: &ScriptRun<'_>) -> i64 {
+    i64::try_from(run.now_ms()).unwrap_or(i64::MAX)
 }
 
 fn unsigned(n: i64) -> u64 {
@@ -324,7 +322,7 @@ fn ceil_div(a: i64, b: i64) -> i64 {
 mod tests {
     use std::collections::HashMap;
 
-    use crate::store::MemoryScript;
+    use crate::store::ScriptOps;
 
     use super::*;
 
@@ -350,9 +348,11 @@ mod tests {
             self.keys.get_mut(key)
         }
 
-        fn run(&mut self, script: MemoryScript, args: [u64; 3]) -> Reply {
+        fn run(&mut self, script: &Script, args: [u64; 3]) -> Reply {
             let args: Vec<Vec<u8>> = args.iter().map(|n| n.to_string().into_bytes()).collect();
-            let value = script(self, &["k".to_owned()], &args).expect("script runs");
+            let value = script
+                .run_memory(self, &["k".to_owned()], &args)
+                .expect("script runs");
             Reply::parse(&value).expect("a well-formed reply")
         }
     }
@@ -416,15 +416,19 @@ mod tests {
             ..FakeOps::default()
         };
         let args = [3, 1_000, 1];
-        assert_eq!(ops.run(fixed_window, args), allowed(2, 1_000));
+        assert_eq!(ops.run(&FIXED_WINDOW, args), allowed(2, 1_000));
         ops.now = 1_600;
-        assert_eq!(ops.run(fixed_window, args), allowed(1, 400), "not re-armed");
-        assert_eq!(ops.run(fixed_window, [3, 1_000, 2]), denied(1, 400, 400));
-        assert_eq!(ops.run(fixed_window, args), allowed(0, 400));
-        assert_eq!(ops.run(fixed_window, args), denied(0, 400, 400));
+        assert_eq!(
+            ops.run(&FIXED_WINDOW, args),
+            allowed(1, 400),
+            "not re-armed"
+        );
+        assert_eq!(ops.run(&FIXED_WINDOW, [3, 1_000, 2]), denied(1, 400, 400));
+        assert_eq!(ops.run(&FIXED_WINDOW, args), allowed(0, 400));
+        assert_eq!(ops.run(&FIXED_WINDOW, args), denied(0, 400, 400));
         ops.now = 2_000;
         assert_eq!(
-            ops.run(fixed_window, args),
+            ops.run(&FIXED_WINDOW, args),
             allowed(2, 1_000),
             "a new window"
         );
@@ -439,26 +443,26 @@ mod tests {
         };
         let args = [10, 1_000, 1];
         for remaining in (0..10).rev() {
-            assert_eq!(ops.run(sliding_window, args), allowed(remaining, 2_000));
+            assert_eq!(ops.run(&SLIDING_WINDOW, args), allowed(remaining, 2_000));
         }
         // Full: the next check fits 100 ms into the next window, when the
         // 10 weigh 9.
-        assert_eq!(ops.run(sliding_window, args), denied(0, 2_000, 1_100));
+        assert_eq!(ops.run(&SLIDING_WINDOW, args), denied(0, 2_000, 1_100));
         ops.now = 6_099;
-        assert!(!ops.run(sliding_window, args).allowed);
+        assert!(!ops.run(&SLIDING_WINDOW, args).allowed);
         ops.now = 6_100;
-        assert_eq!(ops.run(sliding_window, args), allowed(0, 1_900));
+        assert_eq!(ops.run(&SLIDING_WINDOW, args), allowed(0, 1_900));
 
         // Half-way through window 7: window 6 held 1, window 5 no longer
         // counts.
         ops.now = 7_500;
-        assert_eq!(ops.run(sliding_window, args), allowed(8, 1_500));
+        assert_eq!(ops.run(&SLIDING_WINDOW, args), allowed(8, 1_500));
         // Window 8 at 250 ms: window 7 held 1, weighing 0.75.
         ops.now = 8_250;
-        assert_eq!(ops.run(sliding_window, [10, 1_000, 9]), allowed(0, 1_750));
+        assert_eq!(ops.run(&SLIDING_WINDOW, [10, 1_000, 9]), allowed(0, 1_750));
         // 0.75 + 9 + 1 > 10: the next one fits when the previous window's 1
         // weighs nothing, at the end of window 8.
-        assert_eq!(ops.run(sliding_window, args), denied(0, 1_750, 750));
+        assert_eq!(ops.run(&SLIDING_WINDOW, args), denied(0, 1_750, 750));
         // The key lives until the end of the next window.
         assert_eq!(ops.pttl("k"), 1_750);
     }
@@ -471,24 +475,24 @@ mod tests {
             ..FakeOps::default()
         };
         let args = [100_000, 300_000, 1];
-        assert_eq!(ops.run(gcra, args), allowed(2, 100));
-        assert_eq!(ops.run(gcra, args), allowed(1, 200));
-        assert_eq!(ops.run(gcra, args), allowed(0, 300));
-        assert_eq!(ops.run(gcra, args), denied(0, 300, 100));
+        assert_eq!(ops.run(&GCRA, args), allowed(2, 100));
+        assert_eq!(ops.run(&GCRA, args), allowed(1, 200));
+        assert_eq!(ops.run(&GCRA, args), allowed(0, 300));
+        assert_eq!(ops.run(&GCRA, args), denied(0, 300, 100));
         assert_eq!(ops.pttl("k"), 300, "the key lives until the bucket is full");
         ops.now = 10_099;
-        assert!(!ops.run(gcra, args).allowed);
+        assert!(!ops.run(&GCRA, args).allowed);
         ops.now = 10_100;
-        assert_eq!(ops.run(gcra, args), allowed(0, 300));
+        assert_eq!(ops.run(&GCRA, args), allowed(0, 300));
         // A cost of 2 needs two intervals.
         ops.now = 10_250;
-        assert_eq!(ops.run(gcra, [100_000, 300_000, 2]), denied(1, 150, 50));
+        assert_eq!(ops.run(&GCRA, [100_000, 300_000, 2]), denied(1, 150, 50));
         ops.now = 10_300;
-        assert_eq!(ops.run(gcra, [100_000, 300_000, 2]), allowed(0, 300));
+        assert_eq!(ops.run(&GCRA, [100_000, 300_000, 2]), allowed(0, 300));
         // Idle for the whole capacity: the key is gone, the burst is back.
         ops.now = 10_600;
         assert_eq!(ops.get("k"), None);
-        assert_eq!(ops.run(gcra, [100_000, 300_000, 3]), allowed(0, 300));
+        assert_eq!(ops.run(&GCRA, [100_000, 300_000, 3]), allowed(0, 300));
     }
 
     #[test]

@@ -290,7 +290,7 @@ impl SessionSettings {
     ///
     /// let config = SessionConfig::new(StoreRef::new("s")).with_cookie_secure(true);
     /// let settings = SessionSettings::new("sessions", config).unwrap();
-    /// let id = SessionId::generate().unwrap();
+    /// let id = SessionId::generate("user-1").unwrap();
     /// let cookie = settings.set_cookie(&id);
     /// assert_eq!(
     ///     cookie.to_str().unwrap(),
@@ -381,7 +381,7 @@ mod tests {
 
     #[test]
     fn cookies_are_http_only_lax_and_secure_when_asked() {
-        let id = SessionId::generate().unwrap();
+        let id = SessionId::generate("user-1").unwrap();
         let plain = SessionSettings::new("s", config()).unwrap();
         let text = plain.set_cookie(&id).to_str().unwrap().to_owned();
         assert!(text.starts_with(&format!("session_id={};", id.expose())));

@@ -192,8 +192,8 @@ mod tests {
 
     #[test]
     fn bearer_wins_then_cookie_and_other_schemes_are_ignored() {
-        let a = SessionId::generate().unwrap();
-        let b = SessionId::generate().unwrap();
+        let a = SessionId::generate("user-1").unwrap();
+        let b = SessionId::generate("user-1").unwrap();
         let both = headers(&[
             (AUTHORIZATION, &format!("Bearer {}", a.expose())),
             (COOKIE, &format!("sid={}", b.expose())),

@@ -7,21 +7,32 @@ use shaku::Component;
 
 use super::config::{SessionConfig, SessionSettings};
 use super::data::{Session, SessionData, UserSession, decode_record, record_tail};
-use super::id::{SessionHandle, SessionId, user_key};
-use super::scripts;
+use super::id::{SessionHandle, SessionId, user_key, user_tag};
+use super::scripts::{self, parse_index};
 use super::sessions::Sessions;
 use crate::config::ConfigError;
 use crate::error::{KvError, Result};
 use crate::registry::ServiceRegistry;
-use crate::store::{KvStore, Script, ScriptValue};
+use crate::store::{KvStore, Script, ScriptArgs, ScriptValue, SlotTag};
 
-/// Key base of the session records: `session:{handle}`.
-const SESSIONS: &str = "session:";
-/// Key base of the per-user indexes: `user_sessions:{user key}`.
-const INDEXES: &str = "user_sessions:";
 /// Attempts at drawing an unused id before giving up (a collision of
 /// 256-bit random ids does not happen; the loop only makes `NX` total).
 const CREATE_ATTEMPTS: usize = 3;
+/// Rounds of "log out everywhere" before giving up: each round after the
+/// first deletes only the sessions created during the one before, so only
+/// a user logging in again without pause reaches it.
+const DELETE_ALL_ROUNDS: usize = 16;
+
+/// The record of the session `handle` under `tag`:
+/// `session:{tag}:<handle>`.
+fn record_key(tag: &SlotTag, handle: &str) -> String {
+    tag.key("session:", &format!(":{handle}"))
+}
+
+/// The index of the sessions under `tag`: `user_sessions:{tag}`.
+fn index_key(tag: &SlotTag) -> String {
+    tag.key("user_sessions:", "")
+}
 
 /// This host's clock in Unix milliseconds.
 fn unix_ms() -> u64 {
@@ -120,15 +131,8 @@ impl SessionManager {
         &self.store
     }
 
-    async fn run(&self, script: &Script, args: &[&[u8]]) -> Result<ScriptValue> {
-        let args: Vec<Vec<u8>> = args.iter().map(|a| a.to_vec()).collect();
-        self.store
-            .run_script(script, &[SESSIONS, INDEXES], &args)
-            .await
-    }
-
-    async fn run_int(&self, script: &Script, args: &[&[u8]]) -> Result<i64> {
-        let reply = self.run(script, args).await?;
+    async fn run_int(&self, script: &Script, keys: &[&str], args: &ScriptArgs) -> Result<i64> {
+        let reply = self.store.run_script(script, keys, args).await?;
         reply.as_int().ok_or_else(|| self.bad_reply(&reply))
     }
 
@@ -141,13 +145,27 @@ impl SessionManager {
         }
     }
 
-    fn decode(&self, handle: &SessionHandle, bytes: &[u8]) -> Result<Session> {
+    fn decode(&self, key: &str, bytes: &[u8]) -> Result<Session> {
         decode_record(bytes).map_err(|source| KvError::Decode {
             store: Arc::from(self.store.name()),
-            key: format!("{SESSIONS}{handle}"),
+            key: key.to_owned(),
             type_name: "Session",
             source,
         })
+    }
+
+    /// The index under `tag`, `None` when there is none.
+    async fn read_index(&self, index_key: &str) -> Result<Option<Vec<String>>> {
+        let Some(raw) = self.store.get_bytes(index_key).await? else {
+            return Ok(None);
+        };
+        let index = parse_index(&raw).ok_or_else(|| KvError::Backend {
+            store: Arc::from(self.store.name()),
+            op: "read session index",
+            key: Some(index_key.to_owned()),
+            source: "malformed session index".into(),
+        })?;
+        Ok(Some(index.into_keys().collect()))
     }
 
     fn tail(&self, data: &SessionData) -> Result<Vec<u8>> {
@@ -160,7 +178,7 @@ impl SessionManager {
         }
         record_tail(data).map_err(|source| KvError::Encode {
             store: Arc::from(self.store.name()),
-            key: SESSIONS.to_owned(),
+            key: "session".to_owned(),
             source,
         })
     }
@@ -168,19 +186,35 @@ impl SessionManager {
     /// Refreshes the session unless its last refresh is younger than
     /// `min_age_ms` (checked in the script, against the store's clock).
     async fn refresh_older_than(&self, id: &SessionId, min_age_ms: u64) -> Result<bool> {
-        let handle = id.handle();
-        let idle = self.settings.idle_ms().to_string();
-        let min_age = min_age_ms.to_string();
-        let args: [&[u8]; 3] = [
-            handle.as_str().as_bytes(),
-            idle.as_bytes(),
-            min_age.as_bytes(),
-        ];
-        Ok(self.run_int(&scripts::REFRESH, &args).await? == 1)
+        let (tag, handle) = (id.tag(), id.handle());
+        let keys = [record_key(&tag, handle.as_str()), index_key(&tag)];
+        let args = ScriptArgs::new()
+            .str(handle.as_str())
+            .uint(self.settings.idle_ms())
+            .uint(min_age_ms);
+        Ok(self
+            .run_int(&scripts::REFRESH, &[&keys[0], &keys[1]], &args)
+            .await?
+            == 1)
     }
 
-    fn new_id(&self) -> Result<SessionId> {
-        SessionId::generate().map_err(|e| KvError::Backend {
+    /// Decodes `{deleted, {pending handles...}}`.
+    fn delete_all_reply(&self, reply: &ScriptValue) -> Result<(u64, Vec<String>)> {
+        let parsed = match reply.as_array() {
+            Some([ScriptValue::Int(deleted), ScriptValue::Array(pending)]) => {
+                let pending: Option<Vec<String>> = pending
+                    .iter()
+                    .map(|h| String::from_utf8(h.as_bytes()?.to_vec()).ok())
+                    .collect();
+                u64::try_from(*deleted).ok().zip(pending)
+            }
+            _ => None,
+        };
+        parsed.ok_or_else(|| self.bad_reply(reply))
+    }
+
+    fn new_id(&self, tag: &SlotTag) -> Result<SessionId> {
+        SessionId::generate_in(tag).map_err(|e| KvError::Backend {
             store: Arc::from(self.store.name()),
             op: "generate session id",
             key: None,
@@ -199,19 +233,23 @@ impl Sessions for SessionManager {
     async fn create(&self, data: SessionData) -> Result<SessionId> {
         let tail = self.tail(&data)?;
         let user = user_key(&data.user_id);
-        let idle = self.settings.idle_ms().to_string();
-        let absolute = self.settings.absolute_ms().to_string();
+        let tag = user_tag(&user);
+        let index = index_key(&tag);
         for _ in 0..CREATE_ATTEMPTS {
-            let id = self.new_id()?;
+            let id = self.new_id(&tag)?;
             let handle = id.handle();
-            let args: [&[u8]; 5] = [
-                handle.as_str().as_bytes(),
-                user.as_bytes(),
-                &tail,
-                idle.as_bytes(),
-                absolute.as_bytes(),
-            ];
-            if self.run_int(&scripts::CREATE, &args).await? == 1 {
+            let record = record_key(&tag, handle.as_str());
+            let args = ScriptArgs::new()
+                .str(handle.as_str())
+                .str(&user)
+                .bytes(tail.as_slice())
+                .uint(self.settings.idle_ms())
+                .uint(self.settings.absolute_ms());
+            if self
+                .run_int(&scripts::CREATE, &[&record, &index], &args)
+                .await?
+                == 1
+            {
                 tracing::debug!(%handle, "session created");
                 return Ok(id);
             }
@@ -226,11 +264,11 @@ impl Sessions for SessionManager {
 
     #[tracing::instrument(skip_all, fields(store = %self.store.name()), err)]
     async fn get(&self, id: &SessionId) -> Result<Option<Session>> {
-        let handle = id.handle();
-        let Some(bytes) = self.store.get_bytes(&format!("{SESSIONS}{handle}")).await? else {
+        let key = record_key(&id.tag(), id.handle().as_str());
+        let Some(bytes) = self.store.get_bytes(&key).await? else {
             return Ok(None);
         };
-        let session = self.decode(&handle, &bytes)?;
+        let session = self.decode(&key, &bytes)?;
         // The TTL already enforces both timeouts; this guards the instant
         // between the absolute expiry and the key's removal.
         Ok((session.absolute_expiry > unix_ms()).then_some(session))
@@ -259,15 +297,14 @@ impl Sessions for SessionManager {
     #[tracing::instrument(skip_all, fields(store = %self.store.name()), err)]
     async fn update(&self, id: &SessionId, data: SessionData) -> Result<bool> {
         let tail = self.tail(&data)?;
-        let handle = id.handle();
-        let user = user_key(&data.user_id);
-        let args: [&[u8]; 3] = [handle.as_str().as_bytes(), user.as_bytes(), &tail];
-        match self.run_int(&scripts::UPDATE, &args).await? {
+        let record = record_key(&id.tag(), id.handle().as_str());
+        let args = ScriptArgs::new().str(&user_key(&data.user_id)).bytes(tail);
+        match self.run_int(&scripts::UPDATE, &[&record], &args).await? {
             1 => Ok(true),
             0 => Ok(false),
             _ => Err(KvError::InvalidArgument {
                 store: Arc::from(self.store.name()),
-                key: Some(format!("{SESSIONS}{handle}")),
+                key: Some(record),
                 reason: "an update cannot change the session's user".into(),
             }),
         }
@@ -275,21 +312,30 @@ impl Sessions for SessionManager {
 
     #[tracing::instrument(skip_all, fields(store = %self.store.name()), err)]
     async fn delete(&self, id: &SessionId) -> Result<bool> {
-        let handle = id.handle();
-        let args: [&[u8]; 2] = [handle.as_str().as_bytes(), b""];
-        let deleted = self.run_int(&scripts::DELETE, &args).await? == 1;
+        let (tag, handle) = (id.tag(), id.handle());
+        let keys = [record_key(&tag, handle.as_str()), index_key(&tag)];
+        let args = ScriptArgs::new().str(handle.as_str()).str("");
+        let deleted = self
+            .run_int(&scripts::DELETE, &[&keys[0], &keys[1]], &args)
+            .await?
+            == 1;
         tracing::debug!(%handle, deleted, "session deleted");
         Ok(deleted)
     }
 
     #[tracing::instrument(skip_all, fields(store = %self.store.name()), err)]
     async fn cycle_id(&self, id: &SessionId) -> Result<Option<SessionId>> {
-        let old = id.handle();
+        let (tag, old) = (id.tag(), id.handle());
+        let (old_key, index) = (record_key(&tag, old.as_str()), index_key(&tag));
         for _ in 0..CREATE_ATTEMPTS {
-            let new_id = self.new_id()?;
+            let new_id = self.new_id(&tag)?;
             let new = new_id.handle();
-            let args: [&[u8]; 2] = [old.as_str().as_bytes(), new.as_str().as_bytes()];
-            match self.run_int(&scripts::CYCLE, &args).await? {
+            let new_key = record_key(&tag, new.as_str());
+            let args = ScriptArgs::new().str(old.as_str()).str(new.as_str());
+            match self
+                .run_int(&scripts::CYCLE, &[&old_key, &new_key, &index], &args)
+                .await?
+            {
                 1 => {
                     tracing::debug!(%old, %new, "session id cycled");
                     return Ok(Some(new_id));
@@ -308,44 +354,85 @@ impl Sessions for SessionManager {
 
     #[tracing::instrument(skip_all, fields(store = %self.store.name()), err)]
     async fn list_user_sessions(&self, user_id: &str) -> Result<Vec<UserSession>> {
-        let user = user_key(user_id);
-        let reply = self.run(&scripts::LIST, &[user.as_bytes()]).await?;
-        let items = reply.as_array().ok_or_else(|| self.bad_reply(&reply))?;
-        items
-            .chunks(2)
-            .map(|pair| {
-                let (Some(handle), Some(record)) = (
-                    pair.first().and_then(ScriptValue::as_bytes),
-                    pair.get(1).and_then(ScriptValue::as_bytes),
-                ) else {
-                    return Err(self.bad_reply(&reply));
-                };
-                let handle = std::str::from_utf8(handle)
-                    .ok()
-                    .and_then(SessionHandle::parse)
-                    .ok_or_else(|| self.bad_reply(&reply))?;
-                let session = self.decode(&handle, record)?;
-                Ok(UserSession { handle, session })
-            })
-            .collect()
+        let tag = user_tag(&user_key(user_id));
+        let Some(handles) = self.read_index(&index_key(&tag)).await? else {
+            return Ok(Vec::new());
+        };
+        let keys: Vec<String> = handles.iter().map(|h| record_key(&tag, h)).collect();
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let records = self.store.get_many_bytes(&keys).await?;
+        let now = unix_ms();
+        let mut sessions = Vec::new();
+        for ((handle, key), record) in handles.iter().zip(&keys).zip(records) {
+            // Gone since the index was read (idled out, deleted).
+            let Some(record) = record else { continue };
+            let session = self.decode(key, &record)?;
+            let handle = SessionHandle::parse(handle).ok_or_else(|| KvError::Backend {
+                store: Arc::from(self.store.name()),
+                op: "read session index",
+                key: Some(index_key(&tag)),
+                source: "malformed handle in the session index".into(),
+            })?;
+            // Another user sharing the tag (it does not happen at 96 bits;
+            // the check is cheap), or past the absolute expiry.
+            if session.data.user_id == user_id && session.absolute_expiry > now {
+                sessions.push(UserSession { handle, session });
+            }
+        }
+        Ok(sessions)
     }
 
     #[tracing::instrument(skip_all, fields(store = %self.store.name(), %handle), err)]
     async fn delete_user_session(&self, user_id: &str, handle: &SessionHandle) -> Result<bool> {
         let user = user_key(user_id);
-        let args: [&[u8]; 2] = [handle.as_str().as_bytes(), user.as_bytes()];
-        Ok(self.run_int(&scripts::DELETE, &args).await? == 1)
+        let tag = user_tag(&user);
+        let keys = [record_key(&tag, handle.as_str()), index_key(&tag)];
+        let args = ScriptArgs::new().str(handle.as_str()).str(&user);
+        Ok(self
+            .run_int(&scripts::DELETE, &[&keys[0], &keys[1]], &args)
+            .await?
+            == 1)
     }
 
     #[tracing::instrument(skip_all, fields(store = %self.store.name()), err)]
     async fn delete_user_sessions(&self, user_id: &str) -> Result<u64> {
         let user = user_key(user_id);
-        let deleted = self
-            .run_int(&scripts::DELETE_ALL, &[user.as_bytes()])
-            .await?;
-        let deleted =
-            u64::try_from(deleted).map_err(|_| self.bad_reply(&ScriptValue::Int(deleted)))?;
-        tracing::debug!(deleted, "user sessions deleted");
-        Ok(deleted)
+        let tag = user_tag(&user);
+        let index = index_key(&tag);
+        let Some(mut handles) = self.read_index(&index).await? else {
+            return Ok(0);
+        };
+        let mut deleted: u64 = 0;
+        for _ in 0..DELETE_ALL_ROUNDS {
+            let records: Vec<String> = handles.iter().map(|h| record_key(&tag, h)).collect();
+            let keys: Vec<&str> = std::iter::once(index.as_str())
+                .chain(records.iter().map(String::as_str))
+                .collect();
+            let args = ScriptArgs::new()
+                .str(&user)
+                .strs(handles.iter().map(String::as_str));
+            let reply = self
+                .store
+                .run_script(&scripts::DELETE_ALL, &keys, &args)
+                .await?;
+            let (round, pending) = self.delete_all_reply(&reply)?;
+            deleted += round;
+            if pending.is_empty() {
+                tracing::debug!(deleted, "user sessions deleted");
+                return Ok(deleted);
+            }
+            // Sessions created since the index was read: another round.
+            handles = pending;
+        }
+        Err(KvError::Backend {
+            store: Arc::from(self.store.name()),
+            op: "delete user sessions",
+            key: Some(index),
+            source: format!(
+                "sessions kept being created during {DELETE_ALL_ROUNDS} rounds; \
+                 {deleted} deleted, try again"
+            )
+            .into(),
+        })
     }
 }

@@ -3,16 +3,21 @@
 //!
 //! # What it guarantees
 //!
-//! * Ids are 256 bits from the OS CSPRNG, URL-safe ([`SessionId`]); they
+//! * Ids carry 256 bits from the OS CSPRNG, URL-safe ([`SessionId`]); they
 //!   never appear in `Debug` output, logs, or the store, which keys each
-//!   session by the SHA-256 of its id ([`SessionHandle`]).
+//!   session by the SHA-256 of its id ([`SessionHandle`]). An id starts
+//!   with its user's hash tag, so the id alone names the session's key.
 //! * Two timeouts, both enforced by the key's TTL: idle (sliding, default
 //!   30 minutes) and absolute (from creation, default 24 hours). A refresh
 //!   extends only the idle one and never past the absolute expiry.
-//! * Every operation is one round trip: `get` is one `GET`; every write is
-//!   one [`Script`](crate::Script) (Lua on Redis, its Rust twin under the
-//!   memory backend's lock), so creation, logout, id cycling and "log out
-//!   everywhere" are atomic.
+//! * `get` is one `GET`; every write (create, refresh, update, delete,
+//!   id cycling, revoking one session of a user) is one
+//!   [`Script`](crate::Script) (Lua on Redis, its Rust twin under the
+//!   memory backend's lock), so each is atomic. Listing a user's sessions
+//!   is two round trips (the index, then one `MGET` of its records); "log
+//!   out everywhere" is two (the index, then one script deleting those
+//!   records), plus one more round for sessions created in between, so
+//!   every session that existed when it returns is gone.
 //! * Using a session ([`Sessions::load`], which the extractor calls) reads
 //!   it, and refreshes it at most once per refresh interval (default 60 s;
 //!   checked again inside the store, so concurrent requests write once):
@@ -20,22 +25,34 @@
 //! * A per-user index makes listing and deleting a user's sessions cost in
 //!   proportion to that user's sessions; nothing scans the keyspace.
 //! * Every key carries a TTL, indexes included.
+//! * Runs unchanged on a Redis Cluster: every script is given every key it
+//!   touches in `KEYS`, and all keys of one user share the user's hash tag
+//!   (one slot).
 //!
 //! # Key layout
 //!
-//! Under the store's prefix:
+//! Under the store's prefix, with `{tag}` the user's hash tag:
 //!
 //! | key | value | TTL |
 //! |---|---|---|
-//! | `session:{handle}` | the record: JSON with `last_seen`, `absolute_expiry`, `created_at` (Unix ms, store clock), `user_key`, then the [`SessionData`] | `min(idle, absolute expiry - now)` |
-//! | `user_sessions:{user key}` | the user's index: JSON `{handle: absolute expiry ms}` | the latest member's absolute expiry |
+//! | `session:{tag}:<handle>` | the record: JSON with `last_seen`, `absolute_expiry`, `created_at` (Unix ms, store clock), `user_key`, then the [`SessionData`] | `min(idle, absolute expiry - now)` |
+//! | `user_sessions:{tag}` | the index: JSON `{handle: current expiry ms}`, the expiry each record has now | the latest member's expiry |
 //!
 //! `handle` is base64url(SHA-256(id)); `user key` is base64url(SHA-256 of
-//! the user id, domain separated), so neither ids nor user ids (often
-//! e-mail addresses) appear in key names. Index members are pruned lazily:
-//! whenever an index is written, members past their absolute expiry go, and
-//! `create` and `list_user_sessions` also drop members whose record is gone
-//! (idled out).
+//! the user id, domain separated), and `tag` its first 16 characters (96
+//! bits), so neither ids nor user ids (often e-mail addresses) appear in
+//! key names. A session id is `<tag>.<secret>`: 16 + 1 + 43 characters.
+//!
+//! One index per tag: two users sharing a tag does not happen at 96 bits,
+//! and if it did they would share an index, not sessions — records hold
+//! their user key, and listing, revoking and "log out everywhere" act only
+//! on records of the user asked for.
+//!
+//! Each script that moves a record's expiry (create, refresh, id cycling)
+//! writes its index entry in the same step, so the index knows when each
+//! record expires: whenever an index is written, members whose expiry has
+//! passed (idled out or past the absolute timeout) are dropped, without
+//! reading any key the script was not given.
 //!
 //! # Wiring with shaku and axum
 //!

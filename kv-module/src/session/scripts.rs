@@ -2,40 +2,40 @@
 //! Redis) and its Rust twin (for the memory backend), run by the same
 //! tests on both.
 //!
-//! Every script gets two key *bases* as `KEYS` — the stored forms of
-//! `session:` and `user_sessions:`, so the store's prefix applies — and
-//! appends handles and user keys to them. (Keys built inside a script are
-//! fine on a single Redis; a Redis Cluster would need hash tags.)
+//! Every script is given every key it touches in `KEYS` and builds none;
+//! all of them carry the user's hash tag `{tag}` (the first 16 characters
+//! of the user key, which every session id of the user starts with), so
+//! each script's keys share a slot on a Redis Cluster:
 //!
-//! * `session:{handle}`: the record (see [`data`](super::data)), with
-//!   TTL `min(idle, absolute expiry - now)`.
-//! * `user_sessions:{user key}`: the user's index, a JSON object
-//!   `{handle: absolute expiry ms}`. Members are pruned when their absolute
-//!   expiry passes (on every write of the index) or their record is gone
-//!   (on `create` and `list`); the index's TTL is its longest-lived
-//!   member's, so it never outlives the sessions it lists. An index entry
-//!   keeps the session's *absolute* expiry, which a refresh never moves, so
-//!   refreshing a session does not touch the index.
+//! * `session:{tag}:<handle>`: the record (see [`data`](super::data)),
+//!   with TTL `min(idle, absolute expiry - now)`.
+//! * `user_sessions:{tag}`: the index of the tag's sessions, a JSON object
+//!   `{handle: current expiry ms}` — the expiry its record has now. Every
+//!   script that moves a record's expiry (create, refresh, cycle) writes
+//!   its index entry in the same step, so a member whose record idled out
+//!   is known by its expiry alone: every write of the index drops the
+//!   members whose expiry has passed, without looking at keys it was not
+//!   given. The index's TTL is its longest-lived member's, so it never
+//!   outlives the sessions it lists.
+//!
+//! Listing needs no script (`GET` of the index, then one `MGET` of the
+//! records). "Log out everywhere" is [`DELETE_ALL`], given the index and
+//! the records the client read from it; it reports the members it was not
+//! given (sessions created since the client's read), and the client runs
+//! it again for those.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use subtle::ConstantTimeEq;
 
 use super::data::{RecordHeader, parse_header};
-use crate::store::{Script, ScriptOps, ScriptValue};
+use crate::store::{Script, ScriptRun, ScriptValue, lua_prelude};
 
-/// The Lua shared by the scripts: the server clock, the record header and
-/// the index.
+/// The Lua the session scripts share (after the common [`lua_prelude!`]):
+/// the record header and the index.
 macro_rules! prelude {
     () => {
         r#"
-local function now_ms()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
-local function int(n)
-  return string.format('%d', n)
-end
 -- last seen, keep (where "absolute_expiry" starts), absolute expiry, user
 -- key, tail (where the application's data starts).
 local function header(record)
@@ -62,8 +62,8 @@ local function load_index(key)
   end
   return index
 end
--- Writes the index without the members whose absolute expiry has passed,
--- expiring with its longest-lived member; an empty index is deleted.
+-- Writes the index without the members whose expiry has passed, expiring
+-- with its longest-lived member; an empty index is deleted.
 local function save_index(key, index, now)
   local live, last, count = {}, 0, 0
   for handle, expiry in pairs(index) do
@@ -85,11 +85,13 @@ end
     };
 }
 
-/// `create`: `ARGV` = handle, user key, data tail, idle ms, absolute ms.
-/// Writes the record only if the handle is new (`NX`) and adds it to the
-/// user's index (pruning members whose record is gone). 1 if created.
+/// `create`: `KEYS` = record, index; `ARGV` = handle, user key, data
+/// tail, idle ms, absolute ms. Writes the record only if it is new (`NX`)
+/// and adds it to the index with its expiry. 1 if created.
 pub(crate) static CREATE: Script = Script::new(
+    "session create",
     concat!(
+        lua_prelude!(),
         prelude!(),
         r#"
 local now = now_ms()
@@ -97,86 +99,90 @@ local absolute = now + tonumber(ARGV[5])
 local ttl = math.min(tonumber(ARGV[4]), absolute - now)
 local record = '{"last_seen":' .. int(now) .. ',"absolute_expiry":' .. int(absolute)
   .. ',"created_at":' .. int(now) .. ',"user_key":"' .. ARGV[2] .. '",' .. ARGV[3]
-if not redis.call('SET', KEYS[1] .. ARGV[1], record, 'NX', 'PX', int(ttl)) then
+if not redis.call('SET', KEYS[1], record, 'NX', 'PX', int(ttl)) then
   return 0
 end
-local index_key = KEYS[2] .. ARGV[2]
-local index = load_index(index_key)
-for handle, _ in pairs(index) do
-  if redis.call('EXISTS', KEYS[1] .. handle) == 0 then
-    index[handle] = nil
-  end
-end
-index[ARGV[1]] = absolute
-save_index(index_key, index, now)
+local index = load_index(KEYS[2])
+index[ARGV[1]] = now + ttl
+save_index(KEYS[2], index, now)
 return 1
 "#
     ),
     create_memory,
 );
 
-/// `refresh`: `ARGV` = handle, idle ms, minimum age ms. Unless the last
-/// refresh is younger than the minimum age (then nothing is written, so
-/// concurrent requests refresh a session once per interval), stamps
-/// `last_seen` and sets the TTL to `min(idle, absolute expiry - now)`,
-/// leaving the data bytes as they are. 1 if the session exists.
+/// `refresh`: `KEYS` = record, index; `ARGV` = handle, idle ms, minimum
+/// age ms. Unless the last refresh is younger than the minimum age (then
+/// nothing is written, so concurrent requests refresh a session once per
+/// interval), stamps `last_seen`, sets the TTL to `min(idle, absolute
+/// expiry - now)` — leaving the data bytes as they are — and moves the
+/// index entry to the new expiry. 1 if the session exists.
 pub(crate) static REFRESH: Script = Script::new(
+    "session refresh",
     concat!(
+        lua_prelude!(),
         prelude!(),
         r#"
-local key = KEYS[1] .. ARGV[1]
-local record = redis.call('GET', key)
+local record = redis.call('GET', KEYS[1])
 if not record then
   return 0
 end
 local last_seen, keep, absolute = header(record)
 local now = now_ms()
 if absolute <= now then
-  redis.call('DEL', key)
+  -- Its index entry expired no later than this: the next write drops it.
+  redis.call('DEL', KEYS[1])
   return 0
 end
 if now - last_seen < tonumber(ARGV[3]) then
   return 1
 end
 local ttl = math.min(tonumber(ARGV[2]), absolute - now)
-redis.call('SET', key, '{"last_seen":' .. int(now) .. ',' .. string.sub(record, keep), 'PX', int(ttl))
+redis.call('SET', KEYS[1], '{"last_seen":' .. int(now) .. ',' .. string.sub(record, keep), 'PX', int(ttl))
+local index = load_index(KEYS[2])
+index[ARGV[1]] = now + ttl
+save_index(KEYS[2], index, now)
 return 1
 "#
     ),
     refresh_memory,
 );
 
-/// `update`: `ARGV` = handle, user key, data tail. Replaces the data of an
-/// existing session, keeping its TTL; never creates one. 1 if updated, 0 if
-/// the session does not exist, -1 if the data names another user.
+/// `update`: `KEYS` = record; `ARGV` = user key, data tail. Replaces the
+/// data of an existing session, keeping its TTL (so its index entry stays
+/// right); never creates one. 1 if updated, 0 if the session does not
+/// exist, -1 if the data names another user.
 pub(crate) static UPDATE: Script = Script::new(
+    "session update",
     concat!(
+        lua_prelude!(),
         prelude!(),
         r#"
-local key = KEYS[1] .. ARGV[1]
-local record = redis.call('GET', key)
+local record = redis.call('GET', KEYS[1])
 if not record then
   return 0
 end
 local _, _, _, user_key, tail = header(record)
-if user_key ~= ARGV[2] then
+if user_key ~= ARGV[1] then
   return -1
 end
-redis.call('SET', key, string.sub(record, 1, tail - 1) .. ARGV[3], 'KEEPTTL')
+redis.call('SET', KEYS[1], string.sub(record, 1, tail - 1) .. ARGV[2], 'KEEPTTL')
 return 1
 "#
     ),
     update_memory,
 );
 
-/// `delete`: `ARGV` = handle, and the user key the session must belong to
-/// (empty: any). Deletes the record and its index entry. 1 if deleted.
+/// `delete`: `KEYS` = record, index; `ARGV` = handle, and the user key the
+/// session must belong to (empty: any). Deletes the record and its index
+/// entry. 1 if deleted.
 pub(crate) static DELETE: Script = Script::new(
+    "session delete",
     concat!(
+        lua_prelude!(),
         prelude!(),
         r#"
-local key = KEYS[1] .. ARGV[1]
-local record = redis.call('GET', key)
+local record = redis.call('GET', KEYS[1])
 if not record then
   return 0
 end
@@ -184,317 +190,309 @@ local _, _, _, user_key = header(record)
 if ARGV[2] ~= '' and user_key ~= ARGV[2] then
   return 0
 end
-redis.call('DEL', key)
-local index_key = KEYS[2] .. user_key
-local index = load_index(index_key)
+redis.call('DEL', KEYS[1])
+local index = load_index(KEYS[2])
 index[ARGV[1]] = nil
-save_index(index_key, index, now_ms())
+save_index(KEYS[2], index, now_ms())
 return 1
 "#
     ),
     delete_memory,
 );
 
-/// `cycle_id`: `ARGV` = old handle, new handle. Moves the record (same
+/// `cycle_id`: `KEYS` = old record, new record, index (the new id keeps
+/// the tag); `ARGV` = old handle, new handle. Moves the record (same
 /// bytes, same TTL) to the new handle and swaps the index entry, in one
 /// step: the old id stops working at once. 1 if moved, 0 if the session
 /// does not exist, -1 if the new handle is taken.
 pub(crate) static CYCLE: Script = Script::new(
+    "session cycle id",
     concat!(
+        lua_prelude!(),
         prelude!(),
         r#"
-local old = KEYS[1] .. ARGV[1]
-local record = redis.call('GET', old)
+local record = redis.call('GET', KEYS[1])
 if not record then
   return 0
 end
-local _, _, absolute, user_key = header(record)
+local _, _, absolute = header(record)
 local now = now_ms()
-local ttl = redis.call('PTTL', old)
+local ttl = redis.call('PTTL', KEYS[1])
 if ttl == -1 then
   ttl = absolute - now
 end
 if ttl <= 0 then
   return 0
 end
-if not redis.call('SET', KEYS[1] .. ARGV[2], record, 'NX', 'PX', int(ttl)) then
+if not redis.call('SET', KEYS[2], record, 'NX', 'PX', int(ttl)) then
   return -1
 end
-redis.call('DEL', old)
-local index_key = KEYS[2] .. user_key
-local index = load_index(index_key)
+redis.call('DEL', KEYS[1])
+local index = load_index(KEYS[3])
 index[ARGV[1]] = nil
-index[ARGV[2]] = absolute
-save_index(index_key, index, now)
+index[ARGV[2]] = now + ttl
+save_index(KEYS[3], index, now)
 return 1
 "#
     ),
     cycle_memory,
 );
 
-/// `list_user_sessions`: `ARGV` = user key. The user's live sessions as
-/// `[handle, record, handle, record, ...]`, pruning the index of the rest.
-pub(crate) static LIST: Script = Script::new(
+/// `delete_user_sessions`, one round: `KEYS` = index, then records;
+/// `ARGV` = user key, then the handle of each record (`ARGV[i]` names
+/// `KEYS[i]`). Deletes each given record of that user and drops it (or a
+/// member whose record is gone) from the index; a record of another user
+/// sharing the tag is left alone. Replies `{deleted, pending}`: the number
+/// deleted, and the live index members that were not given — sessions
+/// created since the client read the index, for the next round.
+pub(crate) static DELETE_ALL: Script = Script::new(
+    "session delete all",
     concat!(
+        lua_prelude!(),
         prelude!(),
         r#"
-local index_key = KEYS[2] .. ARGV[1]
-local index = load_index(index_key)
-local now = now_ms()
-local found = {}
-for handle, expiry in pairs(index) do
-  local record = expiry > now and redis.call('GET', KEYS[1] .. handle)
-  if record then
-    table.insert(found, handle)
-    table.insert(found, record)
-  else
+if #ARGV ~= #KEYS then
+  error('one handle per record key expected')
+end
+local index = load_index(KEYS[1])
+local given, deleted = {}, 0
+for i = 2, #KEYS do
+  local handle = ARGV[i]
+  given[handle] = true
+  local record = redis.call('GET', KEYS[i])
+  if not record then
     index[handle] = nil
+  else
+    local _, _, _, user_key = header(record)
+    if user_key == ARGV[1] then
+      redis.call('DEL', KEYS[i])
+      index[handle] = nil
+      deleted = deleted + 1
+    end
   end
 end
-save_index(index_key, index, now)
-return found
-"#
-    ),
-    list_memory,
-);
-
-/// `delete_user_sessions`: `ARGV` = user key. Deletes every session in the
-/// user's index, then the index; the number of sessions deleted.
-pub(crate) static DELETE_ALL: Script = Script::new(
-    concat!(
-        prelude!(),
-        r#"
-local index_key = KEYS[2] .. ARGV[1]
-local index = load_index(index_key)
-local deleted = 0
-for handle, _ in pairs(index) do
-  deleted = deleted + redis.call('DEL', KEYS[1] .. handle)
+local now = now_ms()
+save_index(KEYS[1], index, now)
+local pending = {}
+for handle, expiry in pairs(index) do
+  if expiry > now and not given[handle] then
+    table.insert(pending, handle)
+  end
 end
-redis.call('DEL', index_key)
-return deleted
+return {deleted, pending}
 "#
     ),
     delete_all_memory,
 );
 
-// ---- The Rust twins: the same steps over `ScriptOps`, in the same order.
+// ---- The index, as the client and the twins read it.
 
-type Reply = Result<ScriptValue, String>;
-
-fn key(keys: &[String], i: usize) -> Result<&str, String> {
-    keys.get(i)
-        .map(String::as_str)
-        .ok_or_else(|| format!("missing KEYS[{}]", i + 1))
-}
-
-fn arg(args: &[Vec<u8>], i: usize) -> Result<&[u8], String> {
-    args.get(i)
-        .map(Vec::as_slice)
-        .ok_or_else(|| format!("missing ARGV[{}]", i + 1))
-}
-
-fn arg_str(args: &[Vec<u8>], i: usize) -> Result<&str, String> {
-    std::str::from_utf8(arg(args, i)?).map_err(|_| format!("ARGV[{}] is not UTF-8", i + 1))
-}
-
-fn arg_u64(args: &[Vec<u8>], i: usize) -> Result<u64, String> {
-    arg_str(args, i)?
-        .parse()
-        .map_err(|_| format!("ARGV[{}] is not an integer", i + 1))
-}
-
-fn header(record: &[u8]) -> Result<RecordHeader<'_>, String> {
-    parse_header(record).ok_or_else(|| "malformed session record".to_owned())
-}
-
-fn load_index(ops: &mut dyn ScriptOps, key: &str) -> Result<BTreeMap<String, u64>, String> {
-    let Some(raw) = ops.get(key) else {
-        return Ok(BTreeMap::new());
-    };
-    let parsed: BTreeMap<String, serde_json::Value> =
-        serde_json::from_slice(&raw).map_err(|_| "malformed session index".to_owned())?;
+/// Parses an index: `{handle: expiry ms}`. `None` when malformed.
+pub(crate) fn parse_index(raw: &[u8]) -> Option<BTreeMap<String, u64>> {
+    let parsed: BTreeMap<String, serde_json::Value> = serde_json::from_slice(raw).ok()?;
     parsed
         .into_iter()
         .map(|(handle, expiry)| {
             // Lua's cjson writes numbers as floats when it must; accept both.
             let expiry = expiry
                 .as_u64()
-                .or_else(|| expiry.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64))
-                .ok_or_else(|| "malformed session index".to_owned())?;
-            Ok((handle, expiry))
+                .or_else(|| expiry.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64))?;
+            Some((handle, expiry))
         })
         .collect()
 }
 
-fn save_index(ops: &mut dyn ScriptOps, key: &str, mut index: BTreeMap<String, u64>, now: u64) {
+// ---- The Rust twins: the same steps through `ScriptRun`, in the same
+// order.
+
+type Reply = Result<ScriptValue, String>;
+
+fn header(record: &[u8]) -> Result<RecordHeader<'_>, String> {
+    parse_header(record).ok_or_else(|| "malformed session record".to_owned())
+}
+
+fn load_index(run: &mut ScriptRun<'_>, key: &str) -> Result<BTreeMap<String, u64>, String> {
+    match run.get(key)? {
+        None => Ok(BTreeMap::new()),
+        Some(raw) => parse_index(&raw).ok_or_else(|| "malformed session index".to_owned()),
+    }
+}
+
+fn save_index(
+    run: &mut ScriptRun<'_>,
+    key: &str,
+    mut index: BTreeMap<String, u64>,
+    now: u64,
+) -> Result<(), String> {
     index.retain(|_, expiry| *expiry > now);
     match index.values().max() {
         None => {
-            ops.del(key);
+            run.del(key)?;
+            Ok(())
         }
         Some(&last) => {
             // Serializing a map of strings to integers cannot fail.
             let json = serde_json::to_vec(&index).unwrap_or_default();
-            ops.set(key, &json, Some(last - now));
+            run.set(key, &json, Some(last - now))
         }
     }
 }
 
-fn concat(parts: &[&[u8]]) -> Vec<u8> {
-    parts.concat()
-}
-
-fn create_memory(ops: &mut dyn ScriptOps, keys: &[String], args: &[Vec<u8>]) -> Reply {
-    let (sessions, indexes) = (key(keys, 0)?, key(keys, 1)?);
-    let (handle, user_key, tail) = (arg_str(args, 0)?, arg_str(args, 1)?, arg(args, 2)?);
-    let (idle, absolute_ms) = (arg_u64(args, 3)?, arg_u64(args, 4)?);
-    let now = ops.now_ms();
+fn create_memory(run: &mut ScriptRun<'_>) -> Reply {
+    let (record_key, index_key) = (run.key(0)?, run.key(1)?);
+    let (handle, user_key, tail) = (run.arg_str(0)?, run.arg_str(1)?, run.arg_bytes(2)?);
+    let (idle, absolute_ms) = (run.arg_u64(3)?, run.arg_u64(4)?);
+    let now = run.now_ms();
     let absolute = now.saturating_add(absolute_ms);
     let ttl = idle.min(absolute - now);
-    let session_key = format!("{sessions}{handle}");
-    if ops.pttl(&session_key) != -2 {
+    if run.pttl(record_key)? != -2 {
         return Ok(ScriptValue::Int(0));
     }
-    let record = concat(&[
+    let record = [
         format!(
             "{{\"last_seen\":{now},\"absolute_expiry\":{absolute},\"created_at\":{now},\"user_key\":\"{user_key}\","
         )
         .as_bytes(),
         tail,
-    ]);
-    ops.set(&session_key, &record, Some(ttl));
-    let index_key = format!("{indexes}{user_key}");
-    let mut index = load_index(ops, &index_key)?;
-    index.retain(|member, _| ops.pttl(&format!("{sessions}{member}")) != -2);
-    index.insert(handle.to_owned(), absolute);
-    save_index(ops, &index_key, index, now);
+    ]
+    .concat();
+    run.set(record_key, &record, Some(ttl))?;
+    let mut index = load_index(run, index_key)?;
+    index.insert(handle.to_owned(), now + ttl);
+    save_index(run, index_key, index, now)?;
     Ok(ScriptValue::Int(1))
 }
 
-fn refresh_memory(ops: &mut dyn ScriptOps, keys: &[String], args: &[Vec<u8>]) -> Reply {
-    let session_key = format!("{}{}", key(keys, 0)?, arg_str(args, 0)?);
-    let (idle, min_age) = (arg_u64(args, 1)?, arg_u64(args, 2)?);
-    let Some(record) = ops.get(&session_key) else {
+fn refresh_memory(run: &mut ScriptRun<'_>) -> Reply {
+    let (record_key, index_key) = (run.key(0)?, run.key(1)?);
+    let (handle, idle, min_age) = (run.arg_str(0)?, run.arg_u64(1)?, run.arg_u64(2)?);
+    let Some(record) = run.get(record_key)? else {
         return Ok(ScriptValue::Int(0));
     };
     let header = header(&record)?;
-    let now = ops.now_ms();
+    let now = run.now_ms();
     if header.absolute_expiry <= now {
-        ops.del(&session_key);
+        run.del(record_key)?;
         return Ok(ScriptValue::Int(0));
     }
     if now.saturating_sub(header.last_seen) < min_age {
         return Ok(ScriptValue::Int(1));
     }
     let ttl = idle.min(header.absolute_expiry - now);
-    let refreshed = concat(&[
+    let refreshed = [
         format!("{{\"last_seen\":{now},").as_bytes(),
         &record[header.after_last_seen..],
-    ]);
-    ops.set(&session_key, &refreshed, Some(ttl));
+    ]
+    .concat();
+    run.set(record_key, &refreshed, Some(ttl))?;
+    let mut index = load_index(run, index_key)?;
+    index.insert(handle.to_owned(), now + ttl);
+    save_index(run, index_key, index, now)?;
     Ok(ScriptValue::Int(1))
 }
 
-fn update_memory(ops: &mut dyn ScriptOps, keys: &[String], args: &[Vec<u8>]) -> Reply {
-    let session_key = format!("{}{}", key(keys, 0)?, arg_str(args, 0)?);
-    let (user_key, tail) = (arg_str(args, 1)?, arg(args, 2)?);
-    let Some(record) = ops.get(&session_key) else {
+fn update_memory(run: &mut ScriptRun<'_>) -> Reply {
+    let record_key = run.key(0)?;
+    let (user_key, tail) = (run.arg_str(0)?, run.arg_bytes(1)?);
+    let Some(record) = run.get(record_key)? else {
         return Ok(ScriptValue::Int(0));
     };
     let header = header(&record)?;
     if header.user_key != user_key {
         return Ok(ScriptValue::Int(-1));
     }
-    let updated = concat(&[&record[..header.tail_offset], tail]);
-    ops.set_keep_ttl(&session_key, &updated);
+    let updated = [&record[..header.tail_offset], tail].concat();
+    run.set_keep_ttl(record_key, &updated)?;
     Ok(ScriptValue::Int(1))
 }
 
-fn delete_memory(ops: &mut dyn ScriptOps, keys: &[String], args: &[Vec<u8>]) -> Reply {
-    let (sessions, indexes) = (key(keys, 0)?, key(keys, 1)?);
-    let (handle, owner) = (arg_str(args, 0)?, arg_str(args, 1)?);
-    let session_key = format!("{sessions}{handle}");
-    let Some(record) = ops.get(&session_key) else {
+/// Whether a record's user key is `user_key`. Owners are hashes, not
+/// secrets; constant time all the same.
+fn owned_by(header: &RecordHeader<'_>, user_key: &str) -> bool {
+    bool::from(header.user_key.as_bytes().ct_eq(user_key.as_bytes()))
+}
+
+fn delete_memory(run: &mut ScriptRun<'_>) -> Reply {
+    let (record_key, index_key) = (run.key(0)?, run.key(1)?);
+    let (handle, owner) = (run.arg_str(0)?, run.arg_str(1)?);
+    let Some(record) = run.get(record_key)? else {
         return Ok(ScriptValue::Int(0));
     };
     let header = header(&record)?;
-    // Owners are hashes, not secrets; constant time all the same.
-    if !owner.is_empty() && !bool::from(header.user_key.as_bytes().ct_eq(owner.as_bytes())) {
+    if !owner.is_empty() && !owned_by(&header, owner) {
         return Ok(ScriptValue::Int(0));
     }
-    ops.del(&session_key);
-    let index_key = format!("{indexes}{}", header.user_key);
-    let mut index = load_index(ops, &index_key)?;
+    run.del(record_key)?;
+    let mut index = load_index(run, index_key)?;
     index.remove(handle);
-    let now = ops.now_ms();
-    save_index(ops, &index_key, index, now);
+    let now = run.now_ms();
+    save_index(run, index_key, index, now)?;
     Ok(ScriptValue::Int(1))
 }
 
-fn cycle_memory(ops: &mut dyn ScriptOps, keys: &[String], args: &[Vec<u8>]) -> Reply {
-    let (sessions, indexes) = (key(keys, 0)?, key(keys, 1)?);
-    let (old, new) = (arg_str(args, 0)?, arg_str(args, 1)?);
-    let old_key = format!("{sessions}{old}");
-    let Some(record) = ops.get(&old_key) else {
+fn cycle_memory(run: &mut ScriptRun<'_>) -> Reply {
+    let (old_key, new_key, index_key) = (run.key(0)?, run.key(1)?, run.key(2)?);
+    let (old, new) = (run.arg_str(0)?, run.arg_str(1)?);
+    let Some(record) = run.get(old_key)? else {
         return Ok(ScriptValue::Int(0));
     };
     let header = header(&record)?;
-    let now = ops.now_ms();
-    let ttl = match ops.pttl(&old_key) {
+    let now = run.now_ms();
+    let ttl = match run.pttl(old_key)? {
         -1 => i64::try_from(header.absolute_expiry.saturating_sub(now)).unwrap_or(i64::MAX),
         ttl => ttl,
     };
     let Ok(ttl @ 1..) = u64::try_from(ttl) else {
         return Ok(ScriptValue::Int(0));
     };
-    let new_key = format!("{sessions}{new}");
-    if ops.pttl(&new_key) != -2 {
+    if run.pttl(new_key)? != -2 {
         return Ok(ScriptValue::Int(-1));
     }
-    ops.set(&new_key, &record, Some(ttl));
-    ops.del(&old_key);
-    let index_key = format!("{indexes}{}", header.user_key);
-    let absolute = header.absolute_expiry;
-    let mut index = load_index(ops, &index_key)?;
+    run.set(new_key, &record, Some(ttl))?;
+    run.del(old_key)?;
+    let mut index = load_index(run, index_key)?;
     index.remove(old);
-    index.insert(new.to_owned(), absolute);
-    save_index(ops, &index_key, index, now);
+    index.insert(new.to_owned(), now + ttl);
+    save_index(run, index_key, index, now)?;
     Ok(ScriptValue::Int(1))
 }
 
-fn list_memory(ops: &mut dyn ScriptOps, keys: &[String], args: &[Vec<u8>]) -> Reply {
-    let (sessions, indexes) = (key(keys, 0)?, key(keys, 1)?);
-    let index_key = format!("{indexes}{}", arg_str(args, 0)?);
-    let mut index = load_index(ops, &index_key)?;
-    let now = ops.now_ms();
-    let mut found = Vec::new();
-    index.retain(|handle, expiry| {
-        let record = (*expiry > now)
-            .then(|| ops.get(&format!("{sessions}{handle}")))
-            .flatten();
-        match record {
-            Some(record) => {
-                found.push(ScriptValue::Bytes(handle.as_bytes().to_vec()));
-                found.push(ScriptValue::Bytes(record));
-                true
+fn delete_all_memory(run: &mut ScriptRun<'_>) -> Reply {
+    if run.arg_count() != run.keys().len() {
+        return Err(run.error("one handle per record key expected"));
+    }
+    let index_key = run.key(0)?;
+    let user_key = run.arg_str(0)?;
+    let mut index = load_index(run, index_key)?;
+    let mut given = BTreeSet::new();
+    let mut deleted: i64 = 0;
+    for i in 1..run.keys().len() {
+        let (record_key, handle) = (run.key(i)?, run.arg_str(i)?);
+        given.insert(handle);
+        match run.get(record_key)? {
+            None => {
+                index.remove(handle);
             }
-            None => false,
+            Some(record) => {
+                if owned_by(&header(&record)?, user_key) {
+                    run.del(record_key)?;
+                    index.remove(handle);
+                    deleted += 1;
+                }
+            }
         }
-    });
-    save_index(ops, &index_key, index, now);
-    Ok(ScriptValue::Array(found))
-}
-
-fn delete_all_memory(ops: &mut dyn ScriptOps, keys: &[String], args: &[Vec<u8>]) -> Reply {
-    let (sessions, indexes) = (key(keys, 0)?, key(keys, 1)?);
-    let index_key = format!("{indexes}{}", arg_str(args, 0)?);
-    let index = load_index(ops, &index_key)?;
-    let deleted = index
-        .keys()
-        .filter(|handle| ops.del(&format!("{sessions}{handle}")))
-        .count();
-    ops.del(&index_key);
-    Ok(ScriptValue::Int(i64::try_from(deleted).unwrap_or(i64::MAX)))
+    }
+    let now = run.now_ms();
+    let pending: Vec<ScriptValue> = index
+        .iter()
+        .filter(|(handle, expiry)| **expiry > now && !given.contains(handle.as_str()))
+        .map(|(handle, _)| ScriptValue::Bytes(handle.as_bytes().to_vec()))
+        .collect();
+    save_index(run, index_key, index, now)?;
+    Ok(ScriptValue::Array(vec![
+        ScriptValue::Int(deleted),
+        ScriptValue::Array(pending),
+    ]))
 }
 
 #[cfg(test)]
@@ -506,23 +504,30 @@ mod tests {
         parts.iter().map(|p| p.as_bytes().to_vec()).collect()
     }
 
+    const RECORD: &str = "session:{t}:h1";
+    const INDEX: &str = "user_sessions:{t}";
+
     /// `create` never overwrites an existing record (the `NX` branch, which
-    /// random 256-bit ids never reach through the manager).
+    /// random 256-bit ids never reach through the manager), and indexes
+    /// the record with its expiry.
     #[tokio::test(flavor = "current_thread")]
     async fn create_is_nx_and_indexes_once() {
         let store = MemoryStore::new("s", "app");
-        let keys = ["session:", "user_sessions:"];
+        let keys = [RECORD, INDEX];
         let first = args(&["h1", "u1", r#""user_id":"a"}"#, "60000", "120000"]);
         let second = args(&["h1", "u1", r#""user_id":"b"}"#, "60000", "120000"]);
         let reply = store.run_script(&CREATE, &keys, &first).await.unwrap();
         assert_eq!(reply, ScriptValue::Int(1));
         let reply = store.run_script(&CREATE, &keys, &second).await.unwrap();
         assert_eq!(reply, ScriptValue::Int(0), "an existing handle is kept");
-        let record = store.get_bytes("session:h1").await.unwrap().unwrap();
+        let record = store.get_bytes(RECORD).await.unwrap().unwrap();
         assert!(record.ends_with(br#""user_id":"a"}"#));
-        let index = store.get_bytes("user_sessions:u1").await.unwrap().unwrap();
-        let index: BTreeMap<String, u64> = serde_json::from_slice(&index).unwrap();
+        let index = store.get_bytes(INDEX).await.unwrap().unwrap();
+        let index = parse_index(&index).unwrap();
         assert_eq!(index.keys().collect::<Vec<_>>(), ["h1"]);
+        let header = parse_header(&record).unwrap();
+        // The entry is the record's expiry: idle (60 s) from its creation.
+        assert_eq!(index["h1"], header.last_seen + 60_000);
     }
 
     /// A record that is not in the manager's format is a script error, not
@@ -531,14 +536,46 @@ mod tests {
     async fn malformed_records_are_errors() {
         let store = MemoryStore::new("s", "app");
         store
-            .set_bytes("session:h1", b"{}", crate::Ttl::secs(60))
+            .set_bytes(RECORD, b"{}", crate::Ttl::secs(60))
             .await
             .unwrap();
-        let keys = ["session:", "user_sessions:"];
         let err = store
-            .run_script(&REFRESH, &keys, &args(&["h1", "1000", "0"]))
+            .run_script(&REFRESH, &[RECORD, INDEX], &args(&["h1", "1000", "0"]))
             .await
             .unwrap_err();
         assert!(matches!(err, crate::KvError::Backend { .. }), "{err:?}");
+    }
+
+    /// `delete_user_sessions` needs one handle per record key: anything
+    /// else is an error, before anything is deleted.
+    #[tokio::test(flavor = "current_thread")]
+    async fn delete_all_pairs_handles_with_record_keys() {
+        let store = MemoryStore::new("s", "app");
+        let create = args(&["h1", "u1", r#""user_id":"a"}"#, "60000", "120000"]);
+        store
+            .run_script(&CREATE, &[RECORD, INDEX], &create)
+            .await
+            .unwrap();
+        let err = store
+            .run_script(&DELETE_ALL, &[INDEX, RECORD], &args(&["u1"]))
+            .await
+            .unwrap_err();
+        let source = std::error::Error::source(&err).map(ToString::to_string);
+        assert!(
+            source
+                .as_deref()
+                .unwrap_or("")
+                .contains("session delete all"),
+            "{source:?}"
+        );
+        assert!(store.exists(RECORD).await.unwrap());
+        let reply = store
+            .run_script(&DELETE_ALL, &[INDEX, RECORD], &args(&["u1", "h1"]))
+            .await
+            .unwrap();
+        let expected = ScriptValue::Array(vec![ScriptValue::Int(1), ScriptValue::Array(vec![])]);
+        assert_eq!(reply, expected);
+        assert!(!store.exists(RECORD).await.unwrap());
+        assert!(!store.exists(INDEX).await.unwrap(), "an empty index goes");
     }
 }

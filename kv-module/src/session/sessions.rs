@@ -13,14 +13,17 @@ use crate::error::Result;
 ///
 /// Implemented by [`SessionManager`](super::SessionManager); hold it as
 /// `Arc<dyn Sessions>` (shaku resolves it as such). Every method is one
-/// round trip to the store, whatever the number of sessions stored.
+/// round trip to the store, whatever the number of sessions stored, but
+/// [`list_user_sessions`](Self::list_user_sessions) and
+/// [`delete_user_sessions`](Self::delete_user_sessions): two each.
 #[async_trait]
 pub trait Sessions: Interface {
     /// The validated settings (timeouts, cookie name, cookie helpers).
     fn settings(&self) -> &SessionSettings;
 
-    /// Creates a session for `data` and returns its new id (256 bits from
-    /// the OS CSPRNG). Never overwrites an existing session (`SET NX`).
+    /// Creates a session for `data` and returns its new id (the user's
+    /// hash tag and 256 bits from the OS CSPRNG). Never overwrites an
+    /// existing session (`SET NX`).
     ///
     /// # Errors
     ///
@@ -51,14 +54,15 @@ pub trait Sessions: Interface {
     /// Deletes the session (logout); whether it existed.
     async fn delete(&self, id: &SessionId) -> Result<bool>;
 
-    /// Moves the session to a new id, in one atomic step: same data, same
-    /// expiry, and the old id invalid at once. Call it when privileges
+    /// Moves the session to a new id (with the same user tag), in one
+    /// atomic step: same data, same expiry, and the old id invalid at once. Call it when privileges
     /// change (login, elevation) so that an id planted before is useless
     /// (session fixation). `None` when the session does not exist.
     async fn cycle_id(&self, id: &SessionId) -> Result<Option<SessionId>>;
 
     /// The user's live sessions (in no set order), read through the user's
-    /// index: the cost follows this user's sessions, not all sessions.
+    /// index: the cost follows this user's sessions, not all sessions. Two
+    /// round trips: the index, then one `MGET` of the records it lists.
     async fn list_user_sessions(&self, user_id: &str) -> Result<Vec<UserSession>>;
 
     /// Deletes one session of `user_id`, named by the handle
@@ -66,8 +70,18 @@ pub trait Sessions: Interface {
     /// device"); `false` when it does not exist or is another user's.
     async fn delete_user_session(&self, user_id: &str, handle: &SessionHandle) -> Result<bool>;
 
-    /// Deletes every session of `user_id` ("log out everywhere") in one
-    /// atomic step through the user's index; the number deleted.
+    /// Deletes every session of `user_id` ("log out everywhere") through
+    /// the user's index; the number deleted. Two round trips: the index,
+    /// then one atomic script deleting those sessions. Should sessions of
+    /// the user have been created in between, the script says so and runs
+    /// again for them, so every session that existed when this returns is
+    /// gone.
+    ///
+    /// # Errors
+    ///
+    /// Any store error; and, should the user's sessions keep being created
+    /// through 16 rounds, [`KvError::Backend`](crate::KvError::Backend)
+    /// (the sessions deleted so far stay deleted).
     async fn delete_user_sessions(&self, user_id: &str) -> Result<u64>;
 
     /// The session for a request: [`get`](Self::get), then a

@@ -112,6 +112,11 @@ pub trait KvStore: Send + Sync + 'static {
     /// `keys` are caller keys (the store prefixes them; the script sees
     /// stored keys); `args` are passed as given. A script error is
     /// [`KvError::Backend`](crate::KvError::Backend).
+    ///
+    /// `keys` must hold every key the script touches, all in one Redis
+    /// Cluster slot (one hash tag, [`SlotTag`](crate::store::SlotTag)): a
+    /// cluster refuses anything else, and so does the memory backend for a
+    /// key the script was not given.
     async fn run_script(
         &self,
         script: &Script,

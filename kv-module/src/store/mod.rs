@@ -3,16 +3,22 @@
 mod key_space;
 mod kv_store;
 mod kv_store_ext;
+mod lua_prelude;
 pub mod memory;
 pub mod redis;
 mod script;
+mod script_args;
+mod script_run;
 mod slot;
 mod ttl;
 
 pub use key_space::{KeySpace, escape_glob};
 pub use kv_store::KvStore;
 pub use kv_store_ext::KvStoreExt;
+pub(crate) use lua_prelude::lua_prelude;
 pub use script::{MemoryScript, Script, ScriptOps, ScriptValue};
-pub use slot::{SLOTS, SlotTag, key_slot};
+pub use script_args::ScriptArgs;
+pub use script_run::ScriptRun;
+pub use slot::{DIGEST_TAG_CHARS, SLOTS, SlotTag, key_slot};
 pub(crate) use ttl::duration_millis;
 pub use ttl::{KeyTtl, MAX_TTL, Ttl};

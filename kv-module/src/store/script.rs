@@ -11,6 +11,8 @@
 
 use std::sync::OnceLock;
 
+use super::ScriptRun;
+
 /// A value passed back from a script (the Redis reply types a script can
 /// return).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -51,9 +53,13 @@ impl ScriptValue {
     }
 }
 
-/// What the Rust twin of a script may do to the locked memory database.
+/// The Redis commands a Rust twin runs on a locked database, as a backend
+/// implements them (the memory backend's database, or a test's fake).
 /// Keys are stored keys (already prefixed), values are raw bytes; the
 /// semantics are those of the Redis command each method is named after.
+///
+/// Twins do not call this directly: they go through [`ScriptRun`], which
+/// refuses keys the script was not given.
 pub trait ScriptOps {
     /// `GET`.
     fn get(&mut self, key: &str) -> Option<Vec<u8>>;
@@ -72,26 +78,34 @@ pub trait ScriptOps {
     fn now_ms(&self) -> u64;
 }
 
-/// The Rust twin of a script: `(ops, keys, args)` to a reply, or an error
+/// The Rust twin of a script: it reads its `KEYS` and `ARGV` and reaches
+/// the database through a [`ScriptRun`], and returns the reply or an error
 /// message (the equivalent of `redis.error_reply`).
-pub type MemoryScript =
-    fn(&mut dyn ScriptOps, &[String], &[Vec<u8>]) -> Result<ScriptValue, String>;
+pub type MemoryScript = fn(&mut ScriptRun<'_>) -> Result<ScriptValue, String>;
 
 /// An atomic server-side step: Lua for Redis, a Rust function for memory.
 ///
 /// Define scripts as `static`s so the Lua is hashed once; Redis runs it by
 /// `EVALSHA` and loads it on `NOSCRIPT`.
 ///
+/// A script touches only the keys it is given in `KEYS`, and never builds
+/// a key name: on a Redis Cluster every key of a script must be declared
+/// and live in one slot. The Rust twin is held to the first rule — its
+/// [`ScriptRun`] refuses any other key — so every test on the memory
+/// backend checks it.
+///
 /// ```
-/// use kv_module::store::{Script, ScriptOps, ScriptValue};
+/// use kv_module::store::{Script, ScriptValue};
 ///
 /// /// Sets KEYS[1] to ARGV[1] only if it currently holds ARGV[2].
 /// static COMPARE_AND_SET: Script = Script::new(
+///     "compare and set",
 ///     "if redis.call('GET', KEYS[1]) == ARGV[2] then \
 ///        redis.call('SET', KEYS[1], ARGV[1], 'KEEPTTL') return 1 end return 0",
-///     |ops, keys, args| {
-///         if ops.get(&keys[0]).as_deref() == Some(args[1].as_slice()) {
-///             ops.set_keep_ttl(&keys[0], &args[0]);
+///     |run| {
+///         let (key, new, expected) = (run.key(0)?, run.arg_bytes(0)?, run.arg_bytes(1)?);
+///         if run.get(key)?.as_deref() == Some(expected) {
+///             run.set_keep_ttl(key, new)?;
 ///             return Ok(ScriptValue::Int(1));
 ///         }
 ///         Ok(ScriptValue::Int(0))
@@ -99,19 +113,27 @@ pub type MemoryScript =
 /// );
 /// ```
 pub struct Script {
+    name: &'static str,
     lua: &'static str,
     memory: MemoryScript,
     redis: OnceLock<redis::Script>,
 }
 
 impl Script {
-    /// A script from its Lua source and its Rust twin.
-    pub const fn new(lua: &'static str, memory: MemoryScript) -> Self {
+    /// A script named `name` (used in error messages), from its Lua source
+    /// and its Rust twin.
+    pub const fn new(name: &'static str, lua: &'static str, memory: MemoryScript) -> Self {
         Self {
+            name,
             lua,
             memory,
             redis: OnceLock::new(),
         }
+    }
+
+    /// The script's name.
+    pub fn name(&self) -> &'static str {
+        self.name
     }
 
     /// The Lua source.
@@ -119,9 +141,21 @@ impl Script {
         self.lua
     }
 
-    /// The Rust twin.
-    pub fn memory(&self) -> MemoryScript {
-        self.memory
+    /// Runs the Rust twin over `ops` with `keys` (stored keys) and `args`:
+    /// what the memory backend does under its lock. The twin may touch only
+    /// `keys`; any other key fails the run with an error naming it.
+    ///
+    /// # Errors
+    ///
+    /// The twin's error message, or the refusal of an undeclared key.
+    pub fn run_memory(
+        &self,
+        ops: &mut dyn ScriptOps,
+        keys: &[String],
+        args: &[Vec<u8>],
+    ) -> Result<ScriptValue, String> {
+        let mut run = ScriptRun::new(self.name, ops, keys, args);
+        (self.memory)(&mut run)
     }
 
     /// The redis-rs script (hashed once).
@@ -133,6 +167,7 @@ impl Script {
 impl std::fmt::Debug for Script {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Script")
+            .field("name", &self.name)
             .field("sha1", &self.redis().get_hash())
             .finish()
     }

@@ -17,6 +17,12 @@ use std::fmt;
 /// The number of hash slots of a Redis Cluster.
 pub const SLOTS: u16 = 16_384;
 
+/// How many characters of a base64url digest make a tag
+/// ([`SlotTag::digest_prefix`]): 16 characters, 96 bits, so two subjects
+/// sharing a tag does not happen (and would cost nothing but sharing a
+/// slot: keys keep their full digest).
+pub const DIGEST_TAG_CHARS: usize = 16;
+
 /// The hash slot of a stored key (prefix included), as Redis Cluster
 /// computes it.
 ///
@@ -93,6 +99,55 @@ impl SlotTag {
         valid.then_some(Self(text))
     }
 
+    /// The tag of a digest (base64url or hex, as components derive from
+    /// user ids and subjects): its first [`DIGEST_TAG_CHARS`] characters
+    /// (the whole digest when it is shorter; escaped like
+    /// [`escaped`](Self::escaped) should it hold braces, which base64url
+    /// and hex never do).
+    ///
+    /// ```
+    /// use kv_module::store::SlotTag;
+    ///
+    /// let tag = SlotTag::digest_prefix("q5Pq1bYqDkT8Y9tqbK0oUDlTj3rWQnX0s0mLq1C1m0s");
+    /// assert_eq!(tag.as_str(), "q5Pq1bYqDkT8Y9tq");
+    /// assert_eq!(SlotTag::digest_prefix("short").as_str(), "short");
+    /// ```
+    pub fn digest_prefix(digest: &str) -> Self {
+        Self::escaped(digest.get(..DIGEST_TAG_CHARS).unwrap_or(digest))
+    }
+
+    /// The tag of arbitrary text (a cache key, say), escaped so that it is
+    /// a valid tag and no two texts share one: `\` becomes `\\`, `{`
+    /// becomes `\(`, `}` becomes `\)`, and the empty text is `\0`. Text
+    /// without those characters is its own tag.
+    ///
+    /// ```
+    /// use kv_module::store::SlotTag;
+    ///
+    /// assert_eq!(SlotTag::escaped("42").as_str(), "42");
+    /// assert_eq!(SlotTag::escaped("a}b{").as_str(), r"a\)b\(");
+    /// assert_eq!(SlotTag::escaped("").as_str(), r"\0");
+    /// assert_ne!(SlotTag::escaped(r"\0"), SlotTag::escaped(""));
+    /// ```
+    pub fn escaped(text: &str) -> Self {
+        if text.is_empty() {
+            return Self(r"\0".to_owned());
+        }
+        if !text.contains(['{', '}', '\\']) {
+            return Self(text.to_owned());
+        }
+        let mut escaped = String::with_capacity(text.len() + 4);
+        for c in text.chars() {
+            match c {
+                '\\' => escaped.push_str(r"\\"),
+                '{' => escaped.push_str(r"\("),
+                '}' => escaped.push_str(r"\)"),
+                c => escaped.push(c),
+            }
+        }
+        Self(escaped)
+    }
+
     /// The tag's text, without braces.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -135,6 +190,25 @@ mod tests {
         ] {
             assert_eq!(key_slot(key), slot, "{key}");
         }
+    }
+
+    #[test]
+    fn escaped_tags_are_valid_and_distinct() {
+        let texts = [
+            "", "42", "a}b", "}", "{", "\\", "\\0", "\\(", "(", "a{b}c", "ü",
+        ];
+        let tags: Vec<SlotTag> = texts.iter().map(|t| SlotTag::escaped(t)).collect();
+        for (text, tag) in texts.iter().zip(&tags) {
+            assert_eq!(SlotTag::new(tag.as_str()).as_ref(), Some(tag), "{text:?}");
+            // The whole tag decides the slot, whatever the text holds.
+            assert_eq!(
+                key_slot(&tag.key("p:", "")),
+                key_slot(&tag.key("p~lease:", "")),
+                "{text:?}"
+            );
+        }
+        let distinct: std::collections::HashSet<&str> = tags.iter().map(SlotTag::as_str).collect();
+        assert_eq!(distinct.len(), texts.len());
     }
 
     #[test]

@@ -379,7 +379,7 @@ impl KvStore for MemoryStore {
                 db: &mut db,
                 now: Instant::now(),
             };
-            (script.memory())(&mut ops, &stored, args)
+            script.run_memory(&mut ops, &stored, args)
         };
         outcome.map_err(|message| KvError::Backend {
             store: self.name.clone(),
