@@ -3,8 +3,11 @@
 //! servers were asked to do.
 //!
 //! Nothing here talks to a Redis the developer already runs (port 6379 is
-//! never used): every [`TestRedis`] is a fresh server on a free port with
-//! its own temporary directory, killed when the fixture is dropped.
+//! never used): every [`TestRedis`] is a fresh server on a free port below
+//! 32768 with its own temporary directory, killed when the fixture is
+//! dropped, and also when the test process dies without dropping it (the
+//! shared fixtures live in `static`s, which are never dropped). TLS servers
+//! use certificates made by [`TestCerts`].
 //!
 //! ```no_run
 //! use kv_module::KvStoreExt;
@@ -20,15 +23,22 @@
 //!
 //! # Layout
 //!
+//! * [`process`]: [`ServerProcess`](process::ServerProcess), a server
+//!   under an `sh` supervisor that kills it when the test process dies
+//!   (however it dies), SIGSTOP/SIGCONT, and [`free_port`](process::free_port).
 //! * [`redis_server`]: [`TestRedis`], a `redis-server` started on a free
-//!   port (binary from `REDIS_SERVER_BIN`), with raw redis-rs connections,
-//!   ready-made [`RedisStore`](kv_module::RedisStore)s, `stop`/`restart`
-//!   for outage tests, and its log printed when a test panics.
+//!   port (binary from `REDIS_SERVER_BIN`), plain or TLS, with raw redis-rs
+//!   connections, ready-made [`RedisStore`](kv_module::RedisStore)s,
+//!   `stop`/`restart`/`freeze`/`thaw` for outage tests, and its log printed
+//!   when a test panics.
+//! * [`tls`]: [`TestCerts`] (a CA, a node certificate for `127.0.0.1`
+//!   with serverAuth and clientAuth, a client certificate, an unrelated
+//!   CA) and [`TlsClientAuth`].
 //! * [`command_stats`]: per-command call counts from `INFO commandstats`
 //!   and their difference, to assert how many round trips (and which
 //!   commands) an operation cost.
-//! * [`bench`]: what the bench binaries share (paired comparisons, medians,
-//!   the machine header).
+//! * [`bench`](mod@bench): what the bench binaries share (paired
+//!   comparisons, medians, the machine header).
 //! * [`conformance`]: the one conformance suite of the `KvStore` contract,
 //!   generic over a [`Backend`](conformance::Backend), instantiated per
 //!   backend by [`conformance_suite!`].
@@ -49,7 +59,10 @@ pub mod bench;
 pub mod command_stats;
 pub mod conformance;
 pub mod counting_store;
+pub mod process;
 pub mod redis_server;
 pub mod test_app;
+pub mod tls;
 
 pub use redis_server::TestRedis;
+pub use tls::{TestCerts, TlsClientAuth};
