@@ -6,8 +6,9 @@
 //! never used): every [`TestRedis`] is a fresh server on a free port below
 //! 32768 with its own temporary directory, killed when the fixture is
 //! dropped, and also when the test process dies without dropping it (the
-//! shared fixtures live in `static`s, which are never dropped). TLS servers
-//! use certificates made by [`TestCerts`].
+//! shared cluster lives in a `static`, which is never dropped).
+//! [`TestCluster`] is a set of such servers; TLS variants use certificates
+//! made by [`TestCerts`].
 //!
 //! ```no_run
 //! use kv_module::KvStoreExt;
@@ -30,10 +31,16 @@
 //!   port (binary from `REDIS_SERVER_BIN`), plain or TLS, with raw redis-rs
 //!   connections, ready-made [`RedisStore`](kv_module::RedisStore)s,
 //!   `stop`/`restart`/`freeze`/`thaw` for outage tests, and its log printed
-//!   when a test panics.
+//!   when a test panics. The building block of the fixtures below.
 //! * [`tls`]: [`TestCerts`] (a CA, a node certificate for `127.0.0.1`
 //!   with serverAuth and clientAuth, a client certificate, an unrelated
 //!   CA) and [`TlsClientAuth`].
+//! * [`cluster`]: [`TestCluster`], three primaries and three replicas
+//!   (plain or TLS), routing questions (`primary_for_key`), fault
+//!   injection and failover waits, and the per-process
+//!   [`TestCluster::shared`] cluster with [`TestCluster::namespace`].
+//! * [`role`]: [`Role`], primary or replica, as a server reports it.
+//! * `poll` (private): waiting for a condition with a deadline.
 //! * [`command_stats`]: per-command call counts from `INFO commandstats`
 //!   and their difference, to assert how many round trips (and which
 //!   commands) an operation cost.
@@ -56,13 +63,18 @@
 
 pub mod backends;
 pub mod bench;
+pub mod cluster;
 pub mod command_stats;
 pub mod conformance;
 pub mod counting_store;
+mod poll;
 pub mod process;
 pub mod redis_server;
+pub mod role;
 pub mod test_app;
 pub mod tls;
 
+pub use cluster::{ClusterNode, TestCluster};
 pub use redis_server::TestRedis;
+pub use role::Role;
 pub use tls::{TestCerts, TlsClientAuth};
