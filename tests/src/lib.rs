@@ -7,8 +7,8 @@
 //! 32768 with its own temporary directory, killed when the fixture is
 //! dropped, and also when the test process dies without dropping it (the
 //! shared cluster lives in a `static`, which is never dropped).
-//! [`TestCluster`] is a set of such servers; TLS variants use certificates
-//! made by [`TestCerts`].
+//! [`TestCluster`] and [`TestSentinel`] are sets of such servers; TLS
+//! variants use certificates made by [`TestCerts`].
 //!
 //! ```no_run
 //! use kv_module::KvStoreExt;
@@ -39,6 +39,8 @@
 //!   (plain or TLS), routing questions (`primary_for_key`), fault
 //!   injection and failover waits, and the per-process
 //!   [`TestCluster::shared`] cluster with [`TestCluster::namespace`].
+//! * [`sentinel`]: [`TestSentinel`], a primary, a replica and three
+//!   sentinels, with switch waits and optional passwords.
 //! * [`role`]: [`Role`], primary or replica, as a server reports it.
 //! * `poll` (private): waiting for a condition with a deadline.
 //! * [`command_stats`]: per-command call counts from `INFO commandstats`
@@ -56,7 +58,9 @@
 //!   `tests/redis_store.rs`: Redis-only checks (round trips, glob parity).
 //! * [`test_app`]: [`TestApp`](test_app::TestApp), the example app started
 //!   in-process on port 0 (Redis or memory driver) and driven over HTTP.
-//! * `tests/fixture.rs`: tests of the fixture itself.
+//! * `tests/fixture.rs`: tests of the fixture itself;
+//!   `tests/fixture_scaleout.rs`: of the cluster, sentinel and TLS
+//!   fixtures and of the supervisor (start-up times printed).
 //! * `benches/store.rs`: kv-module against raw redis-rs, and the memory
 //!   backend, in operations per second.
 #![forbid(unsafe_code)]
@@ -71,10 +75,12 @@ mod poll;
 pub mod process;
 pub mod redis_server;
 pub mod role;
+pub mod sentinel;
 pub mod test_app;
 pub mod tls;
 
 pub use cluster::{ClusterNode, TestCluster};
 pub use redis_server::TestRedis;
 pub use role::Role;
+pub use sentinel::{SentinelAuth, TestSentinel};
 pub use tls::{TestCerts, TlsClientAuth};
