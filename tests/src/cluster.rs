@@ -38,6 +38,9 @@ const CREATE_TIMEOUT: Duration = Duration::from_secs(60);
 /// For the cluster to settle after creation, a restart or a failover.
 /// Generous: a loaded 2-core machine is slow to schedule six servers.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long one `CLUSTER FAILOVER` may take before it is asked again;
+/// Redis gives up on a manual failover after 5 s.
+const MANUAL_FAILOVER_ATTEMPT: Duration = Duration::from_secs(6);
 /// Response timeout of [`TestCluster::raw_cluster`] connections, so that
 /// an assertion against a frozen node fails instead of hanging (redis-rs'
 /// cluster default is no timeout at all).
@@ -549,7 +552,9 @@ impl TestCluster {
     }
 
     /// `CLUSTER FAILOVER` on `replica`: a coordinated switch with its
-    /// primary, without data loss. Waits until `replica` says it is a
+    /// primary, without data loss. Sent once every node knows `replica` as
+    /// a replica of its primary (and again if Redis' 5 s manual failover
+    /// timeout passes). Waits until `replica` says it is a
     /// primary, its old primary says it is a replica of it with the link
     /// up, and every answering node says `cluster_state:ok` and sees
     /// `replica` as a primary.
@@ -567,12 +572,35 @@ impl TestCluster {
             }) => primary,
             other => panic!("node {replica} is not a replica ({other:?})"),
         };
-        let mut conn = self.raw_node(replica).await;
-        let () = redis::cmd("CLUSTER")
-            .arg("FAILOVER")
-            .query_async(&mut conn)
-            .await
-            .unwrap_or_else(|err| panic!("CLUSTER FAILOVER on {replica}: {err}"));
+        // A primary ignores the failover request of a node it does not (yet)
+        // know as its replica, and the request then times out after 5 s:
+        // likely right after a failover or a restart, when gossip lags.
+        poll::until(
+            &format!("every node to know {replica} as a replica of {old_primary}"),
+            SETTLE_TIMEOUT,
+            || self.known_as_replica(replica, old_primary),
+        )
+        .await;
+        let deadline = Instant::now() + SETTLE_TIMEOUT;
+        loop {
+            let mut conn = self.raw_node(replica).await;
+            let () = redis::cmd("CLUSTER")
+                .arg("FAILOVER")
+                .query_async(&mut conn)
+                .await
+                .unwrap_or_else(|err| panic!("CLUSTER FAILOVER on {replica}: {err}"));
+            let promoted = poll::within(MANUAL_FAILOVER_ATTEMPT, || async {
+                replication(self.node(replica)).await.map(|r| r.role) == Some(Role::Primary)
+            })
+            .await;
+            if promoted {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "CLUSTER FAILOVER on {replica} did not promote it within {SETTLE_TIMEOUT:?}"
+            );
+        }
         poll::until(
             &format!("manual failover from {old_primary} to {replica}"),
             SETTLE_TIMEOUT,
@@ -608,6 +636,34 @@ impl TestCluster {
             },
         )
         .await;
+    }
+
+    /// `Ok` when `replica`'s link is up and every answering node sees it,
+    /// not failed, as a replica of `primary`, itself not failed.
+    async fn known_as_replica(&self, replica: u16, primary: u16) -> Result<(), String> {
+        let link = replication(self.node(replica)).await;
+        if !link.as_ref().is_some_and(|r| r.link_up) {
+            return Err(format!("{replica}: {link:?}"));
+        }
+        for port in self.live_ports() {
+            let view = self
+                .view(port)
+                .await
+                .ok_or(format!("{port} does not answer"))?;
+            let entry = |p: u16| view.iter().find(|e| e.port == p);
+            let known = match (entry(replica), entry(primary)) {
+                (Some(r), Some(p)) => {
+                    !r.failed && !p.failed && r.primary_id.as_deref() == Some(p.id.as_str())
+                }
+                _ => false,
+            };
+            if !known {
+                return Err(format!(
+                    "node {port} does not see {replica} following {primary}"
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// A plain redis-rs connection to node `port` (TLS with the client

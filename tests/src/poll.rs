@@ -35,3 +35,23 @@ where
         }
     }
 }
+
+/// Runs `check` every [`POLL_INTERVAL`] until it returns true (then
+/// true) or `timeout` passes (then false): for a wait that may fail and be
+/// retried.
+pub(crate) async fn within<F, Fut>(timeout: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if check().await {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(POLL_INTERVAL).await;
+    }
+}
