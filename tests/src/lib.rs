@@ -3,8 +3,12 @@
 //! servers were asked to do.
 //!
 //! Nothing here talks to a Redis the developer already runs (port 6379 is
-//! never used): every [`TestRedis`] is a fresh server on a free port with
-//! its own temporary directory, killed when the fixture is dropped.
+//! never used): every [`TestRedis`] is a fresh server on a free port below
+//! 32768 with its own temporary directory, killed when the fixture is
+//! dropped, and also when the test process dies without dropping it (the
+//! shared cluster lives in a `static`, which is never dropped).
+//! [`TestCluster`] and [`TestSentinel`] are sets of such servers; TLS
+//! variants use certificates made by [`TestCerts`].
 //!
 //! ```no_run
 //! use kv_module::KvStoreExt;
@@ -20,15 +24,30 @@
 //!
 //! # Layout
 //!
+//! * [`process`]: [`ServerProcess`](process::ServerProcess), a server
+//!   under an `sh` supervisor that kills it when the test process dies
+//!   (however it dies), SIGSTOP/SIGCONT, and [`free_port`](process::free_port).
 //! * [`redis_server`]: [`TestRedis`], a `redis-server` started on a free
-//!   port (binary from `REDIS_SERVER_BIN`), with raw redis-rs connections,
-//!   ready-made [`RedisStore`](kv_module::RedisStore)s, `stop`/`restart`
-//!   for outage tests, and its log printed when a test panics.
+//!   port (binary from `REDIS_SERVER_BIN`), plain or TLS, with raw redis-rs
+//!   connections, ready-made [`RedisStore`](kv_module::RedisStore)s,
+//!   `stop`/`restart`/`freeze`/`thaw` for outage tests, and its log printed
+//!   when a test panics. The building block of the fixtures below.
+//! * [`tls`]: [`TestCerts`] (a CA, a node certificate for `127.0.0.1`
+//!   with serverAuth and clientAuth, a client certificate, an unrelated
+//!   CA) and [`TlsClientAuth`].
+//! * [`cluster`]: [`TestCluster`], three primaries and three replicas
+//!   (plain or TLS), routing questions (`primary_for_key`), fault
+//!   injection and failover waits, and the per-process
+//!   [`TestCluster::shared`] cluster with [`TestCluster::namespace`].
+//! * [`sentinel`]: [`TestSentinel`], a primary, a replica and three
+//!   sentinels, with switch waits and optional passwords.
+//! * [`role`]: [`Role`], primary or replica, as a server reports it.
+//! * `poll` (private): waiting for a condition with a deadline.
 //! * [`command_stats`]: per-command call counts from `INFO commandstats`
 //!   and their difference, to assert how many round trips (and which
 //!   commands) an operation cost.
-//! * [`bench`]: what the bench binaries share (paired comparisons, medians,
-//!   the machine header).
+//! * [`bench`](mod@bench): what the bench binaries share (paired
+//!   comparisons, medians, the machine header).
 //! * [`conformance`]: the one conformance suite of the `KvStore` contract,
 //!   generic over a [`Backend`](conformance::Backend), instantiated per
 //!   backend by [`conformance_suite!`].
@@ -42,7 +61,9 @@
 //!   `tests/redis_store.rs`: Redis-only checks (round trips, glob parity).
 //! * [`test_app`]: [`TestApp`](test_app::TestApp), the example app started
 //!   in-process on port 0 (Redis or memory driver) and driven over HTTP.
-//! * `tests/fixture.rs`: tests of the fixture itself.
+//! * `tests/fixture.rs`: tests of the fixture itself;
+//!   `tests/fixture_scaleout.rs`: of the cluster, sentinel and TLS
+//!   fixtures and of the supervisor (start-up times printed).
 //! * `tests/cluster_slots.rs`: every component's scripts once each, on
 //!   stores checking that each script's keys share one Redis Cluster slot.
 //! * `benches/store.rs`: kv-module against raw redis-rs, and the memory
@@ -51,11 +72,21 @@
 
 pub mod backends;
 pub mod bench;
+pub mod cluster;
 pub mod command_stats;
 pub mod conformance;
 pub mod counting_store;
+mod poll;
+pub mod process;
 pub mod redis_server;
+pub mod role;
+pub mod sentinel;
 pub mod slot_checking_store;
 pub mod test_app;
+pub mod tls;
 
+pub use cluster::{ClusterNode, TestCluster};
 pub use redis_server::TestRedis;
+pub use role::Role;
+pub use sentinel::{SentinelAuth, TestSentinel};
+pub use tls::{TestCerts, TlsClientAuth};
