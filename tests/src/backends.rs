@@ -1,11 +1,14 @@
-//! The two [`Backend`]s the conformance suite runs on.
+//! The [`Backend`]s the suites run on: a Redis server of the test's own,
+//! the memory backend, the shared Redis Cluster, the shared Sentinel set,
+//! and a mutual-TLS server.
 
 use std::sync::Arc;
 
-use kv_module::{KvStore, MemoryConfig, MemoryServer, MemoryStore};
+use kv_module::store::redis::TlsConfig;
+use kv_module::{KvStore, MemoryConfig, MemoryServer, MemoryStore, RedisConfig, RedisStore};
 
-use crate::TestRedis;
 use crate::conformance::Backend;
+use crate::{TestCerts, TestCluster, TestRedis, TestSentinel, TlsClientAuth};
 
 /// Redis stores on a `redis-server` of the test's own.
 pub struct RedisBackend {
@@ -67,5 +70,171 @@ impl Backend for MemoryBackend {
 
     async fn recover(&mut self) {
         // Only the closed store was affected; the server is up.
+    }
+}
+
+/// The prefix a shared-server backend gives a store: its namespace, the
+/// database when not 0 (so that "databases" stay apart where only one
+/// exists or where other tests use the same ones), then the test's
+/// prefix. The namespace holds no `{`, `}`, glob character or `:`.
+fn namespaced(namespace: &str, db: u8, prefix: &str) -> String {
+    let mut full = namespace.to_owned();
+    if db != 0 {
+        full.push_str(&format!(".d{db}"));
+    }
+    if !prefix.is_empty() {
+        full.push(':');
+        full.push_str(prefix);
+    }
+    full
+}
+
+/// Stores on the test process's shared Redis Cluster
+/// ([`TestCluster::shared`]), each under this backend's own namespace, so
+/// that tests running side by side never see each other's keys.
+///
+/// A cluster has only database 0: a store asked for database `db` gets
+/// the namespace `…d{db}` instead, which keeps "databases" apart as they
+/// are on one server, by prefix (what a cluster deployment does).
+///
+/// The shared cluster serves every test of the process, so an outage
+/// cannot stop it: [`outage`](Backend::outage) closes the store, which
+/// then fails as unavailable, as a memory store does. Real failures of
+/// cluster nodes (frozen, killed, failed over) are tested on clusters of
+/// their own in `tests/failover.rs`.
+pub struct ClusterBackend {
+    /// The shared cluster.
+    pub cluster: Arc<TestCluster>,
+    namespace: String,
+}
+
+impl ClusterBackend {
+    /// A backend on the shared cluster (started on first use, ≈2 s).
+    pub fn shared() -> Self {
+        Self {
+            cluster: TestCluster::shared(),
+            namespace: TestCluster::namespace(),
+        }
+    }
+
+    /// The configuration of a store of this backend.
+    pub fn config(&self, db: u8, prefix: &str) -> RedisConfig {
+        RedisConfig::cluster(self.cluster.seed_nodes()).with_prefix(namespaced(
+            &self.namespace,
+            db,
+            prefix,
+        ))
+    }
+
+    /// The store prefix (namespace included) that `prefix` on `db` gets.
+    pub fn full_prefix(&self, db: u8, prefix: &str) -> String {
+        namespaced(&self.namespace, db, prefix)
+    }
+}
+
+impl Backend for ClusterBackend {
+    async fn store(&self, name: &str, db: u8, prefix: &str) -> Arc<dyn KvStore> {
+        match RedisStore::open(name, self.config(db, prefix)).await {
+            Ok(store) => Arc::new(store),
+            Err(e) => panic!("cluster store {name}: {e}"),
+        }
+    }
+
+    async fn outage(&mut self, store: &Arc<dyn KvStore>) {
+        store.close().await;
+    }
+
+    async fn recover(&mut self) {
+        // Only the closed store was affected; the cluster is up.
+    }
+}
+
+/// Stores on the primary of the test process's shared Sentinel set
+/// ([`TestSentinel::shared`]), found through its Sentinels, each under
+/// this backend's own namespace. Databases are real here (a Sentinel-
+/// managed primary has 16); the namespace keeps side-by-side tests apart.
+/// An outage closes the store (see [`ClusterBackend`]); failovers are
+/// tested in `tests/failover.rs`.
+pub struct SentinelBackend {
+    /// The shared set.
+    pub sentinel: Arc<TestSentinel>,
+    namespace: String,
+}
+
+impl SentinelBackend {
+    /// A backend on the shared Sentinel set (started on first use, ≈2 s).
+    pub fn shared() -> Self {
+        Self {
+            sentinel: TestSentinel::shared(),
+            namespace: TestCluster::namespace(),
+        }
+    }
+}
+
+impl Backend for SentinelBackend {
+    async fn store(&self, name: &str, db: u8, prefix: &str) -> Arc<dyn KvStore> {
+        let config =
+            RedisConfig::sentinel(self.sentinel.sentinel_addrs(), self.sentinel.master_name())
+                .with_db(db)
+                .with_prefix(namespaced(&self.namespace, 0, prefix));
+        match RedisStore::open(name, config).await {
+            Ok(store) => Arc::new(store),
+            Err(e) => panic!("sentinel store {name}: {e}"),
+        }
+    }
+
+    async fn outage(&mut self, store: &Arc<dyn KvStore>) {
+        store.close().await;
+    }
+
+    async fn recover(&mut self) {
+        // Only the closed store was affected; the set is up.
+    }
+}
+
+/// Stores on a `redis-server` of the test's own that speaks only TLS and
+/// requires a client certificate (mutual TLS): every store trusts the
+/// test CA and presents the test client certificate.
+pub struct TlsBackend {
+    /// The server; public so tests can stop or inspect it.
+    pub server: TestRedis,
+    /// The certificates the server and the stores use.
+    pub certs: TestCerts,
+}
+
+impl TlsBackend {
+    /// Starts a fresh mutual-TLS server with fresh certificates.
+    pub async fn start() -> Self {
+        let certs = TestCerts::generate();
+        let server = TestRedis::start_tls(&certs, TlsClientAuth::Required).await;
+        Self { server, certs }
+    }
+
+    /// The TLS settings of the stores: the test CA and client certificate.
+    pub fn tls(&self) -> TlsConfig {
+        TlsConfig::new()
+            .with_ca_file(self.certs.ca_file())
+            .with_client_cert(self.certs.client_cert_file(), self.certs.client_key_file())
+    }
+}
+
+impl Backend for TlsBackend {
+    async fn store(&self, name: &str, db: u8, prefix: &str) -> Arc<dyn KvStore> {
+        let config = RedisConfig::new(self.server.addr())
+            .with_db(db)
+            .with_prefix(prefix)
+            .with_tls(self.tls());
+        match RedisStore::open(name, config).await {
+            Ok(store) => Arc::new(store),
+            Err(e) => panic!("TLS store {name}: {e}"),
+        }
+    }
+
+    async fn outage(&mut self, _store: &Arc<dyn KvStore>) {
+        self.server.stop();
+    }
+
+    async fn recover(&mut self) {
+        self.server.restart().await;
     }
 }

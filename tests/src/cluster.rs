@@ -849,14 +849,15 @@ fn node_addr(port: u16) -> String {
 /// Gets the cluster in `cell`, starting it with `start` on a thread of its
 /// own (with a current-thread runtime that ends with the start) the first
 /// time.
-fn shared_from<F, Fut>(
-    cell: &'static OnceLock<Result<Arc<TestCluster>, String>>,
+pub(crate) fn shared_from<T, F, Fut>(
+    cell: &'static OnceLock<Result<Arc<T>, String>>,
     what: &str,
     start: F,
-) -> Arc<TestCluster>
+) -> Arc<T>
 where
+    T: Send + Sync + 'static,
     F: FnOnce() -> Fut + Send + 'static,
-    Fut: Future<Output = TestCluster>,
+    Fut: Future<Output = T>,
 {
     let started = cell.get_or_init(|| {
         std::thread::Builder::new()
@@ -879,7 +880,7 @@ where
             })
     });
     match started {
-        Ok(cluster) => Arc::clone(cluster),
+        Ok(fixture) => Arc::clone(fixture),
         Err(message) => panic!("the {what} did not start: {message}"),
     }
 }

@@ -693,7 +693,12 @@ pub async fn scripts_are_atomic_and_see_stored_keys(b: &impl Backend) {
     for task in tasks {
         let reply = task.await.unwrap().unwrap();
         let items = reply.as_array().expect("array reply").to_vec();
-        assert_eq!(items[1], ScriptValue::Bytes(b"app:n".to_vec()));
+        // The stored key: the store's prefix (on a shared server a
+        // namespace comes first), `:`, the caller's key.
+        assert_eq!(
+            items[1],
+            ScriptValue::Bytes(format!("{}:n", s.prefix()).into_bytes())
+        );
         seen.insert(items[0].as_int().expect("int"));
     }
     assert_eq!(seen.len(), 200, "every run saw a distinct value");
@@ -709,7 +714,11 @@ pub async fn scripts_are_atomic_and_see_stored_keys(b: &impl Backend) {
 pub async fn script_commands_match_redis(b: &impl Backend) {
     let s = b.store("script_cmds", 0, "app").await;
     let args = vec![b"one".to_vec(), b"two".to_vec(), b"ok".to_vec()];
-    let reply = s.run_script(&COMMANDS, &["a", "b"], &args).await.unwrap();
+    // One hash tag: a script's keys must share a slot on a cluster.
+    let reply = s
+        .run_script(&COMMANDS, &["{t}a", "{t}b"], &args)
+        .await
+        .unwrap();
     let items = reply.as_array().expect("array").to_vec();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -736,7 +745,7 @@ pub async fn script_commands_match_redis(b: &impl Backend) {
     let err = s
         .run_script(
             &COMMANDS,
-            &["a", "b"],
+            &["{t}a", "{t}b"],
             &[args[0].clone(), args[1].clone(), b"fail".to_vec()],
         )
         .await

@@ -88,6 +88,22 @@ impl TestSentinel {
         TestSentinel::start_with_auth(SentinelAuth::default()).await
     }
 
+    /// One set per test process, started on first use (on a thread of its
+    /// own, like [`TestCluster::shared`](crate::TestCluster::shared)) and
+    /// killed with the test process. Shared by reference, so no test can
+    /// fail it over under the others; tests keep to their own keys under a
+    /// [`TestCluster::namespace`](crate::TestCluster::namespace).
+    ///
+    /// # Panics
+    ///
+    /// When it cannot be started; every later call then panics at once
+    /// with the same message.
+    pub fn shared() -> std::sync::Arc<TestSentinel> {
+        static SHARED: std::sync::OnceLock<Result<std::sync::Arc<TestSentinel>, String>> =
+            std::sync::OnceLock::new();
+        crate::cluster::shared_from(&SHARED, "shared sentinel set", TestSentinel::start)
+    }
+
     /// Like [`start`](Self::start), with the passwords of `auth`. The
     /// fixture's own connections use them.
     ///

@@ -1,6 +1,9 @@
-//! The one conformance suite of the `KvStore` contract, run on the Redis
-//! backend (a `redis-server` per test, with `KEYS` disabled) and on the
-//! in-memory backend.
+//! The one conformance suite of the `KvStore` contract, run on every
+//! backend and topology: a Redis server (one per test, with `KEYS`
+//! disabled), the in-memory backend, a Redis Cluster (3 primaries, 3
+//! replicas, shared by the tests of this binary), the primary of a
+//! Sentinel set (shared likewise), and a Redis server that requires mutual
+//! TLS (one per test).
 
 mod redis {
     use kv_module_tests::backends::RedisBackend;
@@ -10,4 +13,19 @@ mod redis {
 mod memory {
     use kv_module_tests::backends::MemoryBackend;
     kv_module_tests::conformance_suite!(MemoryBackend::new());
+}
+
+mod cluster {
+    use kv_module_tests::backends::ClusterBackend;
+    kv_module_tests::conformance_suite!(ClusterBackend::shared());
+}
+
+mod sentinel {
+    use kv_module_tests::backends::SentinelBackend;
+    kv_module_tests::conformance_suite!(SentinelBackend::shared());
+}
+
+mod tls {
+    use kv_module_tests::backends::TlsBackend;
+    kv_module_tests::conformance_suite!(TlsBackend::start().await);
 }
