@@ -29,8 +29,26 @@ use crate::store::{KeyTtl, Script, ScriptValue, Ttl};
 /// * Expiry has millisecond precision; an expired key is invisible at once.
 /// * Batch operations ([`delete_keys`](Self::delete_keys),
 ///   [`get_many_bytes`](Self::get_many_bytes),
-///   [`set_many_bytes`](Self::set_many_bytes)) are one round trip each.
+///   [`set_many_bytes`](Self::set_many_bytes)) are one round trip each (on
+///   a cluster, one per slot, sent concurrently).
 /// * Errors carry the store name and key; see [`KvError`](crate::KvError).
+///
+/// # Atomicity, on one server and on a Redis Cluster
+///
+/// A Redis Cluster spreads keys over hash slots (see
+/// [`key_slot`](crate::store::key_slot)); keys sharing a hash tag
+/// (`user:{42}:a`, `user:{42}:b`) share a slot.
+///
+/// | operation | one server, memory | Redis Cluster |
+/// |---|---|---|
+/// | single-key operations, `incr_by`, `set_bytes_if_absent` | atomic | atomic |
+/// | [`run_script`](Self::run_script) | atomic | atomic when all keys share a slot; otherwise [`KvError::CrossSlot`](crate::KvError::CrossSlot) before anything is sent |
+/// | [`set_many_bytes`](Self::set_many_bytes) | atomic (one `MULTI`) | atomic per slot: one `MULTI` per slot, sent concurrently |
+/// | [`get_many_bytes`](Self::get_many_bytes) | one `MGET` | one `MGET` per slot, concurrently; each part a snapshot of its slot |
+/// | [`delete_keys`](Self::delete_keys) | one `UNLINK` | one `UNLINK` per slot, concurrently |
+/// | [`keys`](Self::keys) | `SCAN` | `SCAN` of every primary; a key moving during a resharding may be missed |
+///
+/// Put one hash tag in the keys of a batch that must land together.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -70,7 +88,8 @@ pub trait KvStore: Send + Sync + 'static {
     async fn get_many_bytes(&self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>>;
 
     /// Stores every `(key, value, ttl)` entry in one atomic round trip
-    /// (`MULTI` of `SET`s); an empty batch makes none.
+    /// (`MULTI` of `SET`s; on a Redis Cluster one per hash slot, each
+    /// atomic); an empty batch makes none.
     async fn set_many_bytes(&self, entries: &[(&str, &[u8], Ttl)]) -> Result<()>;
 
     /// Deletes `key`; returns whether it existed.
