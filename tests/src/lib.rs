@@ -60,7 +60,13 @@
 //! * `tests/conformance.rs`: the suite on both backends;
 //!   `tests/redis_store.rs`: Redis-only checks (round trips, glob parity).
 //! * [`test_app`]: [`TestApp`](test_app::TestApp), the example app started
-//!   in-process on port 0 (Redis or memory driver) and driven over HTTP.
+//!   in-process on port 0 (Redis, memory, or cluster driver) and driven
+//!   over HTTP; `spawn_beside` starts a second instance of the same
+//!   service (same stores, same SQLite file).
+//! * `tests/app.rs`: the app's HTTP contract on Redis and memory;
+//!   `tests/app_cluster.rs`: two instances on the shared cluster (login
+//!   across them, log out everywhere, a shared exact rate limit, the key
+//!   layout on the cluster).
 //! * `tests/fixture.rs`: tests of the fixture itself;
 //!   `tests/fixture_scaleout.rs`: of the cluster, sentinel and TLS
 //!   fixtures and of the supervisor (start-up times printed).

@@ -1,25 +1,33 @@
 //! [`TestApp`]: the example app started in-process on port 0, with its own
-//! SQLite file and, in Redis mode, its own `redis-server`, driven over
-//! HTTP.
+//! SQLite file and, in Redis mode, its own `redis-server` (in cluster mode,
+//! the process's shared [`TestCluster`]), driven over HTTP; and
+//! [`TestApp::spawn_beside`], a second instance of the same service.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use example_app::{AppOptions, Application};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
-use crate::TestRedis;
+use crate::{TestCluster, TestRedis};
 
 /// Which store driver the app runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Driver {
-    /// `kvstore_redis` against a [`TestRedis`].
+    /// `kvstore_redis` against a [`TestRedis`] (`config/services.yaml`).
     Redis,
     /// `kvstore_memory`: no Redis at all.
     Memory,
+    /// `kvstore_redis` in cluster mode (`config/services.cluster.yaml`,
+    /// `REDIS_NODES` naming every node) on this process's
+    /// [`TestCluster::shared`]. The configuration's prefixes are fixed
+    /// (`users`, `sessions`, `ratelimit`), so every app of the process on
+    /// this driver writes the same key space: tests keep apart by what
+    /// they touch (see `tests/tests/app_cluster.rs`).
+    Cluster,
 }
 
 /// A running example app.
@@ -31,13 +39,34 @@ pub struct TestApp {
     /// An HTTP client without a cookie store (tests pass cookies and
     /// bearer tokens explicitly).
     pub client: reqwest::Client,
-    /// The Redis server, in Redis mode.
+    /// The Redis server, in Redis mode, for the app that started it (an
+    /// instance started [beside](Self::spawn_beside) it has `None` and
+    /// uses that one's).
     pub redis: Option<TestRedis>,
+    /// The cluster, in cluster mode.
+    pub cluster: Option<Arc<TestCluster>>,
     /// The driver.
     pub driver: Driver,
+    /// What an instance started beside this one shares with it.
+    service: Service,
     stop: Option<oneshot::Sender<()>>,
     served: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
-    _dir: tempfile::TempDir,
+}
+
+/// What the instances of one service share: the configuration file, the
+/// stores' addresses and the SQLite file (in a directory that lives as
+/// long as the last of them).
+#[derive(Clone)]
+struct Service {
+    config_path: PathBuf,
+    store_env: Vec<(&'static str, String)>,
+    dir: Arc<tempfile::TempDir>,
+}
+
+impl Service {
+    fn database(&self) -> PathBuf {
+        self.dir.path().join("app.db")
+    }
 }
 
 /// Settings a test may change; the rest are the configuration's defaults.
@@ -69,6 +98,11 @@ pub fn services_yaml() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config/services.yaml")
 }
 
+/// The repository's `config/services.cluster.yaml`.
+pub fn services_cluster_yaml() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config/services.cluster.yaml")
+}
+
 impl TestApp {
     /// Starts the app on `driver` with default test settings.
     pub async fn spawn(driver: Driver) -> Self {
@@ -76,21 +110,84 @@ impl TestApp {
     }
 
     /// Starts the app on `driver` with `config`.
+    ///
+    /// # Panics
+    ///
+    /// When its stores or the app cannot be started.
     pub async fn spawn_with(driver: Driver, config: TestAppConfig) -> Self {
         let dir = tempfile::tempdir().expect("a temporary directory");
-        let redis = match driver {
-            Driver::Redis => Some(TestRedis::start().await),
-            Driver::Memory => None,
+        let (redis, cluster) = match driver {
+            Driver::Redis => (Some(TestRedis::start().await), None),
+            Driver::Memory => (None, None),
+            Driver::Cluster => (None, Some(TestCluster::shared())),
         };
+        let (config_path, store_env) = match (&redis, &cluster) {
+            (Some(redis), _) => (
+                services_yaml(),
+                vec![
+                    ("KV_DRIVER", "kvstore_redis".to_owned()),
+                    ("REDIS_ADDR", redis.addr()),
+                ],
+            ),
+            (None, Some(cluster)) => (
+                services_cluster_yaml(),
+                vec![
+                    ("KV_DRIVER", "kvstore_redis".to_owned()),
+                    ("REDIS_NODES", cluster.seed_nodes().join(",")),
+                ],
+            ),
+            (None, None) => (
+                services_yaml(),
+                vec![("KV_DRIVER", "kvstore_memory".to_owned())],
+            ),
+        };
+        let service = Service {
+            config_path,
+            store_env,
+            dir: Arc::new(dir),
+        };
+        Self::launch(driver, service, redis, cluster, config).await
+    }
+
+    /// Starts a second instance of the same service beside this one, as a
+    /// deployment runs several: the same configuration file, the same Redis
+    /// (or cluster) and the same SQLite file, so both see the same users;
+    /// its own listener, components and `config` (which need not be this
+    /// one's). In Redis mode the server stays this app's: keep this app
+    /// alive while the other runs.
+    ///
+    /// # Panics
+    ///
+    /// On the memory driver, whose stores live inside one app and cannot
+    /// be shared; when the app cannot be started.
+    pub async fn spawn_beside(&self, config: TestAppConfig) -> Self {
+        assert!(
+            self.driver != Driver::Memory,
+            "two instances on the memory driver share no store: spawn_beside needs Redis or a cluster"
+        );
+        Self::launch(
+            self.driver,
+            self.service.clone(),
+            None,
+            self.cluster.clone(),
+            config,
+        )
+        .await
+    }
+
+    async fn launch(
+        driver: Driver,
+        service: Service,
+        redis: Option<TestRedis>,
+        cluster: Option<Arc<TestCluster>>,
+        config: TestAppConfig,
+    ) -> Self {
         let mut env: BTreeMap<String, String> = BTreeMap::new();
         let mut set = |k: &str, v: String| {
             env.insert(k.to_owned(), v);
         };
         set("APP_ADDR", "127.0.0.1:0".into());
-        set(
-            "DATABASE_URL",
-            dir.path().join("app.db").display().to_string(),
-        );
+        set("DATABASE_URL", service.database().display().to_string());
         set("OTP_DEV_ECHO", "true".into());
         set(
             "RATE_LIMIT_REQUESTS",
@@ -98,19 +195,15 @@ impl TestApp {
         );
         set("RATE_LIMIT_WINDOW", config.rate_limit_window.into());
         set("OTP_RESEND_COOLDOWN", config.otp_resend_cooldown.into());
-        match &redis {
-            Some(redis) => {
-                set("KV_DRIVER", "kvstore_redis".into());
-                set("REDIS_ADDR", redis.addr());
-            }
-            None => set("KV_DRIVER", "kvstore_memory".into()),
+        for (k, v) in &service.store_env {
+            set(k, v.clone());
         }
         for (k, v) in config.extra {
             set(k, v);
         }
         let env = Arc::new(env);
         let app = Application::build(AppOptions {
-            config_path: services_yaml(),
+            config_path: service.config_path.clone(),
             env: Some(Arc::new(move |name: &str| env.get(name).cloned())),
         })
         .await
@@ -125,11 +218,23 @@ impl TestApp {
             addr,
             client: reqwest::Client::new(),
             redis,
+            cluster,
             driver,
+            service,
             stop: Some(stop),
             served: Some(served),
-            _dir: dir,
         }
+    }
+
+    /// The SQLite file, shared with every instance started
+    /// [beside](Self::spawn_beside) this one.
+    pub fn database(&self) -> PathBuf {
+        self.service.database()
+    }
+
+    /// The configuration file the app was started with.
+    pub fn config_path(&self) -> &Path {
+        &self.service.config_path
     }
 
     /// The full URL of `path`.
