@@ -31,9 +31,11 @@ use kv_module_tests::{TestCluster, TestRedis, TestSentinel};
 use redis::aio::MultiplexedConnection;
 use tokio::task::JoinHandle;
 
-/// The `command_timeout` of every store here: the deadline each call must
-/// keep, failover or not.
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(1);
+/// The `command_timeout` of every store here — the library's default —:
+/// the deadline each call must keep, failover or not. (Recovery after a
+/// promotion takes up to two of them for a store that was idle during the
+/// failover: its first call still goes to the old node.)
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
 /// What a call may take beyond `command_timeout`: scheduling on a loaded
 /// 2-core machine (other engineers build at the same time), not waiting.
 const LATENCY_MARGIN: Duration = Duration::from_millis(500);

@@ -27,9 +27,11 @@ impl ErrorContext {
             };
         }
         // A demoted primary (`READONLY`), a cluster without a primary for
-        // the slot (`CLUSTERDOWN`, `MASTERDOWN`) or in the middle of moving
-        // it (`TRYAGAIN`): the store cannot serve the call now, which is
-        // what callers choosing fail-open need to know.
+        // the slot (`CLUSTERDOWN`, `MASTERDOWN`), in the middle of moving
+        // it (`TRYAGAIN`), or a redirection redis-rs could not follow within
+        // its retries (`MOVED`/`ASK` to a node that is down): the store
+        // cannot serve the call now, which is what callers choosing
+        // fail-open need to know.
         let failing_over = matches!(
             err.kind(),
             ErrorKind::Server(
@@ -37,6 +39,8 @@ impl ErrorContext {
                     | redis::ServerErrorKind::ClusterDown
                     | redis::ServerErrorKind::MasterDown
                     | redis::ServerErrorKind::TryAgain
+                    | redis::ServerErrorKind::Moved
+                    | redis::ServerErrorKind::Ask
             )
         );
         if failing_over

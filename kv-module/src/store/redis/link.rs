@@ -16,7 +16,7 @@
 //!
 //! So every call is bounded by `command_timeout` (which also bounds the
 //! waits on redis-rs's reconnection, which its own response timeout does
-//! not), and after [`REPAIR_AFTER`] consecutive failed calls — at once on
+//! not), and after a failed call ([`REPAIR_AFTER`]) — at once on
 //! `READONLY` behind Sentinels — a background task builds fresh
 //! connections (a new slot map; the primary the Sentinels name now) and
 //! swaps them in. Callers never wait for a repair: they fail within their
@@ -38,8 +38,13 @@ use super::topology::{Kind, Topology};
 use crate::error::{KvError, Result};
 
 /// Consecutive failed calls (timeouts, connection errors) after which the
-/// connections of a cluster or Sentinel store are rebuilt.
-pub(crate) const REPAIR_AFTER: u32 = 2;
+/// connections of a cluster or Sentinel store are rebuilt. One: a call
+/// that got no answer within `command_timeout` is reason enough, and a
+/// rebuild that finds nothing changed costs a few round trips in the
+/// background. With two, an idle store found a promoted replica only
+/// after two full timeouts (6 s after the promotion with the default 2 s
+/// deadline, measured by `tests/failover.rs`).
+pub(crate) const REPAIR_AFTER: u32 = 1;
 
 /// The least time between the starts of two repairs: while a failover is
 /// still under way a repair finds the old topology, and the next one must
@@ -353,6 +358,10 @@ fn classify(e: &RedisError) -> Failure {
                 ServerErrorKind::MasterDown
                     | ServerErrorKind::ClusterDown
                     | ServerErrorKind::TryAgain
+                    // A redirection left unfollowed: the slot map is stale
+                    // or the node it names is down.
+                    | ServerErrorKind::Moved
+                    | ServerErrorKind::Ask
             )
         );
     if lost {
