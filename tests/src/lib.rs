@@ -51,14 +51,22 @@
 //! * [`conformance`]: the one conformance suite of the `KvStore` contract,
 //!   generic over a [`Backend`](conformance::Backend), instantiated per
 //!   backend by [`conformance_suite!`].
-//! * [`backends`]: the Redis and memory [`Backend`](conformance::Backend)s.
+//! * [`backends`]: the [`Backend`](conformance::Backend)s: a Redis server
+//!   per test, memory, the shared cluster and Sentinel set (namespaced),
+//!   and a mutual-TLS server per test.
 //! * [`counting_store`]: a `KvStore` wrapper counting calls (round trips),
 //!   to bound a component's round trips on any backend.
 //! * [`slot_checking_store`]: a `KvStore` wrapper asserting that every
 //!   script's keys share one Redis Cluster slot, and a `Backend` wrapping
 //!   all its stores so; the component suites run on it.
-//! * `tests/conformance.rs`: the suite on both backends;
-//!   `tests/redis_store.rs`: Redis-only checks (round trips, glob parity).
+//! * `tests/conformance.rs`: the suite on every backend and topology;
+//!   `tests/redis_store.rs`: Redis-only checks (round trips, glob parity);
+//!   `tests/cluster.rs`: what only a cluster does (cross-slot scripts
+//!   refused, `keys` over every primary, batches split per slot, seeds);
+//!   `tests/tls.rs`: TLS set-ups that work and the clear, bounded errors
+//!   of those that must not; `tests/failover.rs`: frozen, killed and
+//!   failed-over primaries (cluster, Sentinel) and a frozen server under
+//!   live stores: bounded calls, recovery without a restart.
 //! * [`test_app`]: [`TestApp`](test_app::TestApp), the example app started
 //!   in-process on port 0 (Redis, memory, or cluster driver) and driven
 //!   over HTTP; `spawn_beside` starts a second instance of the same
