@@ -46,6 +46,8 @@
 //! * [`command_stats`]: per-command call counts from `INFO commandstats`
 //!   and their difference, to assert how many round trips (and which
 //!   commands) an operation cost.
+//! * [`command_monitor`]: the same counts on the shared cluster, for one
+//!   test's stores only, from `MONITOR` on every primary.
 //! * [`bench`](mod@bench): what the bench binaries share (paired
 //!   comparisons, medians, the machine header).
 //! * [`conformance`]: the one conformance suite of the `KvStore` contract,
@@ -87,6 +89,7 @@
 pub mod backends;
 pub mod bench;
 pub mod cluster;
+pub mod command_monitor;
 pub mod command_stats;
 pub mod conformance;
 pub mod counting_store;

@@ -1,7 +1,8 @@
-//! The cache-aside component on both backends: each acceptance point of
+//! The cache-aside component on every backend: each acceptance point of
 //! the cache-aside issue is a generic async function over a
-//! [`Backend`], instantiated for Redis (a `redis-server` per test) and for
-//! the memory backend by `cache_aside_suite!`.
+//! [`Backend`], instantiated for Redis (a `redis-server` per test), for
+//! the memory backend and for the shared Redis Cluster of this test binary
+//! by `cache_aside_suite!`.
 //!
 //! The interleavings are driven deterministically: the test repository's
 //! `load` (or `update`) can be gated, so a test can hold a load between
@@ -17,7 +18,8 @@ use kv_module::cache_aside::{
 };
 use kv_module::registry::StoreRef;
 use kv_module::{KeyTtl, KvStore, Ttl};
-use kv_module_tests::backends::RedisBackend;
+use kv_module_tests::backends::{ClusterBackend, RedisBackend};
+use kv_module_tests::command_monitor::CommandMonitor;
 use kv_module_tests::conformance::Backend;
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
@@ -342,6 +344,15 @@ mod memory {
     use kv_module_tests::backends::MemoryBackend;
     use kv_module_tests::slot_checking_store::SlotCheckedBackend;
     cache_aside_suite!(SlotCheckedBackend::new(MemoryBackend::new()));
+}
+
+// The same cases on the shared Redis Cluster of this test binary (three
+// primaries, three replicas), each case under a namespace of its own:
+// every script is routed to the primary of its keys' slot.
+mod cluster {
+    use kv_module_tests::backends::ClusterBackend;
+    use kv_module_tests::slot_checking_store::SlotCheckedBackend;
+    cache_aside_suite!(SlotCheckedBackend::new(ClusterBackend::shared()));
 }
 
 // ---------------------------------------------------------------------
@@ -946,4 +957,40 @@ async fn redis_cache_recovers_after_restart() {
     let loads = repo.loads();
     assert_eq!(cache.get(&1).await.unwrap(), Some(user(1, "Ada")));
     assert_eq!(repo.loads(), loads, "a hit again");
+}
+
+/// [`redis_hit_is_one_get`] on the shared cluster, whose `INFO
+/// commandstats` counts the commands of every test of this binary: a
+/// [`CommandMonitor`] counts the test's own. Every primary has a script
+/// cache of its own, so the scripts are loaded with a key on the primary
+/// of the measured one.
+#[tokio::test]
+async fn cluster_hit_is_one_get() {
+    let b = ClusterBackend::shared();
+    let primary = b.cluster.primary_for_key(&entry_key(1)).await;
+    let mut warm_up = 2;
+    while b.cluster.primary_for_key(&entry_key(warm_up)).await != primary {
+        warm_up += 1;
+    }
+    let repo = Users::with(&[user(1, "Ada")]);
+    let (cache, _) = cache(&b, &repo, config(Duration::from_secs(60))).await;
+    assert_eq!(cache.get(&warm_up).await.unwrap(), None);
+
+    let namespace = b.full_prefix(0, "");
+    let monitor = CommandMonitor::start(&b.cluster, &namespace).await;
+    cache.get(&1).await.unwrap();
+    let miss = monitor.finish().await;
+    let monitor = CommandMonitor::start(&b.cluster, &namespace).await;
+    cache.get(&1).await.unwrap();
+    let hit = monitor.finish().await;
+
+    let expected_hit: BTreeMap<String, u64> = [("get".to_owned(), 1)].into();
+    assert_eq!(hit, expected_hit, "a hit is one GET");
+    let expected_miss: BTreeMap<String, u64> = [
+        ("get".to_owned(), 3),
+        ("evalsha".to_owned(), 1),
+        ("set".to_owned(), 1),
+    ]
+    .into();
+    assert_eq!(miss, expected_miss);
 }

@@ -1,6 +1,7 @@
 //! Every script of every component, once, on stores that check each
-//! script's keys hash to one Redis Cluster slot — on Redis and on the
-//! memory backend, which also refuses any key a script was not given.
+//! script's keys hash to one Redis Cluster slot — on Redis, on the memory
+//! backend, which also refuses any key a script was not given, and on a
+//! Redis Cluster.
 //!
 //! The component suites run on the same checking stores; this file counts
 //! the scripts, so that a script that stopped being checked (or a new one
@@ -15,7 +16,7 @@ use kv_module::otp::{IssueOutcome, OneTimeCodes, OtpConfig, OtpService};
 use kv_module::rate_limit::{Algorithm, RateLimitPolicy, RateLimiter};
 use kv_module::registry::StoreRef;
 use kv_module::session::{SessionConfig, SessionData, SessionManager, Sessions};
-use kv_module_tests::backends::{MemoryBackend, RedisBackend};
+use kv_module_tests::backends::{ClusterBackend, MemoryBackend, RedisBackend};
 use kv_module_tests::conformance::Backend;
 use kv_module_tests::slot_checking_store::SlotCheckedBackend;
 
@@ -27,6 +28,13 @@ async fn redis_every_script_keeps_to_one_slot() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_every_script_keeps_to_one_slot() {
     every_script_keeps_to_one_slot(SlotCheckedBackend::new(MemoryBackend::new())).await;
+}
+
+/// On a real cluster, which refuses a script whose keys span slots
+/// (`CROSSSLOT`) and routes each one to the primary of its slot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_every_script_keeps_to_one_slot() {
+    every_script_keeps_to_one_slot(SlotCheckedBackend::new(ClusterBackend::shared())).await;
 }
 
 async fn every_script_keeps_to_one_slot<B: Backend>(b: SlotCheckedBackend<B>) {

@@ -1,7 +1,7 @@
-//! The one-time-code service on both backends: every case is written once
+//! The one-time-code service on every backend: every case is written once
 //! as a generic async function over a [`Backend`] and instantiated for
-//! Redis (a `redis-server` per test) and for the memory backend by
-//! `otp_suite!`. The last cases run the whole login flow — code, session,
+//! Redis (a `redis-server` per test), for the memory backend and for the
+//! shared Redis Cluster of this test binary by `otp_suite!`. The last cases run the whole login flow — code, session,
 //! logout — over HTTP with both components injected by shaku.
 
 use std::collections::BTreeSet;
@@ -66,6 +66,15 @@ mod memory {
     use kv_module_tests::backends::MemoryBackend;
     use kv_module_tests::slot_checking_store::SlotCheckedBackend;
     otp_suite!(SlotCheckedBackend::new(MemoryBackend::new()));
+}
+
+// The same cases on the shared Redis Cluster of this test binary (three
+// primaries, three replicas), each case under a namespace of its own:
+// every script is routed to the primary of its keys' slot.
+mod cluster {
+    use kv_module_tests::backends::ClusterBackend;
+    use kv_module_tests::slot_checking_store::SlotCheckedBackend;
+    otp_suite!(SlotCheckedBackend::new(ClusterBackend::shared()));
 }
 
 // ---- helpers

@@ -1,7 +1,8 @@
 //! A full issue → verify → create-session → cycle → delete flow, with every
 //! span and event captured at `TRACE` by a minimal subscriber, writes
 //! neither a one-time code nor a session id to the logs, nor to any `Debug`
-//! output of the values it hands out — on both backends.
+//! output of the values it hands out — on Redis, on the memory backend and
+//! on a Redis Cluster.
 
 use std::fmt::{Debug, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,7 +18,7 @@ use kv_module::otp::{IssueOutcome, OneTimeCodes, OtpConfig, OtpService, VerifyOu
 use kv_module::registry::StoreRef;
 use kv_module::session::{SessionConfig, SessionData, SessionManager, Sessions};
 use kv_module::store::KvStore;
-use kv_module_tests::backends::{MemoryBackend, RedisBackend};
+use kv_module_tests::backends::{ClusterBackend, MemoryBackend, RedisBackend};
 use kv_module_tests::conformance::Backend;
 use kv_module_tests::slot_checking_store::SlotCheckedBackend;
 
@@ -102,6 +103,12 @@ async fn redis_no_code_or_session_id_in_logs_of_a_full_flow() {
 #[tokio::test(flavor = "current_thread")]
 async fn memory_no_code_or_session_id_in_logs_of_a_full_flow() {
     full_flow_logs_no_secret(&SlotCheckedBackend::new(MemoryBackend::new())).await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn cluster_no_code_or_session_id_in_logs_of_a_full_flow() {
+    let backend = SlotCheckedBackend::new(ClusterBackend::shared());
+    full_flow_logs_no_secret(&backend).await;
 }
 
 async fn full_flow_logs_no_secret(backend: &impl Backend) {

@@ -1,4 +1,5 @@
-//! The rate limiter on both backends: exact counts under concurrency and
+//! The rate limiter on every backend (Redis, memory, the shared Redis
+//! Cluster of this test binary): exact counts under concurrency and
 //! across instances, each algorithm's bursts and steady rates with short
 //! real windows, costs, store failures, and one script call per check.
 //! Every case ends by scanning the raw keyspace for keys without a TTL.
@@ -66,6 +67,15 @@ mod memory {
     use kv_module_tests::backends::MemoryBackend;
     use kv_module_tests::slot_checking_store::SlotCheckedBackend;
     rate_limit_suite!(SlotCheckedBackend::new(MemoryBackend::new()));
+}
+
+// The same cases on the shared Redis Cluster of this test binary (three
+// primaries, three replicas), each case under a namespace of its own:
+// every script is routed to the primary of its keys' slot.
+mod cluster {
+    use kv_module_tests::backends::ClusterBackend;
+    use kv_module_tests::slot_checking_store::SlotCheckedBackend;
+    rate_limit_suite!(SlotCheckedBackend::new(ClusterBackend::shared()));
 }
 
 // ---------------------------------------------------------------------------
@@ -693,6 +703,55 @@ async fn redis_check_is_one_evalsha() {
         }
         let after = command_calls(&mut raw).await;
         let mut calls = delta(&before, &after);
+        assert_eq!(
+            calls.remove("evalsha"),
+            Some(10),
+            "{algorithm}: 10 checks (3 allowed, 7 denied): {calls:?}"
+        );
+        let inside_scripts = ["get", "incrby", "pexpire", "pttl", "set", "time"];
+        for command in calls.keys() {
+            assert!(
+                inside_scripts.contains(&command.as_str()),
+                "{algorithm}: `{command}` is not run by a limiter script: {calls:?}"
+            );
+        }
+    }
+    assert_every_key_expires(&backend).await;
+}
+
+/// [`redis_check_is_one_evalsha`] on the shared cluster, whose `INFO
+/// commandstats` counts the commands of every test of this binary: a
+/// [`CommandMonitor`](kv_module_tests::command_monitor::CommandMonitor)
+/// counts the test's own. Every primary has a script cache of its own, so
+/// each script is loaded with a key on the primary of the measured one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_check_is_one_evalsha() {
+    use kv_module_tests::backends::ClusterBackend;
+    use kv_module_tests::command_monitor::CommandMonitor;
+
+    let backend = ClusterBackend::shared();
+    let store = store(&backend).await;
+    let stored = |name: &str, key: &str| format!("{}:{name}:{key}", store.prefix());
+    for algorithm in ALGORITHMS {
+        let name = algorithm.as_str();
+        let limiter = limiter(&store, name, policy(algorithm, 3, Duration::from_secs(60)));
+        let primary = backend.cluster.primary_for_key(&stored(name, "k")).await;
+        let mut warm_up = 0;
+        while backend
+            .cluster
+            .primary_for_key(&stored(name, &format!("warm-up-{warm_up}")))
+            .await
+            != primary
+        {
+            warm_up += 1;
+        }
+        // The first run loads the script (EVALSHA, NOSCRIPT, SCRIPT LOAD).
+        check(&limiter, &format!("warm-up-{warm_up}")).await;
+        let monitor = CommandMonitor::start(&backend.cluster, &backend.full_prefix(0, "")).await;
+        for _ in 0..10 {
+            check(&limiter, "k").await;
+        }
+        let mut calls = monitor.finish().await;
         assert_eq!(
             calls.remove("evalsha"),
             Some(10),

@@ -1,4 +1,5 @@
-//! [`RateLimitLayer`] over real HTTP on both backends: an axum app served
+//! [`RateLimitLayer`] over real HTTP on every backend (Redis, memory, the
+//! shared Redis Cluster of this test binary): an axum app served
 //! on 127.0.0.1:0 with `ConnectInfo`, driven by reqwest. Headers on
 //! allowed responses, 429 with `Retry-After` and problem+json on denied
 //! ones, client identity through trusted proxies, users, missing keys,
@@ -65,6 +66,15 @@ mod memory {
     use kv_module_tests::backends::MemoryBackend;
     use kv_module_tests::slot_checking_store::SlotCheckedBackend;
     rate_limit_http_suite!(SlotCheckedBackend::new(MemoryBackend::new()));
+}
+
+// The same cases on the shared Redis Cluster of this test binary (three
+// primaries, three replicas), each case under a namespace of its own:
+// every script is routed to the primary of its keys' slot.
+mod cluster {
+    use kv_module_tests::backends::ClusterBackend;
+    use kv_module_tests::slot_checking_store::SlotCheckedBackend;
+    rate_limit_http_suite!(SlotCheckedBackend::new(ClusterBackend::shared()));
 }
 
 // ---------------------------------------------------------------------------

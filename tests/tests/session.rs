@@ -1,11 +1,13 @@
-//! The session manager on both backends: every case is written once as a
+//! The session manager on every backend: every case is written once as a
 //! generic async function over a [`Backend`] and instantiated for Redis (a
-//! `redis-server` per test) and for the memory backend by
-//! `session_suite!`.
+//! `redis-server` per test), for the memory backend and for the shared
+//! Redis Cluster of this test binary by `session_suite!`.
 //!
 //! Timeouts are tested with short real TTLs; round trips are counted with
-//! a [`CountingStore`] on both backends and, on Redis, also with `INFO
-//! commandstats` (which counts the commands run inside scripts too).
+//! a [`CountingStore`] on every backend and, on Redis, also with `INFO
+//! commandstats` (which counts the commands run inside scripts too), on
+//! the cluster with a [`CommandMonitor`] (the same counts, for the case's
+//! own stores only).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -24,7 +26,8 @@ use kv_module::session::{
     CurrentSession, SessionConfig, SessionData, SessionHandle, SessionId, SessionManager, Sessions,
 };
 use kv_module::{KeyTtl, KvError, KvStore, Ttl};
-use kv_module_tests::backends::{MemoryBackend, RedisBackend};
+use kv_module_tests::backends::{ClusterBackend, MemoryBackend, RedisBackend};
+use kv_module_tests::command_monitor::CommandMonitor;
 use kv_module_tests::command_stats::{command_calls, delta};
 use kv_module_tests::conformance::Backend;
 use kv_module_tests::counting_store::CountingStore;
@@ -32,35 +35,65 @@ use kv_module_tests::slot_checking_store::SlotCheckedBackend;
 use shaku::{HasComponent, module};
 use shaku_axum::Inject;
 
-/// A backend, and (for Redis) a connection to read the server's
-/// per-command call counts with.
+/// A backend, and how to count the commands the test's stores send to
+/// its server.
 trait SessionBackend: Backend {
-    async fn stats(&self) -> Option<MultiplexedConnection>;
+    /// Starts counting.
+    async fn probe(&self) -> Probe;
+}
+
+/// Counts the commands the test's stores send, from its creation until
+/// [`Probe::finish`].
+enum Probe {
+    /// `INFO commandstats` of a server of the test's own (server-wide,
+    /// which is exact: nothing else talks to that server), and the
+    /// reading at the start.
+    Server(MultiplexedConnection, BTreeMap<String, u64>),
+    /// `MONITOR` on the primaries of the shared cluster: `INFO
+    /// commandstats` would count the commands of every test of this
+    /// binary there; the monitor counts the test's own stores' only.
+    Cluster(CommandMonitor),
+    /// The memory backend: no server, no commands.
+    Nothing,
+}
+
+impl Probe {
+    /// The commands sent since the probe started (`get`, `evalsha`, …,
+    /// with a script's own commands), when there is a server.
+    async fn finish(self) -> Option<BTreeMap<String, u64>> {
+        match self {
+            Probe::Server(mut conn, before) => {
+                Some(delta(&before, &command_calls(&mut conn).await))
+            }
+            Probe::Cluster(monitor) => Some(monitor.finish().await),
+            Probe::Nothing => None,
+        }
+    }
 }
 
 impl SessionBackend for RedisBackend {
-    async fn stats(&self) -> Option<MultiplexedConnection> {
-        Some(self.server.raw(0).await)
+    async fn probe(&self) -> Probe {
+        let mut conn = self.server.raw(0).await;
+        let before = command_calls(&mut conn).await;
+        Probe::Server(conn, before)
     }
 }
 
 impl SessionBackend for MemoryBackend {
-    async fn stats(&self) -> Option<MultiplexedConnection> {
-        None
+    async fn probe(&self) -> Probe {
+        Probe::Nothing
+    }
+}
+
+impl SessionBackend for ClusterBackend {
+    async fn probe(&self) -> Probe {
+        Probe::Cluster(CommandMonitor::start(&self.cluster, &self.full_prefix(0, "")).await)
     }
 }
 
 impl<B: SessionBackend> SessionBackend for SlotCheckedBackend<B> {
-    async fn stats(&self) -> Option<MultiplexedConnection> {
-        (**self).stats().await
-    }
-}
-
-/// The server's per-command call counts, when there is a server.
-async fn calls(stats: &mut Option<MultiplexedConnection>) -> Option<BTreeMap<String, u64>> {
-    match stats {
-        Some(conn) => Some(command_calls(conn).await),
-        None => None,
+    async fn probe(&self) -> Probe {
+        (**self).probe().await
     }
 }
 
@@ -110,6 +143,15 @@ mod memory {
     use kv_module_tests::backends::MemoryBackend;
     use kv_module_tests::slot_checking_store::SlotCheckedBackend;
     session_suite!(SlotCheckedBackend::new(MemoryBackend::new()));
+}
+
+// The same cases on the shared Redis Cluster of this test binary (three
+// primaries, three replicas), each case under a namespace of its own:
+// every script is routed to the primary of its keys' slot.
+mod cluster {
+    use kv_module_tests::backends::ClusterBackend;
+    use kv_module_tests::slot_checking_store::SlotCheckedBackend;
+    session_suite!(SlotCheckedBackend::new(ClusterBackend::shared()));
 }
 
 // ---- helpers
@@ -195,15 +237,11 @@ async fn every_operation_is_one_round_trip(b: &impl SessionBackend) {
     assert!(session.created_at + 5_000 >= before && session.created_at <= unix_ms() + 5_000);
     assert_eq!(session.absolute_expiry, session.created_at + 24 * 3_600_000);
 
-    let mut stats = b.stats().await;
-    let server_before = calls(&mut stats).await;
+    let probe = b.probe().await;
     assert!(sessions.get(&id).await.unwrap().is_some());
     calls_since(1, "get");
-    if let (Some(before), Some(after)) = (server_before, calls(&mut stats).await) {
-        assert_eq!(
-            delta(&before, &after),
-            BTreeMap::from([("get".to_owned(), 1)])
-        );
+    if let Some(server) = probe.finish().await {
+        assert_eq!(server, BTreeMap::from([("get".to_owned(), 1)]));
     }
     assert!(sessions.refresh(&id).await.unwrap());
     calls_since(1, "refresh");
@@ -605,9 +643,22 @@ async fn index_is_pruned_and_every_key_expires(b: &impl SessionBackend) {
 /// that user's sessions deleted.
 async fn delete_user_sessions_is_bounded_among_100k_sessions(b: &impl SessionBackend) {
     let raw = raw(b).await;
+    let seeding = Instant::now();
     seed_other_sessions(&raw, 20_000, 5).await;
+    eprintln!("seeded 100,000 sessions in {:?}", seeding.elapsed());
     let counting = CountingStore::wrap(b.store("sessions", 0, PREFIX).await);
     let sessions = SessionManager::new(counting.clone(), config()).unwrap();
+    // Loads the script, so that the measured call is one `EVALSHA`: on
+    // the server, and on a cluster on the primary of alice's slot (each
+    // primary has a script cache of its own).
+    sessions.create(alice(99)).await.unwrap();
+    assert_eq!(
+        sessions
+            .delete_user_sessions("alice@example.com")
+            .await
+            .unwrap(),
+        1
+    );
     let mut alices = Vec::new();
     for n in 0..5 {
         alices.push(sessions.create(alice(n)).await.unwrap());
@@ -616,13 +667,9 @@ async fn delete_user_sessions_is_bounded_among_100k_sessions(b: &impl SessionBac
     for _ in 0..3 {
         bobs.push(sessions.create(SessionData::new("bob")).await.unwrap());
     }
-    // Loads the script on Redis, so the measured call is one `EVALSHA`.
-    sessions.create(SessionData::new("carol")).await.unwrap();
-    assert_eq!(sessions.delete_user_sessions("carol").await.unwrap(), 1);
 
-    let mut stats = b.stats().await;
+    let probe = b.probe().await;
     let client_calls = counting.calls();
-    let before = calls(&mut stats).await;
     let started = Instant::now();
     assert_eq!(
         sessions
@@ -632,12 +679,12 @@ async fn delete_user_sessions_is_bounded_among_100k_sessions(b: &impl SessionBac
         5
     );
     let took = started.elapsed();
-    let after = calls(&mut stats).await;
+    let server = probe.finish().await;
     // Changed by design (issue 10): a `GET` of the index, then the script
     // given the index and the five records (it may not read keys it was
     // not given): two round trips, not one.
     assert_eq!(counting.calls() - client_calls, 2, "two round trips");
-    if let (Some(before), Some(after)) = (before, after) {
+    if let Some(server) = server {
         // The client's GET of the index; one EVALSHA, inside it one GET of
         // the index, one GET (the owner check) and one DEL per session,
         // the DEL of the emptied index and one TIME: nothing proportional
@@ -645,7 +692,7 @@ async fn delete_user_sessions_is_bounded_among_100k_sessions(b: &impl SessionBac
         // evalsha 1, get 1}: the script now checks each record's owner
         // and reads the clock to report sessions created meanwhile.
         assert_eq!(
-            delta(&before, &after),
+            server,
             BTreeMap::from([
                 ("del".to_owned(), 6),
                 ("evalsha".to_owned(), 1),
@@ -1233,17 +1280,18 @@ async fn concurrent_loads_refresh_once(b: &impl SessionBackend) {
     let sessions = Arc::new(manager(b, config).await);
     let id = sessions.create(alice(1)).await.unwrap();
     let created = sessions.get(&id).await.unwrap().expect("created");
-    // Loads the script on Redis, so the counted writes are the refreshes'.
+    // Loads the script (on a cluster: on the primary of alice's slot), so
+    // the counted commands are the refreshes'. The id is alice's tag with
+    // an unknown secret: nothing is written.
     assert!(
-        sessions
-            .refresh(&SessionId::generate("nobody").unwrap())
+        !sessions
+            .refresh(&SessionId::generate("alice@example.com").unwrap())
             .await
-            .is_ok()
+            .unwrap()
     );
     tokio::time::sleep(Duration::from_millis(400)).await;
 
-    let mut stats = b.stats().await;
-    let before = calls(&mut stats).await;
+    let probe = b.probe().await;
     let tasks: Vec<_> = (0..20)
         .map(|_| {
             let (sessions, id) = (sessions.clone(), id.clone());
@@ -1253,8 +1301,7 @@ async fn concurrent_loads_refresh_once(b: &impl SessionBackend) {
     for task in tasks {
         assert!(task.await.unwrap().unwrap().is_some());
     }
-    if let (Some(before), Some(after)) = (before, calls(&mut stats).await) {
-        let calls = delta(&before, &after);
+    if let Some(calls) = probe.finish().await {
         // Changed by design (issue 10): one refresh writes the record and
         // its index entry (which holds the record's expiry): two `SET`s.
         assert_eq!(calls.get("set"), Some(&2), "one refresh: {calls:?}");
