@@ -162,9 +162,9 @@ struct Fixture {
     cache: CacheAside<Profiles>,
     memory_store: Arc<dyn KvStore>,
     memory_cache: CacheAside<Profiles>,
-    /// `bench:item:N`, the stored keys.
+    /// `bench:item:{N}`, the stored keys.
     stored_keys: Vec<String>,
-    /// `item:N`, the keys as the stores see them.
+    /// `item:{N}`, the keys as the stores see them.
     keys: Vec<String>,
 }
 
@@ -309,8 +309,10 @@ impl Fixture {
         let memory_cache =
             CacheAside::new("bench-memory", Arc::clone(&memory_store), repo, config())
                 .expect("a valid cache config");
+        // The entry of key `i` is `{key_prefix}:{<i>}` (the key is the
+        // hash tag it shares with its lease).
         let keys: Vec<String> = (0..KEY_COUNT)
-            .map(|i| format!("{KEY_PREFIX}:{i}"))
+            .map(|i| format!("{KEY_PREFIX}:{{{i}}}"))
             .collect();
         let stored_keys = keys.iter().map(|k| format!("{PREFIX}:{k}")).collect();
         Self {
@@ -346,7 +348,7 @@ impl Fixture {
         .expect("the sample encodes");
         assert_eq!(
             stored, expected,
-            "the raw client must read the cache's envelope under `{PREFIX}:{KEY_PREFIX}:0`"
+            "the raw client must read the cache's envelope under `{PREFIX}:{KEY_PREFIX}:{{0}}`"
         );
         let metrics = self.cache.metrics();
         assert_eq!(metrics.fills, KEY_COUNT, "{metrics:?}");
