@@ -24,6 +24,10 @@
 //!   client, 1,000 clients), against raw `EVALSHA` of the same Lua with the
 //!   same arguments on the same keys; and against the naive hand-rolled
 //!   limiter, a pipelined `INCR` + `PEXPIRE NX` on one key (one slot);
+//! * **where the difference goes**: kv-module's bytes API against the same
+//!   raw commands (the layer without JSON); the session get against a raw
+//!   `GET` followed by decoding the record by hand; and the client work of
+//!   a session get besides its `GET`, timed in one thread;
 //! * **cluster against standalone**: each kv-module operation on the
 //!   cluster store against the same on a standalone store, and the raw
 //!   redis-rs operation on `ClusterConnection` against `ConnectionManager`.
@@ -34,7 +38,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use kv_module::rate_limit::{Algorithm, RateLimitPolicy, RateLimiter};
 use kv_module::registry::StoreRef;
@@ -108,6 +112,38 @@ fn session_data(i: usize) -> SessionData {
         .with_metadata("login_method", "password+totp")
 }
 
+/// A stored session record (`{"last_seen":..,"absolute_expiry":..,
+/// "created_at":..,"user_key":"..",` then the data's fields) decoded
+/// field by field, as an application reading the record without
+/// kv-module would.
+#[derive(Deserialize)]
+#[allow(
+    dead_code,
+    reason = "every field is decoded, as a reader of the record would"
+)]
+struct RecordByHand {
+    last_seen: u64,
+    absolute_expiry: u64,
+    created_at: u64,
+    user_key: String,
+    user_id: String,
+    tenant_id: Option<String>,
+    metadata: BTreeMap<String, serde_json::Value>,
+}
+
+/// The same record decoded the way kv-module's session decoder is
+/// declared (`session/data.rs`: the timestamps, then the
+/// [`SessionData`] under `#[serde(flatten)]`), to time the two shapes.
+#[derive(Deserialize)]
+#[allow(dead_code, reason = "decoded only to time the decoding")]
+struct RecordFlattened {
+    last_seen: u64,
+    absolute_expiry: u64,
+    created_at: u64,
+    #[serde(flatten)]
+    data: SessionData,
+}
+
 /// Where an operation runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Side {
@@ -135,6 +171,9 @@ enum Op {
     Check,
     /// Raw only: the naive limiter, `INCR` + `PEXPIRE NX` in one pipeline.
     IncrPexpire,
+    /// Raw only: `GET` of the session record and decoding it as an
+    /// application would by hand ([`RecordByHand`]).
+    SessionGetDecoded,
 }
 
 impl Op {
@@ -145,6 +184,7 @@ impl Op {
             Self::SessionGet => "session get",
             Self::Check => "rate-limit check",
             Self::IncrPexpire => "INCR + PEXPIRE",
+            Self::SessionGetDecoded => "GET + decode",
         }
     }
 }
@@ -255,6 +295,27 @@ async fn main() {
             row(label, concurrency, c);
         }
     }
+    println!(
+        "\nThe session record decoded by hand: raw `GET` + serde decoding of the record (no \
+         kv-module) against `SessionManager::get`, on the cluster.\n"
+    );
+    println!("| concurrency | raw GET + decode ops/s | session get ops/s | ratio |");
+    println!("|---:|---:|---:|---:|");
+    for concurrency in CONCURRENCIES {
+        let c = compare(
+            (Side::RawCluster, Op::SessionGetDecoded),
+            (Side::Cluster, Op::SessionGet),
+            concurrency,
+        )
+        .await;
+        println!(
+            "| {concurrency} | {} | {} | {:.2} |",
+            thousands(c.base),
+            thousands(c.other),
+            c.ratio
+        );
+    }
+    fixture.print_client_costs().await;
 
     println!(
         "\n## Rate-limit check against the naive limiter (raw `INCR` + `PEXPIRE NX`, one \
@@ -471,6 +532,44 @@ impl Fixture {
         record_len
     }
 
+    /// Client CPU of what `SessionManager::get` does besides its `GET`,
+    /// one thread, no I/O.
+    async fn print_client_costs(&self) {
+        const N: u32 = 100_000;
+        let record = self
+            .raw_get(Side::RawCluster, &self.cluster.record_keys[0])
+            .await
+            .expect("the session record exists");
+        let id = &self.cluster.ids[0];
+        let per_op = |started: Instant| started.elapsed().as_nanos() as f64 / f64::from(N);
+        let started = Instant::now();
+        for _ in 0..N {
+            std::hint::black_box(std::hint::black_box(id).handle());
+        }
+        let handle = per_op(started);
+        let started = Instant::now();
+        for _ in 0..N {
+            let decoded: RecordByHand = serde_json::from_slice(std::hint::black_box(&record))
+                .expect("a session record decodes");
+            std::hint::black_box(decoded);
+        }
+        let by_hand = per_op(started);
+        let started = Instant::now();
+        for _ in 0..N {
+            let decoded: RecordFlattened = serde_json::from_slice(std::hint::black_box(&record))
+                .expect("a session record decodes");
+            std::hint::black_box(decoded);
+        }
+        let flattened = per_op(started);
+        println!(
+            "\nClient work of a session get besides the `GET`, one thread: the id's handle \
+             (SHA-256 + base64) {handle:.0} ns; decoding the {}-byte record field by field \
+             {by_hand:.0} ns, with the data under `#[serde(flatten)]` as kv-module declares it \
+             {flattened:.0} ns.",
+            record.len()
+        );
+    }
+
     async fn raw_get(&self, side: Side, key: &str) -> Option<Vec<u8>> {
         let cmd = redis::Cmd::get(key);
         match side {
@@ -557,6 +656,19 @@ impl Fixture {
                     "the bench quota must never be reached"
                 );
             }
+            Op::SessionGetDecoded => {
+                let bytes: Option<Vec<u8>> = redis::Cmd::get(&kv.record_keys[index])
+                    .query_async(&mut conn)
+                    .await
+                    .expect("raw GET must succeed");
+                let bytes = bytes.expect("raw GET found no session record");
+                let record: RecordByHand =
+                    serde_json::from_slice(&bytes).expect("a session record decodes");
+                assert!(
+                    !record.user_id.is_empty() && u128::from(record.absolute_expiry) > unix_ms(),
+                    "the bench sessions are live"
+                );
+            }
             Op::IncrPexpire => {
                 let key = &self.naive_keys[index];
                 let (count, _armed): (i64, i64) = redis::pipe()
@@ -605,7 +717,9 @@ impl Fixture {
                     .expect("the check must succeed");
                 assert!(decision.allowed, "the bench quota must never be reached");
             }
-            Op::IncrPexpire => unreachable!("the naive limiter is raw only"),
+            Op::IncrPexpire | Op::SessionGetDecoded => {
+                unreachable!("{op:?} is measured on raw redis-rs only")
+            }
         }
     }
 
@@ -647,6 +761,13 @@ impl Workload for Fixture {
             (Side::ClusterBytes, op) => self.kv_bytes_once(op, index).await,
         }
     }
+}
+
+/// This host's clock in Unix milliseconds.
+fn unix_ms() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_millis())
 }
 
 /// `(first slot, last slot, primary port)` of every slot range, from
