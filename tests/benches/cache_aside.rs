@@ -36,7 +36,9 @@ use kv_module::cache_aside::{CacheAside, CacheConfig, LeaseConfig, Repository};
 use kv_module::registry::StoreRef;
 use kv_module::{KvStore, KvStoreExt, MemoryStore, RedisConfig, RedisStore};
 use kv_module_tests::TestRedis;
-use kv_module_tests::bench::{Comparison, median, paired, print_machine, run_duration, thousands};
+use kv_module_tests::bench::{
+    self, Comparison, Load, Workload, median, print_machine, run_duration, run_rounds, thousands,
+};
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
@@ -160,16 +162,16 @@ struct Fixture {
     cache: CacheAside<Profiles>,
     memory_store: Arc<dyn KvStore>,
     memory_cache: CacheAside<Profiles>,
-    /// `bench:item:N`, the stored keys.
+    /// `bench:item:{N}`, the stored keys.
     stored_keys: Vec<String>,
-    /// `item:N`, the keys as the stores see them.
+    /// `item:{N}`, the keys as the stores see them.
     keys: Vec<String>,
 }
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
     let run_for = run_duration(DEFAULT_SECS);
-    let rounds = rounds();
+    let rounds = run_rounds(DEFAULT_ROUNDS);
     let server = TestRedis::start().await;
     let fixture = Arc::new(Fixture::new(&server).await);
     let entry_len = fixture.populate().await;
@@ -307,8 +309,10 @@ impl Fixture {
         let memory_cache =
             CacheAside::new("bench-memory", Arc::clone(&memory_store), repo, config())
                 .expect("a valid cache config");
+        // The entry of key `i` is `{key_prefix}:{<i>}` (the key is the
+        // hash tag it shares with its lease).
         let keys: Vec<String> = (0..KEY_COUNT)
-            .map(|i| format!("{KEY_PREFIX}:{i}"))
+            .map(|i| format!("{KEY_PREFIX}:{{{i}}}"))
             .collect();
         let stored_keys = keys.iter().map(|k| format!("{PREFIX}:{k}")).collect();
         Self {
@@ -344,7 +348,7 @@ impl Fixture {
         .expect("the sample encodes");
         assert_eq!(
             stored, expected,
-            "the raw client must read the cache's envelope under `{PREFIX}:{KEY_PREFIX}:0`"
+            "the raw client must read the cache's envelope under `{PREFIX}:{KEY_PREFIX}:{{0}}`"
         );
         let metrics = self.cache.metrics();
         assert_eq!(metrics.fills, KEY_COUNT, "{metrics:?}");
@@ -388,7 +392,15 @@ impl Fixture {
     }
 }
 
-/// Paired runs of `base` and `other` (see [`paired`]).
+impl Workload for Fixture {
+    type Op = Target;
+
+    async fn run(&self, target: Target, index: usize) {
+        self.run_once(target, index as u64).await;
+    }
+}
+
+/// Paired runs of `base` and `other` (see [`bench::paired`]).
 async fn compare(
     fixture: &Arc<Fixture>,
     base: Target,
@@ -397,52 +409,13 @@ async fn compare(
     run_for: Duration,
     rounds: usize,
 ) -> Comparison {
-    paired(rounds, |is_base| {
-        let target = if is_base { base } else { other };
-        measure(fixture, target, concurrency, run_for)
-    })
-    .await
-}
-
-async fn measure(
-    fixture: &Arc<Fixture>,
-    target: Target,
-    concurrency: usize,
-    run_for: Duration,
-) -> f64 {
-    run_tasks(fixture, target, concurrency, WARM_UP).await;
-    let started = Instant::now();
-    let ops = run_tasks(fixture, target, concurrency, run_for).await;
-    ops as f64 / started.elapsed().as_secs_f64()
-}
-
-async fn run_tasks(
-    fixture: &Arc<Fixture>,
-    target: Target,
-    concurrency: usize,
-    run_for: Duration,
-) -> u64 {
-    let deadline = Instant::now() + run_for;
-    let tasks: Vec<_> = (0..concurrency)
-        .map(|task| {
-            let fixture = Arc::clone(fixture);
-            let mut index = (task as u64) * (KEY_COUNT / concurrency as u64);
-            tokio::spawn(async move {
-                let mut done = 0_u64;
-                while Instant::now() < deadline {
-                    fixture.run_once(target, index).await;
-                    done += 1;
-                    index = (index + 1) % KEY_COUNT;
-                }
-                done
-            })
-        })
-        .collect();
-    let mut total = 0;
-    for task in tasks {
-        total += task.await.expect("a benchmark task panicked");
-    }
-    total
+    let load = Load {
+        concurrency,
+        key_count: KEY_COUNT as usize,
+        warm_up: WARM_UP,
+        run_for,
+    };
+    bench::compare(rounds, fixture, base, other, load).await
 }
 
 /// Runs [`TRIALS`] stampedes on fresh keys: [`STAMPEDE`] concurrent gets
@@ -529,17 +502,5 @@ impl IntoStore for RedisStore {
 impl IntoStore for Arc<dyn KvStore> {
     fn into_store(self) -> Arc<dyn KvStore> {
         self
-    }
-}
-
-/// Paired rounds per comparison: `BENCH_ROUNDS` or [`DEFAULT_ROUNDS`].
-fn rounds() -> usize {
-    match std::env::var("BENCH_ROUNDS") {
-        Ok(value) => value
-            .parse::<usize>()
-            .ok()
-            .filter(|rounds| *rounds > 0)
-            .unwrap_or_else(|| panic!("BENCH_ROUNDS must be a positive integer, got `{value}`")),
-        Err(_) => DEFAULT_ROUNDS,
     }
 }

@@ -29,12 +29,14 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use kv_module::rate_limit::{Algorithm, RateLimitPolicy, RateLimiter};
 use kv_module::{KvStore, MemoryStore, RedisConfig, RedisStore};
 use kv_module_tests::TestRedis;
-use kv_module_tests::bench::{Comparison, median, paired, print_machine, run_duration, thousands};
+use kv_module_tests::bench::{
+    self, Comparison, Load, Workload, median, print_machine, run_duration, thousands, throughput,
+};
 use kv_module_tests::command_stats::{command_calls, delta};
 use redis::aio::ConnectionManager;
 
@@ -276,6 +278,14 @@ async fn check(limiters: &BTreeMap<&'static str, RateLimiter>, algorithm: Algori
     assert!(decision.allowed, "the bench quota must never be reached");
 }
 
+impl Workload for Fixture {
+    type Op = Target;
+
+    async fn run(&self, target: Target, index: usize) {
+        self.run_once(target, index).await;
+    }
+}
+
 /// Paired runs of `baseline` and `target` (see [`bench::paired`]).
 async fn compare(
     fixture: &Arc<Fixture>,
@@ -284,10 +294,13 @@ async fn compare(
     concurrency: usize,
     run_for: Duration,
 ) -> Comparison {
-    paired(ROUNDS, |base| {
-        let side = if base { baseline } else { target };
-        measure(fixture, side, concurrency, run_for)
-    })
+    bench::compare(
+        ROUNDS,
+        fixture,
+        baseline,
+        target,
+        load(concurrency, run_for),
+    )
     .await
 }
 
@@ -299,39 +312,16 @@ async fn measure(
     concurrency: usize,
     run_for: Duration,
 ) -> f64 {
-    run_tasks(fixture, target, concurrency, WARM_UP).await;
-    let started = Instant::now();
-    let ops = run_tasks(fixture, target, concurrency, run_for).await;
-    ops as f64 / started.elapsed().as_secs_f64()
+    throughput(fixture, target, load(concurrency, run_for)).await
 }
 
-async fn run_tasks(
-    fixture: &Arc<Fixture>,
-    target: Target,
-    concurrency: usize,
-    run_for: Duration,
-) -> u64 {
-    let deadline = Instant::now() + run_for;
-    let tasks: Vec<_> = (0..concurrency)
-        .map(|task| {
-            let fixture = Arc::clone(fixture);
-            let mut index = task * (KEY_COUNT / concurrency);
-            tokio::spawn(async move {
-                let mut done = 0_u64;
-                while Instant::now() < deadline {
-                    fixture.run_once(target, index).await;
-                    done += 1;
-                    index = (index + 1) % KEY_COUNT;
-                }
-                done
-            })
-        })
-        .collect();
-    let mut total = 0;
-    for task in tasks {
-        total += task.await.expect("a benchmark task panicked");
+fn load(concurrency: usize, run_for: Duration) -> Load {
+    Load {
+        concurrency,
+        key_count: KEY_COUNT,
+        warm_up: WARM_UP,
+        run_for,
     }
-    total
 }
 
 /// `get 1.00, set 1.00` from a commandstats delta over `ops` operations.

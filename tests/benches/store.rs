@@ -27,7 +27,9 @@ use std::time::{Duration, Instant};
 
 use kv_module::{KvStore, KvStoreExt, MemoryStore, RedisConfig, RedisStore, Ttl};
 use kv_module_tests::TestRedis;
-use kv_module_tests::bench::{Comparison, median, paired, print_machine, run_duration, thousands};
+use kv_module_tests::bench::{
+    self, Comparison, Load, Workload, median, print_machine, run_duration, thousands, throughput,
+};
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
@@ -336,6 +338,14 @@ impl Fixture {
     }
 }
 
+impl Workload for Fixture {
+    type Op = (Target, Op);
+
+    async fn run(&self, (target, op): (Target, Op), index: usize) {
+        self.run_once(target, op, index).await;
+    }
+}
+
 /// Paired runs of the raw client and `target` (see [`bench::paired`]).
 async fn compare(
     fixture: &Arc<Fixture>,
@@ -344,11 +354,8 @@ async fn compare(
     concurrency: usize,
     run_for: Duration,
 ) -> Comparison {
-    paired(ROUNDS, |raw| {
-        let side = if raw { Target::Raw } else { target };
-        measure(fixture, side, op, concurrency, run_for)
-    })
-    .await
+    let load = load(concurrency, run_for);
+    bench::compare(ROUNDS, fixture, (Target::Raw, op), (target, op), load).await
 }
 
 /// Warms up, then runs `op` on `target` from `concurrency` tasks for
@@ -360,48 +367,18 @@ async fn measure(
     concurrency: usize,
     run_for: Duration,
 ) -> f64 {
-    run_tasks(fixture, target, op, concurrency, WARM_UP).await;
-    let started = Instant::now();
-    let ops = run_tasks(fixture, target, op, concurrency, run_for).await;
-    ops as f64 / started.elapsed().as_secs_f64()
+    throughput(fixture, (target, op), load(concurrency, run_for)).await
 }
 
-/// Runs `concurrency` tasks that each repeat the operation until `run_for`
-/// has passed; returns the number of operations completed. Task `t` starts
-/// at a different place in the key space so concurrent tasks spread over
-/// it.
-async fn run_tasks(
-    fixture: &Arc<Fixture>,
-    target: Target,
-    op: Op,
-    concurrency: usize,
-    run_for: Duration,
-) -> u64 {
-    let deadline = Instant::now() + run_for;
-    let tasks: Vec<_> = (0..concurrency)
-        .map(|task| {
-            let fixture = Arc::clone(fixture);
-            let mut index = task * (KEY_COUNT / concurrency);
-            tokio::spawn(async move {
-                let mut done = 0_u64;
-                while Instant::now() < deadline {
-                    fixture.run_once(target, op, index).await;
-                    done += 1;
-                    index = (index + 1) % KEY_COUNT;
-                }
-                done
-            })
-        })
-        .collect();
-    let mut total = 0;
-    for task in tasks {
-        total += task.await.expect("a benchmark task panicked");
+fn load(concurrency: usize, run_for: Duration) -> Load {
+    Load {
+        concurrency,
+        key_count: KEY_COUNT,
+        warm_up: WARM_UP,
+        run_for,
     }
-    total
 }
 
-/// The measured time per run: `BENCH_SECS` (seconds, may be fractional)
-/// or [`DEFAULT_SECS`].
 /// Nanoseconds per JSON encode and decode of the bench value.
 fn json_cost(fixture: &Fixture) -> (f64, f64) {
     const N: u32 = 200_000;

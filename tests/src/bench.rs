@@ -1,4 +1,5 @@
-//! What the bench binaries share: paired comparisons reported as medians,
+//! What the bench binaries share: timed runs of concurrent tasks
+//! ([`Workload`], [`throughput`]), paired comparisons reported as medians,
 //! the run length from `BENCH_SECS`, the machine header, and number
 //! formatting.
 //!
@@ -9,7 +10,91 @@
 
 use std::future::Future;
 use std::process::Command;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What a bench runs: one operation on item `index` of its key space.
+///
+/// The bench's fixture implements it; [`throughput`] runs it from many
+/// tasks at once, each holding the fixture in an `Arc`.
+pub trait Workload: Send + Sync + 'static {
+    /// Which operation, on which side of a comparison.
+    type Op: Copy + Send + 'static;
+
+    /// Runs `op` once on item `index` (below [`Load::key_count`]),
+    /// panicking with a clear message when it fails.
+    fn run(&self, op: Self::Op, index: usize) -> impl Future<Output = ()> + Send;
+}
+
+/// The shape of one measured run.
+#[derive(Clone, Copy, Debug)]
+pub struct Load {
+    /// Tokio tasks issuing operations at once.
+    pub concurrency: usize,
+    /// Items in the key space; task `t` starts at item
+    /// `t * key_count / concurrency`, so concurrent tasks spread over it.
+    pub key_count: usize,
+    /// Untimed run before each measured one (connections established,
+    /// caches and the allocator settled).
+    pub warm_up: Duration,
+    /// The measured time.
+    pub run_for: Duration,
+}
+
+/// Warms up, then runs `op` from [`Load::concurrency`] tasks for
+/// [`Load::run_for`]; operations per second.
+pub async fn throughput<W: Workload>(workload: &Arc<W>, op: W::Op, load: Load) -> f64 {
+    run_tasks(workload, op, load, load.warm_up).await;
+    let started = Instant::now();
+    let ops = run_tasks(workload, op, load, load.run_for).await;
+    ops as f64 / started.elapsed().as_secs_f64()
+}
+
+/// [`paired`] runs of [`throughput`]: `base` against `other`.
+pub async fn compare<W: Workload>(
+    rounds: usize,
+    workload: &Arc<W>,
+    base: W::Op,
+    other: W::Op,
+    load: Load,
+) -> Comparison {
+    paired(rounds, |is_base| {
+        throughput(workload, if is_base { base } else { other }, load)
+    })
+    .await
+}
+
+/// Tasks that each repeat `op`, moving to the next item every time, until
+/// `run_for` has passed; the number of operations completed.
+async fn run_tasks<W: Workload>(
+    workload: &Arc<W>,
+    op: W::Op,
+    load: Load,
+    run_for: Duration,
+) -> u64 {
+    let deadline = Instant::now() + run_for;
+    let key_count = load.key_count.max(1);
+    let tasks: Vec<_> = (0..load.concurrency)
+        .map(|task| {
+            let workload = Arc::clone(workload);
+            let mut index = task * (key_count / load.concurrency) % key_count;
+            tokio::spawn(async move {
+                let mut done = 0_u64;
+                while Instant::now() < deadline {
+                    workload.run(op, index).await;
+                    done += 1;
+                    index = (index + 1) % key_count;
+                }
+                done
+            })
+        })
+        .collect();
+    let mut total = 0;
+    for task in tasks {
+        total += task.await.expect("a benchmark task panicked");
+    }
+    total
+}
 
 /// The medians of a paired comparison.
 #[derive(Clone, Copy, Debug)]
@@ -76,22 +161,43 @@ pub fn run_duration(default_secs: f64) -> Duration {
     Duration::from_secs_f64(secs)
 }
 
-/// Prints a Markdown header: `title`, cores, kernel and the Redis version.
+/// Paired rounds per comparison: `BENCH_ROUNDS` or `default_rounds`.
+///
+/// # Panics
+///
+/// When `BENCH_ROUNDS` is not a positive integer (a bench, not a library).
+pub fn run_rounds(default_rounds: usize) -> usize {
+    match std::env::var("BENCH_ROUNDS") {
+        Ok(value) => value
+            .parse::<usize>()
+            .ok()
+            .filter(|rounds| *rounds > 0)
+            .unwrap_or_else(|| panic!("BENCH_ROUNDS must be a positive integer, got `{value}`")),
+        Err(_) => default_rounds,
+    }
+}
+
+/// Prints a Markdown header: `title`, cores, kernel, the Rust compiler
+/// and the Redis version.
 ///
 /// # Panics
 ///
 /// When the server does not answer `INFO server`.
 pub async fn print_machine(title: &str, raw: &redis::aio::ConnectionManager) {
     let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let uname = Command::new("uname")
-        .arg("-srm")
-        .output()
-        .ok()
-        .filter(|out| out.status.success())
-        .map_or_else(
-            || "unknown".to_owned(),
-            |out| String::from_utf8_lossy(&out.stdout).trim().to_owned(),
-        );
+    let output = |program: &str, arg: &str| {
+        Command::new(program)
+            .arg(arg)
+            .output()
+            .ok()
+            .filter(|out| out.status.success())
+            .map_or_else(
+                || "unknown".to_owned(),
+                |out| String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+            )
+    };
+    let uname = output("uname", "-srm");
+    let rustc = output("rustc", "--version");
     let info: String = redis::cmd("INFO")
         .arg("server")
         .query_async(&mut raw.clone())
@@ -105,6 +211,7 @@ pub async fn print_machine(title: &str, raw: &redis::aio::ConnectionManager) {
     println!("# {title}\n");
     println!("* nproc: {nproc}");
     println!("* uname -srm: {uname}");
+    println!("* {rustc}");
     println!("* redis-server: {version}\n");
 }
 
@@ -144,5 +251,44 @@ mod tests {
         assert_eq!(order, [true, false, false, true, true, false, false, true]);
         assert_eq!((c.base, c.other), (100.0, 90.0));
         assert!((c.ratio - 0.9).abs() < 1e-9);
+    }
+
+    /// Counts operations per item.
+    struct Counter(Vec<std::sync::atomic::AtomicU64>);
+
+    impl Workload for Counter {
+        type Op = u64;
+
+        async fn run(&self, step: u64, index: usize) {
+            self.0[index].fetch_add(step, std::sync::atomic::Ordering::Relaxed);
+            tokio::task::yield_now().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn tasks_spread_over_the_key_space_and_count_every_operation() {
+        let counter = Arc::new(Counter((0..10).map(|_| Default::default()).collect()));
+        let load = Load {
+            concurrency: 5,
+            key_count: 10,
+            warm_up: Duration::ZERO,
+            run_for: Duration::from_millis(200),
+        };
+        let ops = run_tasks(&counter, 1, load, load.run_for).await;
+        let counted: u64 = counter
+            .0
+            .iter()
+            .map(|n| n.load(std::sync::atomic::Ordering::Relaxed))
+            .sum();
+        assert_eq!(ops, counted);
+        assert!(ops >= 5, "every task runs at least once: {ops}");
+        assert!(
+            counter
+                .0
+                .iter()
+                .step_by(2)
+                .all(|n| n.load(std::sync::atomic::Ordering::Relaxed) > 0),
+            "the tasks start at items 0, 2, 4, 6 and 8"
+        );
     }
 }

@@ -83,7 +83,9 @@
 //! * `tests/cluster_slots.rs`: every component's scripts once each, on
 //!   stores checking that each script's keys share one Redis Cluster slot.
 //! * `benches/store.rs`: kv-module against raw redis-rs, and the memory
-//!   backend, in operations per second.
+//!   backend, in operations per second; `benches/cluster.rs`: the same
+//!   on a Redis Cluster against raw redis-rs `ClusterConnection`, and the
+//!   cluster against a standalone server.
 #![forbid(unsafe_code)]
 
 pub mod backends;
