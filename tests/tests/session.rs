@@ -625,12 +625,19 @@ async fn index_is_pruned_and_every_key_expires(b: &impl SessionBackend) {
         [id.handle().as_str()],
         "the idled-out members were pruned on create"
     );
-    let index_ttl = remaining(&raw, index_keys[0]).await;
-    assert!(index_ttl <= Duration::from_millis(1_500), "{index_ttl:?}");
+    // The index lives as long as its longest-lived member: here the new
+    // session's idle timeout (500 ms). On a loaded machine it may be gone
+    // by the time it is looked at, which is as good: what must never be
+    // is a key without expiry.
+    match raw.ttl(index_keys[0]).await.unwrap() {
+        KeyTtl::ExpiresIn(left) => assert!(left <= Duration::from_millis(1_500), "{left:?}"),
+        KeyTtl::Missing => {}
+        KeyTtl::Persistent => panic!("`{}` has no expiry", index_keys[0]),
+    }
     for key in raw.keys("*").await.unwrap() {
         assert!(
-            matches!(raw.ttl(&key).await.unwrap(), KeyTtl::ExpiresIn(_)),
-            "{key}"
+            !matches!(raw.ttl(&key).await.unwrap(), KeyTtl::Persistent),
+            "{key} has no expiry"
         );
     }
     // Past the absolute timeout nothing is left, index included.
