@@ -78,7 +78,12 @@ async fn one_client_hammering_a_user_does_not_lock_out_another_client(driver: Dr
 
     let mut statuses = Vec::new();
     for _ in 0..12 {
-        statuses.push(request_code(&app, &attacker, victim).await.status().as_u16());
+        statuses.push(
+            request_code(&app, &attacker, victim)
+                .await
+                .status()
+                .as_u16(),
+        );
     }
     assert!(
         statuses.contains(&429),
@@ -137,7 +142,11 @@ async fn two_instances_with_one_secret_accept_each_others_codes() {
     let body: Value = response.json().await.expect("JSON");
     let code = body["dev_code"].as_str().expect("a dev code").to_owned();
     let response = verify_code(&second, &second.client, user, &code).await;
-    assert_eq!(response.status(), 200, "the other instance accepts the code");
+    assert_eq!(
+        response.status(),
+        200,
+        "the other instance accepts the code"
+    );
 
     let response = request_code(&second, &second.client, user).await;
     assert_eq!(response.status(), 202);

@@ -481,7 +481,10 @@ async fn one_client_exhausting_its_budget_does_not_stop_another(b: &impl Backend
         panic!("the attacker's fourth code must be refused");
     };
     assert_eq!(capped.reason, RefusalReason::ClientDailyCap);
-    assert!(capped.retry_after > Duration::from_secs(23 * 3600), "{capped:?}");
+    assert!(
+        capped.retry_after > Duration::from_secs(23 * 3600),
+        "{capped:?}"
+    );
 
     // The attacker's wrong guesses lock the attacker, not the subject.
     let guess = wrong(&last.expect("issued"));
@@ -490,13 +493,19 @@ async fn one_client_exhausting_its_budget_does_not_stop_another(b: &impl Backend
             .verify_from(SUBJECT, "login", &guess, &attacker)
             .await
             .unwrap();
-        assert!(matches!(outcome, VerifyOutcome::Invalid { .. }), "{outcome:?}");
+        assert!(
+            matches!(outcome, VerifyOutcome::Invalid { .. }),
+            "{outcome:?}"
+        );
     }
     let outcome = otp
         .verify_from(SUBJECT, "login", &guess, &attacker)
         .await
         .unwrap();
-    assert!(matches!(outcome, VerifyOutcome::Locked { .. }), "{outcome:?}");
+    assert!(
+        matches!(outcome, VerifyOutcome::Locked { .. }),
+        "{outcome:?}"
+    );
     let IssueOutcome::Refused(locked) = issue_from(&otp, SUBJECT, &attacker).await else {
         panic!("a locked client gets no code");
     };
@@ -661,7 +670,9 @@ async fn a_failed_issue_and_spends_neither_cooldown_nor_cap(b: &impl Backend) {
     assert_eq!(failed, DeliveryOutcome::Failed(StoreDown));
     let withdrawn = withdrawn.expect("the closure saw the code");
     assert_eq!(
-        otp.verify(SUBJECT, "login", withdrawn.expose()).await.unwrap(),
+        otp.verify(SUBJECT, "login", withdrawn.expose())
+            .await
+            .unwrap(),
         VerifyOutcome::ExpiredOrUnknown,
         "a withdrawn code does not verify"
     );
@@ -678,7 +689,10 @@ async fn a_failed_issue_and_spends_neither_cooldown_nor_cap(b: &impl Backend) {
         .issue_and(SUBJECT, "login", &me, |_| async { Ok::<_, StoreDown>(()) })
         .await
         .unwrap();
-    assert!(matches!(refused, DeliveryOutcome::Refused(_)), "{refused:?}");
+    assert!(
+        matches!(refused, DeliveryOutcome::Refused(_)),
+        "{refused:?}"
+    );
     assert_eq!(
         otp.verify(SUBJECT, "login", code.expose()).await.unwrap(),
         VerifyOutcome::Verified
@@ -725,7 +739,11 @@ async fn withdraw_leaves_a_newer_or_tried_code_alone(b: &impl Backend) {
         "a tried code is not withdrawn"
     );
     let capped = refused(&otp, SUBJECT, "login").await;
-    assert_eq!(capped.reason, RefusalReason::DailyCap, "no count was given back");
+    assert_eq!(
+        capped.reason,
+        RefusalReason::DailyCap,
+        "no count was given back"
+    );
 }
 
 /// 20 concurrent `verify_and` of the right code: exactly one hand-over
@@ -740,10 +758,16 @@ async fn concurrent_verify_and_has_one_winner_and_every_key_expires(b: &impl Bac
             .map(|n| {
                 let (otp, subject, code) = (otp.clone(), subject.clone(), code.clone());
                 tokio::spawn(async move {
-                    otp.verify_and(&subject, "login", code.expose(), &client(n), || async move {
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                        Ok::<_, StoreDown>(n)
-                    })
+                    otp.verify_and(
+                        &subject,
+                        "login",
+                        code.expose(),
+                        &client(n),
+                        || async move {
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                            Ok::<_, StoreDown>(n)
+                        },
+                    )
                     .await
                 })
             })

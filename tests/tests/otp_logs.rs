@@ -173,16 +173,24 @@ async fn full_flow_logs_no_secret(backend: &impl Backend) {
     };
     secrets.push(code.expose().to_owned());
     let handover = otp
-        .verify_and("bo@example.com", "login", code.expose(), &client, || async {
-            Err::<(), _>("store down")
-        })
+        .verify_and(
+            "bo@example.com",
+            "login",
+            code.expose(),
+            &client,
+            || async { Err::<(), _>("store down") },
+        )
         .await
         .unwrap();
     assert_eq!(handover, HandoverOutcome::Failed("store down"));
     let handover = otp
-        .verify_and("bo@example.com", "login", code.expose(), &client, || async {
-            Ok::<_, ()>(())
-        })
+        .verify_and(
+            "bo@example.com",
+            "login",
+            code.expose(),
+            &client,
+            || async { Ok::<_, ()>(()) },
+        )
         .await
         .unwrap();
     assert_eq!(handover, HandoverOutcome::Verified(()));

@@ -153,13 +153,18 @@ pub async fn issue(
     // sender goes in this closure; its failure withdraws the code, so the
     // user's cooldown and caps are not spent.
     let delivered = codes
-        .issue_and(&subject, LOGIN, &ClientId::from_ip(ip), |issued| async move {
-            let mut body = json!({ "expires_in": issued.lifetime.as_secs() });
-            if echo {
-                body["dev_code"] = json!(issued.code.expose());
-            }
-            Ok::<_, ApiError>(body)
-        })
+        .issue_and(
+            &subject,
+            LOGIN,
+            &ClientId::from_ip(ip),
+            |issued| async move {
+                let mut body = json!({ "expires_in": issued.lifetime.as_secs() });
+                if echo {
+                    body["dev_code"] = json!(issued.code.expose());
+                }
+                Ok::<_, ApiError>(body)
+            },
+        )
         .await
         .map_err(unavailable)?;
     match delivered {

@@ -40,7 +40,10 @@ impl ClientId {
                 Some(v4) => Self(format!("ip:{v4}")),
                 None => {
                     let s = v6.segments();
-                    Self(format!("ip6:{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3]))
+                    Self(format!(
+                        "ip6:{:x}:{:x}:{:x}:{:x}::/64",
+                        s[0], s[1], s[2], s[3]
+                    ))
                 }
             },
         }

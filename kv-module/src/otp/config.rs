@@ -582,8 +582,14 @@ mod tests {
             with_dev.code_digest("s", "p", "1"),
             plain.code_digest("s", "p", "1")
         );
-        let short_with_dev = none.clone().with_dev_secret(true).with_secret(Secret::new("x"));
-        assert!(short_with_dev.validate().is_err(), "a given secret is checked");
+        let short_with_dev = none
+            .clone()
+            .with_dev_secret(true)
+            .with_secret(Secret::new("x"));
+        assert!(
+            short_with_dev.validate().is_err(),
+            "a given secret is checked"
+        );
         let dev = none.with_dev_secret(true);
         assert!(dev.validate().is_ok());
         let a = OtpSettings::new("otp", dev.clone()).unwrap();
@@ -611,9 +617,15 @@ mod tests {
             ),
             (config().with_daily_cap(0), "daily_cap"),
             (config().with_client_daily_cap(0), "client_daily_cap"),
-            (config().with_client_failure_limit(0), "client_failure_limit"),
+            (
+                config().with_client_failure_limit(0),
+                "client_failure_limit",
+            ),
             (config().with_claim_ttl(Duration::ZERO), "claim_ttl"),
-            (config().with_claim_ttl(Duration::from_secs(61)), "claim_ttl"),
+            (
+                config().with_claim_ttl(Duration::from_secs(61)),
+                "claim_ttl",
+            ),
             (
                 config().with_subject_failure_limit(0),
                 "subject_failure_limit",

@@ -362,7 +362,10 @@ impl Record {
             [attempts, digest, token, deadline] if hex(token) => (
                 attempts,
                 digest,
-                Some(((*token).to_owned(), deadline.parse().map_err(|_| malformed())?)),
+                Some((
+                    (*token).to_owned(),
+                    deadline.parse().map_err(|_| malformed())?,
+                )),
             ),
             _ => return Err(malformed()),
         };
@@ -530,7 +533,8 @@ fn release_memory(run: &mut ScriptRun<'_>) -> Reply {
 }
 
 fn withdraw_memory(run: &mut ScriptRun<'_>) -> Reply {
-    let (code, cooldown, daily, client_daily) = (run.key(0)?, run.key(1)?, run.key(2)?, run.key(3)?);
+    let (code, cooldown, daily, client_daily) =
+        (run.key(0)?, run.key(1)?, run.key(2)?, run.key(3)?);
     let digest = run.arg_bytes(0)?;
     let unused = [b"0:", digest].concat();
     if run.get(code)?.as_deref() != Some(unused.as_slice()) {

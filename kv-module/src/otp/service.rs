@@ -163,10 +163,7 @@ impl OtpService {
             cooldown: tag.key("otp:", &format!(":cooldown:{slot}")),
             daily: tag.key("otp:", &format!(":daily:{subject_key}")),
             failures: tag.key("otp:", &format!(":failures:{subject_key}")),
-            client_daily: tag.key(
-                "otp:",
-                &format!(":client-daily:{subject_key}:{client_key}"),
-            ),
+            client_daily: tag.key("otp:", &format!(":client-daily:{subject_key}:{client_key}")),
             client_failures: tag.key(
                 "otp:",
                 &format!(":client-failures:{subject_key}:{client_key}"),
@@ -196,11 +193,7 @@ impl OtpService {
         let config = self.settings.config();
         let keys = self.keys(subject, purpose, client);
         let digest = self.settings.code_digest(subject, purpose, code);
-        let script_keys = [
-            keys.code.as_str(),
-            &keys.failures,
-            &keys.client_failures,
-        ];
+        let script_keys = [keys.code.as_str(), &keys.failures, &keys.client_failures];
         let args = ScriptArgs::new()
             .str(&digest)
             .uint(u64::from(config.max_attempts()))
