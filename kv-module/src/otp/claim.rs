@@ -13,6 +13,7 @@ use super::outcome::VerifyOutcome;
 ///
 /// Prefer [`verify_and`](super::OneTimeCodesExt::verify_and), which ends
 /// the claim for you. `Debug` shows none of its parts.
+#[must_use = "end a claim with `commit` or `release`, or it holds the code for `claim_ttl`"]
 pub struct Claim {
     /// The code's key.
     pub(super) code_key: String,

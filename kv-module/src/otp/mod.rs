@@ -94,10 +94,12 @@
 //! the module in the state, as below (which is what `Inject` does).
 //!
 //! ```
+//! use std::net::SocketAddr;
 //! use std::sync::Arc;
-//! use axum::{Router, extract::{Path, State}, response::{IntoResponse, Response}, routing::post};
+//! use axum::extract::{ConnectInfo, Path, State};
+//! use axum::{Router, response::{IntoResponse, Response}, routing::post};
 //! use kv_module::config::ConfigLoader;
-//! use kv_module::otp::{IssueOutcome, OneTimeCodes, OtpConfig, OtpService};
+//! use kv_module::otp::{ClientId, DeliveryOutcome, OneTimeCodes, OneTimeCodesExt, OtpConfig, OtpService};
 //! use kv_module::registry::{ServiceRegistry, ServiceTypes};
 //! use shaku::{HasComponent, module};
 //!
@@ -105,16 +107,28 @@
 //!     AppModule { components = [OtpService], providers = [] }
 //! }
 //!
-//! async fn send_code(State(module): State<Arc<AppModule>>, Path(email): Path<String>) -> Response {
+//! async fn send_code(
+//!     State(module): State<Arc<AppModule>>,
+//!     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+//!     Path(email): Path<String>,
+//! ) -> Response {
 //!     let otp: Arc<dyn OneTimeCodes> = module.resolve();
-//!     match otp.issue(&email, "login").await {
-//!         Ok(IssueOutcome::Issued(issued)) => {
-//!             // mailer.send(&email, issued.code.expose()).await;
+//!     // Behind a reverse proxy: the client address its header names.
+//!     let client = ClientId::from_ip(peer.ip());
+//!     let sent = otp
+//!         .issue_and(&email, "login", &client, |issued| async move {
+//!             // mailer.send(&email, issued.code.expose()).await
 //!             let _ = issued;
-//!             "sent".into_response()
+//!             Ok::<_, std::io::Error>(())
+//!         })
+//!         .await;
+//!     match sent {
+//!         Ok(DeliveryOutcome::Delivered(())) => "sent".into_response(),
+//!         Ok(DeliveryOutcome::Refused(retry)) => retry.into_response(), // 429 + Retry-After
+//!         // A failed delivery spent neither the cooldown nor the caps.
+//!         Ok(DeliveryOutcome::Failed(_)) | Err(_) => {
+//!             axum::http::StatusCode::SERVICE_UNAVAILABLE.into_response()
 //!         }
-//!         Ok(IssueOutcome::Refused(retry)) => retry.into_response(), // 429 + Retry-After
-//!         Err(_) => axum::http::StatusCode::SERVICE_UNAVAILABLE.into_response(),
 //!     }
 //! }
 //!
@@ -136,6 +150,7 @@
 //! let module = AppModule::builder()
 //!     .with_component_parameters::<OtpService>(otp.into_parameters())
 //!     .build();
+//! // Serve it with `into_make_service_with_connect_info::<SocketAddr>()`.
 //! let app: Router = Router::new()
 //!     .route("/codes/{email}", post(send_code))
 //!     .with_state(Arc::new(module));
