@@ -1,8 +1,9 @@
 //! The example app's one-time codes against abuse and trouble, end to end
 //! (issue 11, defects 5 and 8 and "several instances, one secret"): one
 //! client hammering a user's codes does not lock the user out from another
-//! client, and two instances sharing `OTP_SECRET` with `OTP_DEV_ECHO=true`
-//! accept each other's codes.
+//! client; a right code stays usable when no session can be created; and
+//! two instances sharing `OTP_SECRET` with `OTP_DEV_ECHO=true` accept each
+//! other's codes.
 //!
 //! The app listens on 127.0.0.1; a second client connects from 127.0.0.2
 //! (its socket bound there: all of 127/8 is loopback on Linux), so the app
@@ -156,4 +157,43 @@ async fn two_instances_with_one_secret_accept_each_others_codes() {
     assert_eq!(response.status(), 200, "and the other way round");
     second.stop().await;
     first.stop().await;
+}
+
+/// Defect 8: the session store refuses the session's write after the code
+/// was checked (here Redis' ACL denies the session keys, not the codes'):
+/// 503, and the same code logs in once the store is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_right_code_stays_usable_when_no_session_can_be_created() {
+    let app = TestApp::spawn(Driver::Redis).await;
+    let user = app.create_user("Di", "di@example.com").await;
+    let response = request_code(&app, &app.client, user).await;
+    assert_eq!(response.status(), 202);
+    let body: Value = response.json().await.expect("JSON");
+    let code = body["dev_code"].as_str().expect("a dev code").to_owned();
+
+    let redis = app.redis.as_ref().expect("Redis mode");
+    let mut admin = redis.raw(1).await;
+    // The app's connections use the default user: from now on it may touch
+    // users, limits and one-time codes, but no session key.
+    let () = ::redis::cmd("ACL")
+        .arg(&["SETUSER", "default", "resetkeys"])
+        .arg(&["~users:*", "~ratelimit:*", "~sessions:otp:*"])
+        .query_async(&mut admin)
+        .await
+        .expect("ACL SETUSER");
+    let response = verify_code(&app, &app.client, user, &code).await;
+    assert_eq!(response.status(), 503, "no session could be created");
+
+    let () = ::redis::cmd("ACL")
+        .arg(&["SETUSER", "default", "allkeys"])
+        .query_async(&mut admin)
+        .await
+        .expect("ACL SETUSER");
+    let response = verify_code(&app, &app.client, user, &code).await;
+    assert_eq!(response.status(), 200, "the code was not used up");
+    let body: Value = response.json().await.expect("JSON");
+    assert!(body["session_id"].is_string(), "{body}");
+    let response = verify_code(&app, &app.client, user, &code).await;
+    assert_eq!(response.status(), 401, "and now it is");
+    app.stop().await;
 }
