@@ -35,7 +35,10 @@ macro_rules! both_drivers {
     };
 }
 
-both_drivers!(one_client_hammering_a_user_does_not_lock_out_another_client);
+both_drivers!(
+    one_client_hammering_a_user_does_not_lock_out_another_client,
+    otp_routes_are_limited_per_client_ip_across_users,
+);
 
 /// A client whose connections come from `ip` (a loopback address).
 fn client_from(ip: Ipv4Addr) -> reqwest::Client {
@@ -118,6 +121,50 @@ async fn one_client_hammering_a_user_does_not_lock_out_another_client(driver: Dr
     let body: Value = response.json().await.expect("JSON");
     assert!(body["session_id"].is_string(), "{body}");
     assert_eq!(body["user_id"], json!(victim), "an integer user id");
+    app.stop().await;
+}
+
+/// One client cannot walk through every user: the OTP routes have their own
+/// per-client-IP limits across users (`OTP_IP_ISSUE_LIMIT`,
+/// `OTP_IP_VERIFY_LIMIT`), which leave other clients alone.
+async fn otp_routes_are_limited_per_client_ip_across_users(driver: Driver) {
+    let config = TestAppConfig {
+        extra: vec![
+            ("OTP_IP_ISSUE_LIMIT", "3".to_owned()),
+            ("OTP_IP_VERIFY_LIMIT", "2".to_owned()),
+        ],
+        ..TestAppConfig::default()
+    };
+    let app = TestApp::spawn_with(driver, config).await;
+    let mut users = Vec::new();
+    for n in 0..4 {
+        users.push(app.create_user("U", &format!("u{n}@example.com")).await);
+    }
+    let walker = client_from(Ipv4Addr::new(127, 0, 0, 1));
+    let other = client_from(Ipv4Addr::new(127, 0, 0, 3));
+    let mut statuses = Vec::new();
+    for user in &users {
+        statuses.push(request_code(&app, &walker, *user).await.status().as_u16());
+    }
+    assert_eq!(statuses, [202, 202, 202, 429], "one code each for 3 users");
+    let refused = request_code(&app, &walker, users[3]).await;
+    let retry: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .expect("ASCII")
+        .parse()
+        .expect("seconds");
+    assert!((1..=3600).contains(&retry), "{retry}");
+    assert_eq!(request_code(&app, &other, users[3]).await.status(), 202);
+
+    let mut guesses = Vec::new();
+    for user in &users[..3] {
+        let status = verify_code(&app, &walker, *user, "000000").await.status();
+        guesses.push(status.as_u16());
+    }
+    assert_eq!(guesses[2], 429, "{guesses:?}");
+    assert!(guesses[..2].iter().all(|s| *s == 401), "{guesses:?}");
+    let response = verify_code(&app, &other, users[0], "000000").await;
+    assert_eq!(response.status(), 401, "another client may still guess");
     app.stop().await;
 }
 
