@@ -156,6 +156,7 @@ impl Application {
         };
         Ok(Self {
             listener,
+            // The OTP handlers find their per-client-IP limiters here.
             router: build_app(state).layer(axum::Extension(otp_limits)),
             registry,
         })
