@@ -112,6 +112,10 @@ impl Application {
             "otp",
             config.required_section::<OtpConfig>("otp")?,
         )?;
+        let otp_limits = auth::OtpRouteLimits::from_section(
+            &registry,
+            config.required_section("otp_rate_limit")?,
+        )?;
         let limits: RateLimitSection = config.required_section("rate_limit")?;
         let limiter = RateLimiterParameters {
             store: registry.store_for("rate_limit", &limits.store)?,
@@ -152,7 +156,8 @@ impl Application {
         };
         Ok(Self {
             listener,
-            router: build_app(state),
+            // The OTP handlers find their per-client-IP limiters here.
+            router: build_app(state).layer(axum::Extension(otp_limits)),
             registry,
         })
     }

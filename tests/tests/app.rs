@@ -226,8 +226,10 @@ async fn concurrent_verification_has_one_winner(driver: Driver) {
         1,
         "{statuses:?}"
     );
+    // The losers find the code used (401) or still being handed over to
+    // the winner's session (409).
     assert_eq!(
-        statuses.iter().filter(|s| **s == 401).count(),
+        statuses.iter().filter(|s| [401, 409].contains(*s)).count(),
         19,
         "{statuses:?}"
     );

@@ -16,8 +16,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use kv_module::config::ConfigLoader;
 use kv_module::otp::{
-    IssueOutcome, IssuedCode, OneTimeCodes, OtpCode, OtpConfig, OtpService, RefusalReason,
-    RetryAfter, VerifyOutcome,
+    ClaimOutcome, ClientId, DeliveryOutcome, HandoverOutcome, IssueOutcome, IssuedCode,
+    OneTimeCodes, OneTimeCodesExt, OtpCode, OtpConfig, OtpService, RefusalReason, RetryAfter,
+    VerifyOutcome,
 };
 use kv_module::registry::{ServiceRegistry, ServiceTypes, StoreRef};
 use kv_module::session::{CurrentSession, SessionConfig, SessionData, SessionManager, Sessions};
@@ -40,6 +41,13 @@ macro_rules! otp_suite {
             code_lengths_are_configurable,
             no_code_or_session_id_in_the_store_and_every_key_expires,
             login_flow_over_http_with_shaku,
+            one_client_exhausting_its_budget_does_not_stop_another,
+            per_subject_ceilings_hold_across_clients,
+            verify_and_with_a_failing_closure_leaves_the_code_usable,
+            a_claim_whose_holder_died_expires,
+            a_failed_issue_and_spends_neither_cooldown_nor_cap,
+            withdraw_leaves_a_newer_or_tried_code_alone,
+            concurrent_verify_and_has_one_winner_and_every_key_expires,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
@@ -442,6 +450,359 @@ async fn no_code_or_session_id_in_the_store_and_every_key_expires(b: &impl Backe
     assert_eq!(distinct.len(), 3);
 }
 
+// ---- abuse: budgets per client, ceilings per subject
+
+fn client(n: u8) -> ClientId {
+    ClientId::from_ip(std::net::IpAddr::from([198, 51, 100, n]))
+}
+
+async fn issue_from(otp: &OtpService, subject: &str, client: &ClientId) -> IssueOutcome {
+    otp.issue_from(subject, "login", client).await.unwrap()
+}
+
+/// Defect 5: one client spending its daily cap and its failure budget on a
+/// subject leaves another client able to get and use a code.
+async fn one_client_exhausting_its_budget_does_not_stop_another(b: &impl Backend) {
+    let config = config()
+        .with_resend_cooldown(Duration::ZERO)
+        .with_client_daily_cap(3)
+        .with_client_failure_limit(4)
+        .with_max_attempts(20);
+    let otp = service(b, config).await;
+    let (attacker, user) = (client(1), client(2));
+    let mut last = None;
+    for _ in 0..3 {
+        match issue_from(&otp, SUBJECT, &attacker).await {
+            IssueOutcome::Issued(issued) => last = Some(issued.code),
+            IssueOutcome::Refused(r) => panic!("within the client's cap: {r:?}"),
+        }
+    }
+    let IssueOutcome::Refused(capped) = issue_from(&otp, SUBJECT, &attacker).await else {
+        panic!("the attacker's fourth code must be refused");
+    };
+    assert_eq!(capped.reason, RefusalReason::ClientDailyCap);
+    assert!(
+        capped.retry_after > Duration::from_secs(23 * 3600),
+        "{capped:?}"
+    );
+
+    // The attacker's wrong guesses lock the attacker, not the subject.
+    let guess = wrong(&last.expect("issued"));
+    for _ in 0..3 {
+        let outcome = otp
+            .verify_from(SUBJECT, "login", &guess, &attacker)
+            .await
+            .unwrap();
+        assert!(
+            matches!(outcome, VerifyOutcome::Invalid { .. }),
+            "{outcome:?}"
+        );
+    }
+    let outcome = otp
+        .verify_from(SUBJECT, "login", &guess, &attacker)
+        .await
+        .unwrap();
+    assert!(
+        matches!(outcome, VerifyOutcome::Locked { .. }),
+        "{outcome:?}"
+    );
+    let IssueOutcome::Refused(locked) = issue_from(&otp, SUBJECT, &attacker).await else {
+        panic!("a locked client gets no code");
+    };
+    assert_eq!(locked.reason, RefusalReason::Locked);
+
+    // The user, from another client, gets a code and logs in.
+    let IssueOutcome::Issued(mine) = issue_from(&otp, SUBJECT, &user).await else {
+        panic!("another client must get a code");
+    };
+    assert_eq!(
+        otp.verify_from(SUBJECT, "login", mine.code.expose(), &user)
+            .await
+            .unwrap(),
+        VerifyOutcome::Verified
+    );
+}
+
+/// The per-subject ceilings (issues per day, failures per window) hold
+/// whatever the number of clients.
+async fn per_subject_ceilings_hold_across_clients(b: &impl Backend) {
+    let config = config()
+        .with_resend_cooldown(Duration::ZERO)
+        .with_daily_cap(4)
+        .with_client_daily_cap(2)
+        .with_subject_failure_limit(6)
+        .with_client_failure_limit(3)
+        .with_max_attempts(20);
+    let otp = service(b, config).await;
+    let mut code = None;
+    for n in [1, 1, 2, 2] {
+        match issue_from(&otp, SUBJECT, &client(n)).await {
+            IssueOutcome::Issued(issued) => code = Some(issued.code),
+            IssueOutcome::Refused(r) => panic!("under both caps: {r:?}"),
+        }
+    }
+    let IssueOutcome::Refused(ceiling) = issue_from(&otp, SUBJECT, &client(3)).await else {
+        panic!("the subject's ceiling must hold for a third client");
+    };
+    assert_eq!(ceiling.reason, RefusalReason::DailyCap);
+
+    let code = code.expect("issued");
+    for n in [4, 5] {
+        for _ in 0..3 {
+            let outcome = otp
+                .verify_from(SUBJECT, "login", &wrong(&code), &client(n))
+                .await
+                .unwrap();
+            assert!(
+                matches!(
+                    outcome,
+                    VerifyOutcome::Invalid { .. } | VerifyOutcome::Locked { .. }
+                ),
+                "{outcome:?}"
+            );
+        }
+    }
+    let outcome = otp
+        .verify_from(SUBJECT, "login", code.expose(), &client(6))
+        .await
+        .unwrap();
+    assert!(
+        matches!(outcome, VerifyOutcome::Locked { .. }),
+        "six failures lock the subject for every client: {outcome:?}"
+    );
+}
+
+// ---- hand-over: claim, then commit or release
+
+#[derive(Debug, PartialEq, Eq)]
+struct StoreDown;
+
+/// Defect 8: when the work after a right code fails (no session could be
+/// created), the code stays usable and no attempt is spent; during the
+/// work the code is claimed (a concurrent verification is told so).
+async fn verify_and_with_a_failing_closure_leaves_the_code_usable(b: &impl Backend) {
+    let otp = Arc::new(service(b, config().with_max_attempts(1)).await);
+    let code = issue(&otp, SUBJECT, "login").await.code;
+    let me = client(1);
+    for _ in 0..3 {
+        let outcome = otp
+            .verify_and(SUBJECT, "login", code.expose(), &me, || async {
+                Err::<(), _>(StoreDown)
+            })
+            .await
+            .unwrap();
+        assert_eq!(outcome, HandoverOutcome::Failed(StoreDown));
+    }
+    let inner = otp.clone();
+    let right = code.clone();
+    let outcome = otp
+        .verify_and(SUBJECT, "login", code.expose(), &me, || async move {
+            let during = inner
+                .verify_from(SUBJECT, "login", right.expose(), &client(2))
+                .await
+                .unwrap();
+            Ok::<_, StoreDown>(during)
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome,
+        HandoverOutcome::Verified(VerifyOutcome::InProgress),
+        "the claimed code verifies for nobody else meanwhile"
+    );
+    let again = otp
+        .verify_and(SUBJECT, "login", code.expose(), &me, || async {
+            Ok::<_, StoreDown>(())
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        again,
+        HandoverOutcome::Rejected(VerifyOutcome::ExpiredOrUnknown),
+        "committed: single use"
+    );
+}
+
+/// A claim whose holder never commits nor releases (it died) expires after
+/// `claim_ttl`, and the code is usable again.
+async fn a_claim_whose_holder_died_expires(b: &impl Backend) {
+    let claim_ttl = Duration::from_millis(400);
+    let otp = service(b, config().with_claim_ttl(claim_ttl)).await;
+    let code = issue(&otp, SUBJECT, "login").await.code;
+    let started = Instant::now();
+    let ClaimOutcome::Claimed(claim) = otp
+        .claim(SUBJECT, "login", code.expose(), &client(1))
+        .await
+        .unwrap()
+    else {
+        panic!("the right code is claimed");
+    };
+    drop(claim); // the holder dies
+    assert_eq!(
+        otp.verify(SUBJECT, "login", code.expose()).await.unwrap(),
+        VerifyOutcome::InProgress
+    );
+    tokio::time::sleep((claim_ttl + Duration::from_millis(150)).saturating_sub(started.elapsed()))
+        .await;
+    assert_eq!(
+        otp.verify(SUBJECT, "login", code.expose()).await.unwrap(),
+        VerifyOutcome::Verified
+    );
+}
+
+/// A failed delivery (`issue_and` whose closure fails) withdraws the code:
+/// neither the cooldown nor the daily caps are spent.
+async fn a_failed_issue_and_spends_neither_cooldown_nor_cap(b: &impl Backend) {
+    let config = config()
+        .with_resend_cooldown(Duration::from_secs(30))
+        .with_daily_cap(1)
+        .with_client_daily_cap(1);
+    let otp = service(b, config).await;
+    let me = client(1);
+    let mut withdrawn = None;
+    let failed = otp
+        .issue_and(SUBJECT, "login", &me, |issued| {
+            withdrawn = Some(issued.code.clone());
+            async { Err::<(), _>(StoreDown) }
+        })
+        .await
+        .unwrap();
+    assert_eq!(failed, DeliveryOutcome::Failed(StoreDown));
+    let withdrawn = withdrawn.expect("the closure saw the code");
+    assert_eq!(
+        otp.verify(SUBJECT, "login", withdrawn.expose())
+            .await
+            .unwrap(),
+        VerifyOutcome::ExpiredOrUnknown,
+        "a withdrawn code does not verify"
+    );
+    let delivered = otp
+        .issue_and(SUBJECT, "login", &me, |issued| async move {
+            Ok::<_, StoreDown>(issued.code)
+        })
+        .await
+        .unwrap();
+    let DeliveryOutcome::Delivered(code) = delivered else {
+        panic!("no cooldown and no cap were spent: {delivered:?}");
+    };
+    let refused = otp
+        .issue_and(SUBJECT, "login", &me, |_| async { Ok::<_, StoreDown>(()) })
+        .await
+        .unwrap();
+    assert!(
+        matches!(refused, DeliveryOutcome::Refused(_)),
+        "{refused:?}"
+    );
+    assert_eq!(
+        otp.verify(SUBJECT, "login", code.expose()).await.unwrap(),
+        VerifyOutcome::Verified
+    );
+}
+
+/// Withdrawing removes only the code it names, still unused: a newer code
+/// and a code already tried stay, and the counters are left alone.
+async fn withdraw_leaves_a_newer_or_tried_code_alone(b: &impl Backend) {
+    let config = config()
+        .with_resend_cooldown(Duration::ZERO)
+        .with_daily_cap(3)
+        .with_max_attempts(5);
+    let otp = service(b, config).await;
+    let me = client(1);
+    let older = issue(&otp, SUBJECT, "login").await.code;
+    let mut newer = issue(&otp, SUBJECT, "login").await.code;
+    while newer == older {
+        newer = issue(&otp, SUBJECT, "login").await.code;
+    }
+    assert!(!otp.withdraw(SUBJECT, "login", &me, &older).await.unwrap());
+    assert!(
+        otp.verify(SUBJECT, "login", newer.expose())
+            .await
+            .unwrap()
+            .is_verified(),
+        "the newer code survives"
+    );
+
+    let tried = match otp.issue(SUBJECT, "login").await.unwrap() {
+        IssueOutcome::Issued(issued) => issued.code,
+        IssueOutcome::Refused(r) => panic!("the third code is within the cap: {r:?}"),
+    };
+    assert!(matches!(
+        otp.verify(SUBJECT, "login", &wrong(&tried)).await.unwrap(),
+        VerifyOutcome::Invalid { .. }
+    ));
+    assert!(!otp.withdraw(SUBJECT, "login", &me, &tried).await.unwrap());
+    assert!(
+        otp.verify(SUBJECT, "login", tried.expose())
+            .await
+            .unwrap()
+            .is_verified(),
+        "a tried code is not withdrawn"
+    );
+    let capped = refused(&otp, SUBJECT, "login").await;
+    assert_eq!(
+        capped.reason,
+        RefusalReason::DailyCap,
+        "no count was given back"
+    );
+}
+
+/// 20 concurrent `verify_and` of the right code: exactly one hand-over
+/// runs; the others are told the code is in progress or gone. Every key
+/// the service wrote carries a TTL.
+async fn concurrent_verify_and_has_one_winner_and_every_key_expires(b: &impl Backend) {
+    let otp = Arc::new(service(b, config()).await);
+    for round in 0..3 {
+        let subject = format!("racer-{round}@example.com");
+        let code = issue(&otp, &subject, "login").await.code;
+        let tasks: Vec<_> = (0..20_u8)
+            .map(|n| {
+                let (otp, subject, code) = (otp.clone(), subject.clone(), code.clone());
+                tokio::spawn(async move {
+                    otp.verify_and(
+                        &subject,
+                        "login",
+                        code.expose(),
+                        &client(n),
+                        || async move {
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                            Ok::<_, StoreDown>(n)
+                        },
+                    )
+                    .await
+                })
+            })
+            .collect();
+        let mut outcomes = Vec::new();
+        for task in tasks {
+            outcomes.push(task.await.unwrap().unwrap());
+        }
+        let winners = outcomes
+            .iter()
+            .filter(|o| matches!(o, HandoverOutcome::Verified(_)))
+            .count();
+        assert_eq!(winners, 1, "round {round}: {outcomes:?}");
+        assert!(
+            outcomes.iter().all(|o| matches!(
+                o,
+                HandoverOutcome::Verified(_)
+                    | HandoverOutcome::Rejected(
+                        VerifyOutcome::InProgress | VerifyOutcome::ExpiredOrUnknown
+                    )
+            )),
+            "{outcomes:?}"
+        );
+    }
+    let raw = b.store("raw", 0, "").await;
+    let keys = raw.keys("otp:*").await.unwrap();
+    assert!(!keys.is_empty());
+    for key in keys {
+        assert!(
+            matches!(raw.ttl(&key).await.unwrap(), KeyTtl::ExpiresIn(_)),
+            "`{key}` must expire"
+        );
+    }
+}
+
 // ---- the login flow over HTTP
 
 module! {
@@ -636,6 +997,28 @@ async fn configuration_requires_a_secret_unless_dev_secret() {
             .await
             .unwrap()
             .is_verified()
+    );
+
+    // A given secret with `dev_secret: true` (codes echoed in development)
+    // is used, so that two instances sharing it accept each other's codes.
+    let both = load(&format!("  secret: {SECRET}\n  dev_secret: true\n")).unwrap();
+    let with_dev: OtpConfig = both.section("otp").unwrap().unwrap();
+    let plain: OtpConfig = load(&format!("  secret: {SECRET}\n"))
+        .unwrap()
+        .section("otp")
+        .unwrap()
+        .unwrap();
+    let store = registry.store("otp_cache").unwrap();
+    let first = OtpService::new(store.clone(), with_dev).unwrap();
+    let second = OtpService::new(store, plain).unwrap();
+    let code = issue(&first, "both@example.com", "login").await.code;
+    assert_eq!(
+        second
+            .verify("both@example.com", "login", code.expose())
+            .await
+            .unwrap(),
+        VerifyOutcome::Verified,
+        "the given secret is used, not a random one"
     );
 
     let full = load(&format!(

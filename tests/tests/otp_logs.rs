@@ -14,7 +14,10 @@ use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Metadata, Subscriber};
 
 use kv_module::Secret;
-use kv_module::otp::{IssueOutcome, OneTimeCodes, OtpConfig, OtpService, VerifyOutcome};
+use kv_module::otp::{
+    ClientId, DeliveryOutcome, HandoverOutcome, IssueOutcome, OneTimeCodes, OneTimeCodesExt,
+    OtpConfig, OtpService, VerifyOutcome,
+};
 use kv_module::registry::StoreRef;
 use kv_module::session::{SessionConfig, SessionData, SessionManager, Sessions};
 use kv_module::store::KvStore;
@@ -147,6 +150,53 @@ async fn full_flow_logs_no_secret(backend: &impl Backend) {
         .await
         .unwrap();
     assert_eq!(outcome, VerifyOutcome::Verified);
+    // The hand-over forms, from a client whose address must not be logged
+    // either: a failed delivery (withdrawn), a delivered code, a failed and
+    // then a successful hand-over.
+    let client = ClientId::from_ip([203, 0, 113, 77].into());
+    debug.push_str(&format!("{client:?}"));
+    let failed = otp
+        .issue_and("bo@example.com", "login", &client, |_| async {
+            Err::<(), _>("mail down")
+        })
+        .await
+        .unwrap();
+    assert_eq!(failed, DeliveryOutcome::Failed("mail down"));
+    let DeliveryOutcome::Delivered(code) = otp
+        .issue_and("bo@example.com", "login", &client, |issued| async move {
+            Ok::<_, ()>(issued.code)
+        })
+        .await
+        .unwrap()
+    else {
+        panic!("a withdrawn code spends no cooldown");
+    };
+    secrets.push(code.expose().to_owned());
+    let handover = otp
+        .verify_and(
+            "bo@example.com",
+            "login",
+            code.expose(),
+            &client,
+            || async { Err::<(), _>("store down") },
+        )
+        .await
+        .unwrap();
+    assert_eq!(handover, HandoverOutcome::Failed("store down"));
+    let handover = otp
+        .verify_and(
+            "bo@example.com",
+            "login",
+            code.expose(),
+            &client,
+            || async { Ok::<_, ()>(()) },
+        )
+        .await
+        .unwrap();
+    assert_eq!(handover, HandoverOutcome::Verified(()));
+    debug.push_str(&format!("{handover:?}"));
+    secrets.push("203.0.113.77".to_owned());
+
     if let IssueOutcome::Issued(other) = dev.issue("ada@example.com", "login").await.unwrap() {
         secrets.push(other.code.expose().to_owned());
     }

@@ -1,14 +1,29 @@
 //! `/api/auth/otp`: issue a one-time code for a user, and trade a correct
 //! code for a session.
+//!
+//! Abuse (issue 11): every code request and guess counts against the
+//! client's IP address twice — in the OTP service, per (user, client), so
+//! one client hammering a user spends only its own budget and the user
+//! still gets a code from elsewhere; and here, per client across users
+//! ([`OtpRouteLimits`], the `otp_rate_limit:` section), so one client
+//! cannot walk through every user. The client's address comes from one
+//! function, [`client_ip`].
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use axum::Json;
-use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
-use axum::http::{StatusCode, header};
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use kv_module::otp::{IssueOutcome, OneTimeCodes, VerifyOutcome};
+use axum::{Extension, Json};
+use kv_module::config::ConfigError;
+use kv_module::otp::{
+    ClientId, DeliveryOutcome, HandoverOutcome, OneTimeCodes, OneTimeCodesExt, VerifyOutcome,
+};
+use kv_module::rate_limit::{NamedPolicy, RateLimit, RateLimitPolicy, RateLimiter};
+use kv_module::registry::{ServiceRegistry, StoreRef};
 use kv_module::session::{SessionData, Sessions};
 use serde::Deserialize;
 use serde_json::json;
@@ -38,7 +53,73 @@ pub struct VerifyRequest {
     pub code: String,
 }
 
-fn retry_after(d: Duration) -> ApiError {
+/// The `otp_rate_limit:` section: per-client-IP policies of the two OTP
+/// routes, across users, on top of the API-wide limit.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OtpRateLimitSection {
+    /// The rate-limit store.
+    pub store: StoreRef,
+    /// `POST /api/auth/otp`.
+    pub issue: RateLimitPolicy,
+    /// `POST /api/auth/otp/verify`.
+    pub verify: RateLimitPolicy,
+}
+
+/// The per-client-IP limiters of the two OTP routes; the handlers find
+/// them as a request extension (`Router::layer(Extension(limits))`).
+#[derive(Clone)]
+pub struct OtpRouteLimits {
+    issue: Arc<dyn RateLimit>,
+    verify: Arc<dyn RateLimit>,
+}
+
+impl OtpRouteLimits {
+    /// The limiters of `section`, on its store in `registry`.
+    ///
+    /// # Errors
+    ///
+    /// An unknown store, or a policy that does not validate.
+    pub fn from_section(
+        registry: &ServiceRegistry,
+        section: OtpRateLimitSection,
+    ) -> Result<Self, ConfigError> {
+        let store = registry.store_for("otp_rate_limit", &section.store)?;
+        Ok(Self {
+            issue: Arc::new(RateLimiter::from_named(
+                store.clone(),
+                NamedPolicy::new("otp-issue", section.issue)?,
+            )),
+            verify: Arc::new(RateLimiter::from_named(
+                store,
+                NamedPolicy::new("otp-verify", section.verify)?,
+            )),
+        })
+    }
+}
+
+/// The client a request comes from: the peer's address.
+// Behind a reverse proxy this must read the forwarding header the trusted
+// proxies set (TRUSTED_PROXIES), or every client shares the proxy's budget:
+// swap it here, the one place the OTP routes learn the client.
+pub fn client_ip(peer: SocketAddr, _headers: &HeaderMap) -> IpAddr {
+    peer.ip()
+}
+
+/// One check of `limiter` for `ip`: 429 with `Retry-After` when spent.
+async fn within(limiter: &dyn RateLimit, ip: IpAddr) -> Result<(), ApiError> {
+    match limiter.check(&format!("ip:{ip}")).await {
+        Ok(decision) if decision.allowed => Ok(()),
+        Ok(decision) => Err(ApiError::TooManyRequests {
+            retry_after_secs: decision.retry_after_secs().unwrap_or(1),
+        }),
+        Err(e) => Err(ApiError::Unavailable(format!(
+            "the rate limiter is unavailable: {e}"
+        ))),
+    }
+}
+
+fn retry_after(d: std::time::Duration) -> ApiError {
     ApiError::TooManyRequests {
         retry_after_secs: d.as_secs() + u64::from(d.subsec_nanos() > 0),
     }
@@ -49,11 +130,16 @@ fn unavailable(e: impl std::fmt::Display) -> ApiError {
 }
 
 /// 202 `{"expires_in"}` (+ `dev_code` when `OTP_DEV_ECHO=true`); 404 for
-/// an unknown user; 429 within the resend cooldown.
+/// an unknown user; 429 within the resend cooldown or past a limit.
 pub async fn issue(
     State(state): State<AppState>,
+    Extension(limits): Extension<OtpRouteLimits>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     request: Result<Json<IssueRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
+    let ip = client_ip(peer, &headers);
+    within(limits.issue.as_ref(), ip).await?;
     let Json(request) = request?;
     match state.users.get(&request.user_id).await {
         Ok(Some(_)) => {}
@@ -61,64 +147,102 @@ pub async fn issue(
         Err(e) => return Err(cache_error(e)),
     }
     let codes: &dyn OneTimeCodes = state.module.resolve_ref();
-    match codes
-        .issue(&request.user_id.to_string(), LOGIN)
+    let echo = state.settings.otp_dev_echo;
+    let subject = request.user_id.to_string();
+    // Delivery is the development echo for now: it cannot fail. A real
+    // sender goes in this closure; its failure withdraws the code, so the
+    // user's cooldown and caps are not spent.
+    let delivered = codes
+        .issue_and(
+            &subject,
+            LOGIN,
+            &ClientId::from_ip(ip),
+            |issued| async move {
+                let mut body = json!({ "expires_in": issued.lifetime.as_secs() });
+                if echo {
+                    body["dev_code"] = json!(issued.code.expose());
+                }
+                Ok::<_, ApiError>(body)
+            },
+        )
         .await
-        .map_err(unavailable)?
-    {
-        IssueOutcome::Issued(issued) => {
-            let mut body = json!({ "expires_in": issued.lifetime.as_secs() });
-            if state.settings.otp_dev_echo {
-                body["dev_code"] = json!(issued.code.expose());
-            }
-            Ok((StatusCode::ACCEPTED, Json(body)).into_response())
-        }
-        IssueOutcome::Refused(refusal) => Err(retry_after(refusal.retry_after)),
+        .map_err(unavailable)?;
+    match delivered {
+        DeliveryOutcome::Delivered(body) => Ok((StatusCode::ACCEPTED, Json(body)).into_response()),
+        DeliveryOutcome::Refused(refusal) => Err(retry_after(refusal.retry_after)),
+        DeliveryOutcome::Failed(e) => Err(e),
     }
 }
 
-/// 200 `{"session_id","expires_in"}` with the session cookie; 401 for a
-/// wrong, expired, used or burned code.
+/// 200 `{"session_id","user_id","expires_in"}` with the session cookie;
+/// 401 for a wrong, expired, used or burned code; 409 while another
+/// request is logging in with the same code; 503 when no session can be
+/// created (the code then stays usable).
 pub async fn verify(
     State(state): State<AppState>,
+    Extension(limits): Extension<OtpRouteLimits>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     request: Result<Json<VerifyRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
+    let ip = client_ip(peer, &headers);
+    within(limits.verify.as_ref(), ip).await?;
     let Json(request) = request?;
     let subject = request.user_id.to_string();
     let codes: &dyn OneTimeCodes = state.module.resolve_ref();
-    match codes
-        .verify(&subject, LOGIN, &request.code)
+    let sessions: &dyn Sessions = state.module.resolve_ref();
+    // The session is created while the code is claimed: it is consumed
+    // only if the session exists, and stays usable otherwise.
+    let owner = subject.clone();
+    let outcome = codes
+        .verify_and(
+            &subject,
+            LOGIN,
+            &request.code,
+            &ClientId::from_ip(ip),
+            move || async move {
+                sessions
+                    .create(SessionData::new(owner))
+                    .await
+                    .map_err(unavailable)
+            },
+        )
         .await
-        .map_err(unavailable)?
-    {
-        VerifyOutcome::Verified => {}
-        VerifyOutcome::Invalid { attempts_left } => {
+        .map_err(unavailable)?;
+    let id = match outcome {
+        HandoverOutcome::Verified(id) => id,
+        HandoverOutcome::Failed(e) => return Err(e),
+        HandoverOutcome::Rejected(VerifyOutcome::InProgress) => {
+            return Err(ApiError::Conflict(
+                "this code is being used by another request".into(),
+            ));
+        }
+        HandoverOutcome::Rejected(VerifyOutcome::Invalid { attempts_left }) => {
             return Err(ApiError::Unauthorized(format!(
                 "wrong code ({attempts_left} attempts left)"
             )));
         }
-        VerifyOutcome::Locked { .. } => {
+        HandoverOutcome::Rejected(VerifyOutcome::Locked { .. }) => {
             return Err(ApiError::Unauthorized(
                 "too many failed attempts: try later".into(),
             ));
         }
-        _ => {
+        HandoverOutcome::Rejected(_) => {
             return Err(ApiError::Unauthorized(
                 "no valid code: ask for a new one".into(),
             ));
         }
-    }
-    let sessions: &dyn Sessions = state.module.resolve_ref();
-    let id = sessions
-        .create(SessionData::new(subject))
-        .await
-        .map_err(unavailable)?;
+    };
     let expires_in = sessions.settings().config().idle_timeout().as_secs();
     let cookie = sessions.settings().set_cookie(&id);
     Ok((
         StatusCode::OK,
         [(header::SET_COOKIE, cookie)],
-        Json(json!({ "session_id": id.expose(), "expires_in": expires_in })),
+        Json(json!({
+            "session_id": id.expose(),
+            "user_id": request.user_id,
+            "expires_in": expires_in,
+        })),
     )
         .into_response())
 }

@@ -25,11 +25,25 @@ pub const DEFAULT_MAX_ATTEMPTS: u32 = 5;
 /// Default time before a new code may be issued for the same subject and
 /// purpose: 30 seconds.
 pub const DEFAULT_RESEND_COOLDOWN: Duration = Duration::from_secs(30);
-/// Default codes per subject per day: 10.
-pub const DEFAULT_DAILY_CAP: u32 = 10;
+/// Default codes per subject per day, whatever the client: 20 (the
+/// ceiling that many clients together cannot pass).
+pub const DEFAULT_DAILY_CAP: u32 = 20;
+/// Default codes per subject and client per day: 5 (so one client spends
+/// only its own budget).
+pub const DEFAULT_CLIENT_DAILY_CAP: u32 = 5;
 /// Default failed verifications per subject and window before the subject
-/// is locked: 20.
-pub const DEFAULT_SUBJECT_FAILURE_LIMIT: u32 = 20;
+/// is locked: 100 (NIST SP 800-63B, 5.2.2, allows at most 100 consecutive
+/// failures before a lock-out).
+pub const DEFAULT_SUBJECT_FAILURE_LIMIT: u32 = 100;
+/// Default failed verifications per subject and client and window before
+/// that client is locked for the subject: 10.
+pub const DEFAULT_CLIENT_FAILURE_LIMIT: u32 = 10;
+/// Default time a right code stays claimed by one verifier while its
+/// hand-over work runs (see
+/// [`verify_and`](super::OneTimeCodesExt::verify_and)): 10 seconds.
+pub const DEFAULT_CLAIM_TTL: Duration = Duration::from_secs(10);
+/// Longest claim allowed: 1 minute.
+pub const MAX_CLAIM_TTL: Duration = Duration::from_secs(60);
 /// Default window of the per-subject failure count: 1 hour.
 pub const DEFAULT_SUBJECT_FAILURE_WINDOW: Duration = Duration::from_secs(60 * 60);
 /// The window of the daily cap: a fixed 24 hours from the first code.
@@ -45,14 +59,17 @@ pub const MIN_SECRET_BYTES: usize = 32;
 /// otp:
 ///   store: otp_cache               # the kvstore service (required)
 ///   secret: ${OTP_SECRET}          # HMAC key, >= 32 bytes (required...)
-///   dev_secret: false              # ...unless true: random per process, logs a warning
+///   dev_secret: false              # ...unless true: without a secret, a random one per process (warning)
 ///   code_length: 6                 # digits, 4-10 (default 6)
 ///   ttl: 5m                        # code lifetime, at most 10m (default 5m)
 ///   max_attempts: 5                # wrong guesses before the code is burned, 1-20 (default 5)
 ///   resend_cooldown: 30s           # between codes for one subject and purpose, 0-1h (default 30s)
-///   daily_cap: 10                  # codes per subject per 24 h (default 10)
-///   subject_failure_limit: 20      # failures per subject per window before it is locked (default 20)
-///   subject_failure_window: 1h     # 1ms-24h (default 1h)
+///   daily_cap: 20                  # codes per subject per 24 h, all clients together (default 20)
+///   client_daily_cap: 5            # codes per subject and client per 24 h (default 5)
+///   subject_failure_limit: 100     # failures per subject per window before it is locked (default 100)
+///   client_failure_limit: 10       # failures per subject and client per window (default 10)
+///   subject_failure_window: 1h     # the window of both failure counts, 1ms-24h (default 1h)
+///   claim_ttl: 10s                 # how long a hand-over holds a right code, 1ms-1m (default 10s)
 /// ```
 ///
 /// Deserializing checks these rules, so a bad value fails at start-up with
@@ -80,8 +97,11 @@ pub struct OtpConfig {
     max_attempts: u32,
     resend_cooldown: Duration,
     daily_cap: u32,
+    client_daily_cap: u32,
     subject_failure_limit: u32,
+    client_failure_limit: u32,
     subject_failure_window: Duration,
+    claim_ttl: Duration,
 }
 
 /// The YAML shape; converted (and validated) into [`OtpConfig`].
@@ -103,10 +123,16 @@ struct RawOtpConfig {
     resend_cooldown: Duration,
     #[serde(default = "default_daily_cap")]
     daily_cap: u32,
+    #[serde(default = "default_client_daily_cap")]
+    client_daily_cap: u32,
     #[serde(default = "default_subject_failure_limit")]
     subject_failure_limit: u32,
+    #[serde(default = "default_client_failure_limit")]
+    client_failure_limit: u32,
     #[serde(default = "default_subject_failure_window", with = "serde_duration")]
     subject_failure_window: Duration,
+    #[serde(default = "default_claim_ttl", with = "serde_duration")]
+    claim_ttl: Duration,
 }
 
 fn default_code_length() -> u8 {
@@ -130,6 +156,15 @@ fn default_subject_failure_limit() -> u32 {
 fn default_subject_failure_window() -> Duration {
     DEFAULT_SUBJECT_FAILURE_WINDOW
 }
+fn default_client_daily_cap() -> u32 {
+    DEFAULT_CLIENT_DAILY_CAP
+}
+fn default_client_failure_limit() -> u32 {
+    DEFAULT_CLIENT_FAILURE_LIMIT
+}
+fn default_claim_ttl() -> Duration {
+    DEFAULT_CLAIM_TTL
+}
 
 impl TryFrom<RawOtpConfig> for OtpConfig {
     type Error = String;
@@ -144,8 +179,11 @@ impl TryFrom<RawOtpConfig> for OtpConfig {
             max_attempts: raw.max_attempts,
             resend_cooldown: raw.resend_cooldown,
             daily_cap: raw.daily_cap,
+            client_daily_cap: raw.client_daily_cap,
             subject_failure_limit: raw.subject_failure_limit,
+            client_failure_limit: raw.client_failure_limit,
             subject_failure_window: raw.subject_failure_window,
+            claim_ttl: raw.claim_ttl,
         };
         config.validate()?;
         Ok(config)
@@ -166,8 +204,11 @@ impl OtpConfig {
             max_attempts: DEFAULT_MAX_ATTEMPTS,
             resend_cooldown: DEFAULT_RESEND_COOLDOWN,
             daily_cap: DEFAULT_DAILY_CAP,
+            client_daily_cap: DEFAULT_CLIENT_DAILY_CAP,
             subject_failure_limit: DEFAULT_SUBJECT_FAILURE_LIMIT,
+            client_failure_limit: DEFAULT_CLIENT_FAILURE_LIMIT,
             subject_failure_window: DEFAULT_SUBJECT_FAILURE_WINDOW,
+            claim_ttl: DEFAULT_CLAIM_TTL,
         }
     }
 
@@ -178,9 +219,11 @@ impl OtpConfig {
         self
     }
 
-    /// Opts into a random per-process secret, for development: codes and
-    /// counters do not survive a restart, and a warning is logged. Default:
-    /// `false`.
+    /// Opts into a random per-process secret, for development, used only
+    /// when no secret is given: codes and counters do not survive a
+    /// restart, and a warning is logged. With a secret as well, the secret
+    /// is used (so several development instances sharing it accept each
+    /// other's codes). Default: `false`.
     pub fn with_dev_secret(mut self, dev_secret: bool) -> Self {
         self.dev_secret = dev_secret;
         self
@@ -211,21 +254,48 @@ impl OtpConfig {
         self
     }
 
-    /// Sets how many codes a subject may be issued per 24 hours. Default: 10.
+    /// Sets how many codes a subject may be issued per 24 hours, whatever
+    /// the client: the ceiling many clients together cannot pass.
+    /// Default: 20.
     pub fn with_daily_cap(mut self, cap: u32) -> Self {
         self.daily_cap = cap;
         self
     }
 
-    /// Sets how many failed verifications of a subject, across codes and
-    /// purposes, lock it for the rest of the window. Default: 20.
+    /// Sets how many codes one client may be issued for one subject per 24
+    /// hours (see [`ClientId`](super::ClientId)). Default: 5.
+    pub fn with_client_daily_cap(mut self, cap: u32) -> Self {
+        self.client_daily_cap = cap;
+        self
+    }
+
+    /// Sets how many failed verifications of a subject, across codes,
+    /// purposes and clients, lock it for the rest of the window.
+    /// Default: 100 (the NIST SP 800-63B bound).
     pub fn with_subject_failure_limit(mut self, limit: u32) -> Self {
         self.subject_failure_limit = limit;
         self
     }
 
-    /// Sets the fixed window of the per-subject failure count (from the
-    /// first failure). Default: 1 hour.
+    /// Sets how many failed verifications of a subject from one client
+    /// lock that client (only) out of the subject for the rest of the
+    /// window. Default: 10.
+    pub fn with_client_failure_limit(mut self, limit: u32) -> Self {
+        self.client_failure_limit = limit;
+        self
+    }
+
+    /// Sets how long a right code stays claimed by the verifier running its
+    /// hand-over (1 ms to 1 minute). A claim neither committed nor released
+    /// (its holder died) expires after this, and the code verifies again.
+    /// Default: 10 s.
+    pub fn with_claim_ttl(mut self, ttl: Duration) -> Self {
+        self.claim_ttl = ttl;
+        self
+    }
+
+    /// Sets the fixed window of the per-subject and per-client failure
+    /// counts (from the first failure). Default: 1 hour.
     pub fn with_subject_failure_window(mut self, window: Duration) -> Self {
         self.subject_failure_window = window;
         self
@@ -256,14 +326,30 @@ impl OtpConfig {
         self.resend_cooldown
     }
 
-    /// Codes per subject per 24 hours.
+    /// Codes per subject per 24 hours, all clients together.
     pub fn daily_cap(&self) -> u32 {
         self.daily_cap
+    }
+
+    /// Codes per subject and client per 24 hours.
+    pub fn client_daily_cap(&self) -> u32 {
+        self.client_daily_cap
     }
 
     /// Failures per subject per window before it is locked.
     pub fn subject_failure_limit(&self) -> u32 {
         self.subject_failure_limit
+    }
+
+    /// Failures per subject and client per window before that client is
+    /// locked out of the subject.
+    pub fn client_failure_limit(&self) -> u32 {
+        self.client_failure_limit
+    }
+
+    /// How long a hand-over holds a right code.
+    pub fn claim_ttl(&self) -> Duration {
+        self.claim_ttl
     }
 
     /// The window of the per-subject failure count.
@@ -286,10 +372,7 @@ impl OtpConfig {
                      `openssl rand -base64 32`), or set `dev_secret: true` for development"
                 ));
             }
-            (true, false) => {
-                return Err("give either `secret` or `dev_secret: true`, not both".into());
-            }
-            (false, false) if self.secret.expose().len() < MIN_SECRET_BYTES => {
+            (_, false) if self.secret.expose().len() < MIN_SECRET_BYTES => {
                 return Err(format!(
                     "secret must be at least {MIN_SECRET_BYTES} bytes long, got {}",
                     self.secret.expose().len()
@@ -324,8 +407,20 @@ impl OtpConfig {
         if self.daily_cap == 0 {
             return Err("daily_cap must be at least 1".into());
         }
+        if self.client_daily_cap == 0 {
+            return Err("client_daily_cap must be at least 1".into());
+        }
         if self.subject_failure_limit == 0 {
             return Err("subject_failure_limit must be at least 1".into());
+        }
+        if self.client_failure_limit == 0 {
+            return Err("client_failure_limit must be at least 1".into());
+        }
+        if self.claim_ttl < Duration::from_millis(1) || self.claim_ttl > MAX_CLAIM_TTL {
+            return Err(format!(
+                "claim_ttl must be between 1ms and 1m, got {:?}",
+                self.claim_ttl
+            ));
         }
         if self.subject_failure_window < Duration::from_millis(1)
             || self.subject_failure_window > DAILY_WINDOW
@@ -375,7 +470,9 @@ impl OtpSettings {
         config
             .validate()
             .map_err(|message| invalid_config(component, message))?;
-        let key: Vec<u8> = if config.dev_secret {
+        // A given secret wins over `dev_secret`: instances sharing it must
+        // agree on every digest.
+        let key: Vec<u8> = if config.dev_secret && config.secret.is_empty() {
             tracing::warn!(
                 component,
                 "one-time codes use a random per-process development secret \
@@ -426,6 +523,14 @@ impl OtpSettings {
     pub(crate) fn subject_key(&self, subject: &str) -> String {
         URL_SAFE_NO_PAD.encode(self.mac("kv-module/otp-subject", &[subject]))
     }
+
+    /// Names a client in keys, without revealing it (an IP address is
+    /// guessable from an unkeyed hash; from a keyed one it is not). 128
+    /// bits are plenty to keep clients apart.
+    pub(crate) fn client_key(&self, client: &str) -> String {
+        let mac = self.mac("kv-module/otp-client", &[client]);
+        URL_SAFE_NO_PAD.encode(&mac[..16])
+    }
 }
 
 fn invalid_config(component: &str, message: String) -> ConfigError {
@@ -453,9 +558,12 @@ mod tests {
         assert_eq!(c.ttl(), Duration::from_secs(300));
         assert_eq!(c.max_attempts(), 5);
         assert_eq!(c.resend_cooldown(), Duration::from_secs(30));
-        assert_eq!(c.daily_cap(), 10);
-        assert_eq!(c.subject_failure_limit(), 20);
+        assert_eq!(c.daily_cap(), 20);
+        assert_eq!(c.client_daily_cap(), 5);
+        assert_eq!(c.subject_failure_limit(), 100);
+        assert_eq!(c.client_failure_limit(), 10);
         assert_eq!(c.subject_failure_window(), Duration::from_secs(3600));
+        assert_eq!(c.claim_ttl(), Duration::from_secs(10));
         assert!(c.validate().is_ok());
     }
 
@@ -465,8 +573,23 @@ mod tests {
         assert!(none.validate().unwrap_err().contains("secret is required"));
         let short = none.clone().with_secret(Secret::new("short"));
         assert!(short.validate().unwrap_err().contains("at least 32 bytes"));
+        // A secret with `dev_secret` is accepted, and the secret is used.
         let both = config().with_dev_secret(true);
-        assert!(both.validate().is_err());
+        assert!(both.validate().is_ok());
+        let with_dev = OtpSettings::new("otp", both).unwrap();
+        let plain = OtpSettings::new("otp", config()).unwrap();
+        assert_eq!(
+            with_dev.code_digest("s", "p", "1"),
+            plain.code_digest("s", "p", "1")
+        );
+        let short_with_dev = none
+            .clone()
+            .with_dev_secret(true)
+            .with_secret(Secret::new("x"));
+        assert!(
+            short_with_dev.validate().is_err(),
+            "a given secret is checked"
+        );
         let dev = none.with_dev_secret(true);
         assert!(dev.validate().is_ok());
         let a = OtpSettings::new("otp", dev.clone()).unwrap();
@@ -493,6 +616,16 @@ mod tests {
                 "resend_cooldown",
             ),
             (config().with_daily_cap(0), "daily_cap"),
+            (config().with_client_daily_cap(0), "client_daily_cap"),
+            (
+                config().with_client_failure_limit(0),
+                "client_failure_limit",
+            ),
+            (config().with_claim_ttl(Duration::ZERO), "claim_ttl"),
+            (
+                config().with_claim_ttl(Duration::from_secs(61)),
+                "claim_ttl",
+            ),
             (
                 config().with_subject_failure_limit(0),
                 "subject_failure_limit",

@@ -1,6 +1,8 @@
 //! What [`issue`](super::OneTimeCodes::issue) and
 //! [`verify`](super::OneTimeCodes::verify) answer: [`IssueOutcome`]
-//! (an [`IssuedCode`] or a [`RetryAfter`]) and [`VerifyOutcome`].
+//! (an [`IssuedCode`] or a [`RetryAfter`]) and [`VerifyOutcome`]; and
+//! what their hand-over forms answer: [`DeliveryOutcome`] and
+//! [`HandoverOutcome`].
 
 use std::time::Duration;
 
@@ -47,8 +49,11 @@ pub enum RefusalReason {
     /// A code for this subject and purpose was issued less than the resend
     /// cooldown ago.
     Cooldown,
-    /// The subject had its daily cap of codes.
+    /// The subject had its daily cap of codes (all clients together).
     DailyCap,
+    /// This client had its daily cap of codes for the subject; other
+    /// clients may still get one.
+    ClientDailyCap,
     /// The subject failed too many verifications in the current window.
     Locked,
 }
@@ -58,6 +63,7 @@ impl IntoResponse for RetryAfter {
         let detail = match self.reason {
             RefusalReason::Cooldown => "a code was sent moments ago; wait before asking again",
             RefusalReason::DailyCap => "too many codes requested today",
+            RefusalReason::ClientDailyCap => "too many codes requested from this client today",
             RefusalReason::Locked => "too many failed attempts; try again later",
         };
         let seconds = self.retry_after.as_millis().div_ceil(1000);
@@ -84,11 +90,17 @@ pub enum VerifyOutcome {
     /// it expired, was consumed, replaced by a newer one, or burned.
     ExpiredOrUnknown,
     /// The subject failed too many verifications in the current window
-    /// (across codes and purposes); nothing is checked until it passes.
+    /// (across codes, purposes and clients), or this client did for the
+    /// subject; nothing is checked for it until the window passes.
     Locked {
         /// When the window ends.
         retry_after: Duration,
     },
+    /// The code is right but another verifier holds it while its hand-over
+    /// runs (see [`verify_and`](super::OneTimeCodesExt::verify_and)): it
+    /// is either consumed in a moment or released. Not a failure; nothing
+    /// was counted.
+    InProgress,
 }
 
 impl VerifyOutcome {
@@ -96,6 +108,32 @@ impl VerifyOutcome {
     pub fn is_verified(&self) -> bool {
         matches!(self, Self::Verified)
     }
+}
+
+/// The answer to [`issue_and`](super::OneTimeCodesExt::issue_and).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DeliveryOutcome<T, E> {
+    /// A code was issued and the delivery closure succeeded with this.
+    Delivered(T),
+    /// No code now; try again after the delay.
+    Refused(RetryAfter),
+    /// The delivery closure failed with this; the code was withdrawn, so
+    /// neither the cooldown nor the daily caps were spent.
+    Failed(E),
+}
+
+/// The answer to [`verify_and`](super::OneTimeCodesExt::verify_and).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HandoverOutcome<T, E> {
+    /// The code matched, the hand-over closure succeeded with this, and
+    /// the code is consumed.
+    Verified(T),
+    /// The code matched but the hand-over closure failed with this: the
+    /// code was released and stays usable, no attempt spent.
+    Failed(E),
+    /// The code was not handed over; why (never
+    /// [`Verified`](VerifyOutcome::Verified)).
+    Rejected(VerifyOutcome),
 }
 
 #[cfg(test)]

@@ -6,6 +6,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use shaku::Component;
 
+use super::claim::{Claim, ClaimOutcome};
+use super::client_id::ClientId;
 use super::code::OtpCode;
 use super::config::{DAILY_WINDOW, OtpConfig, OtpSettings};
 use super::one_time_codes::OneTimeCodes;
@@ -66,12 +68,14 @@ impl std::fmt::Debug for OtpService {
     }
 }
 
-/// The keys of one (subject, purpose).
+/// The keys of one (subject, purpose, client).
 struct OtpKeys {
     code: String,
     cooldown: String,
     daily: String,
     failures: String,
+    client_daily: String,
+    client_failures: String,
 }
 
 fn millis(duration: Duration) -> u64 {
@@ -147,18 +151,72 @@ impl OtpService {
         }
     }
 
-    /// The keys of (subject, purpose), all under the subject's hash tag
-    /// (see the [key layout](super::scripts)).
-    fn keys(&self, subject: &str, purpose: &str) -> OtpKeys {
+    /// The keys of (subject, purpose, client), all under the subject's
+    /// hash tag (see the [key layout](super::scripts)).
+    fn keys(&self, subject: &str, purpose: &str, client: &ClientId) -> OtpKeys {
         let slot = self.settings.slot_key(subject, purpose);
         let subject_key = self.settings.subject_key(subject);
+        let client_key = self.settings.client_key(client.expose());
         let tag = SlotTag::digest_prefix(&subject_key);
         OtpKeys {
             code: tag.key("otp:", &format!(":code:{slot}")),
             cooldown: tag.key("otp:", &format!(":cooldown:{slot}")),
             daily: tag.key("otp:", &format!(":daily:{subject_key}")),
             failures: tag.key("otp:", &format!(":failures:{subject_key}")),
+            client_daily: tag.key("otp:", &format!(":client-daily:{subject_key}:{client_key}")),
+            client_failures: tag.key(
+                "otp:",
+                &format!(":client-failures:{subject_key}:{client_key}"),
+            ),
         }
+    }
+
+    fn random_error(&self, op: &'static str, e: getrandom::Error) -> KvError {
+        KvError::Backend {
+            store: Arc::from(self.store.name()),
+            op,
+            key: None,
+            source: e.to_string().into(),
+        }
+    }
+
+    /// The verify script, consuming (`token` empty) or claiming.
+    async fn check_code(
+        &self,
+        subject: &str,
+        purpose: &str,
+        code: &str,
+        client: &ClientId,
+        token: &str,
+    ) -> Result<(VerifyOutcome, String, String)> {
+        self.check(subject, purpose)?;
+        let config = self.settings.config();
+        let keys = self.keys(subject, purpose, client);
+        let digest = self.settings.code_digest(subject, purpose, code);
+        let script_keys = [keys.code.as_str(), &keys.failures, &keys.client_failures];
+        let args = ScriptArgs::new()
+            .str(&digest)
+            .uint(u64::from(config.max_attempts()))
+            .uint(u64::from(config.subject_failure_limit()))
+            .uint(u64::from(config.client_failure_limit()))
+            .uint(millis(config.subject_failure_window()))
+            .str(token)
+            .uint(millis(config.claim_ttl()));
+        let (status, n) = self.run(&scripts::VERIFY, &script_keys, &args).await?;
+        let outcome = match status {
+            status::OK => VerifyOutcome::Verified,
+            status::RETRY_OR_INVALID => VerifyOutcome::Invalid {
+                attempts_left: u32::try_from(n).unwrap_or(0),
+            },
+            status::CAP_OR_UNKNOWN => VerifyOutcome::ExpiredOrUnknown,
+            status::LOCKED => VerifyOutcome::Locked {
+                retry_after: duration(n),
+            },
+            status::IN_PROGRESS => VerifyOutcome::InProgress,
+            other => return Err(self.bad_status(other)),
+        };
+        tracing::debug!(?outcome, "one-time code checked");
+        Ok((outcome, keys.code, digest))
     }
 
     /// Runs a script whose reply is `{status, n}`.
@@ -176,6 +234,13 @@ impl OtpService {
     }
 }
 
+/// 16 random bytes as hex: a claim's token.
+fn claim_token() -> std::result::Result<String, getrandom::Error> {
+    let mut bytes = [0_u8; 16];
+    getrandom::fill(&mut bytes)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
 #[async_trait]
 impl OneTimeCodes for OtpService {
     fn settings(&self) -> &OtpSettings {
@@ -183,22 +248,24 @@ impl OneTimeCodes for OtpService {
     }
 
     #[tracing::instrument(skip_all, fields(store = %self.store.name(), %purpose), err)]
-    async fn issue(&self, subject: &str, purpose: &str) -> Result<IssueOutcome> {
+    async fn issue_from(
+        &self,
+        subject: &str,
+        purpose: &str,
+        client: &ClientId,
+    ) -> Result<IssueOutcome> {
         self.check(subject, purpose)?;
         let config = self.settings.config();
-        let code =
-            OtpCode::generate(usize::from(config.code_length())).map_err(|e| KvError::Backend {
-                store: Arc::from(self.store.name()),
-                op: "generate one-time code",
-                key: None,
-                source: e.to_string().into(),
-            })?;
-        let keys = self.keys(subject, purpose);
+        let code = OtpCode::generate(usize::from(config.code_length()))
+            .map_err(|e| self.random_error("generate one-time code", e))?;
+        let keys = self.keys(subject, purpose, client);
         let keys = [
             keys.code.as_str(),
             &keys.cooldown,
             &keys.daily,
             &keys.failures,
+            &keys.client_daily,
+            &keys.client_failures,
         ];
         let args = ScriptArgs::new()
             .str(&self.settings.code_digest(subject, purpose, code.expose()))
@@ -207,7 +274,9 @@ impl OneTimeCodes for OtpService {
             .uint(u64::from(config.daily_cap()))
             .uint(millis(DAILY_WINDOW))
             .uint(u64::from(config.subject_failure_limit()))
-            .uint(millis(config.subject_failure_window()));
+            .uint(millis(config.subject_failure_window()))
+            .uint(u64::from(config.client_daily_cap()))
+            .uint(u64::from(config.client_failure_limit()));
         let (status, n) = self.run(&scripts::ISSUE, &keys, &args).await?;
         let refused = |reason| {
             tracing::debug!(?reason, "one-time code refused");
@@ -226,35 +295,101 @@ impl OneTimeCodes for OtpService {
             }
             status::RETRY_OR_INVALID => refused(RefusalReason::Cooldown),
             status::CAP_OR_UNKNOWN => refused(RefusalReason::DailyCap),
+            status::CLIENT_CAP => refused(RefusalReason::ClientDailyCap),
             status::LOCKED => refused(RefusalReason::Locked),
             other => Err(self.bad_status(other)),
         }
     }
 
     #[tracing::instrument(skip_all, fields(store = %self.store.name(), %purpose), err)]
-    async fn verify(&self, subject: &str, purpose: &str, code: &str) -> Result<VerifyOutcome> {
-        self.check(subject, purpose)?;
-        let config = self.settings.config();
-        let keys = self.keys(subject, purpose);
-        let keys = [keys.code.as_str(), &keys.failures];
-        let args = ScriptArgs::new()
-            .str(&self.settings.code_digest(subject, purpose, code))
-            .uint(u64::from(config.max_attempts()))
-            .uint(u64::from(config.subject_failure_limit()))
-            .uint(millis(config.subject_failure_window()));
-        let (status, n) = self.run(&scripts::VERIFY, &keys, &args).await?;
-        let outcome = match status {
-            status::OK => VerifyOutcome::Verified,
-            status::RETRY_OR_INVALID => VerifyOutcome::Invalid {
-                attempts_left: u32::try_from(n).unwrap_or(0),
-            },
-            status::CAP_OR_UNKNOWN => VerifyOutcome::ExpiredOrUnknown,
-            status::LOCKED => VerifyOutcome::Locked {
-                retry_after: duration(n),
-            },
-            other => return Err(self.bad_status(other)),
-        };
-        tracing::debug!(?outcome, "one-time code checked");
+    async fn verify_from(
+        &self,
+        subject: &str,
+        purpose: &str,
+        code: &str,
+        client: &ClientId,
+    ) -> Result<VerifyOutcome> {
+        let (outcome, _, _) = self.check_code(subject, purpose, code, client, "").await?;
         Ok(outcome)
+    }
+
+    #[tracing::instrument(skip_all, fields(store = %self.store.name(), %purpose), err)]
+    async fn claim(
+        &self,
+        subject: &str,
+        purpose: &str,
+        code: &str,
+        client: &ClientId,
+    ) -> Result<ClaimOutcome> {
+        let token = claim_token().map_err(|e| self.random_error("draw a claim token", e))?;
+        let (outcome, code_key, digest) = self
+            .check_code(subject, purpose, code, client, &token)
+            .await?;
+        Ok(match outcome {
+            VerifyOutcome::Verified => ClaimOutcome::Claimed(Claim {
+                code_key,
+                digest,
+                token,
+            }),
+            other => ClaimOutcome::Rejected(other),
+        })
+    }
+
+    #[tracing::instrument(skip_all, fields(store = %self.store.name()), err)]
+    async fn commit(&self, claim: &Claim) -> Result<bool> {
+        let args = ScriptArgs::new().str(&claim.digest).str(&claim.token);
+        let (status, _) = self
+            .run(&scripts::COMMIT, &[claim.code_key.as_str()], &args)
+            .await?;
+        match status {
+            status::OK => Ok(true),
+            status::CAP_OR_UNKNOWN => {
+                tracing::warn!("a one-time code claim lapsed and the code was taken meanwhile");
+                Ok(false)
+            }
+            other => Err(self.bad_status(other)),
+        }
+    }
+
+    #[tracing::instrument(skip_all, fields(store = %self.store.name()), err)]
+    async fn release(&self, claim: &Claim) -> Result<bool> {
+        let args = ScriptArgs::new().str(&claim.token);
+        let (status, _) = self
+            .run(&scripts::RELEASE, &[claim.code_key.as_str()], &args)
+            .await?;
+        match status {
+            status::OK => Ok(true),
+            status::CAP_OR_UNKNOWN => Ok(false),
+            other => Err(self.bad_status(other)),
+        }
+    }
+
+    #[tracing::instrument(skip_all, fields(store = %self.store.name(), %purpose), err)]
+    async fn withdraw(
+        &self,
+        subject: &str,
+        purpose: &str,
+        client: &ClientId,
+        code: &OtpCode,
+    ) -> Result<bool> {
+        self.check(subject, purpose)?;
+        let keys = self.keys(subject, purpose, client);
+        let keys = [
+            keys.code.as_str(),
+            &keys.cooldown,
+            &keys.daily,
+            &keys.client_daily,
+        ];
+        let args =
+            ScriptArgs::new().str(&self.settings.code_digest(subject, purpose, code.expose()));
+        let (status, _) = self.run(&scripts::WITHDRAW, &keys, &args).await?;
+        match status {
+            status::OK => {
+                tracing::debug!("one-time code withdrawn");
+                Ok(true)
+            }
+            status::CAP_OR_UNKNOWN => Ok(false),
+            other => Err(self.bad_status(other)),
+        }
     }
 }
