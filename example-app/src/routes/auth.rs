@@ -14,6 +14,7 @@ use serde::Deserialize;
 use serde_json::json;
 use shaku::HasComponent;
 
+use crate::delivery::CodeSender;
 use crate::error::{ApiError, cache_error};
 use crate::state::AppState;
 
@@ -55,11 +56,11 @@ pub async fn issue(
     request: Result<Json<IssueRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(request) = request?;
-    match state.users.get(&request.user_id).await {
-        Ok(Some(_)) => {}
+    let user = match state.users.get(&request.user_id).await {
+        Ok(Some(user)) => user,
         Ok(None) => return Err(ApiError::NotFound(format!("no user {}", request.user_id))),
         Err(e) => return Err(cache_error(e)),
-    }
+    };
     let codes: &dyn OneTimeCodes = state.module.resolve_ref();
     match codes
         .issue(&request.user_id.to_string(), LOGIN)
@@ -67,6 +68,15 @@ pub async fn issue(
         .map_err(unavailable)?
     {
         IssueOutcome::Issued(issued) => {
+            // --- code delivery (hardening-delivery): mail it, or 503. ---
+            let sender: &dyn CodeSender = state.module.resolve_ref();
+            if sender.send(&user.email, &issued.code).await.is_err() {
+                // The sender logged why (masked); the client learns nothing more.
+                return Err(ApiError::Unavailable(
+                    "the code could not be delivered: try again shortly".into(),
+                ));
+            }
+            // --- end of code delivery ---
             let mut body = json!({ "expires_in": issued.lifetime.as_secs() });
             if state.settings.otp_dev_echo {
                 body["dev_code"] = json!(issued.code.expose());
