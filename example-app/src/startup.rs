@@ -105,6 +105,9 @@ impl Application {
             .with_expander(expander)
             .load(&options.config_path)?;
         let settings: Settings = config.required_section("app")?;
+        // How codes reach users: SMTP or the development echo, else no
+        // start (checked before any store is opened).
+        let sender = code_sender(&settings)?;
 
         let registry = ServiceRegistry::build(&config, &ServiceTypes::builtin()).await?;
         let sessions = SessionManager::from_registry(
@@ -134,9 +137,6 @@ impl Application {
             config.required_section::<CacheConfig>("user_cache")?,
             Arc::new(UserRepository::new(db)),
         )?;
-
-        // How codes reach users: SMTP or the development echo, else no start.
-        let sender = code_sender(&settings)?;
 
         // Every lookup above is done: building the module cannot fail.
         let module = AppModule::builder()

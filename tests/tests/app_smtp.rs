@@ -121,8 +121,7 @@ async fn unavailable_without_internals(response: reqwest::Response, sink: &SmtpS
 }
 
 async fn the_code_arrives_by_mail_only_and_logs_hold_neither_code_nor_address(driver: Driver) {
-    let capture = Capture::default();
-    let _guard = tracing::subscriber::set_default(capture.clone());
+    let (capture, _guard) = capture();
     let sink = SmtpSink::start().await;
     let app = TestApp::spawn_with(driver, mail_config(sink.url(), "30s")).await;
     let email = "alice.mailbox@example.com";
@@ -157,8 +156,7 @@ async fn the_code_arrives_by_mail_only_and_logs_hold_neither_code_nor_address(dr
 }
 
 async fn a_refused_mail_is_503_and_an_immediate_retry_succeeds(driver: Driver) {
-    let capture = Capture::default();
-    let _guard = tracing::subscriber::set_default(capture.clone());
+    let (capture, _guard) = capture();
     let sink = SmtpSink::start().await;
     // A cooldown far longer than the test: a spent one would answer 429.
     let app = TestApp::spawn_with(driver, mail_config(sink.url(), "10m")).await;
@@ -196,6 +194,7 @@ async fn a_refused_mail_is_503_and_an_immediate_retry_succeeds(driver: Driver) {
 /// nothing: 503 each time, the latter within `SMTP_TIMEOUT`.
 #[tokio::test(flavor = "current_thread")]
 async fn an_unreachable_or_silent_relay_is_a_bounded_503() {
+    let (capture, _guard) = capture();
     let mut sink = SmtpSink::start().await;
     let app = TestApp::spawn_with(Driver::Memory, {
         let mut config = mail_config(sink.url(), "0ms");
@@ -236,12 +235,20 @@ async fn an_unreachable_or_silent_relay_is_a_bounded_503() {
         "bounded by SMTP_TIMEOUT (500 ms): {elapsed:?}"
     );
     held.abort();
+    let logs = capture.text();
+    assert!(
+        logs.contains("did not accept the message within 500 ms")
+            && logs.contains("d***@example.com"),
+        "the timeout is logged, with the address masked:\n{logs}"
+    );
+    assert!(!logs.contains("dan@example.com"), "{logs}");
 }
 
 /// With both SMTP and the echo on, the code goes by mail and in the
 /// response (development with a local mail catcher).
 #[tokio::test(flavor = "current_thread")]
 async fn echo_and_mail_together() {
+    let (_capture, _guard) = capture();
     let sink = SmtpSink::start().await;
     let mut config = mail_config(sink.url(), "0ms");
     config
@@ -258,6 +265,7 @@ async fn echo_and_mail_together() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn settings_that_cannot_deliver_codes_do_not_start() {
+    let (_capture, _guard) = capture();
     let no_echo = |extra: &[(&'static str, &str)]| TestAppConfig {
         extra: [("OTP_DEV_ECHO", "false"), ("OTP_SECRET", SECRET)]
             .iter()
@@ -286,6 +294,18 @@ async fn settings_that_cannot_deliver_codes_do_not_start() {
     .await;
     assert!(error.contains("SMTP_URL"), "{error}");
     assert!(!error.contains("hunter2"), "the password is shown: {error}");
+}
+
+/// A [`Capture`] as this thread's default subscriber until the guard drops.
+///
+/// Every test of this file takes one before anything logs: `tracing`
+/// caches per call site whether any subscriber wants it, and a call site
+/// first hit on a thread with no capture while no other test's capture is
+/// alive would be cached as unwanted, silencing it for the tests after.
+fn capture() -> (Capture, tracing::subscriber::DefaultGuard) {
+    let capture = Capture::default();
+    let guard = tracing::subscriber::set_default(capture.clone());
+    (capture, guard)
 }
 
 /// Records every span (name and fields) and event (level, target, fields)
