@@ -90,6 +90,12 @@ pub enum DeliverySetupError {
          `smtps://user:password@host`)"
     )]
     InvalidUrl(#[source] lettre::transport::smtp::Error),
+    /// `SMTP_URL` has a user and password but does not require TLS.
+    #[error(
+        "SMTP_URL has credentials but would send them unencrypted: use `smtps://` \
+         or add `?tls=required`"
+    )]
+    PasswordInTheClear,
     /// `SMTP_TIMEOUT` is zero.
     #[error("SMTP_TIMEOUT must be longer than zero")]
     ZeroTimeout,

@@ -53,7 +53,8 @@ impl SmtpSender {
     /// # Errors
     ///
     /// [`DeliverySetupError`] for an empty or invalid `from`, a URL lettre
-    /// cannot use, or a zero timeout. No message contains the URL.
+    /// cannot use, a password that would travel unencrypted, or a zero
+    /// timeout. No message contains the URL.
     pub fn new(url: &Secret, from: &str, timeout: Duration) -> Result<Self, DeliverySetupError> {
         let from = from.trim();
         if from.is_empty() {
@@ -67,6 +68,9 @@ impl SmtpSender {
             })?;
         if timeout.is_zero() {
             return Err(DeliverySetupError::ZeroTimeout);
+        }
+        if sends_password_in_the_clear(url.expose()) {
+            return Err(DeliverySetupError::PasswordInTheClear);
         }
         let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose())
             .map_err(DeliverySetupError::InvalidUrl)?
@@ -96,6 +100,26 @@ impl SmtpSender {
             Ok(Ok(_accepted)) => Ok(()),
         }
     }
+}
+
+/// Whether `url` has credentials but no required TLS: lettre would send
+/// the password unencrypted (`smtp://` without `tls=required`; even
+/// `tls=opportunistic` falls back to the clear when an attacker strips
+/// STARTTLS).
+fn sends_password_in_the_clear(url: &str) -> bool {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return false;
+    };
+    let (authority, query) = match rest.split_once('?') {
+        Some((before, query)) => (before, query),
+        None => (rest, ""),
+    };
+    let authority = authority.split('/').next().unwrap_or("");
+    let has_credentials = authority.contains('@');
+    // Schemes other than `smtp` are lettre's to accept (`smtps`) or refuse.
+    let in_the_clear =
+        scheme.eq_ignore_ascii_case("smtp") && !query.split('&').any(|pair| pair == "tls=required");
+    has_credentials && in_the_clear
 }
 
 /// The mail's text: the code, what it is for, and what to do with an
@@ -185,7 +209,7 @@ mod tests {
         for bad in [
             "http://user:hunter2@mail.example.com",
             "hunter2",
-            "smtp://user:hunter2@",
+            "smtps://user:hunter2@ma il.example.com",
         ] {
             let Err(error) = SmtpSender::new(&url(bad), "a@example.com", timeout) else {
                 panic!("{bad} must be refused");
@@ -196,6 +220,31 @@ mod tests {
             );
             let shown = format!("{error} {error:?}");
             assert!(!shown.contains("hunter2"), "{shown}");
+        }
+    }
+
+    #[test]
+    fn a_password_never_travels_in_the_clear() {
+        let timeout = Duration::from_secs(5);
+        for clear in [
+            "smtp://user:hunter2@mail.example.com",
+            "smtp://user:hunter2@mail.example.com:587?tls=opportunistic",
+            "SMTP://user:hunter2@mail.example.com/ehlo-name",
+        ] {
+            let refused = SmtpSender::new(&url(clear), "a@example.com", timeout);
+            assert!(
+                matches!(refused, Err(DeliverySetupError::PasswordInTheClear)),
+                "{clear}"
+            );
+        }
+        for fine in [
+            "smtps://user:hunter2@mail.example.com",
+            "smtp://user:hunter2@mail.example.com:587?tls=required",
+            "smtp://127.0.0.1:2525",
+            "smtp://mail.example.com/name@host",
+        ] {
+            SmtpSender::new(&url(fine), "a@example.com", timeout)
+                .unwrap_or_else(|e| panic!("{fine}: {e}"));
         }
     }
 
