@@ -294,6 +294,13 @@ async fn settings_that_cannot_deliver_codes_do_not_start() {
     .await;
     assert!(error.contains("SMTP_URL"), "{error}");
     assert!(!error.contains("hunter2"), "the password is shown: {error}");
+    let error = startup_error(no_echo(&[
+        ("SMTP_URL", "smtp://user:hunter2@mail.example.com:587"),
+        ("SMTP_FROM", FROM),
+    ]))
+    .await;
+    assert!(error.contains("unencrypted"), "{error}");
+    assert!(!error.contains("hunter2"), "the password is shown: {error}");
 }
 
 /// A [`Capture`] as this thread's default subscriber until the guard drops.
