@@ -13,11 +13,17 @@
 //! * [`users`]: the model and the SQLite repository (also the cache's
 //!   [`Repository`](kv_module::cache_aside::Repository)).
 //! * [`db`]: SQLite, created and migrated at start.
+//! * [`delivery`]: the [`CodeSender`](delivery::CodeSender) component
+//!   (one-time codes by SMTP, or the development echo).
+//! * [`client_address`]: the client's IP through `TRUSTED_PROXIES`
+//!   ([`ClientAddress`](client_address::ClientAddress)).
 //! * [`error`]: [`ApiError`](error::ApiError) → problem+json.
 //! * [`request_span`], [`telemetry`]: logs.
 #![forbid(unsafe_code)]
 
+pub mod client_address;
 pub mod db;
+pub mod delivery;
 pub mod error;
 pub mod request_span;
 pub mod routes;

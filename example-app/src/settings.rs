@@ -2,6 +2,11 @@
 
 use serde::Deserialize;
 use std::path::PathBuf;
+use std::time::Duration;
+
+use kv_module::Secret;
+use kv_module::config::serde_duration;
+use kv_module::rate_limit::TrustedProxies;
 
 /// Where the configuration comes from: `--config <path>`, else
 /// `APP_CONFIG`, else `config/services.yaml`.
@@ -32,6 +37,44 @@ pub struct Settings {
     /// Whether the OTP issue response carries the code (`OTP_DEV_ECHO`).
     #[serde(default)]
     pub otp_dev_echo: bool,
+    /// The SMTP relay one-time codes are mailed through (`SMTP_URL`,
+    /// `smtp://host:port`, `smtps://user:password@host`); empty: no mail.
+    /// A secret: it may hold the relay's password.
+    #[serde(default)]
+    pub smtp_url: Secret,
+    /// The sender of code mails (`SMTP_FROM`); required with `smtp_url`.
+    #[serde(default)]
+    pub smtp_from: String,
+    /// The bound on one code delivery, connection included
+    /// (`SMTP_TIMEOUT`). Default 10 s.
+    #[serde(default = "default_smtp_timeout", with = "serde_duration")]
+    pub smtp_timeout: Duration,
+    /// The reverse proxies whose `X-Forwarded-For` names the client
+    /// (`TRUSTED_PROXIES`: comma-separated CIDRs or addresses); empty, the
+    /// default, trusts none and every client is its peer address.
+    #[serde(default, deserialize_with = "comma_separated_proxies")]
+    pub trusted_proxies: TrustedProxies,
+}
+
+fn default_smtp_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+/// `10.0.0.0/8, 192.0.2.7` (one string, as an environment variable gives
+/// it) into [`TrustedProxies`]; empty entries are skipped, a bad one is an
+/// error naming it.
+fn comma_separated_proxies<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<TrustedProxies, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    TrustedProxies::parse(text.split(',').map(str::trim).filter(|s| !s.is_empty())).map_err(|e| {
+        match e {
+            kv_module::config::ConfigError::InvalidSetting { message, .. } => {
+                serde::de::Error::custom(message)
+            }
+            other => serde::de::Error::custom(other),
+        }
+    })
 }
 
 impl Settings {

@@ -25,6 +25,7 @@ use serde::Deserialize;
 use shaku::HasComponent;
 
 use crate::db::Database;
+use crate::delivery::{CodeSender, DeliverySetupError, code_sender};
 use crate::request_span::request_span;
 use crate::routes::{auth, health, metrics, session, users};
 use crate::settings::Settings;
@@ -49,6 +50,10 @@ pub enum StartupError {
         #[source]
         source: rusqlite::Error,
     },
+    /// One-time codes cannot be delivered with these settings (no SMTP
+    /// and no development echo, or bad SMTP settings).
+    #[error(transparent)]
+    Delivery(#[from] DeliverySetupError),
     /// The listen address cannot be bound.
     #[error("cannot listen on `{addr}`: {source}")]
     Bind {
@@ -100,6 +105,9 @@ impl Application {
             .with_expander(expander)
             .load(&options.config_path)?;
         let settings: Settings = config.required_section("app")?;
+        // How codes reach users: SMTP or the development echo, else no
+        // start (checked before any store is opened).
+        let sender = code_sender(&settings)?;
 
         let registry = ServiceRegistry::build(&config, &ServiceTypes::builtin()).await?;
         let sessions = SessionManager::from_registry(
@@ -139,6 +147,7 @@ impl Application {
             .with_component_parameters::<SessionManager>(sessions.into_parameters())
             .with_component_parameters::<OtpService>(otp.into_parameters())
             .with_component_parameters::<RateLimiter>(limiter)
+            .with_component_override::<dyn CodeSender>(sender)
             .build();
 
         let listener = tokio::net::TcpListener::bind(&settings.addr)
@@ -190,6 +199,8 @@ impl Application {
 /// behind the per-client-IP rate limit.
 pub fn build_app(state: AppState) -> Router {
     let limiter: Arc<dyn RateLimit> = state.module.resolve();
+    // The client behind `TRUSTED_PROXIES` (none by default: the peer).
+    let clients = KeyExtractor::client_ip(state.settings.trusted_proxies.clone());
     let api = Router::new()
         .route("/users", post(users::create))
         .route(
@@ -205,7 +216,7 @@ pub fn build_app(state: AppState) -> Router {
         .route("/session", get(session::get).delete(session::delete))
         .route("/session/refresh", post(session::refresh))
         .fallback(not_found)
-        .layer(RateLimitLayer::new(limiter, KeyExtractor::peer_ip()));
+        .layer(RateLimitLayer::new(limiter, clients));
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

@@ -10,6 +10,7 @@ use kv_module::registry::ServiceRegistry;
 use kv_module::session::{SessionManager, Sessions};
 use shaku::{HasComponent, module};
 
+use crate::delivery::EchoSender;
 use crate::settings::Settings;
 use crate::users::UserRepository;
 
@@ -19,9 +20,11 @@ mod di {
     use super::*;
 
     // The components, each over the store its configuration names.
+    // `EchoSender` is only the placeholder of `dyn CodeSender`: start-up
+    // always overrides it with the sender the settings chose.
     module! {
         pub AppModule {
-            components = [SessionManager, OtpService, RateLimiter],
+            components = [SessionManager, OtpService, RateLimiter, EchoSender],
             providers = []
         }
     }

@@ -69,6 +69,9 @@
 //!   of those that must not; `tests/failover.rs`: frozen, killed and
 //!   failed-over primaries (cluster, Sentinel) and a frozen server under
 //!   live stores: bounded calls, recovery without a restart.
+//! * [`smtp_sink`]: [`SmtpSink`](smtp_sink::SmtpSink), an SMTP server
+//!   recording the mail it is given (or refusing it, or down), for the
+//!   app's code delivery; `tests/app_smtp.rs` uses it.
 //! * [`test_app`]: [`TestApp`](test_app::TestApp), the example app started
 //!   in-process on port 0 (Redis, memory, or cluster driver) and driven
 //!   over HTTP; `spawn_beside` starts a second instance of the same
@@ -101,6 +104,7 @@ pub mod redis_server;
 pub mod role;
 pub mod sentinel;
 pub mod slot_checking_store;
+pub mod smtp_sink;
 pub mod test_app;
 pub mod tls;
 

@@ -317,3 +317,51 @@ impl Drop for TestApp {
         }
     }
 }
+
+/// Starts the app on the memory driver with the test defaults of
+/// [`TestApp::spawn_with`] and `config`, expecting it to refuse: returns
+/// the start-up error with its causes, one per line, as `main` prints it.
+///
+/// # Panics
+///
+/// When the app starts.
+pub async fn startup_error(config: TestAppConfig) -> String {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let mut env: BTreeMap<String, String> = BTreeMap::new();
+    let mut set = |k: &str, v: String| {
+        env.insert(k.to_owned(), v);
+    };
+    set("KV_DRIVER", "kvstore_memory".into());
+    set("APP_ADDR", "127.0.0.1:0".into());
+    set(
+        "DATABASE_URL",
+        dir.path().join("app.db").display().to_string(),
+    );
+    set("OTP_DEV_ECHO", "true".into());
+    set(
+        "RATE_LIMIT_REQUESTS",
+        config.rate_limit_requests.to_string(),
+    );
+    set("RATE_LIMIT_WINDOW", config.rate_limit_window.into());
+    set("OTP_RESEND_COOLDOWN", config.otp_resend_cooldown.into());
+    for (k, v) in config.extra {
+        set(k, v);
+    }
+    let env = Arc::new(env);
+    let built = Application::build(AppOptions {
+        config_path: services_yaml(),
+        env: Some(Arc::new(move |name: &str| env.get(name).cloned())),
+    })
+    .await;
+    let Err(error) = built else {
+        panic!("the app must refuse to start");
+    };
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        text.push_str("\ncaused by: ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

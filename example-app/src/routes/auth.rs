@@ -7,15 +7,15 @@
 //! still gets a code from elsewhere; and here, per client across users
 //! ([`OtpRouteLimits`], the `otp_rate_limit:` section), so one client
 //! cannot walk through every user. The client's address comes from one
-//! function, [`client_ip`].
+//! extractor, [`ClientAddress`] (`TRUSTED_PROXIES` aware).
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use kv_module::config::ConfigError;
@@ -29,6 +29,8 @@ use serde::Deserialize;
 use serde_json::json;
 use shaku::HasComponent;
 
+use crate::client_address::ClientAddress;
+use crate::delivery::CodeSender;
 use crate::error::{ApiError, cache_error};
 use crate::state::AppState;
 
@@ -98,14 +100,6 @@ impl OtpRouteLimits {
     }
 }
 
-/// The client a request comes from: the peer's address.
-// Behind a reverse proxy this must read the forwarding header the trusted
-// proxies set (TRUSTED_PROXIES), or every client shares the proxy's budget:
-// swap it here, the one place the OTP routes learn the client.
-pub fn client_ip(peer: SocketAddr, _headers: &HeaderMap) -> IpAddr {
-    peer.ip()
-}
-
 /// One check of `limiter` for `ip`: 429 with `Retry-After` when spent.
 async fn within(limiter: &dyn RateLimit, ip: IpAddr) -> Result<(), ApiError> {
     match limiter.check(&format!("ip:{ip}")).await {
@@ -134,30 +128,35 @@ fn unavailable(e: impl std::fmt::Display) -> ApiError {
 pub async fn issue(
     State(state): State<AppState>,
     Extension(limits): Extension<OtpRouteLimits>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    ClientAddress(ip): ClientAddress,
     request: Result<Json<IssueRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let ip = client_ip(peer, &headers);
     within(limits.issue.as_ref(), ip).await?;
     let Json(request) = request?;
-    match state.users.get(&request.user_id).await {
-        Ok(Some(_)) => {}
+    let user = match state.users.get(&request.user_id).await {
+        Ok(Some(user)) => user,
         Ok(None) => return Err(ApiError::NotFound(format!("no user {}", request.user_id))),
         Err(e) => return Err(cache_error(e)),
-    }
+    };
     let codes: &dyn OneTimeCodes = state.module.resolve_ref();
     let echo = state.settings.otp_dev_echo;
     let subject = request.user_id.to_string();
-    // Delivery is the development echo for now: it cannot fail. A real
-    // sender goes in this closure; its failure withdraws the code, so the
-    // user's cooldown and caps are not spent.
+    // The code is mailed (or, in development, only echoed) inside the
+    // closure: a failed delivery withdraws it, so the user's cooldown and
+    // caps are not spent.
+    let sender: Arc<dyn CodeSender> = state.module.resolve();
     let delivered = codes
         .issue_and(
             &subject,
             LOGIN,
             &ClientId::from_ip(ip),
             |issued| async move {
+                if sender.send(&user.email, &issued.code).await.is_err() {
+                    // The sender logged why (masked); the client learns no more.
+                    return Err(ApiError::Unavailable(
+                        "the code could not be delivered: try again shortly".into(),
+                    ));
+                }
                 let mut body = json!({ "expires_in": issued.lifetime.as_secs() });
                 if echo {
                     body["dev_code"] = json!(issued.code.expose());
@@ -181,11 +180,9 @@ pub async fn issue(
 pub async fn verify(
     State(state): State<AppState>,
     Extension(limits): Extension<OtpRouteLimits>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    ClientAddress(ip): ClientAddress,
     request: Result<Json<VerifyRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let ip = client_ip(peer, &headers);
     within(limits.verify.as_ref(), ip).await?;
     let Json(request) = request?;
     let subject = request.user_id.to_string();
