@@ -3,6 +3,8 @@
 use serde::Deserialize;
 use std::path::PathBuf;
 
+use crate::serve::ServerLimits;
+
 /// Where the configuration comes from: `--config <path>`, else
 /// `APP_CONFIG`, else `config/services.yaml`.
 pub fn config_path(args: impl IntoIterator<Item = String>) -> PathBuf {
@@ -32,6 +34,9 @@ pub struct Settings {
     /// Whether the OTP issue response carries the code (`OTP_DEV_ECHO`).
     #[serde(default)]
     pub otp_dev_echo: bool,
+    /// Connection deadlines and cap (`app.server:`); defaults when absent.
+    #[serde(default)]
+    pub server: ServerLimits,
 }
 
 impl Settings {

@@ -27,6 +27,7 @@ use shaku::HasComponent;
 use crate::db::Database;
 use crate::request_span::request_span;
 use crate::routes::{auth, health, metrics, session, users};
+use crate::serve::{BodyDeadline, ServerLimits, read_body, serve};
 use crate::settings::Settings;
 use crate::state::{AppModule, AppState};
 use crate::users::UserRepository;
@@ -49,6 +50,9 @@ pub enum StartupError {
         #[source]
         source: rusqlite::Error,
     },
+    /// The `app:` settings are invalid.
+    #[error("invalid settings: {0}")]
+    Settings(String),
     /// The listen address cannot be bound.
     #[error("cannot listen on `{addr}`: {source}")]
     Bind {
@@ -84,6 +88,7 @@ struct RateLimitSection {
 /// A started app: bound, with every component built.
 pub struct Application {
     listener: tokio::net::TcpListener,
+    limits: ServerLimits,
     router: Router,
     registry: Arc<ServiceRegistry>,
 }
@@ -100,6 +105,7 @@ impl Application {
             .with_expander(expander)
             .load(&options.config_path)?;
         let settings: Settings = config.required_section("app")?;
+        settings.server.validate().map_err(StartupError::Settings)?;
 
         let registry = ServiceRegistry::build(&config, &ServiceTypes::builtin()).await?;
         let sessions = SessionManager::from_registry(
@@ -127,7 +133,7 @@ impl Application {
             &registry,
             "user_cache",
             config.required_section::<CacheConfig>("user_cache")?,
-            Arc::new(UserRepository::new(db)),
+            Arc::new(UserRepository::new(db.clone())),
         )?;
 
         // Every lookup above is done: building the module cannot fail.
@@ -149,9 +155,11 @@ impl Application {
             registry: registry.clone(),
             users: Arc::new(users),
             settings: Arc::new(settings),
+            db,
         };
         Ok(Self {
             listener,
+            limits: state.settings.server.clone(),
             router: build_app(state),
             registry,
         })
@@ -162,19 +170,14 @@ impl Application {
         self.listener.local_addr()
     }
 
-    /// Serves until `shutdown` completes, then drains in-flight requests
-    /// and closes the stores.
+    /// Serves until `shutdown` completes, then stops accepting, drains
+    /// in-flight requests for at most `app.server.shutdown_timeout`, and
+    /// closes the stores.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let served = axum::serve(
-            self.listener,
-            self.router
-                .into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await;
+        let served = serve(self.listener, self.router, self.limits, shutdown).await;
         self.registry.close().await;
         tracing::info!("stopped; stores closed");
         served
@@ -182,9 +185,16 @@ impl Application {
 }
 
 /// The router: health and metrics at the root, the API under `/api/`
-/// behind the per-client-IP rate limit.
+/// behind the per-client-IP rate limit. Every request gets a request id
+/// and a span, and its body is read within `app.server.body_read_timeout`;
+/// every error response is problem+json
+/// ([`finish_error_response`](crate::error::finish_error_response)).
 pub fn build_app(state: AppState) -> Router {
     let limiter: Arc<dyn RateLimit> = state.module.resolve();
+    let body_deadline = BodyDeadline {
+        timeout: state.settings.server.body_read_timeout,
+        max_bytes: MAX_BODY,
+    };
     let api = Router::new()
         .route("/users", post(users::create))
         .route(
@@ -208,6 +218,7 @@ pub fn build_app(state: AppState) -> Router {
         .nest("/api", api)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(middleware::from_fn_with_state(body_deadline, read_body))
         .layer(middleware::from_fn(request_span))
         .with_state(state)
 }

@@ -10,6 +10,7 @@ use kv_module::registry::ServiceRegistry;
 use kv_module::session::{SessionManager, Sessions};
 use shaku::{HasComponent, module};
 
+use crate::db::Database;
 use crate::settings::Settings;
 use crate::users::UserRepository;
 
@@ -43,6 +44,8 @@ pub struct AppState {
     pub users: Arc<UserCache>,
     /// The app's settings.
     pub settings: Arc<Settings>,
+    /// SQLite, for `/readyz` (users go through [`users`](Self::users)).
+    pub db: Database,
 }
 
 impl FromRef<AppState> for Arc<AppModule> {

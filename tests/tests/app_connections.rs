@@ -52,9 +52,7 @@ async fn closed_by_server(stream: &mut TcpStream, within: Duration) -> Result<St
     let text = String::from_utf8_lossy(&received).into_owned();
     match read {
         Ok(()) => Ok(text),
-        Err(_) => Err(format!(
-            "still open after {within:?}, having sent {text:?}"
-        )),
+        Err(_) => Err(format!("still open after {within:?}, having sent {text:?}")),
     }
 }
 
@@ -118,12 +116,11 @@ async fn partial_headers_and_silence_are_closed_at_the_header_deadline() {
         }
         let mut buf = [0_u8; 64];
         // Waiting for the server's close (or 100 ms) paces the trickle.
-        match tokio::time::timeout(Duration::from_millis(100), trickle.read(&mut buf)).await {
-            Ok(Ok(0) | Err(_)) => {
-                closed = true;
-                break;
-            }
-            Ok(Ok(_)) | Err(_) => {}
+        if let Ok(Ok(0) | Err(_)) =
+            tokio::time::timeout(Duration::from_millis(100), trickle.read(&mut buf)).await
+        {
+            closed = true;
+            break;
         }
     }
     assert!(closed, "a trickling client is closed");
@@ -268,13 +265,10 @@ async fn three_hundred_slow_clients_neither_block_healthz_nor_stay() {
         slow.push(stream);
     }
     let started = Instant::now();
-    let r = tokio::time::timeout(
-        MARGIN,
-        app.client.get(app.url("/healthz")).send(),
-    )
-    .await
-    .expect("/healthz answers while 300 slow clients are connected")
-    .unwrap();
+    let r = tokio::time::timeout(MARGIN, app.client.get(app.url("/healthz")).send())
+        .await
+        .expect("/healthz answers while 300 slow clients are connected")
+        .unwrap();
     assert_eq!(r.status(), 200);
     let closes = slow.into_iter().map(|mut stream| {
         tokio::spawn(async move {

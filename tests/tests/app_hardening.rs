@@ -220,7 +220,11 @@ async fn session_user_id_is_an_integer(driver: Driver) {
         .json()
         .await
         .unwrap();
-    assert_eq!(body["user_id"], json!(id), "an integer, as users' ids: {body}");
+    assert_eq!(
+        body["user_id"],
+        json!(id),
+        "an integer, as users' ids: {body}"
+    );
     app.stop().await;
 }
 
@@ -312,7 +316,9 @@ async fn names_with_control_characters_are_refused(driver: Driver) {
         .unwrap();
     problem(r, 422).await;
     // Letters of any script are names.
-    let id = app.create_user("Gülşen 李 O'Neil-Smith", "gulsen@example.com").await;
+    let id = app
+        .create_user("Gülşen 李 O'Neil-Smith", "gulsen@example.com")
+        .await;
     let session = app.login(id).await;
     let r = app
         .client
@@ -379,7 +385,10 @@ async fn readyz_fails_when_sqlite_fails_a_query(driver: Driver) {
         "session_cache.write",
         "ratelimit_cache.write",
     ] {
-        assert!(names.iter().any(|n| n == expected), "{expected} in {names:?}");
+        assert!(
+            names.iter().any(|n| n == expected),
+            "{expected} in {names:?}"
+        );
     }
     assert_eq!(body["failed"], json!([]));
 
@@ -462,7 +471,12 @@ async fn server_errors_name_no_internals() {
     let id = app.create_user("Ivy", "ivy@example.com").await;
     let session = app.login(id).await;
     let redis = app.redis.as_mut().expect("redis mode");
-    let port = redis.addr().rsplit(':').next().unwrap_or_default().to_owned();
+    let port = redis
+        .addr()
+        .rsplit(':')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
     redis.stop();
 
     let requests = [
