@@ -43,9 +43,15 @@ pub enum ApiError {
         /// Seconds until a retry can succeed.
         retry_after_secs: u64,
     },
-    /// 503: a dependency (Redis) is unavailable.
+    /// 503: a dependency (Redis) is unavailable. The text is logged, and
+    /// the client gets a generic detail (it may name internals).
     #[error("{0}")]
     Unavailable(String),
+    /// 503 whose detail the client must see, because part of the request
+    /// was done (the user was deleted, say) and a blind retry would not do
+    /// the rest. Written here, so it names no internals.
+    #[error("{0}")]
+    UnavailablePartly(&'static str),
     /// 500: logged, never shown in detail.
     #[error("internal error")]
     Internal(String),
@@ -84,6 +90,12 @@ impl IntoResponse for ApiError {
                 return response;
             }
             Self::Unavailable(d) => (StatusCode::SERVICE_UNAVAILABLE, d.clone()),
+            Self::UnavailablePartly(d) => {
+                let mut response =
+                    Problem::new(StatusCode::SERVICE_UNAVAILABLE, *d).into_response();
+                response.extensions_mut().insert(PublicDetail);
+                return response;
+            }
             Self::Internal(d) => {
                 tracing::error!(error = %d, "internal error");
                 (
@@ -101,6 +113,11 @@ impl IntoResponse for ApiError {
 pub fn cache_error(e: kv_module::cache_aside::CacheError<UsersError>) -> ApiError {
     ApiError::Internal(format!("loading a user failed: {e}"))
 }
+
+/// Marks an error response whose detail is meant for the client (see
+/// [`ApiError::UnavailablePartly`]): [`finish_error_response`] keeps it.
+#[derive(Clone, Copy, Debug)]
+pub struct PublicDetail;
 
 fn is_problem(response: &Response) -> bool {
     response
@@ -126,7 +143,8 @@ fn with_json_body(mut parts: axum::http::response::Parts, body: serde_json::Valu
 ///   405 and some rejections with an empty body);
 /// * a 5xx problem loses its detail, which can name stores, commands and
 ///   keys: the detail is logged here, inside the request's span, and the
-///   client gets a generic one with the `request_id` to quote.
+///   client gets a generic one with the `request_id` to quote (unless the
+///   response is marked [`PublicDetail`], whose detail stays).
 ///
 /// Other bodies (such as `/readyz`'s own 503 document) pass unchanged.
 pub async fn finish_error_response(response: Response, id: &RequestId) -> Response {
@@ -160,7 +178,9 @@ pub async fn finish_error_response(response: Response, id: &RequestId) -> Respon
         .and_then(|v| v.get("detail").and_then(|d| d.as_str()).map(str::to_owned))
         .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned());
     tracing::error!(status = status.as_u16(), detail = %detail, "server error");
-    let public = if status == StatusCode::SERVICE_UNAVAILABLE {
+    let public = if parts.extensions.get::<PublicDetail>().is_some() {
+        detail.as_str()
+    } else if status == StatusCode::SERVICE_UNAVAILABLE {
         "a service this request needs is unavailable: retry later"
     } else {
         "internal error"

@@ -101,8 +101,8 @@ pub async fn delete(
     if let Err(e) = sessions.delete_user_sessions(&id.to_string()).await {
         // The user is gone; their sessions end at their own TTL. Said loudly.
         tracing::warn!(user_id = id, error = %e, "user deleted but sessions not revoked");
-        return Err(ApiError::Unavailable(
-            "the user was deleted but the session store is unavailable".into(),
+        return Err(ApiError::UnavailablePartly(
+            "the user was deleted but their sessions could not be revoked: they end at their timeouts",
         ));
     }
     Ok(StatusCode::NO_CONTENT)
