@@ -1,11 +1,16 @@
 //! [`ApiError`]: every error a handler returns, as problem+json.
 
+use axum::body::{Body, HttpBody};
 use axum::extract::rejection::{JsonRejection, PathRejection};
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use kv_module::http::Problem;
 
+use crate::request_id::RequestId;
 use crate::users::UsersError;
+
+/// A 5xx body is read at most this far to log its detail.
+const MAX_ERROR_BODY: usize = 64 * 1024;
 
 /// A handler error; its `IntoResponse` is the only place errors become
 /// HTTP statuses.
@@ -38,9 +43,15 @@ pub enum ApiError {
         /// Seconds until a retry can succeed.
         retry_after_secs: u64,
     },
-    /// 503: a dependency (Redis) is unavailable.
+    /// 503: a dependency (Redis) is unavailable. The text is logged, and
+    /// the client gets a generic detail (it may name internals).
     #[error("{0}")]
     Unavailable(String),
+    /// 503 whose detail the client must see, because part of the request
+    /// was done (the user was deleted, say) and a blind retry would not do
+    /// the rest. Written here, so it names no internals.
+    #[error("{0}")]
+    UnavailablePartly(&'static str),
     /// 500: logged, never shown in detail.
     #[error("internal error")]
     Internal(String),
@@ -79,6 +90,12 @@ impl IntoResponse for ApiError {
                 return response;
             }
             Self::Unavailable(d) => (StatusCode::SERVICE_UNAVAILABLE, d.clone()),
+            Self::UnavailablePartly(d) => {
+                let mut response =
+                    Problem::new(StatusCode::SERVICE_UNAVAILABLE, *d).into_response();
+                response.extensions_mut().insert(PublicDetail);
+                return response;
+            }
             Self::Internal(d) => {
                 tracing::error!(error = %d, "internal error");
                 (
@@ -95,4 +112,80 @@ impl IntoResponse for ApiError {
 /// since the cache itself never fails a read.
 pub fn cache_error(e: kv_module::cache_aside::CacheError<UsersError>) -> ApiError {
     ApiError::Internal(format!("loading a user failed: {e}"))
+}
+
+/// Marks an error response whose detail is meant for the client (see
+/// [`ApiError::UnavailablePartly`]): [`finish_error_response`] keeps it.
+#[derive(Clone, Copy, Debug)]
+pub struct PublicDetail;
+
+fn is_problem(response: &Response) -> bool {
+    response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes() == b"application/problem+json")
+}
+
+fn with_json_body(mut parts: axum::http::response::Parts, body: serde_json::Value) -> Response {
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    Response::from_parts(parts, Body::from(body.to_string()))
+}
+
+/// The last word on an error response, applied to every response by the
+/// request middleware whatever produced it (a handler, an extractor's
+/// rejection, a component's layer, axum's own 405):
+///
+/// * a 4xx or 5xx without a body becomes a problem document (axum answers
+///   405 and some rejections with an empty body);
+/// * a 5xx problem loses its detail, which can name stores, commands and
+///   keys: the detail is logged here, inside the request's span, and the
+///   client gets a generic one with the `request_id` to quote (unless the
+///   response is marked [`PublicDetail`], whose detail stays).
+///
+/// Other bodies (such as `/readyz`'s own 503 document) pass unchanged.
+pub async fn finish_error_response(response: Response, id: &RequestId) -> Response {
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let empty = response.body().size_hint().exact() == Some(0);
+    if !status.is_server_error() {
+        if !empty || is_problem(&response) {
+            return response;
+        }
+        let detail = if status == StatusCode::METHOD_NOT_ALLOWED {
+            "this method is not allowed here (see the Allow header)"
+        } else {
+            status.canonical_reason().unwrap_or("client error")
+        };
+        let (parts, _) = response.into_parts();
+        let body = serde_json::to_value(Problem::new(status, detail)).unwrap_or_default();
+        return with_json_body(parts, body);
+    }
+    if !(empty || is_problem(&response)) {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, MAX_ERROR_BODY)
+        .await
+        .unwrap_or_default();
+    let detail = serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()
+        .and_then(|v| v.get("detail").and_then(|d| d.as_str()).map(str::to_owned))
+        .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned());
+    tracing::error!(status = status.as_u16(), detail = %detail, "server error");
+    let public = if parts.extensions.get::<PublicDetail>().is_some() {
+        detail.as_str()
+    } else if status == StatusCode::SERVICE_UNAVAILABLE {
+        "a service this request needs is unavailable: retry later"
+    } else {
+        "internal error"
+    };
+    let mut body = serde_json::to_value(Problem::new(status, public)).unwrap_or_default();
+    body["request_id"] = serde_json::Value::from(id.as_str());
+    with_json_body(parts, body)
 }

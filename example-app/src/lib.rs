@@ -18,15 +18,20 @@
 //! * [`client_address`]: the client's IP through `TRUSTED_PROXIES`
 //!   ([`ClientAddress`](client_address::ClientAddress)).
 //! * [`error`]: [`ApiError`](error::ApiError) → problem+json.
-//! * [`request_span`], [`telemetry`]: logs.
+//! * [`serve`]: the accept loop with the connection limits
+//!   ([`ServerLimits`](serve::ServerLimits)) and the graceful shutdown.
+//! * [`request_span`], [`request_id`], [`telemetry`]: logs, and the
+//!   request id every response carries.
 #![forbid(unsafe_code)]
 
 pub mod client_address;
 pub mod db;
 pub mod delivery;
 pub mod error;
+pub mod request_id;
 pub mod request_span;
 pub mod routes;
+pub mod serve;
 pub mod settings;
 pub mod startup;
 pub mod state;

@@ -8,6 +8,8 @@ use kv_module::Secret;
 use kv_module::config::serde_duration;
 use kv_module::rate_limit::TrustedProxies;
 
+use crate::serve::ServerLimits;
+
 /// Where the configuration comes from: `--config <path>`, else
 /// `APP_CONFIG`, else `config/services.yaml`.
 pub fn config_path(args: impl IntoIterator<Item = String>) -> PathBuf {
@@ -54,6 +56,9 @@ pub struct Settings {
     /// default, trusts none and every client is its peer address.
     #[serde(default, deserialize_with = "comma_separated_proxies")]
     pub trusted_proxies: TrustedProxies,
+    /// Connection deadlines and cap (`app.server:`); defaults when absent.
+    #[serde(default)]
+    pub server: ServerLimits,
 }
 
 fn default_smtp_timeout() -> Duration {

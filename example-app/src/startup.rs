@@ -28,6 +28,7 @@ use crate::db::Database;
 use crate::delivery::{CodeSender, DeliverySetupError, code_sender};
 use crate::request_span::request_span;
 use crate::routes::{auth, health, metrics, session, users};
+use crate::serve::{BodyDeadline, ServerLimits, read_body, serve};
 use crate::settings::Settings;
 use crate::state::{AppModule, AppState};
 use crate::users::UserRepository;
@@ -54,6 +55,9 @@ pub enum StartupError {
     /// and no development echo, or bad SMTP settings).
     #[error(transparent)]
     Delivery(#[from] DeliverySetupError),
+    /// The `app:` settings are invalid.
+    #[error("invalid settings: {0}")]
+    Settings(String),
     /// The listen address cannot be bound.
     #[error("cannot listen on `{addr}`: {source}")]
     Bind {
@@ -89,6 +93,7 @@ struct RateLimitSection {
 /// A started app: bound, with every component built.
 pub struct Application {
     listener: tokio::net::TcpListener,
+    limits: ServerLimits,
     router: Router,
     registry: Arc<ServiceRegistry>,
 }
@@ -108,6 +113,7 @@ impl Application {
         // How codes reach users: SMTP or the development echo, else no
         // start (checked before any store is opened).
         let sender = code_sender(&settings)?;
+        settings.server.validate().map_err(StartupError::Settings)?;
 
         let registry = ServiceRegistry::build(&config, &ServiceTypes::builtin()).await?;
         let sessions = SessionManager::from_registry(
@@ -139,7 +145,7 @@ impl Application {
             &registry,
             "user_cache",
             config.required_section::<CacheConfig>("user_cache")?,
-            Arc::new(UserRepository::new(db)),
+            Arc::new(UserRepository::new(db.clone())),
         )?;
 
         // Every lookup above is done: building the module cannot fail.
@@ -162,9 +168,11 @@ impl Application {
             registry: registry.clone(),
             users: Arc::new(users),
             settings: Arc::new(settings),
+            db,
         };
         Ok(Self {
             listener,
+            limits: state.settings.server.clone(),
             // The OTP handlers find their per-client-IP limiters here.
             router: build_app(state).layer(axum::Extension(otp_limits)),
             registry,
@@ -176,19 +184,14 @@ impl Application {
         self.listener.local_addr()
     }
 
-    /// Serves until `shutdown` completes, then drains in-flight requests
-    /// and closes the stores.
+    /// Serves until `shutdown` completes, then stops accepting, drains
+    /// in-flight requests for at most `app.server.shutdown_timeout`, and
+    /// closes the stores.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let served = axum::serve(
-            self.listener,
-            self.router
-                .into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await;
+        let served = serve(self.listener, self.router, self.limits, shutdown).await;
         self.registry.close().await;
         tracing::info!("stopped; stores closed");
         served
@@ -196,11 +199,18 @@ impl Application {
 }
 
 /// The router: health and metrics at the root, the API under `/api/`
-/// behind the per-client-IP rate limit.
+/// behind the per-client-IP rate limit. Every request gets a request id
+/// and a span, and its body is read within `app.server.body_read_timeout`;
+/// every error response is problem+json
+/// ([`finish_error_response`](crate::error::finish_error_response)).
 pub fn build_app(state: AppState) -> Router {
     let limiter: Arc<dyn RateLimit> = state.module.resolve();
     // The client behind `TRUSTED_PROXIES` (none by default: the peer).
     let clients = KeyExtractor::client_ip(state.settings.trusted_proxies.clone());
+    let body_deadline = BodyDeadline {
+        timeout: state.settings.server.body_read_timeout,
+        max_bytes: MAX_BODY,
+    };
     let api = Router::new()
         .route("/users", post(users::create))
         .route(
@@ -224,6 +234,7 @@ pub fn build_app(state: AppState) -> Router {
         .nest("/api", api)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(middleware::from_fn_with_state(body_deadline, read_body))
         .layer(middleware::from_fn(request_span))
         .with_state(state)
 }

@@ -11,6 +11,7 @@ use kv_module::session::{SessionManager, Sessions};
 use shaku::{HasComponent, module};
 
 use crate::delivery::EchoSender;
+use crate::db::Database;
 use crate::settings::Settings;
 use crate::users::UserRepository;
 
@@ -46,6 +47,8 @@ pub struct AppState {
     pub users: Arc<UserCache>,
     /// The app's settings.
     pub settings: Arc<Settings>,
+    /// SQLite, for `/readyz` (users go through [`users`](Self::users)).
+    pub db: Database,
 }
 
 impl FromRef<AppState> for Arc<AppModule> {

@@ -283,6 +283,58 @@ impl TestApp {
             .to_owned()
     }
 
+    /// Logs `user_id` in (dev echo code, then verify) and returns the
+    /// response's whole `Set-Cookie` header, to check its attributes.
+    pub async fn login_set_cookie(&self, user_id: i64) -> String {
+        let response = self
+            .client
+            .post(self.url("/api/auth/otp"))
+            .json(&json!({ "user_id": user_id }))
+            .send()
+            .await
+            .expect("POST /api/auth/otp");
+        assert_eq!(response.status(), 202);
+        let body: Value = response.json().await.expect("JSON");
+        let code = body["dev_code"].as_str().expect("a dev code").to_owned();
+        let response = self
+            .client
+            .post(self.url("/api/auth/otp/verify"))
+            .json(&json!({ "user_id": user_id, "code": code }))
+            .send()
+            .await
+            .expect("POST /api/auth/otp/verify");
+        assert_eq!(response.status(), 200);
+        response.headers()[reqwest::header::SET_COOKIE]
+            .to_str()
+            .expect("a visible-ASCII Set-Cookie")
+            .to_owned()
+    }
+
+    /// Logs `user_id` in and returns the `Cookie` request header value
+    /// (`session_id=<id>`) that carries the new session.
+    pub async fn login_cookie(&self, user_id: i64) -> String {
+        let set_cookie = self.login_set_cookie(user_id).await;
+        set_cookie
+            .split(';')
+            .next()
+            .expect("a name=value pair")
+            .trim()
+            .to_owned()
+    }
+
+    /// Signals the app to stop and waits for it at most `within`: whether
+    /// it stopped (drained, closed its stores) in that time. After `false`
+    /// the app is still shutting down in the background.
+    pub async fn stop_within(mut self, within: std::time::Duration) -> bool {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match self.served.take() {
+            Some(served) => tokio::time::timeout(within, served).await.is_ok(),
+            None => true,
+        }
+    }
+
     /// A counter of `/metrics`, e.g. `kv_cache_loads_total{cache="users"}`.
     pub async fn metric(&self, series: &str) -> u64 {
         let text = self

@@ -130,7 +130,7 @@ async fn otp_login_flow(driver: Driver) {
         .unwrap();
     assert_eq!(by_bearer.status(), 200);
     let body: Value = by_bearer.json().await.unwrap();
-    assert_eq!(body["user_id"], id.to_string());
+    assert_eq!(body["user_id"], id, "an integer, as users' ids");
     assert!(body["created_at"].is_u64());
     assert!(body["expires_in"].as_u64().unwrap() > 1700);
     let cookie_pair = cookie.split(';').next().unwrap().to_owned();
@@ -385,9 +385,12 @@ async fn cache_coherence_after_put_and_delete(driver: Driver) {
         assert!(raw.contains("dee@example.com"), "JSON user in DB 0: {raw}");
     }
 
+    // Changing a user takes that user's session (issue 11).
+    let session = app.login(id).await;
     let r = app
         .client
         .put(app.url(&format!("/api/users/{id}")))
+        .bearer_auth(&session)
         .json(&json!({"name": "Dora"}))
         .send()
         .await
@@ -399,10 +402,10 @@ async fn cache_coherence_after_put_and_delete(driver: Driver) {
         "Dora"
     );
 
-    let session = app.login(id).await;
     let r = app
         .client
         .delete(app.url(&format!("/api/users/{id}")))
+        .bearer_auth(&session)
         .send()
         .await
         .unwrap();
@@ -492,7 +495,7 @@ async fn rate_limit_headers_and_429(driver: Driver) {
 
 async fn bad_requests_are_4xx_problems(driver: Driver) {
     let app = TestApp::spawn(driver).await;
-    app.create_user("Fay", "fay@example.com").await;
+    let fay = app.create_user("Fay", "fay@example.com").await;
     let post = |body: String| {
         app.client
             .post(app.url("/api/users"))
@@ -538,6 +541,8 @@ async fn bad_requests_are_4xx_problems(driver: Driver) {
         .await
         .unwrap();
     problem(r, 404).await;
+    // Another user's id, even one that does not exist: only its own
+    // session may change it (issue 11).
     let r = app
         .client
         .put(app.url("/api/users/424242"))
@@ -545,7 +550,17 @@ async fn bad_requests_are_4xx_problems(driver: Driver) {
         .send()
         .await
         .unwrap();
-    problem(r, 404).await;
+    problem(r, 401).await;
+    let session = app.login(fay).await;
+    let r = app
+        .client
+        .put(app.url("/api/users/424242"))
+        .bearer_auth(&session)
+        .json(&json!({"name": "Z"}))
+        .send()
+        .await
+        .unwrap();
+    problem(r, 403).await;
     let r = app
         .client
         .get(app.url("/api/session"))
@@ -558,7 +573,8 @@ async fn bad_requests_are_4xx_problems(driver: Driver) {
 }
 
 /// Redis down: `/readyz` 503, user reads still served from SQLite, session
-/// endpoints 503, the limiter fails open.
+/// endpoints and the writes that need a session 503, the limiter fails
+/// open.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_outage_degrades_gracefully() {
     let config = TestAppConfig {
@@ -589,14 +605,17 @@ async fn redis_outage_degrades_gracefully() {
         .unwrap();
     assert_eq!(r.status(), 200, "reads fall through to SQLite");
     assert_eq!(r.json::<Value>().await.unwrap()["name"], "Gus");
+    // Writes take the user's session, which cannot be checked while the
+    // session store is down: they fail closed (issue 11).
     let r = app
         .client
         .put(app.url(&format!("/api/users/{id}")))
+        .bearer_auth(&session)
         .json(&json!({"name": "Gil"}))
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 200, "writes reach SQLite");
+    problem(r, 503).await;
 
     let r = app
         .client

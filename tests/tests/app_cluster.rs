@@ -228,21 +228,11 @@ async fn login_and_logout_everywhere_across_two_instances() {
     );
 
     // Users: created on either instance, seen by both (one SQLite file),
-    // cached on the cluster. A rename on A reaches B: A's write replaces
-    // the entry B had cached with a tombstone, in the shared store.
+    // cached on the cluster.
     let ada = a.create_user("Ada", "ada@example.com").await;
     let bo = b.create_user("Bo", "bo@example.com").await;
     assert_eq!(user_name(&b, ada).await, "Ada");
     assert_eq!(user_name(&a, bo).await, "Bo");
-    let renamed = a
-        .client
-        .put(a.url(&format!("/api/users/{ada}")))
-        .json(&json!({ "name": "Ada L." }))
-        .send()
-        .await
-        .expect("PUT /api/users/{id}");
-    assert_eq!(renamed.status(), 200);
-    assert_eq!(user_name(&b, ada).await, "Ada L.");
 
     // A code requested on A verifies on B, once: the code was consumed for
     // both instances.
@@ -250,13 +240,25 @@ async fn login_and_logout_everywhere_across_two_instances() {
     let (first, first_cookie) = verified_session(&b, ada, &code).await;
     problem(verify_code(&a, ada, &code).await, 401).await;
     problem(verify_code(&b, ada, &code).await, 401).await;
+    // Her rename on A (which takes her session) reaches B: A's write
+    // replaces the entry B had cached with a tombstone, in the shared store.
+    let renamed = a
+        .client
+        .put(a.url(&format!("/api/users/{ada}")))
+        .bearer_auth(&first)
+        .json(&json!({ "name": "Ada L." }))
+        .send()
+        .await
+        .expect("PUT /api/users/{id}");
+    assert_eq!(renamed.status(), 200);
+    assert_eq!(user_name(&b, ada).await, "Ada L.");
 
     // The session works on both instances, by bearer token and by cookie.
     for app in [&a, &b] {
         let response = session_on(app, &first).await;
         assert_eq!(response.status(), 200, "the session on {}", app.base);
         let body: Value = response.json().await.expect("JSON");
-        assert_eq!(body["user_id"], ada.to_string());
+        assert_eq!(body["user_id"], ada);
         let by_cookie = app
             .client
             .get(app.url("/api/session"))

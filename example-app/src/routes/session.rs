@@ -19,14 +19,24 @@ fn expires_in(sessions: &dyn Sessions, session: &Session) -> u64 {
     seconds_until(idle_deadline.min(session.absolute_expiry))
 }
 
-/// 200 `{"user_id","created_at","expires_in"}`.
-pub async fn get(State(state): State<AppState>, current: CurrentSession) -> Json<Value> {
+/// 200 `{"user_id","created_at","expires_in"}`, `user_id` an integer as
+/// users' ids are everywhere else (the session stores it as text).
+pub async fn get(
+    State(state): State<AppState>,
+    current: CurrentSession,
+) -> Result<Json<Value>, ApiError> {
     let sessions: &dyn Sessions = state.module.resolve_ref();
-    Json(json!({
-        "user_id": current.session.data.user_id,
+    let user_id: i64 = current.session.data.user_id.parse().map_err(|_| {
+        ApiError::Internal(format!(
+            "a session's user id is not an integer: {:?}",
+            current.session.data.user_id
+        ))
+    })?;
+    Ok(Json(json!({
+        "user_id": user_id,
         "created_at": current.session.created_at,
         "expires_in": expires_in(sessions, &current.session),
-    }))
+    })))
 }
 
 /// 200 `{"expires_in"}` after extending the idle timeout.

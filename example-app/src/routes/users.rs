@@ -1,18 +1,35 @@
 //! `/api/users`: create, read (through the cache), update, delete.
+//!
+//! Sign-up (`POST`) is open. Reading a user shows its id and name to
+//! anyone and its e-mail address only to the user; changing or deleting a
+//! user takes a session of that user (401 without a session, 403 with
+//! another user's).
 
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use kv_module::session::{CurrentSession, Sessions};
+use axum::response::{IntoResponse, Response};
+use kv_module::session::{CurrentSession, SessionRejection, Sessions};
 use shaku::HasComponent;
 
 use crate::error::{ApiError, cache_error};
 use crate::state::AppState;
-use crate::users::{NewUser, User, UserPatch, UsersError, validate};
+use crate::users::{NewUser, PublicUser, User, UserPatch, UsersError, validate};
 
 /// The `{id}` path parameter as an integer (400 otherwise).
 pub type UserId = Result<Path<i64>, axum::extract::rejection::PathRejection>;
+
+/// 403 unless `current` is a session of the user `id`.
+fn require_owner(current: &CurrentSession, id: i64) -> Result<(), ApiError> {
+    if current.session.data.user_id == id.to_string() {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(
+            "a session of this user is required".into(),
+        ))
+    }
+}
 
 fn body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
     Ok(body?.0)
@@ -30,23 +47,34 @@ pub async fn create(
 }
 
 /// `GET /api/users/{id}`: through the cache; the cache is never the reason
-/// a read fails.
-pub async fn get(State(state): State<AppState>, id: UserId) -> Result<Json<User>, ApiError> {
+/// a read fails. `{"id","name"}`, and `"email"` too for the user's own
+/// session; any other caller (no session, a bad one, or the session store
+/// down) reads the public view.
+pub async fn get(
+    State(state): State<AppState>,
+    current: Result<CurrentSession, SessionRejection>,
+    id: UserId,
+) -> Result<Response, ApiError> {
     let Path(id) = id?;
+    let owner = current.is_ok_and(|current| require_owner(&current, id).is_ok());
     match state.users.get(&id).await {
-        Ok(Some(user)) => Ok(Json(user)),
+        Ok(Some(user)) if owner => Ok(Json(user).into_response()),
+        Ok(Some(user)) => Ok(Json(PublicUser::from(user)).into_response()),
         Ok(None) => Err(ApiError::NotFound(format!("no user {id}"))),
         Err(e) => Err(cache_error(e)),
     }
 }
 
-/// `PUT /api/users/{id}`: 200 with the updated user.
+/// `PUT /api/users/{id}`: 200 with the updated user; needs a session of
+/// that user.
 pub async fn update(
     State(state): State<AppState>,
+    current: CurrentSession,
     id: UserId,
     patch: Result<Json<UserPatch>, JsonRejection>,
 ) -> Result<Json<User>, ApiError> {
     let Path(id) = id?;
+    require_owner(&current, id)?;
     let patch = body(patch)?;
     if let Some(name) = &patch.name {
         validate(name, "x@example.com").map_err(ApiError::Invalid)?;
@@ -58,9 +86,14 @@ pub async fn update(
 }
 
 /// `DELETE /api/users/{id}`: 204; the cache entry and every session of
-/// the user are gone.
-pub async fn delete(State(state): State<AppState>, id: UserId) -> Result<StatusCode, ApiError> {
+/// the user are gone. Needs a session of that user.
+pub async fn delete(
+    State(state): State<AppState>,
+    current: CurrentSession,
+    id: UserId,
+) -> Result<StatusCode, ApiError> {
     let Path(id) = id?;
+    require_owner(&current, id)?;
     if !state.users.delete(&id).await? {
         return Err(UsersError::NotFound(id).into());
     }
@@ -68,8 +101,8 @@ pub async fn delete(State(state): State<AppState>, id: UserId) -> Result<StatusC
     if let Err(e) = sessions.delete_user_sessions(&id.to_string()).await {
         // The user is gone; their sessions end at their own TTL. Said loudly.
         tracing::warn!(user_id = id, error = %e, "user deleted but sessions not revoked");
-        return Err(ApiError::Unavailable(
-            "the user was deleted but the session store is unavailable".into(),
+        return Err(ApiError::UnavailablePartly(
+            "the user was deleted but their sessions could not be revoked: they end at their timeouts",
         ));
     }
     Ok(StatusCode::NO_CONTENT)
@@ -83,11 +116,7 @@ pub async fn delete_sessions(
     id: UserId,
 ) -> Result<StatusCode, ApiError> {
     let Path(id) = id?;
-    if current.session.data.user_id != id.to_string() {
-        return Err(ApiError::Forbidden(
-            "a session of this user is required".into(),
-        ));
-    }
+    require_owner(&current, id)?;
     let sessions: &dyn Sessions = state.module.resolve_ref();
     sessions
         .delete_user_sessions(&id.to_string())

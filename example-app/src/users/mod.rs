@@ -3,5 +3,5 @@
 mod model;
 mod repository;
 
-pub use model::{NewUser, User, UserPatch, validate};
+pub use model::{MAX_NAME_CHARS, NewUser, PublicUser, User, UserPatch, validate};
 pub use repository::{UserRepository, UsersError};

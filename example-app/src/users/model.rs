@@ -13,6 +13,24 @@ pub struct User {
     pub email: String,
 }
 
+/// What anyone may see of a user: no e-mail address.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PublicUser {
+    /// Primary key.
+    pub id: i64,
+    /// Display name.
+    pub name: String,
+}
+
+impl From<User> for PublicUser {
+    fn from(user: User) -> Self {
+        Self {
+            id: user.id,
+            name: user.name,
+        }
+    }
+}
+
 /// `POST /api/users`.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -33,16 +51,32 @@ pub struct UserPatch {
     pub email: Option<String>,
 }
 
+/// Longest name accepted, in characters.
+pub const MAX_NAME_CHARS: usize = 200;
+
+/// The Unicode bidirectional embedding, override and isolate controls.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
 /// Checks a name and an email; the message says what is wrong.
 pub fn validate(name: &str, email: &str) -> Result<(), String> {
     if name.trim().is_empty() {
         return Err("name must not be empty".into());
     }
-    if name.chars().count() > 200 {
-        return Err("name must be at most 200 characters".into());
+    if name.chars().count() > MAX_NAME_CHARS {
+        return Err(format!("name must be at most {MAX_NAME_CHARS} characters"));
+    }
+    // Control characters (newlines, NUL, escape sequences) forge log lines
+    // and terminal output wherever a name is shown; bidirectional
+    // overrides make a name read differently from what it is.
+    if name.chars().any(|c| c.is_control() || is_bidi_control(c)) {
+        return Err("name must not contain control characters".into());
     }
     let valid_email = email.len() <= 254
-        && !email.chars().any(char::is_whitespace)
+        && !email
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || is_bidi_control(c))
         && email.split_once('@').is_some_and(|(local, domain)| {
             !local.is_empty()
                 && domain.contains('.')
@@ -64,6 +98,17 @@ mod tests {
     fn validates_names_and_emails() {
         assert!(validate("Ada", "ada@example.com").is_ok());
         assert!(validate(" ", "ada@example.com").is_err());
+        for bad in [
+            "Ada\nAdmin",
+            "A\u{0}",
+            "A\u{1b}[31m",
+            "A\u{202E}nimda",
+            "A\u{7f}",
+        ] {
+            assert!(validate(bad, "ada@example.com").is_err(), "{bad:?}");
+        }
+        assert!(validate(&"é".repeat(200), "ada@example.com").is_ok());
+        assert!(validate(&"é".repeat(201), "ada@example.com").is_err());
         for bad in [
             "", "ada", "@x.io", "ada@", "ada@x", "a b@x.io", "a@b@x.io", "a@.io",
         ] {
