@@ -108,8 +108,13 @@ impl std::error::Error for Never {}
 impl Repository for Profiles {
     type Key = u64;
     type Value = Profile;
+    type New = Profile;
     type Update = Profile;
     type Error = Never;
+
+    async fn create(&self, profile: Profile) -> Result<(u64, Profile), Never> {
+        Ok((profile.id, profile))
+    }
 
     async fn load(&self, id: &u64) -> Result<Option<Profile>, Never> {
         self.loads.fetch_add(1, Ordering::SeqCst);

@@ -169,8 +169,14 @@ async fn pass(gate: Option<Gate>) {
 impl Repository for Users {
     type Key = u64;
     type Value = User;
+    type New = User;
     type Update = User;
     type Error = DbError;
+
+    async fn create(&self, user: User) -> Result<(u64, User), DbError> {
+        self.insert(user.clone());
+        Ok((user.id, user))
+    }
 
     async fn load(&self, id: &u64) -> Result<Option<User>, DbError> {
         self.loads.fetch_add(1, Ordering::SeqCst);
@@ -318,6 +324,8 @@ macro_rules! cache_aside_suite {
             cancelled_caller_does_not_strand_the_others,
             stuck_lease_holder_delays_but_never_fails_a_read,
             write_through_and_invalidate_modes,
+            create_after_a_cached_miss_is_found_at_once,
+            entry_key_holds_the_value_json_or_nothing,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
@@ -886,6 +894,108 @@ async fn write_through_and_invalidate_modes(b: impl Backend) {
 }
 
 // ---------------------------------------------------------------------
+// Creating a record, and what the entry key holds (issue 11).
+// ---------------------------------------------------------------------
+
+/// An id cached as "not found", then created through the cache: the next
+/// get finds it at once, not after the negative TTL (issue 11, defect 6).
+/// A load of an id that read "not found" before the create and ends after
+/// it does not write its miss back. With and without the lease.
+async fn create_after_a_cached_miss_is_found_at_once(b: impl Backend) {
+    for lease in [false, true] {
+        let repo = Users::with(&[user(1, "Ada")]);
+        let mut config = config(Duration::from_secs(60)).with_negative_ttl(Duration::from_secs(60));
+        if lease {
+            config = config.with_lease(LeaseConfig::enabled());
+        }
+        let (cache, _) = cache_in(&b, &format!("users-{lease}"), &repo, config).await;
+        assert_eq!(cache.get(&2).await.unwrap(), None);
+        assert_eq!(cache.get(&2).await.unwrap(), None);
+        assert_eq!(cache.metrics().negative_hits, 1, "cached as not found");
+
+        let (id, created) = cache.create(user(2, "Grace")).await.unwrap();
+        assert_eq!((id, &created), (2, &user(2, "Grace")));
+        assert_eq!(repo.row(2), Some(user(2, "Grace")));
+        assert_eq!(
+            cache.get(&2).await.unwrap(),
+            Some(user(2, "Grace")),
+            "lease {lease}: the new record, not the cached miss"
+        );
+
+        // load-start (reads "no row 3") → create 3 → load-finish.
+        let mut gate = repo.gate_next_load();
+        let slow_get = {
+            let cache = cache.clone();
+            tokio::spawn(async move { cache.get(&3).await })
+        };
+        gate.started().await;
+        cache.create(user(3, "Edsger")).await.unwrap();
+        gate.release();
+        assert_eq!(
+            slow_get.await.unwrap().unwrap(),
+            None,
+            "it began before the create"
+        );
+        assert_eq!(
+            cache.get(&3).await.unwrap(),
+            Some(user(3, "Edsger")),
+            "lease {lease}: the miss read before the create was not cached"
+        );
+    }
+}
+
+/// The entry key holds exactly the value's JSON or nothing (issue 11,
+/// defect 10): after a load, the bytes any other reader of the store
+/// decodes as a user; after an update, the new value's JSON
+/// (write-through) or no key (invalidate); after a delete, no key — and a
+/// "not found" cached afterwards lives at a key of its own. Every key the
+/// cache wrote expires.
+async fn entry_key_holds_the_value_json_or_nothing(b: impl Backend) {
+    for mode in [WriteMode::Invalidate, WriteMode::WriteThrough] {
+        let repo = Users::with(&[user(1, "Ada")]);
+        let config = config(Duration::from_secs(60)).with_write_mode(mode);
+        let (cache, store) = cache_in(&b, &format!("users-{mode:?}"), &repo, config).await;
+        let json = |u: &User| serde_json::to_vec(u).unwrap();
+        let raw = || async { store.get_bytes(&entry_key(1)).await.unwrap() };
+
+        assert_eq!(cache.get(&1).await.unwrap(), Some(user(1, "Ada")));
+        assert_eq!(raw().await, Some(json(&user(1, "Ada"))), "{mode:?}");
+
+        cache.update(&1, user(1, "Ada L.")).await.unwrap();
+        match mode {
+            WriteMode::WriteThrough => {
+                assert_eq!(raw().await, Some(json(&user(1, "Ada L."))));
+            }
+            _ => assert_eq!(raw().await, None, "invalidated: no entry"),
+        }
+        assert_eq!(cache.get(&1).await.unwrap(), Some(user(1, "Ada L.")));
+        assert_eq!(raw().await, Some(json(&user(1, "Ada L."))), "{mode:?}");
+
+        assert!(cache.delete(&1).await.unwrap());
+        assert!(
+            !store.exists(&entry_key(1)).await.unwrap(),
+            "{mode:?}: the entry key is absent after a delete"
+        );
+        assert_eq!(cache.get(&1).await.unwrap(), None);
+        assert_eq!(cache.get(&1).await.unwrap(), None);
+        assert_eq!(cache.metrics().negative_hits, 1, "the miss is cached");
+        assert!(
+            !store.exists(&entry_key(1)).await.unwrap(),
+            "{mode:?}: a cached miss is not at the entry key"
+        );
+
+        let keys = store.keys("*").await.unwrap();
+        assert!(!keys.is_empty());
+        for key in keys {
+            assert!(
+                matches!(store.ttl(&key).await.unwrap(), KeyTtl::ExpiresIn(_)),
+                "{mode:?}: {key} has no TTL"
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------------
 // Redis only: what a hit costs on the wire.
 // ---------------------------------------------------------------------
 
@@ -993,4 +1103,124 @@ async fn cluster_hit_is_one_get() {
     ]
     .into();
     assert_eq!(miss, expected_miss);
+}
+
+// ---------------------------------------------------------------------
+// Redis only: the entry as another reader sees it, and a full Redis.
+// ---------------------------------------------------------------------
+
+#[path = "support/redis_full.rs"]
+mod redis_full;
+
+/// `users:user:{1}` read over a connection of its own (another service):
+/// exactly the user's JSON after a load, no key at all after a delete.
+#[tokio::test]
+async fn redis_other_readers_see_the_user_json_or_nothing() {
+    let b = RedisBackend::start().await;
+    let repo = Users::with(&[user(1, "Ada")]);
+    let (cache, _) = cache(&b, &repo, config(Duration::from_secs(60))).await;
+    let mut raw = b.server.raw(0).await;
+    let key = format!("{STORE_PREFIX}:{}", entry_key(1));
+    assert_eq!(cache.get(&1).await.unwrap(), Some(user(1, "Ada")));
+    let stored: Option<Vec<u8>> = ::redis::cmd("GET")
+        .arg(&key)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!(stored, Some(serde_json::to_vec(&user(1, "Ada")).unwrap()));
+    assert!(cache.delete(&1).await.unwrap());
+    let exists: u64 = ::redis::cmd("EXISTS")
+        .arg(&key)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!(exists, 0, "{key} after a delete");
+}
+
+/// The entry of `id` as stored, read over a connection of its own.
+async fn raw_bytes(raw: &mut ::redis::aio::MultiplexedConnection, id: u64) -> Option<Vec<u8>> {
+    ::redis::cmd("GET")
+        .arg(format!("{STORE_PREFIX}:{}", entry_key(id)))
+        .query_async(raw)
+        .await
+        .unwrap()
+}
+
+/// Redis full (`maxmemory`, `noeviction`: every `SET` refused, `DEL`
+/// allowed): an update through the cache still ends the old value's
+/// life in the cache — read by another process next, it is the new one
+/// (issue 11, defect 4). And a load that read the old row before the
+/// update, and ends once Redis accepts writes again, does not put it
+/// back. In both write modes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_full_update_never_leaves_the_old_value() {
+    for mode in [WriteMode::Invalidate, WriteMode::WriteThrough] {
+        let b = RedisBackend::start().await;
+        let repo = Users::with(&[user(1, "Old"), user(2, "Old")]);
+        let config = config(Duration::from_secs(60)).with_write_mode(mode);
+        let (writer, _) = cache(&b, &repo, config.clone()).await;
+        let (reader, _) = cache(&b, &repo, config).await;
+        let mut raw = b.server.raw(0).await;
+        assert_eq!(writer.get(&1).await.unwrap(), Some(user(1, "Old")));
+        assert!(raw_bytes(&mut raw, 1).await.is_some(), "cached");
+
+        // Another process starts loading user 2 while Redis has room.
+        let mut gate = repo.gate_next_load();
+        let slow_get = {
+            let reader = reader.clone();
+            tokio::spawn(async move { reader.get(&2).await })
+        };
+        gate.started().await;
+
+        redis_full::fill_to_maxmemory(&b.server).await;
+        assert_eq!(
+            writer.update(&1, user(1, "New")).await.unwrap(),
+            user(1, "New")
+        );
+        assert_eq!(
+            writer.update(&2, user(2, "New")).await.unwrap(),
+            user(2, "New")
+        );
+        assert_ne!(
+            raw_bytes(&mut raw, 1).await,
+            Some(serde_json::to_vec(&user(1, "Old")).unwrap()),
+            "{mode:?}: the old value is still cached"
+        );
+        assert_eq!(
+            reader.get(&1).await.unwrap(),
+            Some(user(1, "New")),
+            "{mode:?}"
+        );
+
+        redis_full::lift_maxmemory(&b.server).await;
+        gate.release();
+        assert_eq!(
+            slow_get.await.unwrap().unwrap(),
+            Some(user(2, "Old")),
+            "it began before the update"
+        );
+        assert_eq!(
+            reader.get(&2).await.unwrap(),
+            Some(user(2, "New")),
+            "{mode:?}: the load that began before the update wrote the old value back"
+        );
+        assert_eq!(writer.get(&1).await.unwrap(), Some(user(1, "New")));
+    }
+}
+
+/// Redis full: a delete through the cache leaves no cached user behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_full_delete_never_leaves_the_old_value() {
+    let b = RedisBackend::start().await;
+    let repo = Users::with(&[user(1, "Old")]);
+    let (writer, _) = cache(&b, &repo, config(Duration::from_secs(60))).await;
+    let (reader, _) = cache(&b, &repo, config(Duration::from_secs(60))).await;
+    let mut raw = b.server.raw(0).await;
+    assert_eq!(writer.get(&1).await.unwrap(), Some(user(1, "Old")));
+
+    redis_full::fill_to_maxmemory(&b.server).await;
+    assert!(writer.delete(&1).await.unwrap());
+    assert_eq!(raw_bytes(&mut raw, 1).await, None, "the entry is gone");
+    assert_eq!(reader.get(&1).await.unwrap(), None);
+    assert_eq!(writer.get(&1).await.unwrap(), None);
 }

@@ -137,8 +137,13 @@ impl std::error::Error for Down {}
 impl Repository for Names {
     type Key = String;
     type Value = String;
+    type New = String;
     type Update = String;
     type Error = Down;
+
+    async fn create(&self, key: String) -> Result<(String, String), Down> {
+        Ok((key.clone(), format!("name of {key}")))
+    }
 
     async fn load(&self, key: &String) -> Result<Option<String>, Down> {
         if key == "boom" {

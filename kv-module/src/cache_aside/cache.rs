@@ -58,11 +58,15 @@ type FlightResult<R> =
 /// impl Repository for Squares {
 ///     type Key = u64;
 ///     type Value = u64;
+///     type New = u64;
 ///     type Update = u64;
 ///     type Error = std::io::Error;
 ///
 ///     async fn load(&self, n: &u64) -> Result<Option<u64>, std::io::Error> {
 ///         Ok((*n < 1000).then(|| n * n))
+///     }
+///     async fn create(&self, n: u64) -> Result<(u64, u64), std::io::Error> {
+///         Ok((n, n * n))
 ///     }
 ///     async fn update(&self, _: &u64, value: u64) -> Result<u64, std::io::Error> {
 ///         Ok(value)
@@ -288,6 +292,15 @@ impl<R: Repository> CacheAside<R> {
             Some(Err(failure)) => Err(failure.into_error(self.settings.name_arc(), entry_key)),
             None => Err(LoadFailure::Aborted.into_error(self.settings.name_arc(), entry_key)),
         }
+    }
+
+    /// Creates a record in the repository (stub: repository only).
+    ///
+    /// # Errors
+    ///
+    /// The repository's error, unchanged.
+    pub async fn create(&self, new: R::New) -> Result<(R::Key, R::Value), R::Error> {
+        self.repository.create(new).await
     }
 
     /// Applies `update` in the repository, then — by the configured
@@ -687,6 +700,10 @@ impl<R: Repository> CacheAside<R> {
 impl<R: Repository> CachedRepository<R> for CacheAside<R> {
     async fn get(&self, key: &R::Key) -> Result<Option<R::Value>, CacheError<R::Error>> {
         CacheAside::get(self, key).await
+    }
+
+    async fn create(&self, new: R::New) -> Result<(R::Key, R::Value), R::Error> {
+        CacheAside::create(self, new).await
     }
 
     async fn update(&self, key: &R::Key, update: R::Update) -> Result<R::Value, R::Error> {

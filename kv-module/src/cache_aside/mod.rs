@@ -111,11 +111,15 @@
 //! impl Repository for Users {
 //!     type Key = u64;
 //!     type Value = String;
+//!     type New = String;
 //!     type Update = String;
 //!     type Error = std::io::Error;
 //!
 //!     async fn load(&self, id: &u64) -> Result<Option<String>, std::io::Error> {
 //!         Ok((*id == 1).then(|| "Ada".to_owned()))
+//!     }
+//!     async fn create(&self, name: String) -> Result<(u64, String), std::io::Error> {
+//!         Ok((2, name))
 //!     }
 //!     async fn update(&self, _: &u64, name: String) -> Result<String, std::io::Error> {
 //!         Ok(name)
