@@ -258,6 +258,12 @@ fn lease_key(id: u64) -> String {
     format!("{KEY_PREFIX}~lease:{{{id}}}")
 }
 
+/// `user~nf:{<id>}`: a cached "not found", beside the entry (issue 11; it
+/// was `{"nf":true}` at the entry key).
+fn negative_key(id: u64) -> String {
+    format!("{KEY_PREFIX}~nf:{{{id}}}")
+}
+
 /// The JSON entry stored for `id`, decoded, or `None`.
 async fn raw_entry(store: &Arc<dyn KvStore>, id: u64) -> Option<serde_json::Value> {
     let bytes = store
@@ -388,7 +394,7 @@ async fn cold_key_stampede_loads_once(b: impl Backend) {
     // Cached as the documented JSON envelope.
     assert_eq!(
         raw_entry(&store, 1).await,
-        Some(serde_json::json!({"v": user(1, "Ada")}))
+        Some(serde_json::json!(user(1, "Ada")))
     );
     assert_eq!(cache.get(&1).await.unwrap(), Some(user(1, "Ada")));
     assert_eq!(cache.metrics().hits, 1);
@@ -448,7 +454,8 @@ async fn two_processes_with_lease_load_at_most_twice(b: impl Backend) {
 // ---------------------------------------------------------------------
 
 /// A missing row is loaded once, then answered from the negative cache
-/// (a distinct `{"nf":true}` entry with its own TTL) until that expires.
+/// (a key of its own, `user~nf:{<id>}`, with its own TTL; the entry key
+/// stays absent) until that expires.
 async fn missing_row_is_negatively_cached_until_its_ttl(b: impl Backend) {
     let negative_ttl = Duration::from_millis(400);
     let repo = Users::with(&[user(1, "Ada")]);
@@ -462,12 +469,10 @@ async fn missing_row_is_negatively_cached_until_its_ttl(b: impl Backend) {
     }
     assert_eq!(repo.loads(), 1, "answered by the negative cache");
     assert_eq!(cache.metrics().negative_hits, 20);
-    assert_eq!(
-        raw_entry(&store, 404).await,
-        Some(serde_json::json!({"nf": true}))
-    );
+    assert_eq!(raw_entry(&store, 404).await, None);
+    assert!(store.exists(&negative_key(404)).await.unwrap());
     let ttl = store
-        .ttl(&entry_key(404))
+        .ttl(&negative_key(404))
         .await
         .unwrap()
         .remaining()
@@ -484,7 +489,10 @@ async fn missing_row_is_negatively_cached_until_its_ttl(b: impl Backend) {
     // A real TTL passing: the negative entry expires, the row is loaded
     // again (and is still missing).
     tokio::time::sleep(negative_ttl.mul_f64(1.1) + Duration::from_millis(100)).await;
-    assert_eq!(store.ttl(&entry_key(404)).await.unwrap(), KeyTtl::Missing);
+    assert_eq!(
+        store.ttl(&negative_key(404)).await.unwrap(),
+        KeyTtl::Missing
+    );
     assert_eq!(cache.get(&404).await.unwrap(), None);
     assert_eq!(repo.loads(), 3);
 
@@ -551,7 +559,7 @@ async fn load_racing_an_update_never_writes_the_old_value(b: impl Backend) {
         let entry = raw_entry(&store, id).await;
         assert_ne!(
             entry,
-            Some(serde_json::json!({"v": user(id, "Old")})),
+            Some(serde_json::json!(user(id, "Old"))),
             "{case}: stale write-back"
         );
         assert_eq!(
@@ -593,7 +601,7 @@ async fn load_racing_a_delete_never_writes_the_old_value(b: impl Backend) {
         let entry = raw_entry(&store, id).await;
         assert_ne!(
             entry,
-            Some(serde_json::json!({"v": user(id, "Old")})),
+            Some(serde_json::json!(user(id, "Old"))),
             "{case}: stale write-back"
         );
         assert_eq!(cache.get(&id).await.unwrap(), None, "{case}");
@@ -621,7 +629,7 @@ async fn racing_write_through_updates_never_cache_the_loser(b: impl Backend) {
     cache.update(&1, user(1, "B")).await.unwrap();
     assert_eq!(
         raw_entry(&store, 1).await,
-        Some(serde_json::json!({"v": user(1, "B")}))
+        Some(serde_json::json!(user(1, "B")))
     );
     // A writes the database last: database = A. A's marker is gone, so A
     // cannot know it won; it must not leave B cached.
@@ -630,7 +638,7 @@ async fn racing_write_through_updates_never_cache_the_loser(b: impl Backend) {
     assert_eq!(repo.row(1), Some(user(1, "A")));
     assert_ne!(
         raw_entry(&store, 1).await,
-        Some(serde_json::json!({"v": user(1, "B")})),
+        Some(serde_json::json!(user(1, "B"))),
         "the cache kept a value the database overwrote"
     );
     assert_eq!(cache.get(&1).await.unwrap(), Some(user(1, "A")));
@@ -799,7 +807,7 @@ async fn undecodable_entry_is_reloaded_and_replaced(b: impl Backend) {
     assert_eq!(cache.get(&1).await.unwrap(), Some(user(1, "Ada")));
     assert_eq!(
         raw_entry(&store, 1).await,
-        Some(serde_json::json!({"v": user(1, "Ada")}))
+        Some(serde_json::json!(user(1, "Ada")))
     );
     assert!(cache.metrics().store_errors >= 1);
     assert_eq!(cache.get(&1).await.unwrap(), Some(user(1, "Ada")));
@@ -830,7 +838,7 @@ async fn cancelled_caller_does_not_strand_the_others(b: impl Backend) {
     assert_eq!(repo.loads(), 1);
     assert_eq!(
         raw_entry(&store, 1).await,
-        Some(serde_json::json!({"v": user(1, "Ada")})),
+        Some(serde_json::json!(user(1, "Ada"))),
         "the load finished and wrote back without its first caller"
     );
 }
@@ -860,8 +868,9 @@ async fn stuck_lease_holder_delays_but_never_fails_a_read(b: impl Backend) {
 }
 
 /// Write-through leaves the new value cached (a hit, no load);
-/// invalidate leaves a tombstone (the next get loads). Deletes always
-/// invalidate. Every write fences loads with a marker first.
+/// invalidate leaves no entry (the next get loads). Deletes always
+/// invalidate, leaving no key of the record. Every write fences loads
+/// with a marker first.
 async fn write_through_and_invalidate_modes(b: impl Backend) {
     for mode in [WriteMode::WriteThrough, WriteMode::Invalidate] {
         let repo = Users::with(&[user(1, "Ada")]);
@@ -869,24 +878,23 @@ async fn write_through_and_invalidate_modes(b: impl Backend) {
         let (cache, store) = cache_in(&b, &format!("users-{mode:?}"), &repo, config).await;
         assert_eq!(cache.get(&1).await.unwrap(), Some(user(1, "Ada")));
         cache.update(&1, user(1, "Ada L.")).await.unwrap();
-        let entry = raw_entry(&store, 1).await.expect("an entry");
+        let entry = raw_entry(&store, 1).await;
         let loads_before = repo.loads();
         assert_eq!(cache.get(&1).await.unwrap(), Some(user(1, "Ada L.")));
         match mode {
             WriteMode::WriteThrough => {
-                assert_eq!(entry, serde_json::json!({"v": user(1, "Ada L.")}));
+                assert_eq!(entry, Some(serde_json::json!(user(1, "Ada L."))));
                 let ttl = store.ttl(&entry_key(1)).await.unwrap().remaining().unwrap();
                 assert!(ttl > Duration::from_secs(50), "value TTL {ttl:?}");
                 assert_eq!(repo.loads(), loads_before, "a hit");
             }
             _ => {
-                assert!(entry.get("inv").is_some(), "a tombstone: {entry}");
+                assert_eq!(entry, None, "invalidated");
                 assert_eq!(repo.loads(), loads_before + 1, "loaded again");
             }
         }
         assert!(cache.delete(&1).await.unwrap());
-        let entry = raw_entry(&store, 1).await.expect("a tombstone");
-        assert!(entry.get("inv").is_some(), "{entry}");
+        assert_eq!(store.keys("*").await.unwrap(), Vec::<String>::new());
         assert_eq!(cache.get(&1).await.unwrap(), None);
         let metrics: CacheMetrics = cache.metrics();
         assert_eq!(metrics.store_errors, 0, "{metrics:?}");
@@ -999,8 +1007,9 @@ async fn entry_key_holds_the_value_json_or_nothing(b: impl Backend) {
 // Redis only: what a hit costs on the wire.
 // ---------------------------------------------------------------------
 
-/// A hit is one `GET`; a cold miss (lease off) is two `GET`s and one
-/// script run (the compare-and-write).
+/// A hit is one `GET`; a cold miss (lease off) is a `GET`, an `EXISTS`
+/// (no cached "not found") and two script runs (the look that takes the
+/// load's ticket, the write-back that needs it).
 #[tokio::test]
 async fn redis_hit_is_one_get() {
     use kv_module_tests::command_stats::{command_calls, delta};
@@ -1020,12 +1029,17 @@ async fn redis_hit_is_one_get() {
 
     let expected_hit: BTreeMap<String, u64> = [("get".to_owned(), 1)].into();
     assert_eq!(hit, expected_hit, "a hit is one GET");
-    // The GET that missed, the look again inside the load, and the
-    // write-back script (whose own GET and SET count too).
+    // Four round trips: the GET that missed, the EXISTS of the negative
+    // key, the look again inside the load (a script: GET entry, EXISTS
+    // negative, GET mark, SET the load ticket) and the write-back (a
+    // script: GET mark, EXISTS negative, GET entry, SET entry, DEL the
+    // used ticket).
     let expected_miss: BTreeMap<String, u64> = [
-        ("get".to_owned(), 3),
-        ("evalsha".to_owned(), 1),
-        ("set".to_owned(), 1),
+        ("get".to_owned(), 5),
+        ("exists".to_owned(), 3),
+        ("evalsha".to_owned(), 2),
+        ("set".to_owned(), 2),
+        ("del".to_owned(), 1),
     ]
     .into();
     assert_eq!(miss, expected_miss);
@@ -1062,7 +1076,7 @@ async fn redis_cache_recovers_after_restart() {
     assert_eq!(cache.get(&1).await.unwrap(), Some(user(1, "Ada")));
     assert_eq!(
         raw_entry(&store, 1).await,
-        Some(serde_json::json!({"v": user(1, "Ada")}))
+        Some(serde_json::json!(user(1, "Ada")))
     );
     let loads = repo.loads();
     assert_eq!(cache.get(&1).await.unwrap(), Some(user(1, "Ada")));
@@ -1097,9 +1111,11 @@ async fn cluster_hit_is_one_get() {
     let expected_hit: BTreeMap<String, u64> = [("get".to_owned(), 1)].into();
     assert_eq!(hit, expected_hit, "a hit is one GET");
     let expected_miss: BTreeMap<String, u64> = [
-        ("get".to_owned(), 3),
-        ("evalsha".to_owned(), 1),
-        ("set".to_owned(), 1),
+        ("get".to_owned(), 5),
+        ("exists".to_owned(), 3),
+        ("evalsha".to_owned(), 2),
+        ("set".to_owned(), 2),
+        ("del".to_owned(), 1),
     ]
     .into();
     assert_eq!(miss, expected_miss);
