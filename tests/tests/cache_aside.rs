@@ -1240,3 +1240,50 @@ async fn redis_full_delete_never_leaves_the_old_value() {
     assert_eq!(reader.get(&1).await.unwrap(), None);
     assert_eq!(writer.get(&1).await.unwrap(), None);
 }
+
+/// A frozen Redis (SIGSTOP: connections open, nothing answered) costs a
+/// write one store timeout, not one for the marker and another for the
+/// invalidation (issue 11: one bounded wait per request). The writes
+/// still reach the repository.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_frozen_write_waits_for_the_store_once() {
+    let timeout = Duration::from_millis(300);
+    let mut b = RedisBackend::start().await;
+    let redis_config = kv_module::RedisConfig::new(b.server.addr())
+        .with_prefix(STORE_PREFIX)
+        .with_command_timeout(timeout);
+    let store: Arc<dyn KvStore> = Arc::new(
+        kv_module::RedisStore::open("user_cache", redis_config)
+            .await
+            .expect("a store on the test Redis"),
+    );
+    let repo = Users::with(&[user(1, "Old"), user(2, "Old")]);
+    let cache = CacheAside::new(
+        "users",
+        store,
+        Arc::clone(&repo),
+        config(Duration::from_secs(60)),
+    )
+    .expect("a valid cache config");
+    assert_eq!(cache.get(&1).await.unwrap(), Some(user(1, "Old")));
+
+    b.server.freeze();
+    let started = Instant::now();
+    assert_eq!(
+        cache.update(&1, user(1, "New")).await.unwrap(),
+        user(1, "New")
+    );
+    let update = started.elapsed();
+    let started = Instant::now();
+    assert!(cache.delete(&2).await.unwrap());
+    let delete = started.elapsed();
+    b.server.thaw();
+    assert_eq!(repo.row(1), Some(user(1, "New")));
+    assert_eq!(repo.row(2), None);
+    for (what, took) in [("update", update), ("delete", delete)] {
+        assert!(
+            took >= timeout && took < timeout.mul_f64(1.7),
+            "{what} took {took:?}: one store timeout ({timeout:?}) expected"
+        );
+    }
+}
