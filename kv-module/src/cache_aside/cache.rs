@@ -35,11 +35,12 @@ type FlightResult<R> =
 ///   processes share it too. "Not found" is cached for `negative_ttl`.
 ///   When the store fails, reads go to the repository (still one load per
 ///   key at a time) and succeed.
-/// * **Writes** ([`update`](Self::update), [`delete`](Self::delete)) always
-///   reach the repository, even when the store is down, and return its
-///   result. The cache entry is then replaced (write-through) or
-///   invalidated, so that no load that began before the write can put the
-///   old value back.
+/// * **Writes** ([`create`](Self::create), [`update`](Self::update),
+///   [`delete`](Self::delete)) always reach the repository, even when the
+///   store is down or full, and return its result. The cache entry is then
+///   replaced (write-through updates) or invalidated — a create clears a
+///   cached "not found" of its key — so that no load that began before the
+///   write can put the old value back.
 /// * **TTLs** get a random jitter (default ±10 %), so entries written
 ///   together do not expire together.
 ///
