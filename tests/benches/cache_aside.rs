@@ -16,7 +16,7 @@
 //!   both alike. Raw: a redis-rs `ConnectionManager` (TCP_NODELAY, as
 //!   `RedisStore`) doing `GET` of the stored entry's key, bytes not
 //!   decoded. Cache: `CacheAside::get` on a `RedisStore` (pool size 1):
-//!   the same `GET`, plus decoding the JSON envelope into the value, the
+//!   the same `GET`, plus decoding the entry (the value's JSON), the
 //!   key formatting and the counters. Both read the same 1,000 entries,
 //!   filled through the cache before any measurement. A second table
 //!   shows the store's typed `get` of the same entry against the same raw
@@ -108,8 +108,13 @@ impl std::error::Error for Never {}
 impl Repository for Profiles {
     type Key = u64;
     type Value = Profile;
+    type New = Profile;
     type Update = Profile;
     type Error = Never;
+
+    async fn create(&self, profile: Profile) -> Result<(u64, Profile), Never> {
+        Ok((profile.id, profile))
+    }
 
     async fn load(&self, id: &u64) -> Result<Option<Profile>, Never> {
         self.loads.fetch_add(1, Ordering::SeqCst);
@@ -136,22 +141,17 @@ fn config() -> CacheConfig {
     )
 }
 
-/// The stored entry of a value, as the cache writes it: `{"v": ...}`.
-#[derive(Serialize, Deserialize)]
-struct Envelope {
-    v: Profile,
-}
-
 #[derive(Clone, Copy, Debug)]
 enum Target {
     /// redis-rs `GET` of the entry's bytes.
     Raw,
     /// `CacheAside::get` on Redis.
     Cache,
-    /// `KvStoreExt::get` of the entry decoded as its envelope, on the
-    /// cache's own Redis store: the JSON work without the cache layer.
+    /// `KvStoreExt::get` of the entry decoded as the record (the entry is
+    /// the record's JSON), on the cache's own Redis store: the JSON work
+    /// without the cache layer.
     Typed,
-    /// `KvStoreExt::get` of the entry decoded as its envelope, in memory.
+    /// `KvStoreExt::get` of the entry decoded as the record, in memory.
     MemoryTyped,
     /// `CacheAside::get` on the memory backend.
     MemoryCache,
@@ -206,7 +206,7 @@ async fn main() {
 
     println!(
         "\n## Where the difference goes: the store's typed get of the same entry (JSON \
-         decode of the envelope, no cache layer) against the raw GET\n"
+         decode of the record, no cache layer) against the raw GET\n"
     );
     println!("| concurrency | raw GET ops/s | typed get ops/s | ratio (typed/raw) |");
     println!("|---:|---:|---:|---:|");
@@ -342,13 +342,10 @@ impl Fixture {
             .get(&self.stored_keys[0])
             .await
             .expect("raw GET of a filled entry must succeed");
-        let expected = serde_json::to_vec(&Envelope {
-            v: Profile::sample(0),
-        })
-        .expect("the sample encodes");
+        let expected = serde_json::to_vec(&Profile::sample(0)).expect("the sample encodes");
         assert_eq!(
             stored, expected,
-            "the raw client must read the cache's envelope under `{PREFIX}:{KEY_PREFIX}:{{0}}`"
+            "the raw client must read the record's JSON under `{PREFIX}:{KEY_PREFIX}:{{0}}`"
         );
         let metrics = self.cache.metrics();
         assert_eq!(metrics.fills, KEY_COUNT, "{metrics:?}");
@@ -377,7 +374,7 @@ impl Fixture {
                     _ => &self.memory_store,
                 };
                 let key = &self.keys[index as usize];
-                let value: Option<Envelope> = store.get(key).await.expect("get must succeed");
+                let value: Option<Profile> = store.get(key).await.expect("get must succeed");
                 assert!(value.is_some(), "get found no value at `{key}`");
             }
             Target::MemoryCache => {

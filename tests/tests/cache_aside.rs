@@ -169,8 +169,14 @@ async fn pass(gate: Option<Gate>) {
 impl Repository for Users {
     type Key = u64;
     type Value = User;
+    type New = User;
     type Update = User;
     type Error = DbError;
+
+    async fn create(&self, user: User) -> Result<(u64, User), DbError> {
+        self.insert(user.clone());
+        Ok((user.id, user))
+    }
 
     async fn load(&self, id: &u64) -> Result<Option<User>, DbError> {
         self.loads.fetch_add(1, Ordering::SeqCst);
@@ -252,6 +258,12 @@ fn lease_key(id: u64) -> String {
     format!("{KEY_PREFIX}~lease:{{{id}}}")
 }
 
+/// `user~nf:{<id>}`: a cached "not found", beside the entry (issue 11; it
+/// was `{"nf":true}` at the entry key).
+fn negative_key(id: u64) -> String {
+    format!("{KEY_PREFIX}~nf:{{{id}}}")
+}
+
 /// The JSON entry stored for `id`, decoded, or `None`.
 async fn raw_entry(store: &Arc<dyn KvStore>, id: u64) -> Option<serde_json::Value> {
     let bytes = store
@@ -318,6 +330,8 @@ macro_rules! cache_aside_suite {
             cancelled_caller_does_not_strand_the_others,
             stuck_lease_holder_delays_but_never_fails_a_read,
             write_through_and_invalidate_modes,
+            create_after_a_cached_miss_is_found_at_once,
+            entry_key_holds_the_value_json_or_nothing,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
@@ -380,7 +394,7 @@ async fn cold_key_stampede_loads_once(b: impl Backend) {
     // Cached as the documented JSON envelope.
     assert_eq!(
         raw_entry(&store, 1).await,
-        Some(serde_json::json!({"v": user(1, "Ada")}))
+        Some(serde_json::json!(user(1, "Ada")))
     );
     assert_eq!(cache.get(&1).await.unwrap(), Some(user(1, "Ada")));
     assert_eq!(cache.metrics().hits, 1);
@@ -440,7 +454,8 @@ async fn two_processes_with_lease_load_at_most_twice(b: impl Backend) {
 // ---------------------------------------------------------------------
 
 /// A missing row is loaded once, then answered from the negative cache
-/// (a distinct `{"nf":true}` entry with its own TTL) until that expires.
+/// (a key of its own, `user~nf:{<id>}`, with its own TTL; the entry key
+/// stays absent) until that expires.
 async fn missing_row_is_negatively_cached_until_its_ttl(b: impl Backend) {
     let negative_ttl = Duration::from_millis(400);
     let repo = Users::with(&[user(1, "Ada")]);
@@ -454,12 +469,10 @@ async fn missing_row_is_negatively_cached_until_its_ttl(b: impl Backend) {
     }
     assert_eq!(repo.loads(), 1, "answered by the negative cache");
     assert_eq!(cache.metrics().negative_hits, 20);
-    assert_eq!(
-        raw_entry(&store, 404).await,
-        Some(serde_json::json!({"nf": true}))
-    );
+    assert_eq!(raw_entry(&store, 404).await, None);
+    assert!(store.exists(&negative_key(404)).await.unwrap());
     let ttl = store
-        .ttl(&entry_key(404))
+        .ttl(&negative_key(404))
         .await
         .unwrap()
         .remaining()
@@ -476,7 +489,10 @@ async fn missing_row_is_negatively_cached_until_its_ttl(b: impl Backend) {
     // A real TTL passing: the negative entry expires, the row is loaded
     // again (and is still missing).
     tokio::time::sleep(negative_ttl.mul_f64(1.1) + Duration::from_millis(100)).await;
-    assert_eq!(store.ttl(&entry_key(404)).await.unwrap(), KeyTtl::Missing);
+    assert_eq!(
+        store.ttl(&negative_key(404)).await.unwrap(),
+        KeyTtl::Missing
+    );
     assert_eq!(cache.get(&404).await.unwrap(), None);
     assert_eq!(repo.loads(), 3);
 
@@ -543,7 +559,7 @@ async fn load_racing_an_update_never_writes_the_old_value(b: impl Backend) {
         let entry = raw_entry(&store, id).await;
         assert_ne!(
             entry,
-            Some(serde_json::json!({"v": user(id, "Old")})),
+            Some(serde_json::json!(user(id, "Old"))),
             "{case}: stale write-back"
         );
         assert_eq!(
@@ -585,7 +601,7 @@ async fn load_racing_a_delete_never_writes_the_old_value(b: impl Backend) {
         let entry = raw_entry(&store, id).await;
         assert_ne!(
             entry,
-            Some(serde_json::json!({"v": user(id, "Old")})),
+            Some(serde_json::json!(user(id, "Old"))),
             "{case}: stale write-back"
         );
         assert_eq!(cache.get(&id).await.unwrap(), None, "{case}");
@@ -613,7 +629,7 @@ async fn racing_write_through_updates_never_cache_the_loser(b: impl Backend) {
     cache.update(&1, user(1, "B")).await.unwrap();
     assert_eq!(
         raw_entry(&store, 1).await,
-        Some(serde_json::json!({"v": user(1, "B")}))
+        Some(serde_json::json!(user(1, "B")))
     );
     // A writes the database last: database = A. A's marker is gone, so A
     // cannot know it won; it must not leave B cached.
@@ -622,7 +638,7 @@ async fn racing_write_through_updates_never_cache_the_loser(b: impl Backend) {
     assert_eq!(repo.row(1), Some(user(1, "A")));
     assert_ne!(
         raw_entry(&store, 1).await,
-        Some(serde_json::json!({"v": user(1, "B")})),
+        Some(serde_json::json!(user(1, "B"))),
         "the cache kept a value the database overwrote"
     );
     assert_eq!(cache.get(&1).await.unwrap(), Some(user(1, "A")));
@@ -791,7 +807,7 @@ async fn undecodable_entry_is_reloaded_and_replaced(b: impl Backend) {
     assert_eq!(cache.get(&1).await.unwrap(), Some(user(1, "Ada")));
     assert_eq!(
         raw_entry(&store, 1).await,
-        Some(serde_json::json!({"v": user(1, "Ada")}))
+        Some(serde_json::json!(user(1, "Ada")))
     );
     assert!(cache.metrics().store_errors >= 1);
     assert_eq!(cache.get(&1).await.unwrap(), Some(user(1, "Ada")));
@@ -822,7 +838,7 @@ async fn cancelled_caller_does_not_strand_the_others(b: impl Backend) {
     assert_eq!(repo.loads(), 1);
     assert_eq!(
         raw_entry(&store, 1).await,
-        Some(serde_json::json!({"v": user(1, "Ada")})),
+        Some(serde_json::json!(user(1, "Ada"))),
         "the load finished and wrote back without its first caller"
     );
 }
@@ -852,8 +868,9 @@ async fn stuck_lease_holder_delays_but_never_fails_a_read(b: impl Backend) {
 }
 
 /// Write-through leaves the new value cached (a hit, no load);
-/// invalidate leaves a tombstone (the next get loads). Deletes always
-/// invalidate. Every write fences loads with a marker first.
+/// invalidate leaves no entry (the next get loads). Deletes always
+/// invalidate, leaving no key of the record. Every write fences loads
+/// with a marker first.
 async fn write_through_and_invalidate_modes(b: impl Backend) {
     for mode in [WriteMode::WriteThrough, WriteMode::Invalidate] {
         let repo = Users::with(&[user(1, "Ada")]);
@@ -861,24 +878,23 @@ async fn write_through_and_invalidate_modes(b: impl Backend) {
         let (cache, store) = cache_in(&b, &format!("users-{mode:?}"), &repo, config).await;
         assert_eq!(cache.get(&1).await.unwrap(), Some(user(1, "Ada")));
         cache.update(&1, user(1, "Ada L.")).await.unwrap();
-        let entry = raw_entry(&store, 1).await.expect("an entry");
+        let entry = raw_entry(&store, 1).await;
         let loads_before = repo.loads();
         assert_eq!(cache.get(&1).await.unwrap(), Some(user(1, "Ada L.")));
         match mode {
             WriteMode::WriteThrough => {
-                assert_eq!(entry, serde_json::json!({"v": user(1, "Ada L.")}));
+                assert_eq!(entry, Some(serde_json::json!(user(1, "Ada L."))));
                 let ttl = store.ttl(&entry_key(1)).await.unwrap().remaining().unwrap();
                 assert!(ttl > Duration::from_secs(50), "value TTL {ttl:?}");
                 assert_eq!(repo.loads(), loads_before, "a hit");
             }
             _ => {
-                assert!(entry.get("inv").is_some(), "a tombstone: {entry}");
+                assert_eq!(entry, None, "invalidated");
                 assert_eq!(repo.loads(), loads_before + 1, "loaded again");
             }
         }
         assert!(cache.delete(&1).await.unwrap());
-        let entry = raw_entry(&store, 1).await.expect("a tombstone");
-        assert!(entry.get("inv").is_some(), "{entry}");
+        assert_eq!(store.keys("*").await.unwrap(), Vec::<String>::new());
         assert_eq!(cache.get(&1).await.unwrap(), None);
         let metrics: CacheMetrics = cache.metrics();
         assert_eq!(metrics.store_errors, 0, "{metrics:?}");
@@ -886,11 +902,114 @@ async fn write_through_and_invalidate_modes(b: impl Backend) {
 }
 
 // ---------------------------------------------------------------------
+// Creating a record, and what the entry key holds (issue 11).
+// ---------------------------------------------------------------------
+
+/// An id cached as "not found", then created through the cache: the next
+/// get finds it at once, not after the negative TTL (issue 11, defect 6).
+/// A load of an id that read "not found" before the create and ends after
+/// it does not write its miss back. With and without the lease.
+async fn create_after_a_cached_miss_is_found_at_once(b: impl Backend) {
+    for lease in [false, true] {
+        let repo = Users::with(&[user(1, "Ada")]);
+        let mut config = config(Duration::from_secs(60)).with_negative_ttl(Duration::from_secs(60));
+        if lease {
+            config = config.with_lease(LeaseConfig::enabled());
+        }
+        let (cache, _) = cache_in(&b, &format!("users-{lease}"), &repo, config).await;
+        assert_eq!(cache.get(&2).await.unwrap(), None);
+        assert_eq!(cache.get(&2).await.unwrap(), None);
+        assert_eq!(cache.metrics().negative_hits, 1, "cached as not found");
+
+        let (id, created) = cache.create(user(2, "Grace")).await.unwrap();
+        assert_eq!((id, &created), (2, &user(2, "Grace")));
+        assert_eq!(repo.row(2), Some(user(2, "Grace")));
+        assert_eq!(
+            cache.get(&2).await.unwrap(),
+            Some(user(2, "Grace")),
+            "lease {lease}: the new record, not the cached miss"
+        );
+
+        // load-start (reads "no row 3") → create 3 → load-finish.
+        let mut gate = repo.gate_next_load();
+        let slow_get = {
+            let cache = cache.clone();
+            tokio::spawn(async move { cache.get(&3).await })
+        };
+        gate.started().await;
+        cache.create(user(3, "Edsger")).await.unwrap();
+        gate.release();
+        assert_eq!(
+            slow_get.await.unwrap().unwrap(),
+            None,
+            "it began before the create"
+        );
+        assert_eq!(
+            cache.get(&3).await.unwrap(),
+            Some(user(3, "Edsger")),
+            "lease {lease}: the miss read before the create was not cached"
+        );
+    }
+}
+
+/// The entry key holds exactly the value's JSON or nothing (issue 11,
+/// defect 10): after a load, the bytes any other reader of the store
+/// decodes as a user; after an update, the new value's JSON
+/// (write-through) or no key (invalidate); after a delete, no key — and a
+/// "not found" cached afterwards lives at a key of its own. Every key the
+/// cache wrote expires.
+async fn entry_key_holds_the_value_json_or_nothing(b: impl Backend) {
+    for mode in [WriteMode::Invalidate, WriteMode::WriteThrough] {
+        let repo = Users::with(&[user(1, "Ada")]);
+        let config = config(Duration::from_secs(60)).with_write_mode(mode);
+        let (cache, store) = cache_in(&b, &format!("users-{mode:?}"), &repo, config).await;
+        let json = |u: &User| serde_json::to_vec(u).unwrap();
+        let raw = || async { store.get_bytes(&entry_key(1)).await.unwrap() };
+
+        assert_eq!(cache.get(&1).await.unwrap(), Some(user(1, "Ada")));
+        assert_eq!(raw().await, Some(json(&user(1, "Ada"))), "{mode:?}");
+
+        cache.update(&1, user(1, "Ada L.")).await.unwrap();
+        match mode {
+            WriteMode::WriteThrough => {
+                assert_eq!(raw().await, Some(json(&user(1, "Ada L."))));
+            }
+            _ => assert_eq!(raw().await, None, "invalidated: no entry"),
+        }
+        assert_eq!(cache.get(&1).await.unwrap(), Some(user(1, "Ada L.")));
+        assert_eq!(raw().await, Some(json(&user(1, "Ada L."))), "{mode:?}");
+
+        assert!(cache.delete(&1).await.unwrap());
+        assert!(
+            !store.exists(&entry_key(1)).await.unwrap(),
+            "{mode:?}: the entry key is absent after a delete"
+        );
+        assert_eq!(cache.get(&1).await.unwrap(), None);
+        assert_eq!(cache.get(&1).await.unwrap(), None);
+        assert_eq!(cache.metrics().negative_hits, 1, "the miss is cached");
+        assert!(
+            !store.exists(&entry_key(1)).await.unwrap(),
+            "{mode:?}: a cached miss is not at the entry key"
+        );
+
+        let keys = store.keys("*").await.unwrap();
+        assert!(!keys.is_empty());
+        for key in keys {
+            assert!(
+                matches!(store.ttl(&key).await.unwrap(), KeyTtl::ExpiresIn(_)),
+                "{mode:?}: {key} has no TTL"
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------------
 // Redis only: what a hit costs on the wire.
 // ---------------------------------------------------------------------
 
-/// A hit is one `GET`; a cold miss (lease off) is two `GET`s and one
-/// script run (the compare-and-write).
+/// A hit is one `GET`; a cold miss (lease off) is a `GET`, an `EXISTS`
+/// (no cached "not found") and two script runs (the look that takes the
+/// load's ticket, the write-back that needs it).
 #[tokio::test]
 async fn redis_hit_is_one_get() {
     use kv_module_tests::command_stats::{command_calls, delta};
@@ -910,12 +1029,17 @@ async fn redis_hit_is_one_get() {
 
     let expected_hit: BTreeMap<String, u64> = [("get".to_owned(), 1)].into();
     assert_eq!(hit, expected_hit, "a hit is one GET");
-    // The GET that missed, the look again inside the load, and the
-    // write-back script (whose own GET and SET count too).
+    // Four round trips: the GET that missed, the EXISTS of the negative
+    // key, the look again inside the load (a script: GET entry, EXISTS
+    // negative, GET mark, SET the load ticket) and the write-back (a
+    // script: GET mark, EXISTS negative, GET entry, SET entry, DEL the
+    // used ticket).
     let expected_miss: BTreeMap<String, u64> = [
-        ("get".to_owned(), 3),
-        ("evalsha".to_owned(), 1),
-        ("set".to_owned(), 1),
+        ("get".to_owned(), 5),
+        ("exists".to_owned(), 3),
+        ("evalsha".to_owned(), 2),
+        ("set".to_owned(), 2),
+        ("del".to_owned(), 1),
     ]
     .into();
     assert_eq!(miss, expected_miss);
@@ -952,7 +1076,7 @@ async fn redis_cache_recovers_after_restart() {
     assert_eq!(cache.get(&1).await.unwrap(), Some(user(1, "Ada")));
     assert_eq!(
         raw_entry(&store, 1).await,
-        Some(serde_json::json!({"v": user(1, "Ada")}))
+        Some(serde_json::json!(user(1, "Ada")))
     );
     let loads = repo.loads();
     assert_eq!(cache.get(&1).await.unwrap(), Some(user(1, "Ada")));
@@ -987,10 +1111,179 @@ async fn cluster_hit_is_one_get() {
     let expected_hit: BTreeMap<String, u64> = [("get".to_owned(), 1)].into();
     assert_eq!(hit, expected_hit, "a hit is one GET");
     let expected_miss: BTreeMap<String, u64> = [
-        ("get".to_owned(), 3),
-        ("evalsha".to_owned(), 1),
-        ("set".to_owned(), 1),
+        ("get".to_owned(), 5),
+        ("exists".to_owned(), 3),
+        ("evalsha".to_owned(), 2),
+        ("set".to_owned(), 2),
+        ("del".to_owned(), 1),
     ]
     .into();
     assert_eq!(miss, expected_miss);
+}
+
+// ---------------------------------------------------------------------
+// Redis only: the entry as another reader sees it, and a full Redis.
+// ---------------------------------------------------------------------
+
+#[path = "support/redis_full.rs"]
+mod redis_full;
+
+/// `users:user:{1}` read over a connection of its own (another service):
+/// exactly the user's JSON after a load, no key at all after a delete.
+#[tokio::test]
+async fn redis_other_readers_see_the_user_json_or_nothing() {
+    let b = RedisBackend::start().await;
+    let repo = Users::with(&[user(1, "Ada")]);
+    let (cache, _) = cache(&b, &repo, config(Duration::from_secs(60))).await;
+    let mut raw = b.server.raw(0).await;
+    let key = format!("{STORE_PREFIX}:{}", entry_key(1));
+    assert_eq!(cache.get(&1).await.unwrap(), Some(user(1, "Ada")));
+    let stored: Option<Vec<u8>> = ::redis::cmd("GET")
+        .arg(&key)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!(stored, Some(serde_json::to_vec(&user(1, "Ada")).unwrap()));
+    assert!(cache.delete(&1).await.unwrap());
+    let exists: u64 = ::redis::cmd("EXISTS")
+        .arg(&key)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!(exists, 0, "{key} after a delete");
+}
+
+/// The entry of `id` as stored, read over a connection of its own.
+async fn raw_bytes(raw: &mut ::redis::aio::MultiplexedConnection, id: u64) -> Option<Vec<u8>> {
+    ::redis::cmd("GET")
+        .arg(format!("{STORE_PREFIX}:{}", entry_key(id)))
+        .query_async(raw)
+        .await
+        .unwrap()
+}
+
+/// Redis full (`maxmemory`, `noeviction`: every `SET` refused, `DEL`
+/// allowed): an update through the cache still ends the old value's
+/// life in the cache — read by another process next, it is the new one
+/// (issue 11, defect 4). And a load that read the old row before the
+/// update, and ends once Redis accepts writes again, does not put it
+/// back. In both write modes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_full_update_never_leaves_the_old_value() {
+    for mode in [WriteMode::Invalidate, WriteMode::WriteThrough] {
+        let b = RedisBackend::start().await;
+        let repo = Users::with(&[user(1, "Old"), user(2, "Old")]);
+        let config = config(Duration::from_secs(60)).with_write_mode(mode);
+        let (writer, _) = cache(&b, &repo, config.clone()).await;
+        let (reader, _) = cache(&b, &repo, config).await;
+        let mut raw = b.server.raw(0).await;
+        assert_eq!(writer.get(&1).await.unwrap(), Some(user(1, "Old")));
+        assert!(raw_bytes(&mut raw, 1).await.is_some(), "cached");
+
+        // Another process starts loading user 2 while Redis has room.
+        let mut gate = repo.gate_next_load();
+        let slow_get = {
+            let reader = reader.clone();
+            tokio::spawn(async move { reader.get(&2).await })
+        };
+        gate.started().await;
+
+        redis_full::fill_to_maxmemory(&b.server).await;
+        assert_eq!(
+            writer.update(&1, user(1, "New")).await.unwrap(),
+            user(1, "New")
+        );
+        assert_eq!(
+            writer.update(&2, user(2, "New")).await.unwrap(),
+            user(2, "New")
+        );
+        assert_ne!(
+            raw_bytes(&mut raw, 1).await,
+            Some(serde_json::to_vec(&user(1, "Old")).unwrap()),
+            "{mode:?}: the old value is still cached"
+        );
+        assert_eq!(
+            reader.get(&1).await.unwrap(),
+            Some(user(1, "New")),
+            "{mode:?}"
+        );
+
+        redis_full::lift_maxmemory(&b.server).await;
+        gate.release();
+        assert_eq!(
+            slow_get.await.unwrap().unwrap(),
+            Some(user(2, "Old")),
+            "it began before the update"
+        );
+        assert_eq!(
+            reader.get(&2).await.unwrap(),
+            Some(user(2, "New")),
+            "{mode:?}: the load that began before the update wrote the old value back"
+        );
+        assert_eq!(writer.get(&1).await.unwrap(), Some(user(1, "New")));
+    }
+}
+
+/// Redis full: a delete through the cache leaves no cached user behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_full_delete_never_leaves_the_old_value() {
+    let b = RedisBackend::start().await;
+    let repo = Users::with(&[user(1, "Old")]);
+    let (writer, _) = cache(&b, &repo, config(Duration::from_secs(60))).await;
+    let (reader, _) = cache(&b, &repo, config(Duration::from_secs(60))).await;
+    let mut raw = b.server.raw(0).await;
+    assert_eq!(writer.get(&1).await.unwrap(), Some(user(1, "Old")));
+
+    redis_full::fill_to_maxmemory(&b.server).await;
+    assert!(writer.delete(&1).await.unwrap());
+    assert_eq!(raw_bytes(&mut raw, 1).await, None, "the entry is gone");
+    assert_eq!(reader.get(&1).await.unwrap(), None);
+    assert_eq!(writer.get(&1).await.unwrap(), None);
+}
+
+/// A frozen Redis (SIGSTOP: connections open, nothing answered) costs a
+/// write one store timeout, not one for the marker and another for the
+/// invalidation (issue 11: one bounded wait per request). The writes
+/// still reach the repository.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_frozen_write_waits_for_the_store_once() {
+    let timeout = Duration::from_millis(300);
+    let mut b = RedisBackend::start().await;
+    let redis_config = kv_module::RedisConfig::new(b.server.addr())
+        .with_prefix(STORE_PREFIX)
+        .with_command_timeout(timeout);
+    let store: Arc<dyn KvStore> = Arc::new(
+        kv_module::RedisStore::open("user_cache", redis_config)
+            .await
+            .expect("a store on the test Redis"),
+    );
+    let repo = Users::with(&[user(1, "Old"), user(2, "Old")]);
+    let cache = CacheAside::new(
+        "users",
+        store,
+        Arc::clone(&repo),
+        config(Duration::from_secs(60)),
+    )
+    .expect("a valid cache config");
+    assert_eq!(cache.get(&1).await.unwrap(), Some(user(1, "Old")));
+
+    b.server.freeze();
+    let started = Instant::now();
+    assert_eq!(
+        cache.update(&1, user(1, "New")).await.unwrap(),
+        user(1, "New")
+    );
+    let update = started.elapsed();
+    let started = Instant::now();
+    assert!(cache.delete(&2).await.unwrap());
+    let delete = started.elapsed();
+    b.server.thaw();
+    assert_eq!(repo.row(1), Some(user(1, "New")));
+    assert_eq!(repo.row(2), None);
+    for (what, took) in [("update", update), ("delete", delete)] {
+        assert!(
+            took >= timeout && took < timeout.mul_f64(1.7),
+            "{what} took {took:?}: one store timeout ({timeout:?}) expected"
+        );
+    }
 }

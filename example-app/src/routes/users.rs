@@ -42,7 +42,7 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<User>), ApiError> {
     let new = body(new)?;
     validate(&new.name, &new.email).map_err(ApiError::Invalid)?;
-    let user = state.users.repository().create(new).await?;
+    let (_, user) = state.users.create(new).await?;
     Ok((StatusCode::CREATED, Json(user)))
 }
 

@@ -121,8 +121,14 @@ impl UserRepository {
 impl kv_module::cache_aside::Repository for UserRepository {
     type Key = i64;
     type Value = User;
+    type New = NewUser;
     type Update = UserPatch;
     type Error = UsersError;
+
+    async fn create(&self, new: NewUser) -> Result<(i64, User), UsersError> {
+        let user = UserRepository::create(self, new).await?;
+        Ok((user.id, user))
+    }
 
     async fn load(&self, id: &i64) -> Result<Option<User>, UsersError> {
         self.get(*id).await

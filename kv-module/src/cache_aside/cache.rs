@@ -1,28 +1,26 @@
 //! [`CacheAside`]: a [`Repository`] read through a [`KvStore`].
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use shaku::Component;
-use tokio::time::Instant;
 
 use super::config::{CacheConfig, CacheSettings, WriteMode};
-use super::entry::{
-    Lookup, Observed, encode_invalidated, encode_not_found, encode_value, encode_writing, lookup,
-};
+use super::entry::{Lookup, NOT_FOUND, Observed, decode_entry, encode_value, write_marker};
 use super::error::{CacheError, LoadFailure};
 use super::interface::CachedRepository;
-use super::lease::{self, Lease, LeaseOutcome, Seen};
+use super::keys::RecordKeys;
+use super::lease::{self, Lease, LeaseOutcome};
 use super::metrics::{CacheMetrics, Counters, bump};
+use super::observe::observe;
 use super::random;
 use super::repository::Repository;
-use super::scripts::{FILL, FINISH_WRITE, INVALIDATE};
+use super::scripts::{FILL, FINISH_WRITE, MARK};
 use super::single_flight::SingleFlight;
 use crate::config::ConfigError;
 use crate::error::KvError;
 use crate::registry::ServiceRegistry;
-use crate::store::{KvStore, ScriptArgs, ScriptValue, Ttl};
+use crate::store::{KvStore, ScriptArgs, ScriptValue};
 
 /// What one shared load gives every caller waiting on it.
 type FlightResult<R> =
@@ -37,11 +35,12 @@ type FlightResult<R> =
 ///   processes share it too. "Not found" is cached for `negative_ttl`.
 ///   When the store fails, reads go to the repository (still one load per
 ///   key at a time) and succeed.
-/// * **Writes** ([`update`](Self::update), [`delete`](Self::delete)) always
-///   reach the repository, even when the store is down, and return its
-///   result. The cache entry is then replaced (write-through) or
-///   invalidated, so that no load that began before the write can put the
-///   old value back.
+/// * **Writes** ([`create`](Self::create), [`update`](Self::update),
+///   [`delete`](Self::delete)) always reach the repository, even when the
+///   store is down or full, and return its result. The cache entry is then
+///   replaced (write-through updates) or invalidated — a create clears a
+///   cached "not found" of its key — so that no load that began before the
+///   write can put the old value back.
 /// * **TTLs** get a random jitter (default ±10 %), so entries written
 ///   together do not expire together.
 ///
@@ -58,11 +57,15 @@ type FlightResult<R> =
 /// impl Repository for Squares {
 ///     type Key = u64;
 ///     type Value = u64;
+///     type New = u64;
 ///     type Update = u64;
 ///     type Error = std::io::Error;
 ///
 ///     async fn load(&self, n: &u64) -> Result<Option<u64>, std::io::Error> {
 ///         Ok((*n < 1000).then(|| n * n))
+///     }
+///     async fn create(&self, n: u64) -> Result<(u64, u64), std::io::Error> {
+///         Ok((n, n * n))
 ///     }
 ///     async fn update(&self, _: &u64, value: u64) -> Result<u64, std::io::Error> {
 ///         Ok(value)
@@ -230,6 +233,7 @@ impl<R: Repository> CacheAside<R> {
     pub async fn get(&self, key: &R::Key) -> Result<Option<R::Value>, CacheError<R::Error>> {
         let entry_key = self.settings.entry_key(key);
         let counters = &self.state.counters;
+        let name = self.settings.name();
         let store_ok = if counters.bypassing() {
             // The store failed a moment ago: do not make this read wait
             // for it to fail again.
@@ -237,21 +241,28 @@ impl<R: Repository> CacheAside<R> {
         } else {
             match self.store.get_bytes(&entry_key).await {
                 Ok(bytes) => {
-                    counters.store_ok(self.settings.name());
-                    match self.lookup(&entry_key, bytes) {
-                        Lookup::Hit(value) => {
-                            bump(&counters.hits);
-                            return Ok(Some(value));
-                        }
-                        Lookup::NotFound => {
+                    counters.store_ok(name);
+                    if let Some(value) = self.decode(&entry_key, bytes.as_deref()) {
+                        bump(&counters.hits);
+                        return Ok(Some(value));
+                    }
+                    // Nothing usable at the entry key: a cached "not found"
+                    // lives at a key of its own.
+                    let negative_key = self.settings.negative_key(&entry_key);
+                    match self.store.exists(&negative_key).await {
+                        Ok(true) => {
                             bump(&counters.negative_hits);
                             return Ok(None);
                         }
-                        Lookup::Miss(_) => true,
+                        Ok(false) => true,
+                        Err(err) => {
+                            counters.store_failed(name, "EXISTS", &negative_key, &err);
+                            false
+                        }
                     }
                 }
                 Err(err) => {
-                    counters.store_failed(self.settings.name(), "GET", &entry_key, &err);
+                    counters.store_failed(name, "GET", &entry_key, &err);
                     false
                 }
             }
@@ -290,23 +301,72 @@ impl<R: Repository> CacheAside<R> {
         }
     }
 
+    /// Creates a record in the repository, then clears whatever the cache
+    /// holds for its key — above all a cached "not found" from a `get`
+    /// before the record existed — so the next `get` finds the record.
+    /// Returns the repository's key and record.
+    ///
+    /// The value is not written through, whatever the [`WriteMode`]: the
+    /// key is known only once the repository has it, too late to fence
+    /// it against a concurrent update of the new record with a write
+    /// marker; the next `get` loads it. A load of the key that began
+    /// before the create (and found nothing) does not write its "not
+    /// found" back: clearing the key ends its ticket.
+    ///
+    /// # Errors
+    ///
+    /// The repository's error, unchanged (the cache is then left alone).
+    /// A failing store never fails a create: the failure is counted and
+    /// logged, and a "not found" cached before may then be served until
+    /// it expires (`negative_ttl`).
+    #[tracing::instrument(
+        level = "debug",
+        skip_all,
+        fields(cache = %self.settings.name()),
+        err(level = "debug")
+    )]
+    pub async fn create(&self, new: R::New) -> Result<(R::Key, R::Value), R::Error> {
+        let (key, value) = self.repository.create(new).await?;
+        let keys = self.settings.record_keys(self.settings.entry_key(&key));
+        if let Err(err) = self.clear(&keys).await {
+            self.state
+                .counters
+                .store_failed(self.settings.name(), "invalidate", &keys.entry, &err);
+            tracing::warn!(
+                cache = self.settings.name(),
+                key = keys.entry,
+                negative_ttl = ?self.settings.config().negative_ttl(),
+                "cannot clear the key of a created record: a \"not found\" cached \
+                 before may be served until it expires"
+            );
+        }
+        self.state.flights.forget(&keys.entry);
+        Ok((key, value))
+    }
+
     /// Applies `update` in the repository, then — by the configured
     /// [`WriteMode`] — caches the record the repository returned or
     /// invalidates the entry. Returns the repository's result.
     ///
-    /// Before the repository is written, the entry is replaced by a
-    /// marker, so that no reader keeps the old value while the write is
-    /// in progress and no load writes a value back until it is done. An
-    /// update cancelled half-way (a client that hung up) therefore leaves
-    /// at worst the marker, which expires after `tombstone_ttl`, never the
-    /// old value.
+    /// Before the repository is written, a write marker replaces the
+    /// key's load ticket and the entry is deleted, so that no reader
+    /// keeps the old value while the write is in progress and no load
+    /// writes a value back until it is done. An update cancelled half-way
+    /// (a client that hung up) therefore leaves at worst the marker,
+    /// which expires after `tombstone_ttl`, never the old value. When the
+    /// store refuses the marker (out of memory), the entry and the mark
+    /// are deleted instead (`DEL` is always allowed), which keeps the
+    /// same promise.
     ///
     /// # Errors
     ///
     /// The repository's error, unchanged (the entry is then invalidated,
     /// as the repository's state is unknown). A failing store never fails
     /// an update: the repository is written anyway, and the failure is
-    /// counted and logged.
+    /// counted and logged. When the store did not answer the marker at
+    /// all (unreachable, timed out), the invalidation after the write runs
+    /// on a task of its own, so that the update waits for the store at
+    /// most once.
     #[tracing::instrument(
         level = "debug",
         skip_all,
@@ -314,21 +374,23 @@ impl<R: Repository> CacheAside<R> {
         err(level = "debug")
     )]
     pub async fn update(&self, key: &R::Key, update: R::Update) -> Result<R::Value, R::Error> {
-        let entry_key = self.settings.entry_key(key);
-        let marker = self.mark_writing(&entry_key).await;
+        let keys = self.settings.record_keys(self.settings.entry_key(key));
+        let mark = self.mark_writing(&keys).await;
         let result = self.repository.update(key, update).await;
-        match (&result, self.settings.config().write_mode()) {
-            (Ok(value), WriteMode::WriteThrough) => {
-                self.finish_write_through(&entry_key, marker, value).await;
+        match (&result, &mark, self.settings.config().write_mode()) {
+            (Ok(value), Ok(Some(marker)), WriteMode::WriteThrough) => {
+                self.finish_write_through(&keys, marker, value).await;
             }
-            _ => self.finish_invalidate(&entry_key, marker.is_some()).await,
+            _ => self.finish_invalidate(&keys, &mark).await,
         }
-        self.state.flights.forget(&entry_key);
+        self.state.flights.forget(&keys.entry);
         result
     }
 
-    /// Deletes the record in the repository, then invalidates the entry.
-    /// Returns whether the record existed.
+    /// Deletes the record in the repository, then invalidates the entry
+    /// (fenced by a write marker, as for [`update`](Self::update)).
+    /// Returns whether the record existed. Afterwards none of the key's
+    /// store keys exists; the next `get` caches "not found".
     ///
     /// # Errors
     ///
@@ -341,17 +403,18 @@ impl<R: Repository> CacheAside<R> {
         err(level = "debug")
     )]
     pub async fn delete(&self, key: &R::Key) -> Result<bool, R::Error> {
-        let entry_key = self.settings.entry_key(key);
-        let marked = self.mark_writing(&entry_key).await.is_some();
+        let keys = self.settings.record_keys(self.settings.entry_key(key));
+        let mark = self.mark_writing(&keys).await;
         let result = self.repository.delete(key).await;
-        self.finish_invalidate(&entry_key, marked).await;
-        self.state.flights.forget(&entry_key);
+        self.finish_invalidate(&keys, &mark).await;
+        self.state.flights.forget(&keys.entry);
         result
     }
 
     /// Invalidates the entry of `key`, for a change made to the
-    /// repository outside this cache — for instance after inserting a
-    /// record whose key may be cached as "not found".
+    /// repository outside this cache: deletes the entry, a cached "not
+    /// found", the key's load ticket (so no load in flight writes back)
+    /// and its lease, in one `UNLINK`.
     ///
     /// # Errors
     ///
@@ -364,63 +427,63 @@ impl<R: Repository> CacheAside<R> {
         err(level = "debug")
     )]
     pub async fn invalidate(&self, key: &R::Key) -> Result<(), KvError> {
-        let entry_key = self.settings.entry_key(key);
-        let result = self.write_tombstone(&entry_key).await;
-        self.state.flights.forget(&entry_key);
+        let keys = self.settings.record_keys(self.settings.entry_key(key));
+        let result = self.clear(&keys).await;
+        self.state.flights.forget(&keys.entry);
         if let Err(err) = &result {
             self.state
                 .counters
-                .store_failed(self.settings.name(), "invalidate", &entry_key, err);
+                .store_failed(self.settings.name(), "invalidate", &keys.entry, err);
         }
         result
     }
 
-    /// The work of one shared miss: look again, take the lease (when
-    /// enabled), load, write back.
+    /// The work of one shared miss: look again (taking a load ticket),
+    /// take the lease (when enabled), load, write back.
     async fn load_through(
         &self,
         key: R::Key,
         entry_key: String,
         store_ok: bool,
     ) -> FlightResult<R> {
+        let keys = self.settings.record_keys(entry_key);
         let mut held: Option<Lease> = None;
-        let seen = if !store_ok {
+        let observed = if !store_ok {
             // The store just failed: do not wait on it again before
             // loading, nor try to write back.
             None
-        } else if self.settings.config().lease().is_enabled() {
+        } else if keys.lease.is_some() {
             match lease::acquire_or_wait::<R::Value>(
                 self.store.as_ref(),
                 &self.settings,
                 &self.state.counters,
-                &entry_key,
+                &keys,
             )
             .await
             {
-                LeaseOutcome::Held(lease, seen) => {
+                LeaseOutcome::Held(lease, observed) => {
                     held = Some(lease);
-                    Some(seen)
+                    Some(observed)
                 }
                 LeaseOutcome::Answered(value) => return Ok(value),
-                LeaseOutcome::TimedOut(seen) => Some(seen),
+                LeaseOutcome::TimedOut(observed) => Some(observed),
                 LeaseOutcome::StoreFailed => None,
             }
         } else {
             // The read that missed may predate the write-back of a load
-            // that has just ended; looking again spares a second load.
-            let at = Instant::now();
-            match self.store.get_bytes(&entry_key).await {
-                // An entry that does not decode was reported by the read
-                // that missed.
-                Ok(bytes) => match lookup(bytes).0 {
-                    Lookup::Hit(value) => return Ok(Some(value)),
-                    Lookup::NotFound => return Ok(None),
-                    Lookup::Miss(observed) => Some(Seen { observed, at }),
-                },
+            // that has just ended; looking again spares a second load,
+            // and takes the ticket the write-back needs.
+            match observe::<R::Value>(self.store.as_ref(), &self.settings, &keys).await {
+                Ok(Lookup::Hit(value)) => return Ok(Some(value)),
+                Ok(Lookup::NotFound) => return Ok(None),
+                Ok(Lookup::Miss(observed)) => Some(observed),
                 Err(err) => {
-                    self.state
-                        .counters
-                        .store_failed(self.settings.name(), "GET", &entry_key, &err);
+                    self.state.counters.store_failed(
+                        self.settings.name(),
+                        "observe",
+                        &keys.entry,
+                        &err,
+                    );
                     None
                 }
             }
@@ -429,9 +492,8 @@ impl<R: Repository> CacheAside<R> {
         bump(&self.state.counters.loads);
         match self.repository.load(&key).await {
             Ok(value) => {
-                if let Some(seen) = seen {
-                    self.write_back(&entry_key, value.as_ref(), seen, held)
-                        .await;
+                if let Some(observed) = observed {
+                    self.write_back(&keys, value.as_ref(), observed, held).await;
                 }
                 Ok(value)
             }
@@ -445,20 +507,22 @@ impl<R: Repository> CacheAside<R> {
         }
     }
 
-    /// Writes a loaded value (or "not found") back, only if the entry is
-    /// still as `seen` before the load, and releases the lease.
+    /// Writes a loaded value (or "not found") back, only if the load's
+    /// ticket is still in the mark (no write since the load began), and
+    /// releases the lease.
     async fn write_back(
         &self,
-        entry_key: &str,
+        keys: &RecordKeys,
         value: Option<&R::Value>,
-        seen: Seen,
+        observed: Observed,
         lease: Option<Lease>,
     ) {
         let counters = &self.state.counters;
         let name = self.settings.name();
+        let entry_key = keys.entry.as_str();
         let encoded = match value {
             Some(value) => match encode_value(value) {
-                Ok(bytes) => Some((bytes, self.settings.ttl_ms())),
+                Ok(bytes) => Some(("v", bytes, self.settings.ttl_ms())),
                 Err(err) => {
                     bump(&counters.store_errors);
                     tracing::warn!(cache = name, key = entry_key, error = %err, "cannot encode the loaded value; not cached");
@@ -466,23 +530,17 @@ impl<R: Repository> CacheAside<R> {
                 }
             },
             None if self.settings.negative_ttl_ms() == 0 => None,
-            None => Some((encode_not_found(), self.settings.negative_ttl_ms())),
+            None => Some(("n", NOT_FOUND.to_vec(), self.settings.negative_ttl_ms())),
         };
-        // Invalidations are remembered for `tombstone_ttl`: a load older
-        // than half of it might have raced with one already forgotten.
-        let guard = Duration::from_millis(self.settings.tombstone_ttl_ms() / 2);
-        let fresh = seen.at.elapsed() < guard;
-        let cacheable = encoded.is_some();
-        let (Some((bytes, ttl_ms)), true, true) = (encoded, seen.observed.is_fillable(), fresh)
+        let (Some((target, bytes, ttl_ms)), Some(ticket)) = (encoded.as_ref(), &observed.ticket)
         else {
-            if cacheable {
+            if encoded.is_some() {
                 bump(&counters.fills_skipped);
                 tracing::debug!(
                     cache = name,
                     key = entry_key,
-                    write_in_progress = !seen.observed.is_fillable(),
-                    fresh,
-                    "loaded value not written back"
+                    "a write was in progress (or the store refused the load's ticket): \
+                     loaded value not written back"
                 );
             }
             if let Some(lease) = lease {
@@ -490,29 +548,40 @@ impl<R: Repository> CacheAside<R> {
             }
             return;
         };
-        let ttl_ms = random::jittered_ms(ttl_ms, self.settings.jitter(), random::unit());
-        let (kind, expected) = match seen.observed {
-            Observed::Bytes(bytes) => ("1", bytes),
-            Observed::Absent | Observed::Writing => ("0", Vec::new()),
+        let ttl_ms = random::jittered_ms(*ttl_ms, self.settings.jitter(), random::unit());
+        let (kind, expected) = match &observed.entry {
+            Some(bytes) => ("1", bytes.clone()),
+            None => ("0", Vec::new()),
         };
         let mut args = ScriptArgs::new()
             .str(kind)
             .bytes(expected)
-            .bytes(bytes)
+            .bytes(ticket.clone())
+            .str(target)
+            .bytes(bytes.clone())
             .uint(ttl_ms);
-        let mut keys = vec![entry_key];
+        let mut script_keys = keys.record().to_vec();
         if let Some(lease) = &lease {
-            keys.push(&lease.key);
+            script_keys.push(&lease.key);
             args = args.str(&lease.token);
         }
-        match self.store.run_script(&FILL, &keys, &args).await {
+        match self.store.run_script(&FILL, &script_keys, &args).await {
             Ok(ScriptValue::Int(1)) => bump(&counters.fills),
+            Ok(ScriptValue::Int(2)) => {
+                bump(&counters.fills_skipped);
+                bump(&counters.store_errors);
+                tracing::debug!(
+                    cache = name,
+                    key = entry_key,
+                    "the store refused the write-back (out of memory?): not cached"
+                );
+            }
             Ok(_) => {
                 bump(&counters.fills_skipped);
                 tracing::debug!(
                     cache = name,
                     key = entry_key,
-                    "entry changed during the load (update or delete): not written back"
+                    "record written during the load (or its ticket expired): not written back"
                 );
             }
             Err(err) => {
@@ -524,46 +593,55 @@ impl<R: Repository> CacheAside<R> {
         }
     }
 
-    /// Replaces the entry by a write marker before a repository write;
-    /// the marker's bytes when it was written.
-    async fn mark_writing(&self, entry_key: &str) -> Option<Vec<u8>> {
-        let marker = encode_writing(&random::token());
-        let ttl = Ttl::millis(self.settings.tombstone_ttl_ms());
-        match self.store.set_bytes(entry_key, &marker, ttl).await {
-            Ok(()) => Some(marker),
-            Err(err) => {
-                self.state.counters.store_failed(
-                    self.settings.name(),
-                    "mark write",
-                    entry_key,
-                    &err,
+    /// Before a repository write: a write marker replaces the key's mark
+    /// (ending the tickets of loads in flight) and the entry and any
+    /// cached "not found" are deleted. `Ok(Some(marker))` when the marker
+    /// was written, `Ok(None)` when the store refused it (out of memory:
+    /// the mark was deleted instead), `Err` when the store failed
+    /// (counted and logged).
+    async fn mark_writing(&self, keys: &RecordKeys) -> Result<Option<Vec<u8>>, KvError> {
+        let name = self.settings.name();
+        let marker = write_marker(&random::token());
+        let args = ScriptArgs::new()
+            .bytes(marker.clone())
+            .uint(self.settings.tombstone_ttl_ms());
+        match self.store.run_script(&MARK, &keys.record(), &args).await {
+            Ok(ScriptValue::Int(1)) => {
+                self.state.counters.store_ok(name);
+                Ok(Some(marker))
+            }
+            Ok(_) => {
+                bump(&self.state.counters.store_errors);
+                tracing::warn!(
+                    cache = name,
+                    key = keys.entry,
+                    "the store refused the write marker (out of memory?): \
+                     the entry and the load tickets were deleted instead"
                 );
-                None
+                Ok(None)
+            }
+            Err(err) => {
+                self.state
+                    .counters
+                    .store_failed(name, "mark write", &keys.entry, &err);
+                Err(err)
             }
         }
     }
 
     /// After a write-through update: the new value replaces the marker,
-    /// unless something else replaced the marker meanwhile.
-    async fn finish_write_through(
-        &self,
-        entry_key: &str,
-        marker: Option<Vec<u8>>,
-        value: &R::Value,
-    ) {
+    /// unless something else replaced the marker meanwhile (then the
+    /// entry is deleted).
+    async fn finish_write_through(&self, keys: &RecordKeys, marker: &[u8], value: &R::Value) {
         let counters = &self.state.counters;
         let name = self.settings.name();
-        let Some(marker) = marker else {
-            // Without a marker another writer's race cannot be detected:
-            // invalidate instead.
-            return self.finish_invalidate(entry_key, false).await;
-        };
+        let entry_key = keys.entry.as_str();
         let encoded = match encode_value(value) {
             Ok(bytes) => bytes,
             Err(err) => {
                 bump(&counters.store_errors);
                 tracing::warn!(cache = name, key = entry_key, error = %err, "cannot encode the updated value; invalidating");
-                return self.finish_invalidate(entry_key, true).await;
+                return self.invalidate_after_write(keys, true).await;
             }
         };
         let ttl_ms = random::jittered_ms(
@@ -572,16 +650,23 @@ impl<R: Repository> CacheAside<R> {
             random::unit(),
         );
         let args = ScriptArgs::new()
-            .bytes(marker)
+            .bytes(marker.to_vec())
             .bytes(encoded)
-            .uint(ttl_ms)
-            .bytes(encode_invalidated(&random::token()))
-            .uint(self.settings.tombstone_ttl_ms());
-        let lease_key = self.lease_key(entry_key);
-        let mut keys = vec![entry_key];
-        keys.extend(lease_key.as_deref());
-        match self.store.run_script(&FINISH_WRITE, &keys, &args).await {
+            .uint(ttl_ms);
+        match self
+            .store
+            .run_script(&FINISH_WRITE, &keys.all(), &args)
+            .await
+        {
             Ok(ScriptValue::Int(1)) => counters.store_ok(name),
+            Ok(ScriptValue::Int(2)) => {
+                bump(&counters.store_errors);
+                tracing::warn!(
+                    cache = name,
+                    key = entry_key,
+                    "the store refused the updated value (out of memory?): invalidated instead"
+                );
+            }
             Ok(_) => tracing::debug!(
                 cache = name,
                 key = entry_key,
@@ -594,19 +679,36 @@ impl<R: Repository> CacheAside<R> {
         }
     }
 
-    /// After a write: a tombstone replaces whatever the entry holds.
-    async fn finish_invalidate(&self, entry_key: &str, marked: bool) {
+    /// After a write: the record's keys are deleted. When the store did
+    /// not even answer the marker (`mark` failed as unavailable), on a
+    /// task of its own: the request does not wait for the store a second
+    /// time, and the invalidation still happens if the store comes back.
+    async fn finish_invalidate(&self, keys: &RecordKeys, mark: &Result<Option<Vec<u8>>, KvError>) {
+        if mark.as_ref().is_err_and(KvError::is_unavailable) {
+            let cache = self.clone();
+            let keys = keys.clone();
+            tokio::spawn(async move { cache.invalidate_after_write(&keys, false).await });
+            return;
+        }
+        self.invalidate_after_write(keys, matches!(mark, Ok(Some(_))))
+            .await;
+    }
+
+    /// Deletes the record's keys after a write; `marked` when the write's
+    /// marker is in the store (it then keeps loads from writing back
+    /// until it expires, should this deletion fail).
+    async fn invalidate_after_write(&self, keys: &RecordKeys, marked: bool) {
         let name = self.settings.name();
-        if let Err(err) = self.write_tombstone(entry_key).await {
+        if let Err(err) = self.clear(keys).await {
             self.state
                 .counters
-                .store_failed(name, "invalidate", entry_key, &err);
+                .store_failed(name, "invalidate", &keys.entry, &err);
             if marked {
-                self.marker_left(entry_key);
+                self.marker_left(&keys.entry);
             } else {
                 tracing::warn!(
                     cache = name,
-                    key = entry_key,
+                    key = keys.entry,
                     ttl = ?self.settings.config().ttl(),
                     "cannot invalidate after a write: if the store kept the entry, \
                      it may serve the previous value until it expires"
@@ -620,40 +722,19 @@ impl<R: Repository> CacheAside<R> {
             cache = self.settings.name(),
             key = entry_key,
             expires_in = ?self.settings.config().tombstone_ttl(),
-            "the write marker stays until it expires; reads go to the repository meanwhile"
+            "the write marker stays until it expires; loads are not written back meanwhile"
         );
     }
 
-    /// A tombstone replaces the entry; with the lease enabled, the key's
-    /// lease goes too (a load in flight began before the write and will
-    /// not write back; the processes waiting for it need not wait).
-    async fn write_tombstone(&self, entry_key: &str) -> Result<(), KvError> {
-        let tombstone = encode_invalidated(&random::token());
-        let ttl_ms = self.settings.tombstone_ttl_ms();
-        match self.lease_key(entry_key) {
-            None => {
-                self.store
-                    .set_bytes(entry_key, &tombstone, Ttl::millis(ttl_ms))
-                    .await?;
-            }
-            Some(lease_key) => {
-                let args = ScriptArgs::new().bytes(tombstone).uint(ttl_ms);
-                self.store
-                    .run_script(&INVALIDATE, &[entry_key, &lease_key], &args)
-                    .await?;
-            }
-        }
+    /// Deletes every key of the record in one `UNLINK` (which a full
+    /// Redis still runs): the entry, a cached "not found", the mark (a
+    /// load in flight began before this and will not write back) and,
+    /// with the lease enabled, the lease (the processes waiting for that
+    /// load need not).
+    async fn clear(&self, keys: &RecordKeys) -> Result<(), KvError> {
+        self.store.delete_keys(&keys.all()).await?;
         self.state.counters.store_ok(self.settings.name());
         Ok(())
-    }
-
-    /// The lease key of an entry, when the lease is enabled.
-    fn lease_key(&self, entry_key: &str) -> Option<String> {
-        self.settings
-            .config()
-            .lease()
-            .is_enabled()
-            .then(|| self.settings.lease_key(entry_key))
     }
 
     async fn release(&self, lease: &Lease) {
@@ -667,9 +748,10 @@ impl<R: Repository> CacheAside<R> {
         .await;
     }
 
-    /// Decodes an entry; an undecodable one is a miss, counted and logged.
-    fn lookup(&self, entry_key: &str, bytes: Option<Vec<u8>>) -> Lookup<R::Value> {
-        let (found, err) = lookup(bytes);
+    /// Decodes the bytes of an entry key; one that does not decode is a
+    /// miss, counted and logged.
+    fn decode(&self, entry_key: &str, bytes: Option<&[u8]>) -> Option<R::Value> {
+        let (value, err) = decode_entry(bytes);
         if let Some(err) = err {
             bump(&self.state.counters.store_errors);
             tracing::warn!(
@@ -679,7 +761,7 @@ impl<R: Repository> CacheAside<R> {
                 "cached entry does not decode; loading from the repository"
             );
         }
-        found
+        value
     }
 }
 
@@ -687,6 +769,10 @@ impl<R: Repository> CacheAside<R> {
 impl<R: Repository> CachedRepository<R> for CacheAside<R> {
     async fn get(&self, key: &R::Key) -> Result<Option<R::Value>, CacheError<R::Error>> {
         CacheAside::get(self, key).await
+    }
+
+    async fn create(&self, new: R::New) -> Result<(R::Key, R::Value), R::Error> {
+        CacheAside::create(self, new).await
     }
 
     async fn update(&self, key: &R::Key, update: R::Update) -> Result<R::Value, R::Error> {

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::keys::RecordKeys;
 use crate::config::{ConfigError, serde_duration};
 use crate::registry::StoreRef;
 use crate::store::{MAX_TTL, SlotTag};
@@ -17,7 +18,7 @@ pub const DEFAULT_JITTER: f64 = 0.1;
 pub const MAX_JITTER: f64 = 0.5;
 /// Default TTL of a cached "not found": 30 seconds.
 pub const DEFAULT_NEGATIVE_TTL: Duration = Duration::from_secs(30);
-/// Default lifetime of a tombstone (and of a write marker): 10 seconds.
+/// Default lifetime of a write marker and of a load ticket: 10 seconds.
 pub const DEFAULT_TOMBSTONE_TTL: Duration = Duration::from_secs(10);
 /// Default lease lifetime: 5 seconds.
 pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(5);
@@ -25,7 +26,7 @@ pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(5);
 pub const DEFAULT_LEASE_WAIT: Duration = Duration::from_secs(2);
 /// Longest `key_prefix`, in bytes.
 pub const MAX_KEY_PREFIX_LEN: usize = 64;
-/// Longest tombstone, lease and lease wait: one hour. They guard loads
+/// Longest `tombstone_ttl` (markers, tickets), lease and lease wait: one hour. They guard loads
 /// and writes in flight; longer values only keep keys uncacheable longer.
 const MAX_GUARD: Duration = Duration::from_secs(3600);
 
@@ -33,8 +34,8 @@ const MAX_GUARD: Duration = Duration::from_secs(3600);
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum WriteMode {
-    /// Remove the cached entry (a tombstone); the next `get` loads the new
-    /// value. The default: it never caches a value no reader asked for.
+    /// Remove the cached entry; the next `get` loads the new value. The
+    /// default: it never caches a value no reader asked for.
     #[default]
     Invalidate,
     /// Store the value the repository returned, so the next `get` is a
@@ -141,7 +142,7 @@ fn default_lease_wait() -> Duration {
 ///   jitter: 0.1                # ±10 % random spread of every TTL (default 0.1, 0 to 0.5)
 ///   negative_ttl: 30s          # lifetime of a cached "not found" (default 30s; 0s: not cached)
 ///   write_mode: invalidate     # or write_through (default invalidate)
-///   tombstone_ttl: 10s         # how long an invalidation is remembered (default 10s)
+///   tombstone_ttl: 10s         # lifetime of a write marker and of a load ticket (default 10s)
 ///   lease: { enabled: false, ttl: 5s, wait: 2s }
 /// ```
 ///
@@ -237,7 +238,7 @@ impl TryFrom<CacheFields> for CacheConfig {
 impl CacheConfig {
     /// A policy caching values of the store `store` under
     /// `{key_prefix}:{key}` for `ttl`, with every other setting at its
-    /// default (jitter 0.1, negative TTL 30 s, tombstones 10 s,
+    /// default (jitter 0.1, negative TTL 30 s, markers and tickets 10 s,
     /// [`WriteMode::Invalidate`], no lease).
     pub fn new(store: StoreRef, key_prefix: impl Into<String>, ttl: Duration) -> Self {
         Self {
@@ -267,10 +268,11 @@ impl CacheConfig {
         self
     }
 
-    /// Sets how long an invalidation (and a write in progress) is
-    /// remembered. Default: 10 s. A load that takes longer than half of it
-    /// is returned but not written back, since an invalidation it raced
-    /// with may be forgotten by then.
+    /// Sets how long a write marker and a load ticket live. Default: 10 s.
+    /// A load that takes longer than it is returned but not written back
+    /// (its ticket is gone), and a write that takes longer lets loads
+    /// write back before it ends (its invalidation then deletes what
+    /// they wrote).
     pub fn with_tombstone_ttl(mut self, tombstone_ttl: Duration) -> Self {
         self.tombstone_ttl = tombstone_ttl;
         self
@@ -316,7 +318,7 @@ impl CacheConfig {
         self.negative_ttl
     }
 
-    /// How long an invalidation is remembered.
+    /// The lifetime of a write marker and of a load ticket.
     pub fn tombstone_ttl(&self) -> Duration {
         self.tombstone_ttl
     }
@@ -415,6 +417,10 @@ struct SettingsInner {
     /// `{key_prefix}~lease:`, the start of every lease key. `~` is not
     /// allowed in a prefix, so no entry of any cache can be a lease.
     lease_base: String,
+    /// `{key_prefix}~nf:`, the start of every negative key.
+    negative_base: String,
+    /// `{key_prefix}~mark:`, the start of every mark key.
+    mark_base: String,
     ttl_ms: u64,
     negative_ttl_ms: u64,
     tombstone_ttl_ms: u64,
@@ -436,6 +442,8 @@ impl CacheSettings {
                 name: Arc::from(name),
                 entry_base: format!("{}:", config.key_prefix),
                 lease_base: format!("{}~lease:", config.key_prefix),
+                negative_base: format!("{}~nf:", config.key_prefix),
+                mark_base: format!("{}~mark:", config.key_prefix),
                 ttl_ms: millis(config.ttl),
                 negative_ttl_ms: millis(config.negative_ttl),
                 tombstone_ttl_ms: millis(config.tombstone_ttl),
@@ -459,9 +467,9 @@ impl CacheSettings {
     }
 
     /// The store key of `key`'s entry: `{key_prefix}:{<key>}`, the key's
-    /// `Display` form in braces — its hash tag, so that the entry and its
-    /// lease (`{key_prefix}~lease:{<key>}`) share a slot on a Redis
-    /// Cluster. A key holding `{`, `}` or `\`, or an empty key, is escaped
+    /// `Display` form in braces — its hash tag, so that the entry, its
+    /// negative key, its mark and its lease (`{key_prefix}~nf:{<key>}`,
+    /// `~mark:`, `~lease:`) share a slot on a Redis Cluster. A key holding `{`, `}` or `\`, or an empty key, is escaped
     /// ([`SlotTag::escaped`]), so every key has its own entry and the tag
     /// is always the whole key.
     ///
@@ -483,10 +491,37 @@ impl CacheSettings {
     /// The store key of the lease of the entry `entry_key`:
     /// `{key_prefix}~lease:{<key>}`, with the entry's tag.
     pub(crate) fn lease_key(&self, entry_key: &str) -> String {
-        let id = entry_key
+        self.beside(&self.inner.lease_base, entry_key)
+    }
+
+    /// The key of a cached "not found" of the entry `entry_key`:
+    /// `{key_prefix}~nf:{<key>}`, with the entry's tag.
+    pub(crate) fn negative_key(&self, entry_key: &str) -> String {
+        self.beside(&self.inner.negative_base, entry_key)
+    }
+
+    /// Every store key of the record at `entry_key` (the lease's only
+    /// when the lease is enabled).
+    pub(crate) fn record_keys(&self, entry_key: String) -> RecordKeys {
+        RecordKeys {
+            negative: self.negative_key(&entry_key),
+            mark: self.beside(&self.inner.mark_base, &entry_key),
+            lease: self
+                .inner
+                .config
+                .lease
+                .is_enabled()
+                .then(|| self.lease_key(&entry_key)),
+            entry: entry_key,
+        }
+    }
+
+    /// `base` followed by the tag of `entry_key`.
+    fn beside(&self, base: &str, entry_key: &str) -> String {
+        let tag = entry_key
             .strip_prefix(&self.inner.entry_base)
             .unwrap_or(entry_key);
-        format!("{}{id}", self.inner.lease_base)
+        format!("{base}{tag}")
     }
 
     pub(crate) fn ttl_ms(&self) -> u64 {
@@ -641,19 +676,32 @@ cache:
         let settings = CacheSettings::new("users", config).unwrap();
         assert_eq!(settings.entry_key(&"a:b"), "user:{a:b}");
         assert_eq!(settings.lease_key("user:{a:b}"), "user~lease:{a:b}");
-        // Whatever the key holds, its entry and lease share one slot.
+        let keys = settings.record_keys("user:{a:b}".to_owned());
+        assert_eq!(
+            (
+                keys.entry.as_str(),
+                keys.negative.as_str(),
+                keys.mark.as_str()
+            ),
+            ("user:{a:b}", "user~nf:{a:b}", "user~mark:{a:b}")
+        );
+        assert_eq!(keys.lease, None, "the lease is off by default");
+        // Whatever the key holds, all its keys share one slot.
         for key in ["", "}", "a}b", "{x}", "\\", "42"] {
             let entry = settings.entry_key(&key);
             let lease = settings.lease_key(&entry);
-            assert_eq!(
-                key_slot(&entry),
-                key_slot(&lease),
-                "{key:?}: {entry} {lease}"
-            );
-            assert_eq!(
-                key_slot(&format!("app:{entry}")),
-                key_slot(&format!("app:{lease}"))
-            );
+            let keys = settings.record_keys(entry.clone());
+            for other in [&lease, &keys.negative, &keys.mark] {
+                assert_eq!(
+                    key_slot(&entry),
+                    key_slot(other),
+                    "{key:?}: {entry} {other}"
+                );
+                assert_eq!(
+                    key_slot(&format!("app:{entry}")),
+                    key_slot(&format!("app:{other}"))
+                );
+            }
         }
         assert_eq!(settings.ttl_ms(), 1000);
     }

@@ -1,40 +1,24 @@
-//! [`Entry`]: what a cache key holds, as JSON.
+//! What the keys of one cached record hold, and how a read of them is
+//! classified ([`Lookup`], [`Observed`]).
 //!
-//! | state | JSON | a `get` sees |
+//! | key | holds | a `get` sees |
 //! |---|---|---|
-//! | a value | `{"v": <value>}` | a hit |
-//! | a cached "not found" | `{"nf": true}` | a negative hit |
-//! | an invalidation | `{"inv": "<token>"}` | a miss; a load may replace it |
-//! | a write in progress | `{"w": "<token>"}` | a miss; no load replaces it |
+//! | entry | the value's JSON, nothing else | a hit |
+//! | negative | `1` | a cached "not found" |
+//! | mark | `l:<token>`: a load ticket | a miss; the ticket's load may fill |
+//! | mark | `w:<token>`: a write in progress | a miss; no load fills |
 //!
-//! The tokens are random, so an invalidation never looks like an earlier
-//! one: a load compares the entry it saw before loading with the entry
-//! at write-back, byte for byte, and an update in between always changes
-//! it.
+//! The tokens are random, so a mark never looks like an earlier one: a
+//! load writes back only if the mark still holds the ticket it saw before
+//! loading, and every write deletes or replaces the mark.
 
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 
-/// One cache entry. Serialized externally tagged, so a value is stored as
-/// `{"v": ...}`: JSON that any reader of the store can decode.
-#[derive(Debug, PartialEq, Serialize, Deserialize)]
-pub(crate) enum Entry<V> {
-    /// A value loaded from (or written to) the repository.
-    #[serde(rename = "v")]
-    Value(V),
-    /// The repository has no such row (always `true`).
-    #[serde(rename = "nf")]
-    NotFound(bool),
-    /// Invalidated by an update or delete; the token makes it unique.
-    #[serde(rename = "inv")]
-    Invalidated(String),
-    /// An update or delete is writing the repository; the token is the
-    /// writer's.
-    #[serde(rename = "w")]
-    Writing(String),
-}
+/// What the negative key holds: its presence is the whole message.
+pub(crate) const NOT_FOUND: &[u8] = b"1";
 
-/// What a read of an entry found.
+/// What a read of a record's keys found.
 #[derive(Debug, PartialEq)]
 pub(crate) enum Lookup<V> {
     /// A cached value.
@@ -45,67 +29,63 @@ pub(crate) enum Lookup<V> {
     Miss(Observed),
 }
 
-/// The state of an entry before a load, which the write-back requires to
-/// be unchanged.
+/// The state of a record's keys before a load, which the write-back
+/// requires to be unchanged.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Observed {
-    /// No entry.
-    Absent,
-    /// These exact bytes: an invalidation, or an entry that does not
-    /// decode (written by an older version of the application).
-    Bytes(Vec<u8>),
-    /// A write in progress: the loaded value may predate it, so it is not
-    /// written back.
-    Writing,
+pub(crate) struct Observed {
+    /// What the entry key held: nothing, or bytes that do not decode
+    /// (written by another version of the application), which a loaded
+    /// value replaces.
+    pub(crate) entry: Option<Vec<u8>>,
+    /// The load ticket in the mark key; `None` when a write is in
+    /// progress or the store refused to record a ticket (out of memory):
+    /// the loaded value is then not written back.
+    pub(crate) ticket: Option<Vec<u8>>,
 }
 
-impl Observed {
-    /// Whether a loaded value may replace this state.
-    pub(crate) fn is_fillable(&self) -> bool {
-        !matches!(self, Self::Writing)
-    }
+/// `l:<token>`: the ticket of the loads that start while it is there.
+pub(crate) fn load_ticket(token: &str) -> Vec<u8> {
+    format!("l:{token}").into_bytes()
 }
 
-/// Classifies the raw bytes at an entry key. An entry that does not decode
-/// is a miss, with the decode error for the caller to report.
-pub(crate) fn lookup<V: DeserializeOwned>(
-    bytes: Option<Vec<u8>>,
-) -> (Lookup<V>, Option<serde_json::Error>) {
-    let Some(bytes) = bytes else {
-        return (Lookup::Miss(Observed::Absent), None);
-    };
-    match serde_json::from_slice::<Entry<V>>(&bytes) {
-        Ok(Entry::Value(value)) => (Lookup::Hit(value), None),
-        Ok(Entry::NotFound(_)) => (Lookup::NotFound, None),
-        Ok(Entry::Invalidated(_)) => (Lookup::Miss(Observed::Bytes(bytes)), None),
-        Ok(Entry::Writing(_)) => (Lookup::Miss(Observed::Writing), None),
-        Err(err) => (Lookup::Miss(Observed::Bytes(bytes)), Some(err)),
-    }
+/// `w:<token>`: a write in progress, the writer's own.
+pub(crate) fn write_marker(token: &str) -> Vec<u8> {
+    format!("w:{token}").into_bytes()
 }
 
-/// `{"v": value}`.
+/// The value's JSON: what the entry key holds.
 pub(crate) fn encode_value<V: Serialize>(value: &V) -> Result<Vec<u8>, serde_json::Error> {
-    serde_json::to_vec(&Entry::Value(value))
+    serde_json::to_vec(value)
 }
 
-/// `{"nf": true}`.
-pub(crate) fn encode_not_found() -> Vec<u8> {
-    br#"{"nf":true}"#.to_vec()
+/// Classifies the raw bytes of the entry key (a `GET` of it alone). An
+/// entry that does not decode is reported, for the caller to log.
+pub(crate) fn decode_entry<V: DeserializeOwned>(
+    bytes: Option<&[u8]>,
+) -> (Option<V>, Option<serde_json::Error>) {
+    match bytes.map(serde_json::from_slice::<V>) {
+        None => (None, None),
+        Some(Ok(value)) => (Some(value), None),
+        Some(Err(err)) => (None, Some(err)),
+    }
 }
 
-/// `{"inv": token}`.
-pub(crate) fn encode_invalidated(token: &str) -> Vec<u8> {
-    marker(Entry::<()>::Invalidated(token.to_owned()))
-}
-
-/// `{"w": token}`.
-pub(crate) fn encode_writing(token: &str) -> Vec<u8> {
-    marker(Entry::<()>::Writing(token.to_owned()))
-}
-
-fn marker(entry: Entry<()>) -> Vec<u8> {
-    // A string in an enum: serde_json cannot fail on it.
-    serde_json::to_vec(&entry).unwrap_or_default()
+/// Classifies the three keys of a record as read together: the entry, the
+/// negative key's presence, the mark.
+pub(crate) fn lookup<V: DeserializeOwned>(
+    entry: Option<Vec<u8>>,
+    negative: bool,
+    mark: Option<Vec<u8>>,
+) -> (Lookup<V>, Option<serde_json::Error>) {
+    let (value, err) = decode_entry(entry.as_deref());
+    if let Some(value) = value {
+        return (Lookup::Hit(value), None);
+    }
+    if negative {
+        return (Lookup::NotFound, err);
+    }
+    let ticket = mark.filter(|m| m.starts_with(b"l:"));
+    (Lookup::Miss(Observed { entry, ticket }), err)
 }
 
 #[cfg(test)]
@@ -114,48 +94,46 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn layout_is_documented_json() {
+    fn layout_is_documented() {
         let user = json!({"id": 1, "name": "Ada"});
         assert_eq!(
             encode_value(&user).unwrap(),
-            br#"{"v":{"id":1,"name":"Ada"}}"#.to_vec()
+            br#"{"id":1,"name":"Ada"}"#.to_vec()
         );
-        assert_eq!(encode_not_found(), br#"{"nf":true}"#.to_vec());
-        assert_eq!(encode_invalidated("ab"), br#"{"inv":"ab"}"#.to_vec());
-        assert_eq!(encode_writing("cd"), br#"{"w":"cd"}"#.to_vec());
+        assert_eq!(load_ticket("ab"), b"l:ab".to_vec());
+        assert_eq!(write_marker("cd"), b"w:cd".to_vec());
     }
 
     #[test]
     fn lookup_classifies() {
-        let hit = lookup::<u32>(Some(br#"{"v":7}"#.to_vec()));
+        let hit = lookup::<u32>(Some(b"7".to_vec()), false, None);
         assert_eq!(hit.0, Lookup::Hit(7));
         assert!(hit.1.is_none());
-        assert_eq!(lookup::<u32>(Some(encode_not_found())).0, Lookup::NotFound);
-        assert_eq!(lookup::<u32>(None).0, Lookup::Miss(Observed::Absent));
-        let tomb = encode_invalidated("t");
+        assert_eq!(lookup::<u32>(None, true, None).0, Lookup::NotFound);
+        let ticket = Some(load_ticket("t"));
         assert_eq!(
-            lookup::<u32>(Some(tomb.clone())).0,
-            Lookup::Miss(Observed::Bytes(tomb))
+            lookup::<u32>(None, false, ticket.clone()).0,
+            Lookup::Miss(Observed {
+                entry: None,
+                ticket: ticket.clone()
+            })
         );
-        assert_eq!(
-            lookup::<u32>(Some(encode_writing("t"))).0,
-            Lookup::Miss(Observed::Writing)
-        );
-        // A value of another shape (an older schema) is a miss, reported.
-        let (found, err) = lookup::<u32>(Some(br#"{"v":"seven"}"#.to_vec()));
+        let writing = lookup::<u32>(None, false, Some(write_marker("t"))).0;
+        assert!(matches!(writing, Lookup::Miss(o) if o.ticket.is_none()));
+        let refused = lookup::<u32>(None, false, None).0;
+        assert!(matches!(refused, Lookup::Miss(o) if o.ticket.is_none()));
+        // A value of another shape (an older schema) is a miss, reported,
+        // and replaceable.
+        let (found, err) = lookup::<u32>(Some(br#"{"v":7}"#.to_vec()), false, ticket.clone());
         assert_eq!(
             found,
-            Lookup::Miss(Observed::Bytes(br#"{"v":"seven"}"#.to_vec()))
+            Lookup::Miss(Observed {
+                entry: Some(br#"{"v":7}"#.to_vec()),
+                ticket
+            })
         );
         assert!(err.is_some());
-        // So is a bare value written by something else.
-        assert!(lookup::<u32>(Some(b"7".to_vec())).1.is_some());
-    }
-
-    #[test]
-    fn fillable() {
-        assert!(Observed::Absent.is_fillable());
-        assert!(Observed::Bytes(vec![1]).is_fillable());
-        assert!(!Observed::Writing.is_fillable());
+        assert_eq!(decode_entry::<u32>(Some(b"7")).0, Some(7));
+        assert!(decode_entry::<u32>(Some(b"x")).1.is_some());
     }
 }

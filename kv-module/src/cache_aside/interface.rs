@@ -18,6 +18,9 @@ pub trait CachedRepository<R: Repository>: Interface {
     /// See [`CacheAside::get`](super::CacheAside::get).
     async fn get(&self, key: &R::Key) -> Result<Option<R::Value>, CacheError<R::Error>>;
 
+    /// See [`CacheAside::create`](super::CacheAside::create).
+    async fn create(&self, new: R::New) -> Result<(R::Key, R::Value), R::Error>;
+
     /// See [`CacheAside::update`](super::CacheAside::update).
     async fn update(&self, key: &R::Key, update: R::Update) -> Result<R::Value, R::Error>;
 

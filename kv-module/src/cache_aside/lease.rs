@@ -15,8 +15,10 @@ use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 
 use super::config::CacheSettings;
-use super::entry::{Lookup, Observed, lookup};
+use super::entry::{Lookup, Observed, decode_entry};
+use super::keys::RecordKeys;
 use super::metrics::Counters;
+use super::observe::observe;
 use super::random;
 use super::scripts::RELEASE_LEASE;
 use crate::store::{KvStore, ScriptArgs, Ttl};
@@ -29,14 +31,6 @@ const FIRST_POLL: Duration = Duration::from_millis(1);
 /// Longest pause between two looks at the entry.
 const MAX_POLL: Duration = Duration::from_millis(25);
 
-/// The entry as seen before a load, and when: the write-back requires it
-/// unchanged, and refuses when too much time has passed to be sure.
-#[derive(Clone, Debug)]
-pub(crate) struct Seen {
-    pub(crate) observed: Observed,
-    pub(crate) at: Instant,
-}
-
 /// A lease this process holds.
 #[derive(Debug)]
 pub(crate) struct Lease {
@@ -46,29 +40,33 @@ pub(crate) struct Lease {
 
 /// How the lease step of a miss ended.
 pub(crate) enum LeaseOutcome<V> {
-    /// This process holds the lease: it loads, and the entry was `seen`
-    /// after taking it.
-    Held(Lease, Seen),
+    /// This process holds the lease: it loads, and the record was
+    /// `Observed` (with its ticket) after taking it.
+    Held(Lease, Observed),
     /// Another process loaded meanwhile: its value, or `None` for a
     /// cached "not found".
     Answered(Option<V>),
-    /// The wait ran out: load without a lease, the entry as last seen.
-    TimedOut(Seen),
+    /// The wait ran out: load without a lease, the record as last seen.
+    TimedOut(Observed),
     /// The store failed (counted and logged): load, and leave the cache
     /// alone.
     StoreFailed,
 }
 
-/// Takes the lease for `entry_key` or waits for the value of the process
-/// that holds it.
+/// Takes the lease of the record at `keys` or waits for the value of the
+/// process that holds it.
 pub(crate) async fn acquire_or_wait<V: DeserializeOwned>(
     store: &dyn KvStore,
     settings: &CacheSettings,
     counters: &Counters,
-    entry_key: &str,
+    keys: &RecordKeys,
 ) -> LeaseOutcome<V> {
     let lease = settings.config().lease();
-    let lease_key = settings.lease_key(entry_key);
+    let lease_key = keys
+        .lease
+        .clone()
+        .unwrap_or_else(|| settings.lease_key(&keys.entry));
+    let entry_key = keys.entry.as_str();
     let token = random::token();
     let deadline = Instant::now() + lease.wait();
     let mut pause = FIRST_POLL;
@@ -83,70 +81,73 @@ pub(crate) async fn acquire_or_wait<V: DeserializeOwned>(
         {
             Err(err) => return failed("lease", &err),
             Ok(true) => {
-                let at = Instant::now();
                 // The previous holder may have written back between our
                 // last look and taking the lease.
-                return match store.get_bytes(entry_key).await {
+                return match observe::<V>(store, settings, keys).await {
                     Err(err) => {
                         release(store, settings, counters, &lease_key, &token).await;
-                        failed("GET", &err)
+                        failed("observe", &err)
                     }
-                    Ok(bytes) => match lookup::<V>(bytes).0 {
-                        Lookup::Hit(value) => {
-                            release(store, settings, counters, &lease_key, &token).await;
-                            LeaseOutcome::Answered(Some(value))
-                        }
-                        Lookup::NotFound => {
-                            release(store, settings, counters, &lease_key, &token).await;
-                            LeaseOutcome::Answered(None)
-                        }
-                        Lookup::Miss(observed) => LeaseOutcome::Held(
-                            Lease {
-                                key: lease_key,
-                                token,
-                            },
-                            Seen { observed, at },
-                        ),
-                    },
+                    Ok(Lookup::Hit(value)) => {
+                        release(store, settings, counters, &lease_key, &token).await;
+                        LeaseOutcome::Answered(Some(value))
+                    }
+                    Ok(Lookup::NotFound) => {
+                        release(store, settings, counters, &lease_key, &token).await;
+                        LeaseOutcome::Answered(None)
+                    }
+                    Ok(Lookup::Miss(observed)) => LeaseOutcome::Held(
+                        Lease {
+                            key: lease_key,
+                            token,
+                        },
+                        observed,
+                    ),
                 };
             }
             Ok(false) => {}
         }
-        // Someone else holds it: watch the entry and the lease together.
+        // Someone else holds it: watch the entry, the negative key and
+        // the lease together.
         loop {
             let now = Instant::now();
             if now >= deadline {
-                let at = Instant::now();
-                return match store.get_bytes(entry_key).await {
-                    Err(err) => failed("GET", &err),
-                    Ok(bytes) => match lookup::<V>(bytes).0 {
-                        Lookup::Hit(value) => LeaseOutcome::Answered(Some(value)),
-                        Lookup::NotFound => LeaseOutcome::Answered(None),
-                        Lookup::Miss(observed) => {
-                            tracing::debug!(
-                                cache = settings.name(),
-                                key = entry_key,
-                                "lease wait ran out: loading without the lease"
-                            );
-                            LeaseOutcome::TimedOut(Seen { observed, at })
-                        }
-                    },
+                return match observe::<V>(store, settings, keys).await {
+                    Err(err) => failed("observe", &err),
+                    Ok(Lookup::Hit(value)) => LeaseOutcome::Answered(Some(value)),
+                    Ok(Lookup::NotFound) => LeaseOutcome::Answered(None),
+                    Ok(Lookup::Miss(observed)) => {
+                        tracing::debug!(
+                            cache = settings.name(),
+                            key = entry_key,
+                            "lease wait ran out: loading without the lease"
+                        );
+                        LeaseOutcome::TimedOut(observed)
+                    }
                 };
             }
             tokio::time::sleep(pause.min(deadline - now)).await;
             pause = pause.mul_f32(1.5).min(MAX_POLL);
-            let both = match store.get_many_bytes(&[entry_key, lease_key.as_str()]).await {
-                Ok(both) => both,
+            let watched = [entry_key, keys.negative.as_str(), lease_key.as_str()];
+            let found = match store.get_many_bytes(&watched).await {
+                Ok(found) => found,
                 Err(err) => return failed("MGET", &err),
             };
-            let mut both = both.into_iter();
-            let (entry, held) = (both.next().flatten(), both.next().flatten());
-            match lookup::<V>(entry).0 {
-                Lookup::Hit(value) => return LeaseOutcome::Answered(Some(value)),
-                Lookup::NotFound => return LeaseOutcome::Answered(None),
+            let mut found = found.into_iter();
+            let (entry, negative, held) = (
+                found.next().flatten(),
+                found.next().flatten(),
+                found.next().flatten(),
+            );
+            if let (Some(value), _) = decode_entry::<V>(entry.as_deref()) {
+                return LeaseOutcome::Answered(Some(value));
+            }
+            if negative.is_some() {
+                return LeaseOutcome::Answered(None);
+            }
+            if held.is_none() {
                 // Released (or expired) without a value: try to take it.
-                Lookup::Miss(_) if held.is_none() => break,
-                Lookup::Miss(_) => {}
+                break;
             }
         }
     }

@@ -44,13 +44,15 @@ pub struct CacheMetrics {
     pub load_errors: u64,
     /// Loaded values (or "not found") written back to the cache.
     pub fills: u64,
-    /// Loaded values not written back: the entry changed during the load
-    /// (an update or delete), a write was in progress, or the load took
-    /// too long to be sure it did not.
+    /// Loaded values not written back: the record was written during the
+    /// load (a create, update, delete or invalidation ended its ticket), a
+    /// write was in progress, the load outlived its ticket, or the store
+    /// refused the write (out of memory).
     pub fills_skipped: u64,
-    /// Failed cache operations (reads, write-backs, invalidations, leases)
-    /// and entries that did not decode or encode. None of them fails a
-    /// request. After a failure, reads skip the store for a second.
+    /// Failed cache operations (reads, write-backs, invalidations, leases),
+    /// writes the store refused (out of memory), and entries that did not
+    /// decode or encode. None of them fails a request. After a failure to
+    /// reach the store, reads skip it for a second.
     pub store_errors: u64,
 }
 

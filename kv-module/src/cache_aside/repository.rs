@@ -23,6 +23,9 @@ use serde::de::DeserializeOwned;
 /// #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 /// struct User { id: u64, name: String }
 ///
+/// /// What `POST /users` takes.
+/// struct NewUser { name: String }
+///
 /// /// What `PUT /users/{id}` may change.
 /// struct UserPatch { name: Option<String> }
 ///
@@ -37,11 +40,20 @@ use serde::de::DeserializeOwned;
 /// impl Repository for Users {
 ///     type Key = u64;
 ///     type Value = User;
+///     type New = NewUser;
 ///     type Update = UserPatch;
 ///     type Error = DbError;
 ///
 ///     async fn load(&self, id: &u64) -> Result<Option<User>, DbError> {
 ///         Ok(self.rows.lock().unwrap().get(id).cloned())
+///     }
+///
+///     async fn create(&self, new: NewUser) -> Result<(u64, User), DbError> {
+///         let mut rows = self.rows.lock().unwrap();
+///         let id = rows.keys().max().map_or(1, |max| max + 1);
+///         let user = User { id, name: new.name };
+///         rows.insert(id, user.clone());
+///         Ok((id, user))
 ///     }
 ///
 ///     async fn update(&self, id: &u64, patch: UserPatch) -> Result<User, DbError> {
@@ -65,6 +77,9 @@ pub trait Repository: Send + Sync + 'static {
     type Key: Clone + Display + Send + Sync + 'static;
     /// A record, cached as JSON.
     type Value: Serialize + DeserializeOwned + Clone + Send + Sync + 'static;
+    /// What a create takes: the fields of a new record (its key is usually
+    /// assigned by the database).
+    type New: Send + 'static;
     /// What an update takes: often `Self::Value` itself, or a patch that
     /// the database applies atomically (`UPDATE … RETURNING`).
     type Update: Send + 'static;
@@ -77,6 +92,15 @@ pub trait Repository: Send + Sync + 'static {
         &self,
         key: &Self::Key,
     ) -> impl Future<Output = Result<Option<Self::Value>, Self::Error>> + Send;
+
+    /// Inserts a new record; returns its key and the record as stored.
+    /// Reached through [`CacheAside::create`](super::CacheAside::create),
+    /// which then clears whatever the cache remembers of the key (a
+    /// cached "not found" above all).
+    fn create(
+        &self,
+        new: Self::New,
+    ) -> impl Future<Output = Result<(Self::Key, Self::Value), Self::Error>> + Send;
 
     /// Applies `update` to the record at `key` and returns the record as
     /// stored (what write-through caches). A missing record is the
