@@ -23,14 +23,22 @@
 //! deadline and the next ones use the repaired connections. A standalone
 //! server needs none of this: its `ConnectionManager` reconnects to the
 //! one address there is.
+//!
+//! Every call also goes through the server's circuit breaker
+//! (`breaker.rs`): once a call timed out (or three failed to connect) the
+//! next ones fail at once instead of each waiting its deadline, and the
+//! breaker's probe pings through [`Link::probe`], whose failures run the
+//! same repairs, until the server answers again.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use redis::{ErrorKind, RedisError, RedisResult, ServerErrorKind};
 
+use super::breaker::{Breaker, BreakerState, PROBE_DEADLINE, Prober, Symptom};
 use super::connection::{Conn, connect};
 use super::error_map::ErrorContext;
 use super::sentinel_watch;
@@ -62,6 +70,9 @@ pub(crate) struct Link {
     /// Calls failed in a row; reset by any reply.
     failures: AtomicU32,
     repair: Mutex<Repair>,
+    /// The circuit breaker of the server, shared with the other stores of
+    /// that server.
+    breaker: Arc<Breaker>,
     /// Background tasks that watch the topology (the Sentinels'
     /// announcements); aborted when the link closes or is dropped.
     watchers: Mutex<Vec<tokio::task::AbortHandle>>,
@@ -107,7 +118,9 @@ impl Link {
                 }
                 Err(elapsed) => return Err(ctx.unavailable(Box::new(elapsed))),
             };
+        let breaker = Breaker::shared(&topology.server);
         let link = Arc::new(Self {
+            breaker,
             topology,
             ctx,
             state: RwLock::new(State {
@@ -119,6 +132,8 @@ impl Link {
             repair: Mutex::new(Repair::default()),
             watchers: Mutex::new(Vec::new()),
         });
+        let prober: Arc<dyn Prober> = link.clone();
+        link.breaker.join(Arc::downgrade(&prober));
         if let Kind::Sentinel(target) = &link.topology.kind {
             let watchers =
                 sentinel_watch::spawn(Arc::downgrade(&link), target, link.topology.connect_timeout);
@@ -140,6 +155,20 @@ impl Link {
     /// The error context (store name, address).
     pub(crate) fn ctx(&self) -> &ErrorContext {
         &self.ctx
+    }
+
+    /// The state of the server's circuit breaker.
+    pub(crate) fn breaker_state(&self) -> BreakerState {
+        self.breaker.state()
+    }
+
+    /// A connection for a call: refused at once while the circuit breaker
+    /// is open.
+    pub(crate) fn admit(&self) -> Result<Conn> {
+        self.breaker
+            .admit()
+            .map_err(|open| self.ctx.unavailable(Box::new(open)))?;
+        self.conn()
     }
 
     /// A connection, round-robin over the pool.
@@ -164,7 +193,7 @@ impl Link {
         F: FnOnce(Conn) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
     {
-        let conn = self.conn()?;
+        let conn = self.admit()?;
         match tokio::time::timeout(self.topology.command_timeout, f(conn)).await {
             Ok(Ok(value)) => {
                 self.answered();
@@ -172,10 +201,15 @@ impl Link {
             }
             Ok(Err(e)) => {
                 self.failed(classify(&e));
+                self.breaker.failed(symptom(&e), || format!("`{op}`: {e}"));
                 Err(self.ctx.map(op, key, e))
             }
             Err(_) => {
                 self.failed(Failure::Lost);
+                let timeout = self.topology.command_timeout;
+                self.breaker.failed(Symptom::Timeout, || {
+                    format!("`{op}`: no reply within command_timeout ({timeout:?})")
+                });
                 Err(self.deadline_passed(op, key))
             }
         }
@@ -198,14 +232,18 @@ impl Link {
     /// Records the outcome of a call made outside [`call`](Self::call)
     /// (one made of several round trips, each under its own deadline, which
     /// reports a passed deadline as a timeout error).
-    pub(crate) fn observe<T>(self: &Arc<Self>, outcome: &RedisResult<T>) {
+    pub(crate) fn observe<T>(self: &Arc<Self>, op: &'static str, outcome: &RedisResult<T>) {
         match outcome {
             Ok(_) => self.answered(),
-            Err(e) => self.failed(classify(e)),
+            Err(e) => {
+                self.failed(classify(e));
+                self.breaker.failed(symptom(e), || format!("`{op}`: {e}"));
+            }
         }
     }
 
     fn answered(&self) {
+        self.breaker.answered();
         // A plain load first: the hot path stays read-only.
         if self.failures.load(Ordering::Relaxed) != 0 {
             self.failures.store(0, Ordering::Relaxed);
@@ -324,6 +362,37 @@ impl Link {
     }
 }
 
+/// The breaker's probe: `PING` on the store's current connections (the
+/// repaired ones, after a repair) under a short deadline. A failure counts
+/// like a failed call, so it starts the same repairs; only the breaker is
+/// not told (it is open, and the probe reports to it itself).
+impl Prober for Link {
+    fn probe(self: Arc<Self>) -> Pin<Box<dyn Future<Output = bool> + Send>> {
+        Box::pin(async move {
+            let Ok(mut conn) = self.conn() else {
+                // Closed: another store of the server may still probe.
+                return false;
+            };
+            let deadline = PROBE_DEADLINE.min(self.topology.command_timeout);
+            let ping = redis::cmd("PING");
+            match tokio::time::timeout(deadline, ping.query_async::<()>(&mut conn)).await {
+                Ok(Ok(())) => {
+                    self.failures.store(0, Ordering::Relaxed);
+                    true
+                }
+                Ok(Err(e)) => {
+                    self.failed(classify(&e));
+                    symptom(&e) == Symptom::Answered
+                }
+                Err(_) => {
+                    self.failed(Failure::Lost);
+                    false
+                }
+            }
+        })
+    }
+}
+
 impl Drop for Link {
     fn drop(&mut self) {
         self.stop_watchers();
@@ -342,6 +411,19 @@ fn startup_deadline(topology: &Topology) -> Duration {
 /// one (with a newer view of the topology) can start.
 fn repair_deadline(topology: &Topology) -> Duration {
     topology.connect_timeout.min(topology.command_timeout) + topology.command_timeout
+}
+
+/// What a failed call says to the circuit breaker: only silence and
+/// broken connections count; any reply, error replies included, shows the
+/// server is there.
+fn symptom(e: &RedisError) -> Symptom {
+    if e.is_timeout() {
+        Symptom::Timeout
+    } else if e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() {
+        Symptom::ConnectionError
+    } else {
+        Symptom::Answered
+    }
 }
 
 fn classify(e: &RedisError) -> Failure {

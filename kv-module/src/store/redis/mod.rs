@@ -8,6 +8,8 @@
 //!   opening them, including asking the Sentinels for the primary.
 //! * `link`: the live connections, the per-call deadline, and their
 //!   repair after a failover.
+//! * `breaker`: [`BreakerState`] and the circuit breaker the stores of
+//!   one server share: fail at once while it is known to be failing.
 //! * `sentinel_watch`: follows the Sentinels' `+switch-master`
 //!   announcements.
 //! * `routing`: operations spread over several nodes (cluster `SCAN`,
@@ -15,6 +17,7 @@
 //! * `error_map`: redis-rs errors to [`KvError`](crate::KvError)s.
 //! * `store`: [`RedisStore`], the [`KvStore`](crate::KvStore).
 
+mod breaker;
 pub(crate) mod config;
 mod connection;
 mod error_map;
@@ -25,6 +28,7 @@ mod store;
 mod tls;
 mod topology;
 
+pub use breaker::BreakerState;
 pub use config::{MAX_POOL_SIZE, RedisConfig, RedisMode};
 pub use store::RedisStore;
 pub use tls::TlsConfig;

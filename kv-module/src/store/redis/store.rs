@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use super::breaker::BreakerState;
 use super::config::RedisConfig;
 use super::error_map::ErrorContext;
 use super::link::Link;
@@ -22,8 +23,11 @@ use crate::store::{
 /// (`pool_size` of them, used round-robin). Every call is bounded by
 /// `command_timeout`, reconnection waits included; on a cluster or behind
 /// Sentinels, repeated failures rebuild the connections, so the store
-/// follows a failover without a restart. Cheap to share as
-/// `Arc<dyn KvStore>`.
+/// follows a failover without a restart. The stores of one server share a
+/// circuit breaker: after a timeout (or three failed connections) every
+/// call to that server fails at once, as unavailable, until a background
+/// `PING` gets an answer — see [`breaker_state`](Self::breaker_state).
+/// Cheap to share as `Arc<dyn KvStore>`.
 ///
 /// On a cluster, `get_many` and `delete_keys` are split per hash slot and
 /// sent concurrently, `set_many` is one `MULTI` per slot (atomic within a
@@ -90,6 +94,15 @@ impl RedisStore {
     /// `sentinel name via host:port,...`.
     pub fn addr(&self) -> &str {
         &self.ctx().addr
+    }
+
+    /// The state of the circuit breaker this store shares with every store
+    /// of its server (its Redis Cluster, its Sentinel set): open while the
+    /// server is known to be failing, when calls fail at once with
+    /// [`KvError::Unavailable`] rather than each waiting `command_timeout`.
+    /// For health checks and metrics; reading it sends nothing.
+    pub fn breaker_state(&self) -> BreakerState {
+        self.link.breaker_state()
     }
 
     fn ctx(&self) -> &ErrorContext {
@@ -252,10 +265,10 @@ impl KvStore for RedisStore {
 
     #[tracing::instrument(level = "trace", skip(self), fields(store = %self.ctx().store), err(level = "debug"))]
     async fn keys(&self, pattern: &str) -> Result<Vec<String>> {
-        let conn = self.link.conn()?;
+        let conn = self.link.admit()?;
         let pattern = self.space.stored_pattern(pattern);
         let found = routing::scan_matching(conn, &pattern, self.link.command_timeout()).await;
-        self.link.observe(&found);
+        self.link.observe("SCAN", &found);
         let found = found.map_err(|e| self.ctx().map("SCAN", None, e))?;
         Ok(found
             .iter()
