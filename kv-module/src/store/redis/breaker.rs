@@ -103,9 +103,11 @@ pub(crate) enum Symptom {
 }
 
 /// Something that can ask the server whether it is back: a store's
-/// connections (`Link`). `true` when the server answered.
+/// connections (`Link`). `Some(true)` when the server answered,
+/// `Some(false)` when it did not, `None` when there is nothing to ask
+/// through (the store was closed).
 pub(crate) trait Prober: Send + Sync {
-    fn probe(self: Arc<Self>) -> Pin<Box<dyn Future<Output = bool> + Send>>;
+    fn probe(self: Arc<Self>) -> Pin<Box<dyn Future<Output = Option<bool>> + Send>>;
 }
 
 /// The error source of a call refused by an open breaker.
@@ -138,8 +140,12 @@ pub(crate) struct Breaker {
     /// A std lock is fine: held only to read or update the fields, never
     /// across an `.await`.
     state: Mutex<State>,
-    /// The stores' connections the probe may go through.
+    /// The stores' connections the probe goes through.
     probers: Mutex<Vec<Weak<dyn Prober>>>,
+    /// Wakes the probe before its pause is over: a store rebuilt its
+    /// connections, so the server may well answer now.
+    /// Shared with the probe task, which must not keep the breaker alive.
+    wake: Arc<tokio::sync::Notify>,
 }
 
 #[derive(Default)]
@@ -172,6 +178,7 @@ impl Breaker {
             connection_errors: AtomicU32::new(0),
             state: Mutex::default(),
             probers: Mutex::default(),
+            wake: Arc::default(),
         });
         breakers.insert(server.to_owned(), Arc::downgrade(&breaker));
         breaker
@@ -260,12 +267,20 @@ impl Breaker {
         if start_probe {
             match tokio::runtime::Handle::try_current() {
                 Ok(runtime) => {
-                    runtime.spawn(probe(Arc::downgrade(self)));
+                    runtime.spawn(probe(Arc::downgrade(self), self.wake.clone()));
                 }
                 // Calls run on a runtime; without one no probe can run, and
                 // the next answered call closes the breaker instead.
                 Err(_) => self.lock().probing = false,
             }
+        }
+    }
+
+    /// A store rebuilt its connections (a new slot map, the primary the
+    /// Sentinels name now): probe now rather than after the pause.
+    pub(crate) fn repaired(&self) {
+        if self.open.load(Ordering::Acquire) {
+            self.wake.notify_one();
         }
     }
 
@@ -279,12 +294,11 @@ impl Breaker {
         }
     }
 
-    /// A live store's connections to probe through, the newest first (an
-    /// older store may have been closed).
-    fn prober(&self) -> Option<Arc<dyn Prober>> {
+    /// The live stores' connections, to probe through.
+    fn probers(&self) -> Vec<Arc<dyn Prober>> {
         let mut probers = self.probers.lock().unwrap_or_else(|e| e.into_inner());
         probers.retain(|p| p.strong_count() > 0);
-        probers.iter().rev().find_map(Weak::upgrade)
+        probers.iter().filter_map(Weak::upgrade).collect()
     }
 
     /// Ends the probe task unless the breaker is (again) open; under the
@@ -304,30 +318,42 @@ impl Breaker {
     }
 }
 
-/// The probe task of an open breaker: `PING` through a store's
-/// connections, backing off, until an answer closes the breaker, a call
-/// closed it, or the breaker and its stores are gone.
-async fn probe(breaker: Weak<Breaker>) {
+/// The probe task of an open breaker: `PING` through every store's
+/// connections, backing off, until they all answer (which closes the
+/// breaker), a call closed it, or the breaker and its stores are gone.
+///
+/// Every store is probed, not one: each has its own connections (on a
+/// cluster its own slot map, behind Sentinels its own idea of the
+/// primary), a failed probe starts that store's repair, and closing the
+/// breaker while one store still talks to a dead node would cost the next
+/// caller of that store a full timeout.
+async fn probe(breaker: Weak<Breaker>, wake: Arc<tokio::sync::Notify>) {
     let mut pause = FIRST_PROBE_AFTER;
     loop {
-        tokio::time::sleep(pause).await;
+        tokio::select! {
+            () = tokio::time::sleep(pause) => {}
+            () = wake.notified() => {}
+        }
         let Some(live) = breaker.upgrade() else {
             return;
         };
         if !live.open.load(Ordering::Acquire) && live.stop_probing_unless_open() {
             return;
         }
-        let Some(prober) = live.prober() else {
+        let probers = live.probers();
+        if probers.is_empty() {
             // No store left to probe through; the breaker goes with them.
             live.lock().probing = false;
             return;
-        };
-        // Neither the breaker nor the store is held across the pause below.
+        }
+        // Neither the breaker nor the stores are held across the pause.
         drop(live);
-        let answered = prober.probe().await;
+        let answers = futures::future::join_all(probers.into_iter().map(Prober::probe)).await;
         let Some(live) = breaker.upgrade() else {
             return;
         };
+        let answered =
+            answers.iter().any(|a| *a == Some(true)) && answers.iter().all(|a| *a != Some(false));
         if answered {
             live.close();
         }
@@ -350,10 +376,10 @@ mod tests {
     }
 
     impl Prober for FakeServer {
-        fn probe(self: Arc<Self>) -> Pin<Box<dyn Future<Output = bool> + Send>> {
+        fn probe(self: Arc<Self>) -> Pin<Box<dyn Future<Output = Option<bool>> + Send>> {
             Box::pin(async move {
                 self.probes.fetch_add(1, Ordering::SeqCst);
-                self.answer.load(Ordering::SeqCst)
+                Some(self.answer.load(Ordering::SeqCst))
             })
         }
     }
@@ -443,5 +469,28 @@ mod tests {
         tokio::time::sleep(Duration::from_secs(10)).await;
         assert_eq!(server.probes.load(Ordering::SeqCst), 1, "the task ended");
         assert!(weak.upgrade().is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn every_store_must_answer_and_a_repair_probes_at_once() {
+        let breaker = Breaker::shared("breaker-test-host:6");
+        let (repaired, stale) = (fake(), fake());
+        for server in [&repaired, &stale] {
+            breaker.join(Arc::downgrade(&(server.clone() as Arc<dyn Prober>)));
+        }
+        repaired.answer.store(true, Ordering::SeqCst);
+        breaker.failed(Symptom::Timeout, || "no reply".into());
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(stale.probes.load(Ordering::SeqCst), 1, "both probed");
+        assert!(
+            breaker.state().is_open(),
+            "one store still talks to a dead node"
+        );
+        // The next probe is due 500 ms after the first; a repair brings it
+        // forward.
+        stale.answer.store(true, Ordering::SeqCst);
+        breaker.repaired();
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert_eq!(breaker.state(), BreakerState::Closed);
     }
 }

@@ -321,6 +321,7 @@ impl Link {
                     self.failures.store(0, Ordering::Relaxed);
                     tracing::info!(store = %self.ctx.store, addr = %self.ctx.addr,
                         "redis connections rebuilt");
+                    self.breaker.repaired();
                 }
             }
             Ok(Err(e)) => {
@@ -367,26 +368,24 @@ impl Link {
 /// like a failed call, so it starts the same repairs; only the breaker is
 /// not told (it is open, and the probe reports to it itself).
 impl Prober for Link {
-    fn probe(self: Arc<Self>) -> Pin<Box<dyn Future<Output = bool> + Send>> {
+    fn probe(self: Arc<Self>) -> Pin<Box<dyn Future<Output = Option<bool>> + Send>> {
         Box::pin(async move {
-            let Ok(mut conn) = self.conn() else {
-                // Closed: another store of the server may still probe.
-                return false;
-            };
+            // Closed: nothing to probe through.
+            let mut conn = self.conn().ok()?;
             let deadline = PROBE_DEADLINE.min(self.topology.command_timeout);
             let ping = redis::cmd("PING");
             match tokio::time::timeout(deadline, ping.query_async::<()>(&mut conn)).await {
                 Ok(Ok(())) => {
                     self.failures.store(0, Ordering::Relaxed);
-                    true
+                    Some(true)
                 }
                 Ok(Err(e)) => {
                     self.failed(classify(&e));
-                    symptom(&e) == Symptom::Answered
+                    Some(symptom(&e) == Symptom::Answered)
                 }
                 Err(_) => {
                     self.failed(Failure::Lost);
-                    false
+                    Some(false)
                 }
             }
         })
