@@ -352,8 +352,7 @@ async fn probe(breaker: Weak<Breaker>, wake: Arc<tokio::sync::Notify>) {
         let Some(live) = breaker.upgrade() else {
             return;
         };
-        let answered =
-            answers.iter().any(|a| *a == Some(true)) && answers.iter().all(|a| *a != Some(false));
+        let answered = answers.contains(&Some(true)) && !answers.contains(&Some(false));
         if answered {
             live.close();
         }
