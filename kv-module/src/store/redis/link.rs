@@ -134,6 +134,9 @@ impl Link {
         });
         let prober: Arc<dyn Prober> = link.clone();
         link.breaker.join(Arc::downgrade(&prober));
+        // The server just answered `PING`: a store opened while the breaker
+        // is open (its server restarted) must not wait for the probe.
+        link.breaker.answered();
         if let Kind::Sentinel(target) = &link.topology.kind {
             let watchers =
                 sentinel_watch::spawn(Arc::downgrade(&link), target, link.topology.connect_timeout);
