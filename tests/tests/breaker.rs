@@ -168,6 +168,33 @@ async fn a_frozen_server_costs_one_timeout_then_its_stores_fail_fast_until_it_th
     );
 }
 
+/// A freeze long enough for the probe to back off to its longest pause
+/// (2 s): the thawed server is still found within [`RECOVERY_LIMIT`], and
+/// until then calls keep failing at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_freeze_is_noticed_within_the_longest_probe_pause() {
+    /// Past the probes at 0.25, 1.25 and 2.75 s (each waiting its 500 ms
+    /// deadline): the next one is 2 s away. The outage itself, not a wait
+    /// for an event.
+    const FROZEN_FOR: Duration = Duration::from_secs(4);
+    let mut redis = TestRedis::start().await;
+    let store = open(&redis, "user_cache", 0).await;
+    store.set("k", &1_i64, Ttl::secs(600)).await.expect("set");
+
+    redis.freeze();
+    let (_, result) = timed_get(&store).await;
+    assert!(result.expect_err("frozen").is_timeout());
+    tokio::time::sleep(FROZEN_FOR).await;
+    let (latency, result) = timed_get(&store).await;
+    assert!(latency < FAST_FAIL, "still refused at once: {latency:?}");
+    assert_refused_by_breaker(&result.expect_err("frozen"), "user_cache", &redis.addr());
+
+    redis.thaw();
+    let thawed_at = Instant::now();
+    let back = recovered(&store, thawed_at, RECOVERY_LIMIT).await;
+    println!("frozen for {FROZEN_FOR:?}: thaw -> ok {back:?}");
+}
+
 /// A killed server: calls fail with connection errors, three in a row open
 /// the breaker (then calls fail fast, saying so), and once the server is
 /// back on its port the store works again, with no restart of the store.

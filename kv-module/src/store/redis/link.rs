@@ -27,8 +27,9 @@
 //! Every call also goes through the server's circuit breaker
 //! (`breaker.rs`): once a call timed out (or three failed to connect) the
 //! next ones fail at once instead of each waiting its deadline, and the
-//! breaker's probe pings through [`Link::probe`], whose failures run the
-//! same repairs, until the server answers again.
+//! breaker's probe pings through the store's connections (`impl Prober
+//! for Link`), its failures running the same repairs, until the server
+//! answers again.
 
 use std::future::Future;
 use std::pin::Pin;
