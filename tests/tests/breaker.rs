@@ -14,8 +14,8 @@ use std::error::Error;
 use std::time::{Duration, Instant};
 
 use kv_module::{KvError, KvStore, KvStoreExt, RedisConfig, RedisStore, Ttl};
-use kv_module_tests::TestRedis;
 use kv_module_tests::command_stats::command_calls;
+use kv_module_tests::{TestCluster, TestRedis};
 
 /// The `command_timeout` of the stores here: shorter than the default 2 s
 /// to keep the suite quick, long next to a local round trip.
@@ -54,18 +54,29 @@ fn chain(e: &dyn Error) -> String {
     text
 }
 
-/// One timed `get`.
+/// One timed `get` of `k`.
 async fn timed_get(store: &RedisStore) -> (Duration, Result<Option<i64>, KvError>) {
+    timed_get_key(store, "k").await
+}
+
+/// One timed `get` of `key`.
+async fn timed_get_key(store: &RedisStore, key: &str) -> (Duration, Result<Option<i64>, KvError>) {
     let started = Instant::now();
-    let result = store.get::<i64>("k").await;
+    let result = store.get::<i64>(key).await;
     (started.elapsed(), result)
 }
 
-/// Polls `store` with `get` until it succeeds; returns when, or panics
-/// after `limit`.
+/// Polls `store` with `get` of `k` until it succeeds; returns when, or
+/// panics after `limit`.
 async fn recovered(store: &RedisStore, since: Instant, limit: Duration) -> Duration {
+    recovered_key(store, "k", since, limit).await
+}
+
+/// Polls `store` with `get` of `key` until it succeeds; returns when, or
+/// panics after `limit`.
+async fn recovered_key(store: &RedisStore, key: &str, since: Instant, limit: Duration) -> Duration {
     loop {
-        let (latency, result) = timed_get(store).await;
+        let (latency, result) = timed_get_key(store, key).await;
         assert!(
             latency <= COMMAND_TIMEOUT + LATENCY_MARGIN,
             "a call during recovery took {latency:?}"
@@ -300,4 +311,71 @@ async fn another_server_is_not_affected() {
             .expect("set");
     }
     frozen.thaw();
+}
+
+/// On a Redis Cluster the breaker is per primary: a frozen primary costs
+/// one timeout, then the keys it serves fail at once (naming that node),
+/// while the keys of the other primaries are served as before; after the
+/// thaw (or the failover it may have led to) its keys work again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_cluster_only_the_frozen_primary_fails_fast() {
+    /// A key served by a healthy primary answers in about a round trip;
+    /// this bound only rules out a wait for the frozen one.
+    const SERVED: Duration = Duration::from_millis(300);
+    let mut cluster = TestCluster::start().await;
+    let config = RedisConfig::cluster(cluster.seed_nodes())
+        .with_prefix("brk")
+        .with_command_timeout(COMMAND_TIMEOUT);
+    let store = RedisStore::open("cluster_cache", config)
+        .await
+        .unwrap_or_else(|e| panic!("open on the cluster: {}", chain(&e)));
+    let frozen_key = "k";
+    let primary = cluster.primary_for_key(&format!("brk:{frozen_key}")).await;
+    let mut healthy_key = None;
+    for i in 0..100 {
+        let key = format!("other:{i}");
+        if cluster.primary_for_key(&format!("brk:{key}")).await != primary {
+            healthy_key = Some(key);
+            break;
+        }
+    }
+    let healthy_key = healthy_key.expect("a key on another primary");
+    for key in [frozen_key, healthy_key.as_str()] {
+        store.set(key, &1_i64, Ttl::secs(600)).await.expect("set");
+    }
+
+    cluster.freeze(primary).await;
+    let (first, result) = timed_get_key(&store, frozen_key).await;
+    let e = result.expect_err("the frozen primary cannot answer");
+    assert!(e.is_timeout(), "the first call times out: {}", chain(&e));
+    assert!(
+        first <= COMMAND_TIMEOUT + LATENCY_MARGIN,
+        "the first call took {first:?}"
+    );
+    assert!(store.breaker_state().is_open());
+
+    let node = format!("127.0.0.1:{primary}");
+    let (mut slowest_refused, mut slowest_served) = (Duration::ZERO, Duration::ZERO);
+    for i in 0..FAST_CALLS {
+        let (latency, result) = timed_get_key(&store, frozen_key).await;
+        let e = result.expect_err("still frozen");
+        assert!(latency < FAST_FAIL, "refused call {i} took {latency:?}");
+        assert_refused_by_breaker(&e, "cluster_cache", &node);
+        slowest_refused = slowest_refused.max(latency);
+
+        let (latency, result) = timed_get_key(&store, &healthy_key).await;
+        let value = result.unwrap_or_else(|e| panic!("the other primary serves: {}", chain(&e)));
+        assert_eq!(value, Some(1));
+        assert!(latency < SERVED, "served call {i} took {latency:?}");
+        slowest_served = slowest_served.max(latency);
+    }
+
+    cluster.thaw(primary);
+    let thawed_at = Instant::now();
+    let back = recovered_key(&store, frozen_key, thawed_at, RECOVERY_LIMIT).await;
+    println!(
+        "cluster, frozen primary {primary}: first call {first:?}; slowest of {FAST_CALLS} \
+         refused calls {slowest_refused:?}, of {FAST_CALLS} calls to another primary \
+         {slowest_served:?}; thaw -> ok {back:?}"
+    );
 }

@@ -15,14 +15,14 @@
 //!
 //! * **One breaker per server**, shared through a process-wide registry
 //!   keyed by the server's address (`host:port` without the database; the
-//!   Sentinel set and master name; the cluster's sorted seed list), held
-//!   weakly: stores opened separately on one server share it, and it goes
-//!   away with the last of them. A Redis Cluster is one breaker for the
-//!   whole cluster, not one per primary: the slot-to-node map lives inside
-//!   redis-rs, so the store cannot tell which node a call went to. While
-//!   one primary is down every key fails fast until the failover and the
-//!   connection repair are done (a few seconds); the other primaries'
-//!   keys are refused meanwhile rather than served. See the README.
+//!   Sentinel set and master name), held weakly: stores opened separately
+//!   on one server share it, and it goes away with the last of them. On a
+//!   Redis Cluster each primary has its own (keyed by its `host:port`),
+//!   found by the slot of the call's keys in the store's own slot map
+//!   (`node_map.rs`): a frozen primary fails its keys fast and the other
+//!   primaries keep serving theirs. A call spanning several primaries is
+//!   refused while any of them is open, but its own failure opens none
+//!   (it cannot tell which was silent).
 //! * **Opens** on one timeout, or on [`OPEN_AFTER_CONNECTION_ERRORS`]
 //!   connection errors in a row (refused, reset, broken pipe: a dead
 //!   server fails fast anyway, but each attempt reconnects). Error replies
@@ -107,7 +107,11 @@ pub(crate) enum Symptom {
 /// `Some(false)` when it did not, `None` when there is nothing to ask
 /// through (the store was closed).
 pub(crate) trait Prober: Send + Sync {
-    fn probe(self: Arc<Self>) -> Pin<Box<dyn Future<Output = Option<bool>> + Send>>;
+    /// Asks `server` (the breaker's: on a cluster, which primary).
+    fn probe(
+        self: Arc<Self>,
+        server: Arc<str>,
+    ) -> Pin<Box<dyn Future<Output = Option<bool>> + Send>>;
 }
 
 /// The error source of a call refused by an open breaker.
@@ -189,7 +193,10 @@ impl Breaker {
     pub(crate) fn join(&self, prober: Weak<dyn Prober>) {
         let mut probers = self.probers.lock().unwrap_or_else(|e| e.into_inner());
         probers.retain(|p| p.strong_count() > 0);
-        probers.push(prober);
+        // A repair joins again.
+        if !probers.iter().any(|p| Weak::ptr_eq(p, &prober)) {
+            probers.push(prober);
+        }
     }
 
     /// `Ok` when calls may go to the server; the reason they may not.
@@ -346,9 +353,15 @@ async fn probe(breaker: Weak<Breaker>, wake: Arc<tokio::sync::Notify>) {
             live.lock().probing = false;
             return;
         }
+        let server = live.server.clone();
         // Neither the breaker nor the stores are held across the pause.
         drop(live);
-        let answers = futures::future::join_all(probers.into_iter().map(Prober::probe)).await;
+        let answers = futures::future::join_all(
+            probers
+                .into_iter()
+                .map(|prober| prober.probe(server.clone())),
+        )
+        .await;
         let Some(live) = breaker.upgrade() else {
             return;
         };
@@ -375,7 +388,10 @@ mod tests {
     }
 
     impl Prober for FakeServer {
-        fn probe(self: Arc<Self>) -> Pin<Box<dyn Future<Output = Option<bool>> + Send>> {
+        fn probe(
+            self: Arc<Self>,
+            _server: Arc<str>,
+        ) -> Pin<Box<dyn Future<Output = Option<bool>> + Send>> {
             Box::pin(async move {
                 self.probes.fetch_add(1, Ordering::SeqCst);
                 Some(self.answer.load(Ordering::SeqCst))

@@ -25,11 +25,12 @@
 //! one address there is.
 //!
 //! Every call also goes through the server's circuit breaker
-//! (`breaker.rs`): once a call timed out (or three failed to connect) the
-//! next ones fail at once instead of each waiting its deadline, and the
-//! breaker's probe pings through the store's connections (`impl Prober
-//! for Link`), its failures running the same repairs, until the server
-//! answers again.
+//! (`breaker.rs`) — on a cluster, the breaker of the primary serving the
+//! call's slot (`node_map.rs`): once a call timed out (or three failed to
+//! connect) the next ones fail at once instead of each waiting its
+//! deadline, and the breaker's probe pings through the store's connections
+//! (`impl Prober for Link`), its failures running the same repairs, until
+//! the server answers again.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -39,12 +40,16 @@ use std::time::{Duration, Instant};
 
 use redis::{ErrorKind, RedisError, RedisResult, ServerErrorKind};
 
-use super::breaker::{Breaker, BreakerState, PROBE_DEADLINE, Prober, Symptom};
+use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
+
+use super::breaker::{Breaker, BreakerOpen, BreakerState, PROBE_DEADLINE, Prober, Symptom};
 use super::connection::{Conn, connect};
 use super::error_map::ErrorContext;
+use super::node_map::NodeMap;
 use super::sentinel_watch;
 use super::topology::{Kind, Topology};
 use crate::error::{KvError, Result};
+use crate::store::key_slot;
 
 /// Consecutive failed calls (timeouts, connection errors) after which the
 /// connections of a cluster or Sentinel store are rebuilt. One: a call
@@ -71,9 +76,9 @@ pub(crate) struct Link {
     /// Calls failed in a row; reset by any reply.
     failures: AtomicU32,
     repair: Mutex<Repair>,
-    /// The circuit breaker of the server, shared with the other stores of
-    /// that server.
-    breaker: Arc<Breaker>,
+    /// The circuit breaker(s) of the server(s), shared with the other
+    /// stores of the same server(s).
+    breakers: Breakers,
     /// Background tasks that watch the topology (the Sentinels'
     /// announcements); aborted when the link closes or is dropped.
     watchers: Mutex<Vec<tokio::task::AbortHandle>>,
@@ -94,6 +99,54 @@ struct Repair {
     last_started: Option<Instant>,
 }
 
+/// The circuit breakers a store answers to.
+enum Breakers {
+    /// One server, or the primary behind the Sentinels: one breaker.
+    Server(Arc<Breaker>),
+    /// A cluster: one per primary, found by slot. Swapped with the
+    /// connections by a repair.
+    Cluster(RwLock<Arc<NodeMap>>),
+}
+
+/// The keys a call touches, as stored (prefixed): on a cluster they say
+/// which primaries' breakers the call answers to.
+#[derive(Clone, Copy)]
+pub(crate) enum Route<'a> {
+    /// One key (or keys of one slot).
+    Key(&'a str),
+    /// Keys that may live on several primaries.
+    Keys(&'a [String]),
+    /// Every primary (`PING`, `SCAN`).
+    All,
+}
+
+/// The breakers of one call.
+pub(crate) struct Guard(Vec<Arc<Breaker>>);
+
+impl Guard {
+    fn admit(&self) -> std::result::Result<(), BreakerOpen> {
+        self.0.iter().try_for_each(|breaker| breaker.admit())
+    }
+
+    fn answered(&self) {
+        for breaker in &self.0 {
+            breaker.answered();
+        }
+    }
+
+    /// A failure opens only the breaker of the one server the call went
+    /// to: a call spanning several primaries that gets no reply cannot
+    /// tell which of them was silent (and while one is known to be down,
+    /// `admit` refuses it anyway).
+    fn failed(&self, symptom: Symptom, error: impl FnOnce() -> String) {
+        match self.0.as_slice() {
+            [breaker] => breaker.failed(symptom, error),
+            _ if symptom == Symptom::Answered => self.answered(),
+            _ => {}
+        }
+    }
+}
+
 /// What a failed call says about the connections.
 enum Failure {
     /// A reply came back (an error reply): the connection works.
@@ -108,9 +161,9 @@ impl Link {
     /// Opens the connections, bounded by a start-up deadline so that an
     /// unreachable server fails fast.
     pub(crate) async fn open(topology: Topology, ctx: ErrorContext) -> Result<Arc<Self>> {
-        let conns =
-            match tokio::time::timeout(startup_deadline(&topology), connect(&topology)).await {
-                Ok(Ok(conns)) => conns,
+        let (conns, nodes) =
+            match tokio::time::timeout(startup_deadline(&topology), connect_all(&topology)).await {
+                Ok(Ok(connected)) => connected,
                 Ok(Err(e)) => {
                     return Err(match ctx.map("connect", None, e) {
                         KvError::Backend { source, .. } => ctx.unavailable(source),
@@ -119,9 +172,12 @@ impl Link {
                 }
                 Err(elapsed) => return Err(ctx.unavailable(Box::new(elapsed))),
             };
-        let breaker = Breaker::shared(&topology.server);
+        let breakers = match nodes {
+            Some(nodes) => Breakers::Cluster(RwLock::new(Arc::new(nodes))),
+            None => Breakers::Server(Breaker::shared(&topology.server)),
+        };
         let link = Arc::new(Self {
-            breaker,
+            breakers,
             topology,
             ctx,
             state: RwLock::new(State {
@@ -134,10 +190,13 @@ impl Link {
             watchers: Mutex::new(Vec::new()),
         });
         let prober: Arc<dyn Prober> = link.clone();
-        link.breaker.join(Arc::downgrade(&prober));
-        // The server just answered `PING`: a store opened while the breaker
-        // is open (its server restarted) must not wait for the probe.
-        link.breaker.answered();
+        for breaker in link.all_breakers() {
+            breaker.join(Arc::downgrade(&prober));
+            // The server just answered `PING`: a store opened while the
+            // breaker is open (its server restarted) must not wait for the
+            // probe.
+            breaker.answered();
+        }
         if let Kind::Sentinel(target) = &link.topology.kind {
             let watchers =
                 sentinel_watch::spawn(Arc::downgrade(&link), target, link.topology.connect_timeout);
@@ -161,18 +220,56 @@ impl Link {
         &self.ctx
     }
 
-    /// The state of the server's circuit breaker.
+    /// The state of the server's circuit breaker; on a cluster, of the
+    /// first primary's whose breaker is open.
     pub(crate) fn breaker_state(&self) -> BreakerState {
-        self.breaker.state()
+        self.all_breakers()
+            .iter()
+            .map(|breaker| breaker.state())
+            .find(BreakerState::is_open)
+            .unwrap_or(BreakerState::Closed)
     }
 
-    /// A connection for a call: refused at once while the circuit breaker
-    /// is open.
-    pub(crate) fn admit(&self) -> Result<Conn> {
-        self.breaker
+    /// Every breaker the store answers to.
+    fn all_breakers(&self) -> Vec<Arc<Breaker>> {
+        self.guard(Route::All).0
+    }
+
+    /// The breakers a call on `route` answers to. On a cluster a slot no
+    /// primary serves in the store's map has none: the call goes out.
+    fn guard(&self, route: Route<'_>) -> Guard {
+        let nodes = match &self.breakers {
+            Breakers::Server(breaker) => return Guard(vec![breaker.clone()]),
+            Breakers::Cluster(nodes) => nodes.read().unwrap_or_else(|e| e.into_inner()).clone(),
+        };
+        let mut breakers: Vec<Arc<Breaker>> = Vec::new();
+        let mut add = |breaker: &Arc<Breaker>| {
+            if !breakers.iter().any(|b| Arc::ptr_eq(b, breaker)) {
+                breakers.push(breaker.clone());
+            }
+        };
+        match route {
+            Route::Key(key) => nodes
+                .owner(key_slot(key))
+                .into_iter()
+                .for_each(|n| add(&n.breaker)),
+            Route::Keys(keys) => keys
+                .iter()
+                .filter_map(|key| nodes.owner(key_slot(key)))
+                .for_each(|n| add(&n.breaker)),
+            Route::All => nodes.nodes().iter().for_each(|n| add(&n.breaker)),
+        }
+        Guard(breakers)
+    }
+
+    /// A connection for a call on `route`, and the breakers it answers
+    /// to: refused at once while one of them is open.
+    pub(crate) fn admit(&self, route: Route<'_>) -> Result<(Conn, Guard)> {
+        let guard = self.guard(route);
+        guard
             .admit()
             .map_err(|open| self.ctx.unavailable(Box::new(open)))?;
-        self.conn()
+        Ok((self.conn()?, guard))
     }
 
     /// A connection, round-robin over the pool.
@@ -191,27 +288,29 @@ impl Link {
         self: &Arc<Self>,
         op: &'static str,
         key: Option<&str>,
+        route: Route<'_>,
         f: F,
     ) -> Result<T>
     where
         F: FnOnce(Conn) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
     {
-        let conn = self.admit()?;
+        let (conn, guard) = self.admit(route)?;
         match tokio::time::timeout(self.topology.command_timeout, f(conn)).await {
             Ok(Ok(value)) => {
                 self.answered();
+                guard.answered();
                 Ok(value)
             }
             Ok(Err(e)) => {
                 self.failed(classify(&e));
-                self.breaker.failed(symptom(&e), || format!("`{op}`: {e}"));
+                guard.failed(symptom(&e), || format!("`{op}`: {e}"));
                 Err(self.ctx.map(op, key, e))
             }
             Err(_) => {
                 self.failed(Failure::Lost);
                 let timeout = self.topology.command_timeout;
-                self.breaker.failed(Symptom::Timeout, || {
+                guard.failed(Symptom::Timeout, || {
                     format!("`{op}`: no reply within command_timeout ({timeout:?})")
                 });
                 Err(self.deadline_passed(op, key))
@@ -236,18 +335,25 @@ impl Link {
     /// Records the outcome of a call made outside [`call`](Self::call)
     /// (one made of several round trips, each under its own deadline, which
     /// reports a passed deadline as a timeout error).
-    pub(crate) fn observe<T>(self: &Arc<Self>, op: &'static str, outcome: &RedisResult<T>) {
+    pub(crate) fn observe<T>(
+        self: &Arc<Self>,
+        op: &'static str,
+        guard: &Guard,
+        outcome: &RedisResult<T>,
+    ) {
         match outcome {
-            Ok(_) => self.answered(),
+            Ok(_) => {
+                self.answered();
+                guard.answered();
+            }
             Err(e) => {
                 self.failed(classify(e));
-                self.breaker.failed(symptom(e), || format!("`{op}`: {e}"));
+                guard.failed(symptom(e), || format!("`{op}`: {e}"));
             }
         }
     }
 
     fn answered(&self) {
-        self.breaker.answered();
         // A plain load first: the hot path stays read-only.
         if self.failures.load(Ordering::Relaxed) != 0 {
             self.failures.store(0, Ordering::Relaxed);
@@ -316,16 +422,31 @@ impl Link {
     }
 
     /// One repair: fresh connections, swapped in unless the link closed.
-    async fn rebuild(&self) {
-        match tokio::time::timeout(repair_deadline(&self.topology), connect(&self.topology)).await {
-            Ok(Ok(conns)) => {
-                let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
-                if !state.closed {
+    async fn rebuild(self: &Arc<Self>) {
+        match tokio::time::timeout(repair_deadline(&self.topology), connect_all(&self.topology))
+            .await
+        {
+            Ok(Ok((conns, nodes))) => {
+                {
+                    let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+                    if state.closed {
+                        return;
+                    }
                     state.conns = conns;
+                    if let (Breakers::Cluster(map), Some(nodes)) = (&self.breakers, nodes) {
+                        *map.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(nodes);
+                    }
                     self.failures.store(0, Ordering::Relaxed);
-                    tracing::info!(store = %self.ctx.store, addr = %self.ctx.addr,
-                        "redis connections rebuilt");
-                    self.breaker.repaired();
+                }
+                tracing::info!(store = %self.ctx.store, addr = %self.ctx.addr,
+                    "redis connections rebuilt");
+                let prober: Arc<dyn Prober> = self.clone();
+                for breaker in self.all_breakers() {
+                    // New primaries (a promoted replica) are probed through
+                    // this store too; the breakers of nodes no longer in the
+                    // map go when no store holds them.
+                    breaker.join(Arc::downgrade(&prober));
+                    breaker.repaired();
                 }
             }
             Ok(Err(e)) => {
@@ -372,13 +493,39 @@ impl Link {
 /// like a failed call, so it starts the same repairs; only the breaker is
 /// not told (it is open, and the probe reports to it itself).
 impl Prober for Link {
-    fn probe(self: Arc<Self>) -> Pin<Box<dyn Future<Output = Option<bool>> + Send>> {
+    fn probe(
+        self: Arc<Self>,
+        server: Arc<str>,
+    ) -> Pin<Box<dyn Future<Output = Option<bool>> + Send>> {
         Box::pin(async move {
             // Closed: nothing to probe through.
-            let mut conn = self.conn().ok()?;
+            let conn = self.conn().ok()?;
+            // On a cluster, the one primary the breaker is for (`None`:
+            // this store's map no longer has it, so has nothing to say).
+            let node = match &self.breakers {
+                Breakers::Server(_) => None,
+                Breakers::Cluster(nodes) => {
+                    let nodes = nodes.read().unwrap_or_else(|e| e.into_inner()).clone();
+                    let node = nodes.node(&server)?;
+                    Some((node.host.clone(), node.port))
+                }
+            };
+            let ping = async move {
+                match (conn, node) {
+                    (Conn::Cluster(mut conn), Some((host, port))) => {
+                        let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
+                            host,
+                            port,
+                        });
+                        conn.route_command(redis::cmd("PING"), route)
+                            .await
+                            .map(drop)
+                    }
+                    (mut conn, _) => redis::cmd("PING").query_async::<()>(&mut conn).await,
+                }
+            };
             let deadline = PROBE_DEADLINE.min(self.topology.command_timeout);
-            let ping = redis::cmd("PING");
-            match tokio::time::timeout(deadline, ping.query_async::<()>(&mut conn)).await {
+            match tokio::time::timeout(deadline, ping).await {
                 Ok(Ok(())) => {
                     self.failures.store(0, Ordering::Relaxed);
                     Some(true)
@@ -400,6 +547,17 @@ impl Drop for Link {
     fn drop(&mut self) {
         self.stop_watchers();
     }
+}
+
+/// Opens the connections and, on a cluster, reads which primary serves
+/// which slot (through them, so the map matches the nodes they reach).
+async fn connect_all(topology: &Topology) -> RedisResult<(Vec<Conn>, Option<NodeMap>)> {
+    let conns = connect(topology).await?;
+    let nodes = match conns.first() {
+        Some(Conn::Cluster(conn)) => Some(NodeMap::fetch(conn.clone()).await?),
+        _ => None,
+    };
+    Ok((conns, nodes))
 }
 
 /// The time allowed to open (or rebuild) the connections: a connection

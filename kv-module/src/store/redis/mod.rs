@@ -10,6 +10,8 @@
 //!   repair after a failover.
 //! * `breaker`: [`BreakerState`] and the circuit breaker the stores of
 //!   one server share: fail at once while it is known to be failing.
+//! * `node_map`: which primary of a cluster serves each slot, with its
+//!   breaker.
 //! * `sentinel_watch`: follows the Sentinels' `+switch-master`
 //!   announcements.
 //! * `routing`: operations spread over several nodes (cluster `SCAN`,
@@ -22,6 +24,7 @@ pub(crate) mod config;
 mod connection;
 mod error_map;
 mod link;
+mod node_map;
 mod routing;
 mod sentinel_watch;
 mod store;

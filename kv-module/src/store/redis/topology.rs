@@ -16,7 +16,9 @@ pub(crate) struct Topology {
     /// `sentinel name via a,b`; never a password.
     pub(crate) display: String,
     /// The server as the circuit breaker knows it (see `breaker.rs`): the
-    /// stores of one server share one breaker whatever their database.
+    /// stores of one server share one breaker whatever their database. A
+    /// cluster's is unused: each primary has a breaker of its own
+    /// (`node_map.rs`).
     pub(crate) server: String,
     pub(crate) pool_size: usize,
     pub(crate) connect_timeout: Duration,
@@ -234,10 +236,7 @@ impl RedisConfig {
         }
         let tls = seeds.first().is_some_and(is_tls);
         let display = format!("cluster {}", join_addrs(&seeds));
-        // The seeds in any order name the same cluster.
-        let mut sorted: Vec<String> = seeds.iter().map(|seed| seed.addr().to_string()).collect();
-        sorted.sort();
-        let server = format!("cluster {}", sorted.join(","));
+        let server = display.clone();
         // A node connection may be opened in the middle of a call (after a
         // redirection, or by a repair racing a failover, when a frozen node
         // accepts TCP but never answers): it must fit in the call's deadline.
