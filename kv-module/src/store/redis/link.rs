@@ -120,16 +120,29 @@ pub(crate) enum Route<'a> {
     All,
 }
 
-/// The breakers of one call.
-pub(crate) struct Guard(Vec<Arc<Breaker>>);
+/// The breakers of one call: one (no allocation on the hot path) or, on
+/// a cluster, those of several primaries.
+pub(crate) enum Guard {
+    One(Arc<Breaker>),
+    Many(Vec<Arc<Breaker>>),
+}
 
 impl Guard {
+    fn breakers(&self) -> &[Arc<Breaker>] {
+        match self {
+            Self::One(breaker) => std::slice::from_ref(breaker),
+            Self::Many(breakers) => breakers,
+        }
+    }
+
     fn admit(&self) -> std::result::Result<(), BreakerOpen> {
-        self.0.iter().try_for_each(|breaker| breaker.admit())
+        self.breakers()
+            .iter()
+            .try_for_each(|breaker| breaker.admit())
     }
 
     fn answered(&self) {
-        for breaker in &self.0 {
+        for breaker in self.breakers() {
             breaker.answered();
         }
     }
@@ -139,7 +152,7 @@ impl Guard {
     /// tell which of them was silent (and while one is known to be down,
     /// `admit` refuses it anyway).
     fn failed(&self, symptom: Symptom, error: impl FnOnce() -> String) {
-        match self.0.as_slice() {
+        match self.breakers() {
             [breaker] => breaker.failed(symptom, error),
             _ if symptom == Symptom::Answered => self.answered(),
             _ => {}
@@ -232,14 +245,14 @@ impl Link {
 
     /// Every breaker the store answers to.
     fn all_breakers(&self) -> Vec<Arc<Breaker>> {
-        self.guard(Route::All).0
+        self.guard(Route::All).breakers().to_vec()
     }
 
     /// The breakers a call on `route` answers to. On a cluster a slot no
     /// primary serves in the store's map has none: the call goes out.
     fn guard(&self, route: Route<'_>) -> Guard {
         let nodes = match &self.breakers {
-            Breakers::Server(breaker) => return Guard(vec![breaker.clone()]),
+            Breakers::Server(breaker) => return Guard::One(breaker.clone()),
             Breakers::Cluster(nodes) => nodes.read().unwrap_or_else(|e| e.into_inner()).clone(),
         };
         let mut breakers: Vec<Arc<Breaker>> = Vec::new();
@@ -249,17 +262,18 @@ impl Link {
             }
         };
         match route {
-            Route::Key(key) => nodes
-                .owner(key_slot(key))
-                .into_iter()
-                .for_each(|n| add(&n.breaker)),
+            Route::Key(key) => {
+                if let Some(node) = nodes.owner(key_slot(key)) {
+                    return Guard::One(node.breaker.clone());
+                }
+            }
             Route::Keys(keys) => keys
                 .iter()
                 .filter_map(|key| nodes.owner(key_slot(key)))
                 .for_each(|n| add(&n.breaker)),
             Route::All => nodes.nodes().iter().for_each(|n| add(&n.breaker)),
         }
-        Guard(breakers)
+        Guard::Many(breakers)
     }
 
     /// A connection for a call on `route`, and the breakers it answers
