@@ -32,15 +32,16 @@
 //!   [`KvError::Unavailable`](crate::KvError::Unavailable) (so
 //!   `is_unavailable()`), naming the server, how long the breaker has been
 //!   open and the last error; nothing is sent.
-//! * **Closes** when any call gets an answer, or when the probe does: a
-//!   background task sends `PING` through one of the stores' connections
-//!   (with a short deadline of its own, [`PROBE_DEADLINE`]) after
-//!   [`FIRST_PROBE_AFTER`], then backing off to [`MAX_PROBE_INTERVAL`].
-//!   It goes through the store's own connections, so the repairs of
-//!   `link.rs` (a reconnection, a Sentinel re-resolution, a fresh cluster
-//!   slot map) run on its failures and are what it finds working. The
-//!   task holds the breaker and the stores weakly: it stops when they are
-//!   dropped.
+//! * **Closes** when any call gets an answer (opening a new store on the
+//!   server included), or when the probe does: a background task sends
+//!   `PING` through each store's connections (with a short deadline of its
+//!   own, [`PROBE_DEADLINE`]) after [`FIRST_PROBE_AFTER`], then backing off
+//!   to [`MAX_PROBE_INTERVAL`], and closes the breaker once they all
+//!   answer. It goes through the stores' own connections, so the repairs
+//!   of `link.rs` (a reconnection, a Sentinel re-resolution, a fresh
+//!   cluster slot map) run on its failures and are what it finds working;
+//!   a finished repair wakes it at once. The task holds the breaker and
+//!   the stores weakly: it stops when they are dropped.
 
 use std::collections::HashMap;
 use std::future::Future;
