@@ -42,6 +42,12 @@ const LATENCY_MARGIN: Duration = Duration::from_millis(500);
 /// Calls must succeed again within this of the promotion (cluster), the
 /// switch (Sentinel) — issue 10.
 const RECOVERY_LIMIT: Duration = Duration::from_secs(5);
+/// A thawed server is found by the circuit breaker's probe, which pings at
+/// most 2 s apart (then 500 ms for the reply), or by a call in flight.
+const BREAKER_RECOVERY: Duration = Duration::from_secs(3);
+/// A call refused by an open breaker sends nothing: far quicker than
+/// this, which no wait for a frozen server is.
+const REFUSED_FAST: Duration = Duration::from_millis(100);
 /// For a fixture to report the promotion or the switch (measured: 2.5 s
 /// cluster, 3.2 s Sentinel after SIGSTOP): a failed failover, not a slow
 /// store, exceeds it.
@@ -967,11 +973,14 @@ async fn sentinel_calls_recover_after_a_frozen_primary_is_replaced() {
 
 // ---- one server -------------------------------------------------------------------
 
-/// A frozen standalone server: calls fail with a timeout within
-/// `command_timeout`; once it is thawed, calls succeed again on the same
-/// store (every call started after the thaw succeeds).
+/// A frozen standalone server: the first call fails with a timeout within
+/// `command_timeout`, and it is the only one that waits: the store's
+/// circuit breaker then refuses every call at once (unavailable, saying
+/// so) until its probe finds the server answering. Once the server is
+/// thawed, calls succeed again on the same store within
+/// [`BREAKER_RECOVERY`], and no call after the thaw waits.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn standalone_calls_time_out_while_frozen_and_succeed_after_thaw() {
+async fn standalone_calls_time_out_once_while_frozen_and_succeed_after_thaw() {
     let mut redis = TestRedis::start().await;
     let config = RedisConfig::new(redis.addr()).with_command_timeout(COMMAND_TIMEOUT);
     let probe = Arc::new(Probe::open(config).await);
@@ -980,14 +989,14 @@ async fn standalone_calls_time_out_while_frozen_and_succeed_after_thaw() {
 
     redis.freeze();
     let fault_at = Instant::now();
-    // Frozen until a few calls have timed out (each takes the deadline).
+    // Frozen until a few rounds have been refused after the first timeout.
     let felt = run
         .wait_until(fault_at + Duration::from_secs(15), |calls| {
             calls
                 .iter()
                 .filter(|c| c.started >= fault_at && !c.outcome.is_ok())
                 .count()
-                >= 3
+                >= 10
         })
         .await;
     assert!(felt, "calls to a frozen server did not fail");
@@ -996,24 +1005,51 @@ async fn standalone_calls_time_out_while_frozen_and_succeed_after_thaw() {
     let calls = run.finish_after_recovery(fault_at, thawed_at).await;
 
     let label = "standalone, frozen then thawed";
-    let numbers = check_outage(label, &calls, fault_at, thawed_at, COMMAND_TIMEOUT);
-    assert_eq!(
-        numbers.kinds.keys().copied().collect::<Vec<_>>(),
-        ["Timeout"],
-        "a frozen server is a timeout: {:?}",
-        numbers.messages
+    let numbers = check_outage(label, &calls, fault_at, thawed_at, BREAKER_RECOVERY);
+    // Every failure, including one of a call started just before the
+    // freeze (nothing failed before it).
+    let failed: Vec<&Call> = calls.iter().filter(|c| !c.outcome.is_ok()).collect();
+    let Outcome::Failed(first) = &failed[0].outcome else {
+        unreachable!("filtered on failures")
+    };
+    assert!(
+        first.is_timeout(),
+        "a frozen server is a timeout: {}",
+        chain(first)
     );
+    let waited: Vec<&&Call> = failed
+        .iter()
+        .filter(|c| c.latency() > REFUSED_FAST)
+        .collect();
+    assert_eq!(
+        waited.len(),
+        1,
+        "only the first call waits for the frozen server: {waited:#?}"
+    );
+    for call in &failed[1..] {
+        let Outcome::Failed(e) = &call.outcome else {
+            unreachable!("filtered on failures")
+        };
+        assert!(
+            e.is_unavailable() && chain(e).contains("circuit breaker open"),
+            "later calls are refused by the breaker: {}",
+            chain(e)
+        );
+    }
     let after_thaw: Vec<_> = calls
         .iter()
-        .filter(|c| c.started >= thawed_at && !c.outcome.is_ok())
+        .filter(|c| c.started >= thawed_at && c.latency() > REFUSED_FAST)
         .collect();
     assert!(
-        after_thaw.is_empty(),
-        "calls started after the thaw failed: {after_thaw:#?}"
+        after_thaw.iter().all(|c| c.outcome.is_ok()),
+        "a call started after the thaw waited and failed: {after_thaw:#?}"
     );
     println!(
-        "{label}: frozen for {:?}, thaw -> first success {:?}, max call {:?} ({})",
+        "{label}: frozen for {:?}, first call {:?}, slowest refused call {:?}, \
+         thaw -> first success {:?}, max call {:?} ({})",
         numbers.fault_to_reference,
+        failed[0].latency(),
+        failed[1..].iter().map(|c| c.latency()).max(),
         numbers.reference_to_success,
         numbers.max_latency,
         numbers.max_latency_op

@@ -23,19 +23,33 @@
 //! deadline and the next ones use the repaired connections. A standalone
 //! server needs none of this: its `ConnectionManager` reconnects to the
 //! one address there is.
+//!
+//! Every call also goes through the server's circuit breaker
+//! (`breaker.rs`) — on a cluster, the breaker of the primary serving the
+//! call's slot (`node_map.rs`): once a call timed out (or three failed to
+//! connect) the next ones fail at once instead of each waiting its
+//! deadline, and the breaker's probe pings through the store's connections
+//! (`impl Prober for Link`), its failures running the same repairs, until
+//! the server answers again.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use redis::{ErrorKind, RedisError, RedisResult, ServerErrorKind};
 
+use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
+
+use super::breaker::{Breaker, BreakerOpen, BreakerState, PROBE_DEADLINE, Prober, Symptom};
 use super::connection::{Conn, connect};
 use super::error_map::ErrorContext;
+use super::node_map::NodeMap;
 use super::sentinel_watch;
 use super::topology::{Kind, Topology};
 use crate::error::{KvError, Result};
+use crate::store::key_slot;
 
 /// Consecutive failed calls (timeouts, connection errors) after which the
 /// connections of a cluster or Sentinel store are rebuilt. One: a call
@@ -62,6 +76,9 @@ pub(crate) struct Link {
     /// Calls failed in a row; reset by any reply.
     failures: AtomicU32,
     repair: Mutex<Repair>,
+    /// The circuit breaker(s) of the server(s), shared with the other
+    /// stores of the same server(s).
+    breakers: Breakers,
     /// Background tasks that watch the topology (the Sentinels'
     /// announcements); aborted when the link closes or is dropped.
     watchers: Mutex<Vec<tokio::task::AbortHandle>>,
@@ -82,6 +99,67 @@ struct Repair {
     last_started: Option<Instant>,
 }
 
+/// The circuit breakers a store answers to.
+enum Breakers {
+    /// One server, or the primary behind the Sentinels: one breaker.
+    Server(Arc<Breaker>),
+    /// A cluster: one per primary, found by slot. Swapped with the
+    /// connections by a repair.
+    Cluster(RwLock<Arc<NodeMap>>),
+}
+
+/// The keys a call touches, as stored (prefixed): on a cluster they say
+/// which primaries' breakers the call answers to.
+#[derive(Clone, Copy)]
+pub(crate) enum Route<'a> {
+    /// One key (or keys of one slot).
+    Key(&'a str),
+    /// Keys that may live on several primaries.
+    Keys(&'a [String]),
+    /// Every primary (`PING`, `SCAN`).
+    All,
+}
+
+/// The breakers of one call: one (no allocation on the hot path) or, on
+/// a cluster, those of several primaries.
+pub(crate) enum Guard {
+    One(Arc<Breaker>),
+    Many(Vec<Arc<Breaker>>),
+}
+
+impl Guard {
+    fn breakers(&self) -> &[Arc<Breaker>] {
+        match self {
+            Self::One(breaker) => std::slice::from_ref(breaker),
+            Self::Many(breakers) => breakers,
+        }
+    }
+
+    fn admit(&self) -> std::result::Result<(), BreakerOpen> {
+        self.breakers()
+            .iter()
+            .try_for_each(|breaker| breaker.admit())
+    }
+
+    fn answered(&self) {
+        for breaker in self.breakers() {
+            breaker.answered();
+        }
+    }
+
+    /// A failure opens only the breaker of the one server the call went
+    /// to: a call spanning several primaries that gets no reply cannot
+    /// tell which of them was silent (and while one is known to be down,
+    /// `admit` refuses it anyway).
+    fn failed(&self, symptom: Symptom, error: impl FnOnce() -> String) {
+        match self.breakers() {
+            [breaker] => breaker.failed(symptom, error),
+            _ if symptom == Symptom::Answered => self.answered(),
+            _ => {}
+        }
+    }
+}
+
 /// What a failed call says about the connections.
 enum Failure {
     /// A reply came back (an error reply): the connection works.
@@ -96,9 +174,9 @@ impl Link {
     /// Opens the connections, bounded by a start-up deadline so that an
     /// unreachable server fails fast.
     pub(crate) async fn open(topology: Topology, ctx: ErrorContext) -> Result<Arc<Self>> {
-        let conns =
-            match tokio::time::timeout(startup_deadline(&topology), connect(&topology)).await {
-                Ok(Ok(conns)) => conns,
+        let (conns, nodes) =
+            match tokio::time::timeout(startup_deadline(&topology), connect_all(&topology)).await {
+                Ok(Ok(connected)) => connected,
                 Ok(Err(e)) => {
                     return Err(match ctx.map("connect", None, e) {
                         KvError::Backend { source, .. } => ctx.unavailable(source),
@@ -107,7 +185,12 @@ impl Link {
                 }
                 Err(elapsed) => return Err(ctx.unavailable(Box::new(elapsed))),
             };
+        let breakers = match nodes {
+            Some(nodes) => Breakers::Cluster(RwLock::new(Arc::new(nodes))),
+            None => Breakers::Server(Breaker::shared(&topology.server)),
+        };
         let link = Arc::new(Self {
+            breakers,
             topology,
             ctx,
             state: RwLock::new(State {
@@ -119,6 +202,14 @@ impl Link {
             repair: Mutex::new(Repair::default()),
             watchers: Mutex::new(Vec::new()),
         });
+        let prober: Arc<dyn Prober> = link.clone();
+        for breaker in link.all_breakers() {
+            breaker.join(Arc::downgrade(&prober));
+            // The server just answered `PING`: a store opened while the
+            // breaker is open (its server restarted) must not wait for the
+            // probe.
+            breaker.answered();
+        }
         if let Kind::Sentinel(target) = &link.topology.kind {
             let watchers =
                 sentinel_watch::spawn(Arc::downgrade(&link), target, link.topology.connect_timeout);
@@ -142,6 +233,59 @@ impl Link {
         &self.ctx
     }
 
+    /// The state of the server's circuit breaker; on a cluster, of the
+    /// first primary's whose breaker is open.
+    pub(crate) fn breaker_state(&self) -> BreakerState {
+        self.all_breakers()
+            .iter()
+            .map(|breaker| breaker.state())
+            .find(BreakerState::is_open)
+            .unwrap_or(BreakerState::Closed)
+    }
+
+    /// Every breaker the store answers to.
+    fn all_breakers(&self) -> Vec<Arc<Breaker>> {
+        self.guard(Route::All).breakers().to_vec()
+    }
+
+    /// The breakers a call on `route` answers to. On a cluster a slot no
+    /// primary serves in the store's map has none: the call goes out.
+    fn guard(&self, route: Route<'_>) -> Guard {
+        let nodes = match &self.breakers {
+            Breakers::Server(breaker) => return Guard::One(breaker.clone()),
+            Breakers::Cluster(nodes) => nodes.read().unwrap_or_else(|e| e.into_inner()).clone(),
+        };
+        let mut breakers: Vec<Arc<Breaker>> = Vec::new();
+        let mut add = |breaker: &Arc<Breaker>| {
+            if !breakers.iter().any(|b| Arc::ptr_eq(b, breaker)) {
+                breakers.push(breaker.clone());
+            }
+        };
+        match route {
+            Route::Key(key) => {
+                if let Some(node) = nodes.owner(key_slot(key)) {
+                    return Guard::One(node.breaker.clone());
+                }
+            }
+            Route::Keys(keys) => keys
+                .iter()
+                .filter_map(|key| nodes.owner(key_slot(key)))
+                .for_each(|n| add(&n.breaker)),
+            Route::All => nodes.nodes().iter().for_each(|n| add(&n.breaker)),
+        }
+        Guard::Many(breakers)
+    }
+
+    /// A connection for a call on `route`, and the breakers it answers
+    /// to: refused at once while one of them is open.
+    pub(crate) fn admit(&self, route: Route<'_>) -> Result<(Conn, Guard)> {
+        let guard = self.guard(route);
+        guard
+            .admit()
+            .map_err(|open| self.ctx.unavailable(Box::new(open)))?;
+        Ok((self.conn()?, guard))
+    }
+
     /// A connection, round-robin over the pool.
     pub(crate) fn conn(&self) -> Result<Conn> {
         let state = self.state.read().unwrap_or_else(|e| e.into_inner());
@@ -158,24 +302,31 @@ impl Link {
         self: &Arc<Self>,
         op: &'static str,
         key: Option<&str>,
+        route: Route<'_>,
         f: F,
     ) -> Result<T>
     where
         F: FnOnce(Conn) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
     {
-        let conn = self.conn()?;
+        let (conn, guard) = self.admit(route)?;
         match tokio::time::timeout(self.topology.command_timeout, f(conn)).await {
             Ok(Ok(value)) => {
                 self.answered();
+                guard.answered();
                 Ok(value)
             }
             Ok(Err(e)) => {
                 self.failed(classify(&e));
+                guard.failed(symptom(&e), || format!("`{op}`: {e}"));
                 Err(self.ctx.map(op, key, e))
             }
             Err(_) => {
                 self.failed(Failure::Lost);
+                let timeout = self.topology.command_timeout;
+                guard.failed(Symptom::Timeout, || {
+                    format!("`{op}`: no reply within command_timeout ({timeout:?})")
+                });
                 Err(self.deadline_passed(op, key))
             }
         }
@@ -198,10 +349,21 @@ impl Link {
     /// Records the outcome of a call made outside [`call`](Self::call)
     /// (one made of several round trips, each under its own deadline, which
     /// reports a passed deadline as a timeout error).
-    pub(crate) fn observe<T>(self: &Arc<Self>, outcome: &RedisResult<T>) {
+    pub(crate) fn observe<T>(
+        self: &Arc<Self>,
+        op: &'static str,
+        guard: &Guard,
+        outcome: &RedisResult<T>,
+    ) {
         match outcome {
-            Ok(_) => self.answered(),
-            Err(e) => self.failed(classify(e)),
+            Ok(_) => {
+                self.answered();
+                guard.answered();
+            }
+            Err(e) => {
+                self.failed(classify(e));
+                guard.failed(symptom(e), || format!("`{op}`: {e}"));
+            }
         }
     }
 
@@ -274,15 +436,31 @@ impl Link {
     }
 
     /// One repair: fresh connections, swapped in unless the link closed.
-    async fn rebuild(&self) {
-        match tokio::time::timeout(repair_deadline(&self.topology), connect(&self.topology)).await {
-            Ok(Ok(conns)) => {
-                let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
-                if !state.closed {
+    async fn rebuild(self: &Arc<Self>) {
+        match tokio::time::timeout(repair_deadline(&self.topology), connect_all(&self.topology))
+            .await
+        {
+            Ok(Ok((conns, nodes))) => {
+                {
+                    let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+                    if state.closed {
+                        return;
+                    }
                     state.conns = conns;
+                    if let (Breakers::Cluster(map), Some(nodes)) = (&self.breakers, nodes) {
+                        *map.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(nodes);
+                    }
                     self.failures.store(0, Ordering::Relaxed);
-                    tracing::info!(store = %self.ctx.store, addr = %self.ctx.addr,
-                        "redis connections rebuilt");
+                }
+                tracing::info!(store = %self.ctx.store, addr = %self.ctx.addr,
+                    "redis connections rebuilt");
+                let prober: Arc<dyn Prober> = self.clone();
+                for breaker in self.all_breakers() {
+                    // New primaries (a promoted replica) are probed through
+                    // this store too; the breakers of nodes no longer in the
+                    // map go when no store holds them.
+                    breaker.join(Arc::downgrade(&prober));
+                    breaker.repaired();
                 }
             }
             Ok(Err(e)) => {
@@ -324,10 +502,76 @@ impl Link {
     }
 }
 
+/// The breaker's probe: `PING` on the store's current connections (the
+/// repaired ones, after a repair) under a short deadline. A failure counts
+/// like a failed call, so it starts the same repairs; only the breaker is
+/// not told (it is open, and the probe reports to it itself).
+impl Prober for Link {
+    fn probe(
+        self: Arc<Self>,
+        server: Arc<str>,
+    ) -> Pin<Box<dyn Future<Output = Option<bool>> + Send>> {
+        Box::pin(async move {
+            // Closed: nothing to probe through.
+            let conn = self.conn().ok()?;
+            // On a cluster, the one primary the breaker is for (`None`:
+            // this store's map no longer has it, so has nothing to say).
+            let node = match &self.breakers {
+                Breakers::Server(_) => None,
+                Breakers::Cluster(nodes) => {
+                    let nodes = nodes.read().unwrap_or_else(|e| e.into_inner()).clone();
+                    let node = nodes.node(&server)?;
+                    Some((node.host.clone(), node.port))
+                }
+            };
+            let ping = async move {
+                match (conn, node) {
+                    (Conn::Cluster(mut conn), Some((host, port))) => {
+                        let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
+                            host,
+                            port,
+                        });
+                        conn.route_command(redis::cmd("PING"), route)
+                            .await
+                            .map(drop)
+                    }
+                    (mut conn, _) => redis::cmd("PING").query_async::<()>(&mut conn).await,
+                }
+            };
+            let deadline = PROBE_DEADLINE.min(self.topology.command_timeout);
+            match tokio::time::timeout(deadline, ping).await {
+                Ok(Ok(())) => {
+                    self.failures.store(0, Ordering::Relaxed);
+                    Some(true)
+                }
+                Ok(Err(e)) => {
+                    self.failed(classify(&e));
+                    Some(symptom(&e) == Symptom::Answered)
+                }
+                Err(_) => {
+                    self.failed(Failure::Lost);
+                    Some(false)
+                }
+            }
+        })
+    }
+}
+
 impl Drop for Link {
     fn drop(&mut self) {
         self.stop_watchers();
     }
+}
+
+/// Opens the connections and, on a cluster, reads which primary serves
+/// which slot (through them, so the map matches the nodes they reach).
+async fn connect_all(topology: &Topology) -> RedisResult<(Vec<Conn>, Option<NodeMap>)> {
+    let conns = connect(topology).await?;
+    let nodes = match conns.first() {
+        Some(Conn::Cluster(conn)) => Some(NodeMap::fetch(conn.clone()).await?),
+        _ => None,
+    };
+    Ok((conns, nodes))
 }
 
 /// The time allowed to open (or rebuild) the connections: a connection
@@ -342,6 +586,19 @@ fn startup_deadline(topology: &Topology) -> Duration {
 /// one (with a newer view of the topology) can start.
 fn repair_deadline(topology: &Topology) -> Duration {
     topology.connect_timeout.min(topology.command_timeout) + topology.command_timeout
+}
+
+/// What a failed call says to the circuit breaker: only silence and
+/// broken connections count; any reply, error replies included, shows the
+/// server is there.
+fn symptom(e: &RedisError) -> Symptom {
+    if e.is_timeout() {
+        Symptom::Timeout
+    } else if e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() {
+        Symptom::ConnectionError
+    } else {
+        Symptom::Answered
+    }
 }
 
 fn classify(e: &RedisError) -> Failure {

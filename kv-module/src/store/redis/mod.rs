@@ -8,6 +8,10 @@
 //!   opening them, including asking the Sentinels for the primary.
 //! * `link`: the live connections, the per-call deadline, and their
 //!   repair after a failover.
+//! * `breaker`: [`BreakerState`] and the circuit breaker the stores of
+//!   one server share: fail at once while it is known to be failing.
+//! * `node_map`: which primary of a cluster serves each slot, with its
+//!   breaker.
 //! * `sentinel_watch`: follows the Sentinels' `+switch-master`
 //!   announcements.
 //! * `routing`: operations spread over several nodes (cluster `SCAN`,
@@ -15,16 +19,19 @@
 //! * `error_map`: redis-rs errors to [`KvError`](crate::KvError)s.
 //! * `store`: [`RedisStore`], the [`KvStore`](crate::KvStore).
 
+mod breaker;
 pub(crate) mod config;
 mod connection;
 mod error_map;
 mod link;
+mod node_map;
 mod routing;
 mod sentinel_watch;
 mod store;
 mod tls;
 mod topology;
 
+pub use breaker::BreakerState;
 pub use config::{MAX_POOL_SIZE, RedisConfig, RedisMode};
 pub use store::RedisStore;
 pub use tls::TlsConfig;

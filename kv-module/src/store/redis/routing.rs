@@ -95,7 +95,28 @@ where
 }
 
 /// The primaries of the cluster (`host`, `port`), from `CLUSTER SLOTS`.
-async fn primaries(mut conn: ClusterConnection) -> RedisResult<Vec<(String, u16)>> {
+async fn primaries(conn: ClusterConnection) -> RedisResult<Vec<(String, u16)>> {
+    let mut primaries = Vec::new();
+    for range in slot_ranges(conn).await? {
+        let primary = (range.host, range.port);
+        if !primaries.contains(&primary) {
+            primaries.push(primary);
+        }
+    }
+    Ok(primaries)
+}
+
+/// A range of hash slots and the primary serving it.
+pub(crate) struct SlotRange {
+    pub(crate) first: u16,
+    pub(crate) last: u16,
+    pub(crate) host: String,
+    pub(crate) port: u16,
+}
+
+/// The slot ranges of the cluster and their primaries, from
+/// `CLUSTER SLOTS` (asked of any node).
+pub(crate) async fn slot_ranges(mut conn: ClusterConnection) -> RedisResult<Vec<SlotRange>> {
     let mut cmd = redis::cmd("CLUSTER");
     cmd.arg("SLOTS");
     let reply = conn
@@ -103,23 +124,27 @@ async fn primaries(mut conn: ClusterConnection) -> RedisResult<Vec<(String, u16)
         .await?;
     // Each range: [start, end, [host, port, id, ...], replicas...].
     let ranges: Vec<Vec<Value>> = redis::from_redis_value(reply)?;
-    let mut primaries = Vec::new();
+    let mut found = Vec::with_capacity(ranges.len());
     for range in ranges {
-        let Some(primary) = range.into_iter().nth(2) else {
+        let mut fields = range.into_iter();
+        let (Some(first), Some(last), Some(primary)) =
+            (fields.next(), fields.next(), fields.next())
+        else {
             continue;
         };
         let node: Vec<Value> = redis::from_redis_value(primary)?;
-        let mut fields = node.into_iter();
-        let (Some(host), Some(port)) = (fields.next(), fields.next()) else {
+        let mut node = node.into_iter();
+        let (Some(host), Some(port)) = (node.next(), node.next()) else {
             continue;
         };
-        let host: String = redis::from_redis_value(host)?;
-        let port: u16 = redis::from_redis_value(port)?;
-        if !primaries.contains(&(host.clone(), port)) {
-            primaries.push((host, port));
-        }
+        found.push(SlotRange {
+            first: redis::from_redis_value(first)?,
+            last: redis::from_redis_value(last)?,
+            host: redis::from_redis_value(host)?,
+            port: redis::from_redis_value(port)?,
+        });
     }
-    Ok(primaries)
+    Ok(found)
 }
 
 /// `SET` commands grouped by hash slot, in first-seen order of the slots:

@@ -5,9 +5,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use super::breaker::BreakerState;
 use super::config::RedisConfig;
 use super::error_map::ErrorContext;
-use super::link::Link;
+use super::link::{Link, Route};
 use super::routing;
 use crate::error::{KvError, Result};
 use crate::store::{
@@ -22,8 +23,11 @@ use crate::store::{
 /// (`pool_size` of them, used round-robin). Every call is bounded by
 /// `command_timeout`, reconnection waits included; on a cluster or behind
 /// Sentinels, repeated failures rebuild the connections, so the store
-/// follows a failover without a restart. Cheap to share as
-/// `Arc<dyn KvStore>`.
+/// follows a failover without a restart. The stores of one server share a
+/// circuit breaker: after a timeout (or three failed connections) every
+/// call to that server fails at once, as unavailable, until a background
+/// `PING` gets an answer — see [`breaker_state`](Self::breaker_state).
+/// Cheap to share as `Arc<dyn KvStore>`.
 ///
 /// On a cluster, `get_many` and `delete_keys` are split per hash slot and
 /// sent concurrently, `set_many` is one `MULTI` per slot (atomic within a
@@ -92,6 +96,15 @@ impl RedisStore {
         &self.ctx().addr
     }
 
+    /// The state of the circuit breaker this store shares with every store
+    /// of its server (its Redis Cluster, its Sentinel set): open while the
+    /// server is known to be failing, when calls fail at once with
+    /// [`KvError::Unavailable`] rather than each waiting `command_timeout`.
+    /// For health checks and metrics; reading it sends nothing.
+    pub fn breaker_state(&self) -> BreakerState {
+        self.link.breaker_state()
+    }
+
     fn ctx(&self) -> &ErrorContext {
         self.link.ctx()
     }
@@ -101,17 +114,19 @@ impl RedisStore {
         cmd: &redis::Cmd,
         op: &'static str,
         key: Option<&str>,
+        route: Route<'_>,
     ) -> Result<T> {
         self.link
-            .call(op, key, |mut conn| async move {
+            .call(op, key, route, |mut conn| async move {
                 cmd.query_async(&mut conn).await
             })
             .await
     }
 
-    fn set_cmd(&self, key: &str, value: &[u8], ttl: Ttl) -> Result<redis::Cmd> {
+    /// `SET stored value [PX ms]`; `key` (the caller's) names errors.
+    fn set_cmd(&self, stored: &str, key: &str, value: &[u8], ttl: Ttl) -> Result<redis::Cmd> {
         let mut cmd = redis::cmd("SET");
-        cmd.arg(self.space.stored_key(key)).arg(value);
+        cmd.arg(stored).arg(value);
         if let Some(ms) = ttl.to_millis(&self.ctx().store, key)? {
             cmd.arg("PX").arg(ms);
         }
@@ -165,22 +180,29 @@ impl KvStore for RedisStore {
 
     #[tracing::instrument(level = "trace", skip(self), fields(store = %self.ctx().store), err(level = "debug"))]
     async fn get_bytes(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        let stored = self.space.stored_key(key);
         let mut cmd = redis::cmd("GET");
-        cmd.arg(self.space.stored_key(key));
-        self.query(&cmd, "GET", Some(key)).await
+        cmd.arg(&stored);
+        self.query(&cmd, "GET", Some(key), Route::Key(&stored))
+            .await
     }
 
     #[tracing::instrument(level = "trace", skip(self, value), fields(store = %self.ctx().store), err(level = "debug"))]
     async fn set_bytes(&self, key: &str, value: &[u8], ttl: Ttl) -> Result<()> {
-        let cmd = self.set_cmd(key, value, ttl)?;
-        self.query(&cmd, "SET", Some(key)).await
+        let stored = self.space.stored_key(key);
+        let cmd = self.set_cmd(&stored, key, value, ttl)?;
+        self.query(&cmd, "SET", Some(key), Route::Key(&stored))
+            .await
     }
 
     #[tracing::instrument(level = "trace", skip(self, value), fields(store = %self.ctx().store), err(level = "debug"))]
     async fn set_bytes_if_absent(&self, key: &str, value: &[u8], ttl: Ttl) -> Result<bool> {
-        let mut cmd = self.set_cmd(key, value, ttl)?;
+        let stored = self.space.stored_key(key);
+        let mut cmd = self.set_cmd(&stored, key, value, ttl)?;
         cmd.arg("NX");
-        let reply: Option<String> = self.query(&cmd, "SET NX", Some(key)).await?;
+        let reply: Option<String> = self
+            .query(&cmd, "SET NX", Some(key), Route::Key(&stored))
+            .await?;
         Ok(reply.is_some())
     }
 
@@ -189,11 +211,10 @@ impl KvStore for RedisStore {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
+        let stored: Vec<String> = keys.iter().map(|k| self.space.stored_key(k)).collect();
         let mut cmd = redis::cmd("MGET");
-        for key in keys {
-            cmd.arg(self.space.stored_key(key));
-        }
-        self.query(&cmd, "MGET", None).await
+        cmd.arg(&stored);
+        self.query(&cmd, "MGET", None, Route::Keys(&stored)).await
     }
 
     #[tracing::instrument(level = "trace", skip_all, fields(store = %self.ctx().store, n = entries.len()), err(level = "debug"))]
@@ -203,8 +224,11 @@ impl KvStore for RedisStore {
         }
         let mut cmds = Vec::with_capacity(entries.len());
         for (key, value, ttl) in entries {
-            cmds.push((self.space.stored_key(key), self.set_cmd(key, value, *ttl)?));
+            let stored = self.space.stored_key(key);
+            let cmd = self.set_cmd(&stored, key, value, *ttl)?;
+            cmds.push((stored, cmd));
         }
+        let stored: Vec<String> = cmds.iter().map(|(key, _)| key.clone()).collect();
         // One MULTI on one server; one per hash slot on a cluster (a MULTI
         // cannot span slots there), sent concurrently.
         let groups = if self.link.is_cluster() {
@@ -213,7 +237,7 @@ impl KvStore for RedisStore {
             vec![cmds.into_iter().map(|(_, cmd)| cmd).collect()]
         };
         self.link
-            .call("MULTI SET", None, |conn| async move {
+            .call("MULTI SET", None, Route::Keys(&stored), |conn| async move {
                 let sends = groups.iter().map(|group| {
                     let mut pipe = redis::pipe();
                     pipe.atomic();
@@ -230,9 +254,12 @@ impl KvStore for RedisStore {
 
     #[tracing::instrument(level = "trace", skip(self), fields(store = %self.ctx().store), err(level = "debug"))]
     async fn delete(&self, key: &str) -> Result<bool> {
+        let stored = self.space.stored_key(key);
         let mut cmd = redis::cmd("UNLINK");
-        cmd.arg(self.space.stored_key(key));
-        let n: u64 = self.query(&cmd, "UNLINK", Some(key)).await?;
+        cmd.arg(&stored);
+        let n: u64 = self
+            .query(&cmd, "UNLINK", Some(key), Route::Key(&stored))
+            .await?;
         Ok(n > 0)
     }
 
@@ -243,19 +270,18 @@ impl KvStore for RedisStore {
         }
         // `UNLINK`: the server frees the values off its main thread. On a
         // cluster redis-rs splits it per slot and sums the counts.
+        let stored: Vec<String> = keys.iter().map(|k| self.space.stored_key(k)).collect();
         let mut cmd = redis::cmd("UNLINK");
-        for key in keys {
-            cmd.arg(self.space.stored_key(key));
-        }
-        self.query(&cmd, "UNLINK", None).await
+        cmd.arg(&stored);
+        self.query(&cmd, "UNLINK", None, Route::Keys(&stored)).await
     }
 
     #[tracing::instrument(level = "trace", skip(self), fields(store = %self.ctx().store), err(level = "debug"))]
     async fn keys(&self, pattern: &str) -> Result<Vec<String>> {
-        let conn = self.link.conn()?;
+        let (conn, guard) = self.link.admit(Route::All)?;
         let pattern = self.space.stored_pattern(pattern);
         let found = routing::scan_matching(conn, &pattern, self.link.command_timeout()).await;
-        self.link.observe(&found);
+        self.link.observe("SCAN", &guard, &found);
         let found = found.map_err(|e| self.ctx().map("SCAN", None, e))?;
         Ok(found
             .iter()
@@ -265,25 +291,33 @@ impl KvStore for RedisStore {
 
     #[tracing::instrument(level = "trace", skip(self), fields(store = %self.ctx().store), err(level = "debug"))]
     async fn exists(&self, key: &str) -> Result<bool> {
+        let stored = self.space.stored_key(key);
         let mut cmd = redis::cmd("EXISTS");
-        cmd.arg(self.space.stored_key(key));
-        let n: u64 = self.query(&cmd, "EXISTS", Some(key)).await?;
+        cmd.arg(&stored);
+        let n: u64 = self
+            .query(&cmd, "EXISTS", Some(key), Route::Key(&stored))
+            .await?;
         Ok(n > 0)
     }
 
     #[tracing::instrument(level = "trace", skip(self), fields(store = %self.ctx().store), err(level = "debug"))]
     async fn expire(&self, key: &str, ttl: Duration) -> Result<bool> {
         let ms = duration_millis(ttl, &self.ctx().store, key)?;
+        let stored = self.space.stored_key(key);
         let mut cmd = redis::cmd("PEXPIRE");
-        cmd.arg(self.space.stored_key(key)).arg(ms);
-        self.query(&cmd, "PEXPIRE", Some(key)).await
+        cmd.arg(&stored).arg(ms);
+        self.query(&cmd, "PEXPIRE", Some(key), Route::Key(&stored))
+            .await
     }
 
     #[tracing::instrument(level = "trace", skip(self), fields(store = %self.ctx().store), err(level = "debug"))]
     async fn ttl(&self, key: &str) -> Result<KeyTtl> {
+        let stored = self.space.stored_key(key);
         let mut cmd = redis::cmd("PTTL");
-        cmd.arg(self.space.stored_key(key));
-        let ms: i64 = self.query(&cmd, "PTTL", Some(key)).await?;
+        cmd.arg(&stored);
+        let ms: i64 = self
+            .query(&cmd, "PTTL", Some(key), Route::Key(&stored))
+            .await?;
         Ok(match ms {
             -2 => KeyTtl::Missing,
             -1 => KeyTtl::Persistent,
@@ -293,16 +327,20 @@ impl KvStore for RedisStore {
 
     #[tracing::instrument(level = "trace", skip(self), fields(store = %self.ctx().store), err(level = "debug"))]
     async fn persist(&self, key: &str) -> Result<bool> {
+        let stored = self.space.stored_key(key);
         let mut cmd = redis::cmd("PERSIST");
-        cmd.arg(self.space.stored_key(key));
-        self.query(&cmd, "PERSIST", Some(key)).await
+        cmd.arg(&stored);
+        self.query(&cmd, "PERSIST", Some(key), Route::Key(&stored))
+            .await
     }
 
     #[tracing::instrument(level = "trace", skip(self), fields(store = %self.ctx().store), err(level = "debug"))]
     async fn incr_by(&self, key: &str, delta: i64) -> Result<i64> {
+        let stored = self.space.stored_key(key);
         let mut cmd = redis::cmd("INCRBY");
-        cmd.arg(self.space.stored_key(key)).arg(delta);
-        self.query(&cmd, "INCRBY", Some(key)).await
+        cmd.arg(&stored).arg(delta);
+        self.query(&cmd, "INCRBY", Some(key), Route::Key(&stored))
+            .await
     }
 
     #[tracing::instrument(level = "trace", skip_all, fields(store = %self.ctx().store), err(level = "debug"))]
@@ -314,6 +352,8 @@ impl KvStore for RedisStore {
     ) -> Result<ScriptValue> {
         let stored: Vec<String> = keys.iter().map(|k| self.space.stored_key(k)).collect();
         self.check_one_slot("EVALSHA", keys, &stored)?;
+        // One slot (checked above on a cluster): the first key routes it.
+        let route = stored.first().map_or(Route::All, |key| Route::Key(key));
         let mut invocation = script.redis().prepare_invoke();
         for key in &stored {
             invocation.key(key.as_str());
@@ -323,16 +363,20 @@ impl KvStore for RedisStore {
         }
         let value: redis::Value = self
             .link
-            .call("EVALSHA", keys.first().copied(), |mut conn| async move {
-                invocation.invoke_async(&mut conn).await
-            })
+            .call(
+                "EVALSHA",
+                keys.first().copied(),
+                route,
+                |mut conn| async move { invocation.invoke_async(&mut conn).await },
+            )
             .await?;
         Ok(script_value(value))
     }
 
     #[tracing::instrument(level = "trace", skip(self), fields(store = %self.ctx().store), err(level = "debug"))]
     async fn ping(&self) -> Result<()> {
-        self.query(&redis::cmd("PING"), "PING", None).await
+        self.query(&redis::cmd("PING"), "PING", None, Route::All)
+            .await
     }
 
     async fn close(&self) {

@@ -15,6 +15,11 @@ pub(crate) struct Topology {
     /// The address(es) for messages: `host:port/db`, `cluster a,b`,
     /// `sentinel name via a,b`; never a password.
     pub(crate) display: String,
+    /// The server as the circuit breaker knows it (see `breaker.rs`): the
+    /// stores of one server share one breaker whatever their database. A
+    /// cluster's is unused: each primary has a breaker of its own
+    /// (`node_map.rs`).
+    pub(crate) server: String,
     pub(crate) pool_size: usize,
     pub(crate) connect_timeout: Duration,
     pub(crate) response_timeout: Duration,
@@ -98,7 +103,7 @@ impl RedisConfig {
             return Err(format!("{name} must be greater than zero"));
         }
         let certificates = self.certificates()?;
-        let (kind, display) = match self.mode {
+        let (kind, display, server) = match self.mode {
             RedisMode::Standalone => self.standalone(certificates)?,
             RedisMode::Cluster => self.cluster_client(certificates)?,
             RedisMode::Sentinel => self.sentinel_target(certificates)?,
@@ -106,6 +111,7 @@ impl RedisConfig {
         Ok(Topology {
             kind,
             display,
+            server,
             pool_size: self.pool_size,
             connect_timeout: self.connect_timeout,
             response_timeout: self.response_timeout,
@@ -168,7 +174,10 @@ impl RedisConfig {
         Ok(())
     }
 
-    fn standalone(&self, certificates: Option<Certificates>) -> Result<(Kind, String), String> {
+    fn standalone(
+        &self,
+        certificates: Option<Certificates>,
+    ) -> Result<(Kind, String, String), String> {
         self.check_mode_fields()?;
         let info = match (&self.addr, &self.url) {
             (Some(_), Some(_)) => return Err("give either `addr` or `url`, not both".into()),
@@ -197,15 +206,19 @@ impl RedisConfig {
             return Err(format!("db must be between 0 and 15, got {db}"));
         }
         let display = format!("{}/{db}", info.addr());
+        let server = info.addr().to_string();
         let redis = self.credentials(info.redis_settings().clone().set_db(db));
         let info = info
             .set_redis_settings(redis)
             .set_tcp_settings(tcp_settings());
         let client = client(info, certificates)?;
-        Ok((Kind::Standalone(client), display))
+        Ok((Kind::Standalone(client), display, server))
     }
 
-    fn cluster_client(&self, certificates: Option<Certificates>) -> Result<(Kind, String), String> {
+    fn cluster_client(
+        &self,
+        certificates: Option<Certificates>,
+    ) -> Result<(Kind, String, String), String> {
         self.check_mode_fields()?;
         if let Some(db) = self.db.filter(|db| *db != 0) {
             return Err(format!(
@@ -223,6 +236,7 @@ impl RedisConfig {
         }
         let tls = seeds.first().is_some_and(is_tls);
         let display = format!("cluster {}", join_addrs(&seeds));
+        let server = display.clone();
         // A node connection may be opened in the middle of a call (after a
         // redirection, or by a repair racing a failover, when a frozen node
         // accepts TCP but never answers): it must fit in the call's deadline.
@@ -256,13 +270,13 @@ impl RedisConfig {
         let client = builder
             .build()
             .map_err(|e| format!("invalid cluster settings: {e}"))?;
-        Ok((Kind::Cluster(Box::new(client)), display))
+        Ok((Kind::Cluster(Box::new(client)), display, server))
     }
 
     fn sentinel_target(
         &self,
         certificates: Option<Certificates>,
-    ) -> Result<(Kind, String), String> {
+    ) -> Result<(Kind, String, String), String> {
         self.check_mode_fields()?;
         let master_name = self
             .master_name
@@ -271,6 +285,9 @@ impl RedisConfig {
         let infos = self.node_infos()?;
         let tls = infos.first().is_some_and(is_tls);
         let display = format!("sentinel {master_name} via {}", join_addrs(&infos));
+        let mut sorted: Vec<String> = infos.iter().map(|info| info.addr().to_string()).collect();
+        sorted.sort();
+        let server = format!("sentinel {master_name} via {}", sorted.join(","));
         let sentinels = infos
             .into_iter()
             .map(|info| {
@@ -293,7 +310,7 @@ impl RedisConfig {
             redis,
             tls: tls.then_some(certificates),
         };
-        Ok((Kind::Sentinel(target), display))
+        Ok((Kind::Sentinel(target), display, server))
     }
 
     /// `nodes` as connection infos, all plain or all TLS.
