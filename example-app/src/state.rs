@@ -10,8 +10,8 @@ use kv_module::registry::ServiceRegistry;
 use kv_module::session::{SessionManager, Sessions};
 use shaku::{HasComponent, module};
 
-use crate::delivery::EchoSender;
 use crate::db::Database;
+use crate::delivery::EchoSender;
 use crate::settings::Settings;
 use crate::users::UserRepository;
 
