@@ -68,7 +68,9 @@
 //!   `tests/tls.rs`: TLS set-ups that work and the clear, bounded errors
 //!   of those that must not; `tests/failover.rs`: frozen, killed and
 //!   failed-over primaries (cluster, Sentinel) and a frozen server under
-//!   live stores: bounded calls, recovery without a restart.
+//!   live stores: bounded calls, recovery without a restart;
+//!   `tests/breaker.rs`: a frozen or killed server costs one timeout, then
+//!   its stores (and only its) fail fast until it answers again.
 //! * [`smtp_sink`]: [`SmtpSink`](smtp_sink::SmtpSink), an SMTP server
 //!   recording the mail it is given (or refusing it, or down), for the
 //!   app's code delivery; `tests/app_smtp.rs` uses it.
@@ -79,7 +81,15 @@
 //! * `tests/app.rs`: the app's HTTP contract on Redis and memory;
 //!   `tests/app_cluster.rs`: two instances on the shared cluster (login
 //!   across them, log out everywhere, a shared exact rate limit, the key
-//!   layout on the cluster).
+//!   layout on the cluster); `tests/app_hardening.rs`: authorization,
+//!   problem+json and request ids, names, the Secure cookie, `/readyz`;
+//!   `tests/app_connections.rs`: slow and idle clients over raw sockets,
+//!   the connection cap, the shutdown deadline; `tests/app_error_logs.rs`:
+//!   a 5xx's cause logged under its request id; `tests/app_frozen_redis.rs`:
+//!   one timeout per request while Redis is frozen; `tests/app_cache.rs`:
+//!   a created user is found at once, writes with Redis full;
+//!   `tests/app_otp_abuse.rs`: per-client OTP budgets, the hand-over, one
+//!   secret for two instances; `tests/app_proxies.rs`: `TRUSTED_PROXIES`.
 //! * `tests/fixture.rs`: tests of the fixture itself;
 //!   `tests/fixture_scaleout.rs`: of the cluster, sentinel and TLS
 //!   fixtures and of the supervisor (start-up times printed).

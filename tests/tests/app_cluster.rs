@@ -241,7 +241,7 @@ async fn login_and_logout_everywhere_across_two_instances() {
     problem(verify_code(&a, ada, &code).await, 401).await;
     problem(verify_code(&b, ada, &code).await, 401).await;
     // Her rename on A (which takes her session) reaches B: A's write
-    // replaces the entry B had cached with a tombstone, in the shared store.
+    // deletes the entry B had cached, in the shared store.
     let renamed = a
         .client
         .put(a.url(&format!("/api/users/{ada}")))
