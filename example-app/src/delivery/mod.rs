@@ -1,7 +1,7 @@
 //! Delivering one-time codes to the users they are for.
 //!
 //! * [`CodeSender`] (`code_sender.rs`): the component's interface, one
-//!   object-safe `send(address, code)`; [`code_sender`] picks the
+//!   object-safe `send(address, code)`; [`code_sender()`] picks the
 //!   implementation from the settings at start-up.
 //! * [`SmtpSender`] (`smtp_sender.rs`): the code by mail, through an SMTP
 //!   relay (`SMTP_URL`, `SMTP_FROM`, `SMTP_TIMEOUT`).
@@ -25,7 +25,7 @@
 //! # Wiring with shaku
 //!
 //! `AppModule` lists [`EchoSender`] as the component of `dyn CodeSender`,
-//! and start-up always overrides it with what [`code_sender`] chose
+//! and start-up always overrides it with what [`code_sender()`] chose
 //! (`with_component_override`), so the choice is made, and validated,
 //! once, before the module is built. Handlers resolve `dyn CodeSender`
 //! from the module like every other component.

@@ -72,7 +72,7 @@ fn observe(run: &mut ScriptRun<'_>) -> Result<ScriptValue, String> {
 /// "not found", and the entry is as the loader saw it; the ticket is then
 /// used up. Releases the loader's lease in the same step.
 ///
-/// `KEYS`: entry, negative, mark, [lease]. `ARGV`: `"0"` (entry expected
+/// `KEYS`: entry, negative, mark, \[lease\]. `ARGV`: `"0"` (entry expected
 /// absent) or `"1"` (expected to hold `ARGV[2]`), expected entry, ticket,
 /// `"v"` (a value) or `"n"` ("not found"), what to write, PX, [lease
 /// token]. Returns 1 when written, 0 when the record changed, 2 when the
@@ -172,7 +172,7 @@ fn mark(run: &mut ScriptRun<'_>) -> Result<ScriptValue, String> {
 /// flight began before this write, so its ticket is void, and the
 /// processes waiting for it need not.
 ///
-/// `KEYS`: entry, negative, mark, [lease]. `ARGV`: marker, value, value
+/// `KEYS`: entry, negative, mark, \[lease\]. `ARGV`: marker, value, value
 /// PX. Returns 1 when the value was written, 0 when the entry was deleted,
 /// 2 when the store refused the value (out of memory; deleted instead).
 pub(crate) static FINISH_WRITE: Script = Script::new(
