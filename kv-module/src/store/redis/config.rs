@@ -76,7 +76,7 @@ pub struct RedisConfig {
     #[serde(deserialize_with = "deserialize_mode")]
     pub mode: RedisMode,
     /// Standalone only: server address as `host:port` (port defaults to
-    /// 6379). Default: none.
+    /// 6379; IPv6 as `[::1]:6379`). Default: none.
     #[serde(deserialize_with = "deserialize_opt_text")]
     pub addr: Option<String>,
     /// Standalone only: server URL
@@ -88,7 +88,8 @@ pub struct RedisConfig {
     /// comma-separated string. Default: none.
     #[serde(deserialize_with = "deserialize_nodes")]
     pub nodes: Vec<String>,
-    /// Sentinel only: the name the Sentinels monitor the primary under.
+    /// Sentinel only, and required there: the name the Sentinels monitor
+    /// the primary under.
     #[serde(deserialize_with = "deserialize_opt_text")]
     pub master_name: Option<String>,
     /// Sentinel only: the password of the Sentinels (`requirepass` in their
@@ -99,14 +100,15 @@ pub struct RedisConfig {
     pub username: Option<String>,
     /// Password of the data nodes. Default: empty (no `AUTH`).
     pub password: Secret,
-    /// Database number, 0–15 (0 only on a cluster). Default: the URL's,
-    /// else 0.
+    /// Database number, 0–15 (0 only on a cluster, where stores sharing
+    /// it need their own `prefix`). Default: the URL's, else 0.
     #[serde(deserialize_with = "deserialize_db")]
     pub db: Option<u8>,
     /// TLS settings; `Some` turns TLS on. Default: off (unless the URL is
     /// `rediss://`).
     pub tls: Option<TlsConfig>,
-    /// Number of multiplexed connections used round-robin. Default: 1,
+    /// Number of multiplexed connections used round-robin, 1–256. One
+    /// already pipelines concurrent requests. Default: 1,
     /// which is the fastest choice for most loads (see `docs/BENCHMARKS.md`);
     /// measure before raising it.
     #[serde(deserialize_with = "deserialize_pool_size")]
@@ -114,7 +116,9 @@ pub struct RedisConfig {
     /// Key prefix; stored keys are `{prefix}:{key}`. Default: empty.
     #[serde(deserialize_with = "deserialize_text")]
     pub prefix: String,
-    /// Time allowed to establish a connection. Default: 5 s.
+    /// Time allowed to establish a connection (on a cluster at most
+    /// `command_timeout`); opening fails fast, naming the address, when
+    /// nothing answers. Default: 5 s.
     #[serde(with = "crate::config::serde_duration")]
     pub connect_timeout: Duration,
     /// Time allowed for one reply from a server. Default: 2 s.
