@@ -67,6 +67,11 @@ pub use error::{KvError, Result};
 #[cfg(doctest)]
 #[doc = include_str!("../../README.md")]
 pub struct ReadmeDoctests;
+
+/// The examples of `docs/CONFIGURATION.md`, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/CONFIGURATION.md")]
+pub struct ConfigurationDoctests;
 pub use secret::Secret;
 pub use store::memory::{MemoryConfig, MemoryServer, MemoryStore};
 pub use store::redis::{RedisConfig, RedisMode, RedisStore};
