@@ -7,7 +7,6 @@ use axum::http::request::Parts;
 use kv_module::rate_limit::TrustedProxies;
 
 use crate::error::ApiError;
-use crate::state::AppState;
 
 /// The client's IP address: the peer's, or, when the peer is one of
 /// `TRUSTED_PROXIES`, the rightmost untrusted address of `X-Forwarded-For`
@@ -37,12 +36,6 @@ where
         };
         let proxies = TrustedProxies::from_ref(state);
         Ok(Self(proxies.client_ip(peer.ip(), &parts.headers)))
-    }
-}
-
-impl FromRef<AppState> for TrustedProxies {
-    fn from_ref(state: &AppState) -> Self {
-        state.settings.trusted_proxies.clone()
     }
 }
 

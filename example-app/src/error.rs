@@ -4,6 +4,8 @@ use axum::body::{Body, HttpBody};
 use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use kv_module::KvError;
+use kv_module::cache_aside::CacheError;
 use kv_module::http::Problem;
 
 use crate::request_id::RequestId;
@@ -43,8 +45,13 @@ pub enum ApiError {
         /// Seconds until a retry can succeed.
         retry_after_secs: u64,
     },
-    /// 503: a dependency (Redis) is unavailable. The text is logged, and
-    /// the client gets a generic detail (it may name internals).
+    /// 503: a store failed (unreachable, too slow, or it refused the
+    /// command). The error is logged, and the client gets a generic detail
+    /// (it names stores and keys).
+    #[error(transparent)]
+    Store(#[from] KvError),
+    /// 503: another dependency (the rate limiter's policy, the mail relay)
+    /// is unavailable; logged, generic to the client, as [`Self::Store`].
     #[error("{0}")]
     Unavailable(String),
     /// 503 whose detail the client must see, because part of the request
@@ -55,6 +62,14 @@ pub enum ApiError {
     /// 500: logged, never shown in detail.
     #[error("internal error")]
     Internal(String),
+}
+
+/// A failed read through the users cache: the repository (SQLite) failed,
+/// since the cache itself never fails a read.
+impl From<CacheError<UsersError>> for ApiError {
+    fn from(e: CacheError<UsersError>) -> Self {
+        Self::Internal(format!("loading a user failed: {e}"))
+    }
 }
 
 impl From<UsersError> for ApiError {
@@ -89,6 +104,7 @@ impl IntoResponse for ApiError {
                 );
                 return response;
             }
+            Self::Store(e) => (StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
             Self::Unavailable(d) => (StatusCode::SERVICE_UNAVAILABLE, d.clone()),
             Self::UnavailablePartly(d) => {
                 let mut response =
@@ -106,12 +122,6 @@ impl IntoResponse for ApiError {
         };
         Problem::new(status, detail).into_response()
     }
-}
-
-/// A failed read through the users cache: the repository (SQLite) failed,
-/// since the cache itself never fails a read.
-pub fn cache_error(e: kv_module::cache_aside::CacheError<UsersError>) -> ApiError {
-    ApiError::Internal(format!("loading a user failed: {e}"))
 }
 
 /// Marks an error response whose detail is meant for the client (see

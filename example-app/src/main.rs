@@ -1,45 +1,53 @@
 //! The kv-module example app: `cargo run -p example-app`.
 
+use std::error::Error;
+use std::process::ExitCode;
+
+use example_app::startup::{build_app, build_state, load_settings};
 use example_app::{AppOptions, Application, settings, telemetry};
 
 #[tokio::main]
-async fn main() -> std::process::ExitCode {
+async fn main() -> ExitCode {
     // Telemetry.
     telemetry::init();
 
-    // Settings: the configuration file or directory.
-    let config_path = settings::config_path(std::env::args());
-    tracing::info!(config = %config_path.display(), "starting");
-
-    // Registry, components and router; then serve until SIGINT/SIGTERM.
-    let app = match Application::build(AppOptions {
-        config_path,
-        env: None,
-    })
-    .await
-    {
+    let started = async {
+        // Settings: the configuration file or directory, its `app:` section.
+        let config_path = settings::config_path(std::env::args());
+        tracing::info!(config = %config_path.display(), "starting");
+        let (config, settings) = load_settings(AppOptions {
+            config_path,
+            env: None,
+        })?;
+        // The registry of stores, SQLite, and the DI module of components.
+        let state = build_state(&config, settings).await?;
+        // The router, bound to `app.addr`.
+        Application::bind(build_app(state.clone()), &state).await
+    };
+    let app = match started.await {
         Ok(app) => app,
-        Err(e) => {
-            eprintln!("example-app: cannot start: {e}");
-            let mut source = std::error::Error::source(&e);
-            while let Some(cause) = source {
-                eprintln!("  caused by: {cause}");
-                source = cause.source();
-            }
-            return std::process::ExitCode::FAILURE;
-        }
+        Err(e) => return failure("cannot start", &e),
     };
     match app.local_addr() {
         Ok(addr) => tracing::info!(%addr, "listening"),
         Err(e) => tracing::warn!(error = %e, "listening (address unknown)"),
     }
+    // Serve until SIGINT/SIGTERM, drain, close the stores.
     match app.run_until_stopped(shutdown_signal()).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("example-app: server error: {e}");
-            std::process::ExitCode::FAILURE
-        }
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => failure("server error", &e),
     }
+}
+
+/// Prints `e` and its causes; the process then exits with a failure.
+fn failure(what: &str, e: &dyn Error) -> ExitCode {
+    eprintln!("example-app: {what}: {e}");
+    let mut source = e.source();
+    while let Some(cause) = source {
+        eprintln!("  caused by: {cause}");
+        source = cause.source();
+    }
+    ExitCode::FAILURE
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.

@@ -1,5 +1,8 @@
-//! [`Application`]: configuration → registry and components → router →
-//! listener; and [`build_app`], the router alone, for tests.
+//! Start-up, in the steps `main.rs` takes: [`load_settings`] (the
+//! configuration and its `app:` section), [`build_state`] (the registry of
+//! stores, SQLite and the DI module), [`build_app`] (the router), then
+//! [`Application::bind`] and [`run_until_stopped`](Application::run_until_stopped).
+//! [`Application::build`] takes the same steps, for tests.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -12,7 +15,7 @@ use axum::http::StatusCode;
 use axum::middleware;
 use axum::routing::{get, post};
 use kv_module::cache_aside::{CacheAside, CacheConfig};
-use kv_module::config::{ConfigError, ConfigLoader, Expander};
+use kv_module::config::{ConfigError, ConfigLoader, Expander, LoadedConfig};
 use kv_module::http::Problem;
 use kv_module::otp::{OtpConfig, OtpService};
 use kv_module::rate_limit::{
@@ -26,6 +29,7 @@ use shaku::HasComponent;
 
 use crate::db::Database;
 use crate::delivery::{CodeSender, DeliverySetupError, code_sender};
+use crate::otp_route_limits::OtpRouteLimiters;
 use crate::request_span::request_span;
 use crate::routes::{auth, health, metrics, session, users};
 use crate::serve::{BodyDeadline, ServerLimits, read_body, serve};
@@ -90,6 +94,89 @@ struct RateLimitSection {
     policy: RateLimitPolicy,
 }
 
+/// The configuration at `options.config_path`, and its `app:` section.
+///
+/// # Errors
+///
+/// A configuration that does not load, or an invalid `app:` section.
+pub fn load_settings(options: AppOptions) -> Result<(LoadedConfig, Settings), StartupError> {
+    let expander = match options.env {
+        Some(env) => Expander::new().with_env(move |name| env(name)),
+        None => Expander::new(),
+    };
+    let config = ConfigLoader::new()
+        .with_expander(expander)
+        .load(&options.config_path)?;
+    let settings = config.required_section("app")?;
+    Ok((config, settings))
+}
+
+/// Opens every store of `config` (the registry) and SQLite, and builds the
+/// DI module: each component from its section, over the store it names.
+///
+/// # Errors
+///
+/// Settings that cannot deliver codes or serve (checked before any store
+/// is opened), an unreachable store, an invalid section, a database that
+/// cannot be opened.
+pub async fn build_state(
+    config: &LoadedConfig,
+    settings: Settings,
+) -> Result<AppState, StartupError> {
+    // How codes reach users: SMTP or the development echo, else no start.
+    let sender = code_sender(&settings)?;
+    settings.server.validate().map_err(StartupError::Settings)?;
+
+    let registry = ServiceRegistry::build(config, &ServiceTypes::builtin()).await?;
+    let sessions = SessionManager::from_registry(
+        &registry,
+        "sessions",
+        config.required_section::<SessionConfig>("sessions")?,
+    )?;
+    let otp = OtpService::from_registry(
+        &registry,
+        "otp",
+        config.required_section::<OtpConfig>("otp")?,
+    )?;
+    let otp_limits = OtpRouteLimiters::from_registry(
+        &registry,
+        "otp_rate_limit",
+        config.required_section("otp_rate_limit")?,
+    )?;
+    let limits: RateLimitSection = config.required_section("rate_limit")?;
+    let limiter = RateLimiterParameters {
+        store: registry.store_for("rate_limit", &limits.store)?,
+        policy: NamedPolicy::new("api", limits.policy)?,
+    };
+    let path = settings.database_path();
+    let db = Database::open(&path).map_err(|source| StartupError::Database {
+        path: path.display().to_string(),
+        source,
+    })?;
+    let users = CacheAside::from_registry(
+        &registry,
+        "user_cache",
+        config.required_section::<CacheConfig>("user_cache")?,
+        Arc::new(UserRepository::new(db.clone())),
+    )?;
+
+    // Every lookup above is done: building the module cannot fail.
+    let module = AppModule::builder()
+        .with_component_parameters::<SessionManager>(sessions.into_parameters())
+        .with_component_parameters::<OtpService>(otp.into_parameters())
+        .with_component_parameters::<RateLimiter>(limiter)
+        .with_component_parameters::<OtpRouteLimiters>(otp_limits.into_parameters())
+        .with_component_parameters::<CacheAside<UserRepository>>(users.into_parameters())
+        .with_component_override::<dyn CodeSender>(sender)
+        .build();
+    Ok(AppState {
+        module: Arc::new(module),
+        settings: Arc::new(settings),
+        registry: Arc::new(registry),
+        db,
+    })
+}
+
 /// A started app: bound, with every component built.
 pub struct Application {
     listener: tokio::net::TcpListener,
@@ -99,83 +186,28 @@ pub struct Application {
 }
 
 impl Application {
-    /// Loads the configuration, builds the stores and components, opens
-    /// and migrates SQLite, and binds the listener.
+    /// [`load_settings`], [`build_state`], [`build_app`] and
+    /// [`bind`](Self::bind): the app ready to serve.
     pub async fn build(options: AppOptions) -> Result<Self, StartupError> {
-        let expander = match options.env {
-            Some(env) => Expander::new().with_env(move |name| env(name)),
-            None => Expander::new(),
-        };
-        let config = ConfigLoader::new()
-            .with_expander(expander)
-            .load(&options.config_path)?;
-        let settings: Settings = config.required_section("app")?;
-        // How codes reach users: SMTP or the development echo, else no
-        // start (checked before any store is opened).
-        let sender = code_sender(&settings)?;
-        settings.server.validate().map_err(StartupError::Settings)?;
+        let (config, settings) = load_settings(options)?;
+        let state = build_state(&config, settings).await?;
+        Self::bind(build_app(state.clone()), &state).await
+    }
 
-        let registry = ServiceRegistry::build(&config, &ServiceTypes::builtin()).await?;
-        let sessions = SessionManager::from_registry(
-            &registry,
-            "sessions",
-            config.required_section::<SessionConfig>("sessions")?,
-        )?;
-        let otp = OtpService::from_registry(
-            &registry,
-            "otp",
-            config.required_section::<OtpConfig>("otp")?,
-        )?;
-        let otp_limits = auth::OtpRouteLimits::from_section(
-            &registry,
-            config.required_section("otp_rate_limit")?,
-        )?;
-        let limits: RateLimitSection = config.required_section("rate_limit")?;
-        let limiter = RateLimiterParameters {
-            store: registry.store_for("rate_limit", &limits.store)?,
-            policy: NamedPolicy::new("api", limits.policy)?,
-        };
-
-        let path = settings.database_path();
-        let db = Database::open(&path).map_err(|source| StartupError::Database {
-            path: path.display().to_string(),
-            source,
-        })?;
-        let users = CacheAside::from_registry(
-            &registry,
-            "user_cache",
-            config.required_section::<CacheConfig>("user_cache")?,
-            Arc::new(UserRepository::new(db.clone())),
-        )?;
-
-        // Every lookup above is done: building the module cannot fail.
-        let module = AppModule::builder()
-            .with_component_parameters::<SessionManager>(sessions.into_parameters())
-            .with_component_parameters::<OtpService>(otp.into_parameters())
-            .with_component_parameters::<RateLimiter>(limiter)
-            .with_component_override::<dyn CodeSender>(sender)
-            .build();
-
-        let listener = tokio::net::TcpListener::bind(&settings.addr)
+    /// Binds `app.addr` for `router`, which serves `state`.
+    pub async fn bind(router: Router, state: &AppState) -> Result<Self, StartupError> {
+        let addr = &state.settings.addr;
+        let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|source| StartupError::Bind {
-                addr: settings.addr.clone(),
+                addr: addr.clone(),
                 source,
             })?;
-        let registry = Arc::new(registry);
-        let state = AppState {
-            module: Arc::new(module),
-            registry: registry.clone(),
-            users: Arc::new(users),
-            settings: Arc::new(settings),
-            db,
-        };
         Ok(Self {
             listener,
             limits: state.settings.server.clone(),
-            // The OTP handlers find their per-client-IP limiters here.
-            router: build_app(state).layer(axum::Extension(otp_limits)),
-            registry,
+            router,
+            registry: state.registry.clone(),
         })
     }
 

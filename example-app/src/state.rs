@@ -1,17 +1,20 @@
-//! [`AppState`]: what handlers reach, and the shaku module of components.
+//! [`AppModule`]: the shaku module of the components handlers inject; and
+//! [`AppState`], the router's state: the module and what is not a
+//! component.
 
 use std::sync::Arc;
 
 use axum::extract::FromRef;
-use kv_module::cache_aside::CacheAside;
+use kv_module::cache_aside::{CacheAside, CachedRepository};
 use kv_module::otp::OtpService;
-use kv_module::rate_limit::RateLimiter;
+use kv_module::rate_limit::{RateLimiter, TrustedProxies};
 use kv_module::registry::ServiceRegistry;
 use kv_module::session::{SessionManager, Sessions};
 use shaku::{HasComponent, module};
 
 use crate::db::Database;
 use crate::delivery::EchoSender;
+use crate::otp_route_limits::OtpRouteLimiters;
 use crate::settings::Settings;
 use crate::users::UserRepository;
 
@@ -20,12 +23,19 @@ use crate::users::UserRepository;
 mod di {
     use super::*;
 
-    // The components, each over the store its configuration names.
-    // `EchoSender` is only the placeholder of `dyn CodeSender`: start-up
-    // always overrides it with the sender the settings chose.
+    // Each component over the store its configuration names. `EchoSender`
+    // is only the placeholder of `dyn CodeSender`: start-up always
+    // overrides it with the sender the settings chose.
     module! {
         pub AppModule {
-            components = [SessionManager, OtpService, RateLimiter, EchoSender],
+            components = [
+                SessionManager,
+                OtpService,
+                RateLimiter,
+                OtpRouteLimiters,
+                CacheAside<UserRepository>,
+                EchoSender,
+            ],
             providers = []
         }
     }
@@ -33,21 +43,24 @@ mod di {
 
 pub use di::AppModule;
 
-/// The users' cache-aside repository (SQLite behind `user_cache`).
-pub type UserCache = CacheAside<UserRepository>;
+/// A component of [`AppModule`] as a handler receives it:
+/// `Inject<dyn Sessions>`.
+pub type Inject<I> = shaku_axum::Inject<AppModule, I>;
 
-/// The router state.
+/// The users through their cache (SQLite behind `user_cache`), as
+/// handlers inject them: `Inject<UserCache>`.
+pub type UserCache = dyn CachedRepository<UserRepository>;
+
+/// The router state: the module, and what is not a component.
 #[derive(Clone)]
 pub struct AppState {
-    /// The components (`shaku_axum::Inject` resolves from it).
+    /// The components ([`Inject`] resolves from it).
     pub module: Arc<AppModule>,
-    /// Every named store, for `/readyz`.
-    pub registry: Arc<ServiceRegistry>,
-    /// Users through their cache.
-    pub users: Arc<UserCache>,
     /// The app's settings.
     pub settings: Arc<Settings>,
-    /// SQLite, for `/readyz` (users go through [`users`](Self::users)).
+    /// Every named store, for `/readyz`.
+    pub registry: Arc<ServiceRegistry>,
+    /// SQLite, for `/readyz` (users go through [`UserCache`]).
     pub db: Database,
 }
 
@@ -57,8 +70,23 @@ impl FromRef<AppState> for Arc<AppModule> {
     }
 }
 
+/// For [`CurrentSession`](kv_module::session::CurrentSession), which
+/// finds the session manager through the state.
 impl FromRef<AppState> for Arc<dyn Sessions> {
     fn from_ref(state: &AppState) -> Self {
         state.module.resolve()
+    }
+}
+
+impl FromRef<AppState> for Arc<Settings> {
+    fn from_ref(state: &AppState) -> Self {
+        state.settings.clone()
+    }
+}
+
+/// For [`ClientAddress`](crate::client_address::ClientAddress).
+impl FromRef<AppState> for TrustedProxies {
+    fn from_ref(state: &AppState) -> Self {
+        state.settings.trusted_proxies.clone()
     }
 }

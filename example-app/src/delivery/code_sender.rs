@@ -11,7 +11,7 @@ use super::smtp_sender::SmtpSender;
 use crate::settings::Settings;
 
 /// Delivers one-time codes: the shaku interface the issue handler
-/// resolves (`dyn CodeSender`). Object-safe: `send` returns a boxed future
+/// injects (`dyn CodeSender`). Object-safe: `send` returns a boxed future
 /// (`async_trait`), so it can be held as `Arc<dyn CodeSender>`.
 #[async_trait]
 pub trait CodeSender: Interface {

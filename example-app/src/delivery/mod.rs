@@ -27,8 +27,8 @@
 //! `AppModule` lists [`EchoSender`] as the component of `dyn CodeSender`,
 //! and start-up always overrides it with what [`code_sender()`] chose
 //! (`with_component_override`), so the choice is made, and validated,
-//! once, before the module is built. Handlers resolve `dyn CodeSender`
-//! from the module like every other component.
+//! once, before the module is built. The issue handler injects
+//! `dyn CodeSender` like every other component.
 
 mod code_sender;
 mod echo_sender;

@@ -13,26 +13,25 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use axum::Json;
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
-use kv_module::config::ConfigError;
 use kv_module::otp::{
     ClientId, DeliveryOutcome, HandoverOutcome, OneTimeCodes, OneTimeCodesExt, VerifyOutcome,
 };
-use kv_module::rate_limit::{NamedPolicy, RateLimit, RateLimitPolicy, RateLimiter};
-use kv_module::registry::{ServiceRegistry, StoreRef};
+use kv_module::rate_limit::RateLimit;
 use kv_module::session::{SessionData, Sessions};
 use serde::Deserialize;
 use serde_json::json;
-use shaku::HasComponent;
 
 use crate::client_address::ClientAddress;
 use crate::delivery::CodeSender;
-use crate::error::{ApiError, cache_error};
-use crate::state::AppState;
+use crate::error::ApiError;
+use crate::otp_route_limits::OtpRouteLimits;
+use crate::settings::Settings;
+use crate::state::{Inject, UserCache};
 
 /// The OTP purpose of logging in.
 const LOGIN: &str = "login";
@@ -55,51 +54,6 @@ pub struct VerifyRequest {
     pub code: String,
 }
 
-/// The `otp_rate_limit:` section: per-client-IP policies of the two OTP
-/// routes, across users, on top of the API-wide limit.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OtpRateLimitSection {
-    /// The rate-limit store.
-    pub store: StoreRef,
-    /// `POST /api/auth/otp`.
-    pub issue: RateLimitPolicy,
-    /// `POST /api/auth/otp/verify`.
-    pub verify: RateLimitPolicy,
-}
-
-/// The per-client-IP limiters of the two OTP routes; the handlers find
-/// them as a request extension (`Router::layer(Extension(limits))`).
-#[derive(Clone)]
-pub struct OtpRouteLimits {
-    issue: Arc<dyn RateLimit>,
-    verify: Arc<dyn RateLimit>,
-}
-
-impl OtpRouteLimits {
-    /// The limiters of `section`, on its store in `registry`.
-    ///
-    /// # Errors
-    ///
-    /// An unknown store, or a policy that does not validate.
-    pub fn from_section(
-        registry: &ServiceRegistry,
-        section: OtpRateLimitSection,
-    ) -> Result<Self, ConfigError> {
-        let store = registry.store_for("otp_rate_limit", &section.store)?;
-        Ok(Self {
-            issue: Arc::new(RateLimiter::from_named(
-                store.clone(),
-                NamedPolicy::new("otp-issue", section.issue)?,
-            )),
-            verify: Arc::new(RateLimiter::from_named(
-                store,
-                NamedPolicy::new("otp-verify", section.verify)?,
-            )),
-        })
-    }
-}
-
 /// One check of `limiter` for `ip`: 429 with `Retry-After` when spent.
 async fn within(limiter: &dyn RateLimit, ip: IpAddr) -> Result<(), ApiError> {
     match limiter.check(&format!("ip:{ip}")).await {
@@ -119,32 +73,28 @@ fn retry_after(d: std::time::Duration) -> ApiError {
     }
 }
 
-fn unavailable(e: impl std::fmt::Display) -> ApiError {
-    ApiError::Unavailable(format!("the session store is unavailable: {e}"))
-}
-
 /// 202 `{"expires_in"}` (+ `dev_code` when `OTP_DEV_ECHO=true`); 404 for
 /// an unknown user; 429 within the resend cooldown or past a limit.
 pub async fn issue(
-    State(state): State<AppState>,
-    Extension(limits): Extension<OtpRouteLimits>,
+    limits: Inject<dyn OtpRouteLimits>,
+    users: Inject<UserCache>,
+    codes: Inject<dyn OneTimeCodes>,
+    sender: Inject<dyn CodeSender>,
+    State(settings): State<Arc<Settings>>,
     ClientAddress(ip): ClientAddress,
     request: Result<Json<IssueRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    within(limits.issue.as_ref(), ip).await?;
+    within(limits.issue(), ip).await?;
     let Json(request) = request?;
-    let user = match state.users.get(&request.user_id).await {
-        Ok(Some(user)) => user,
-        Ok(None) => return Err(ApiError::NotFound(format!("no user {}", request.user_id))),
-        Err(e) => return Err(cache_error(e)),
+    let Some(user) = users.get(&request.user_id).await? else {
+        return Err(ApiError::NotFound(format!("no user {}", request.user_id)));
     };
-    let codes: &dyn OneTimeCodes = state.module.resolve_ref();
-    let echo = state.settings.otp_dev_echo;
+    let echo = settings.otp_dev_echo;
     let subject = request.user_id.to_string();
+    let sender: &dyn CodeSender = &*sender;
     // The code is mailed (or, in development, only echoed) inside the
     // closure: a failed delivery withdraws it, so the user's cooldown and
     // caps are not spent.
-    let sender: Arc<dyn CodeSender> = state.module.resolve();
     let delivered = codes
         .issue_and(
             &subject,
@@ -164,8 +114,7 @@ pub async fn issue(
                 Ok::<_, ApiError>(body)
             },
         )
-        .await
-        .map_err(unavailable)?;
+        .await?;
     match delivered {
         DeliveryOutcome::Delivered(body) => Ok((StatusCode::ACCEPTED, Json(body)).into_response()),
         DeliveryOutcome::Refused(refusal) => Err(retry_after(refusal.retry_after)),
@@ -178,16 +127,16 @@ pub async fn issue(
 /// request is logging in with the same code; 503 when no session can be
 /// created (the code then stays usable).
 pub async fn verify(
-    State(state): State<AppState>,
-    Extension(limits): Extension<OtpRouteLimits>,
+    limits: Inject<dyn OtpRouteLimits>,
+    codes: Inject<dyn OneTimeCodes>,
+    sessions: Inject<dyn Sessions>,
     ClientAddress(ip): ClientAddress,
     request: Result<Json<VerifyRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    within(limits.verify.as_ref(), ip).await?;
+    within(limits.verify(), ip).await?;
     let Json(request) = request?;
     let subject = request.user_id.to_string();
-    let codes: &dyn OneTimeCodes = state.module.resolve_ref();
-    let sessions: &dyn Sessions = state.module.resolve_ref();
+    let sessions: &dyn Sessions = &*sessions;
     // The session is created while the code is claimed: it is consumed
     // only if the session exists, and stays usable otherwise.
     let owner = subject.clone();
@@ -201,11 +150,10 @@ pub async fn verify(
                 sessions
                     .create(SessionData::new(owner))
                     .await
-                    .map_err(unavailable)
+                    .map_err(ApiError::from)
             },
         )
-        .await
-        .map_err(unavailable)?;
+        .await?;
     let id = match outcome {
         HandoverOutcome::Verified(id) => id,
         HandoverOutcome::Failed(e) => return Err(e),

@@ -2,19 +2,18 @@
 
 use std::fmt::Write;
 
-use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
-use kv_module::rate_limit::RateLimiter;
-use shaku::HasComponent;
+use kv_module::rate_limit::RateLimit;
 
-use crate::state::AppState;
+use crate::state::{Inject, UserCache};
 
 /// Cache and limiter counters in the Prometheus text format.
-pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    let cache = state.users.metrics();
-    let limiter: &dyn kv_module::rate_limit::RateLimit = state.module.resolve_ref();
-    let limiter = (limiter as &dyn std::any::Any).downcast_ref::<RateLimiter>();
+pub async fn metrics(
+    users: Inject<UserCache>,
+    limiter: Inject<dyn RateLimit>,
+) -> impl IntoResponse {
+    let cache = users.metrics();
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -51,18 +50,16 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         "kv_cache_store_errors_total{{cache=\"users\"}} {}",
         cache.store_errors
     );
-    if let Some(limiter) = limiter {
-        let _ = writeln!(
-            out,
-            "# HELP kv_ratelimit_failed_open_total Checks let through because the store failed."
-        );
-        let _ = writeln!(out, "# TYPE kv_ratelimit_failed_open_total counter");
-        let _ = writeln!(
-            out,
-            "kv_ratelimit_failed_open_total{{policy=\"{}\"}} {}",
-            limiter.name(),
-            limiter.failed_open()
-        );
-    }
+    let _ = writeln!(
+        out,
+        "# HELP kv_ratelimit_failed_open_total Checks let through because the store failed."
+    );
+    let _ = writeln!(out, "# TYPE kv_ratelimit_failed_open_total counter");
+    let _ = writeln!(
+        out,
+        "kv_ratelimit_failed_open_total{{policy=\"{}\"}} {}",
+        limiter.policy().name(),
+        limiter.failed_open()
+    );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }

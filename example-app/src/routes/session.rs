@@ -1,16 +1,14 @@
 //! `/api/session`: the caller's session.
 
 use axum::Json;
-use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use kv_module::session::{CurrentSession, Session, Sessions};
 use serde_json::{Value, json};
-use shaku::HasComponent;
 
 use super::auth::seconds_until;
 use crate::error::ApiError;
-use crate::state::AppState;
+use crate::state::Inject;
 
 fn expires_in(sessions: &dyn Sessions, session: &Session) -> u64 {
     let idle_ms =
@@ -22,10 +20,9 @@ fn expires_in(sessions: &dyn Sessions, session: &Session) -> u64 {
 /// 200 `{"user_id","created_at","expires_in"}`, `user_id` an integer as
 /// users' ids are everywhere else (the session stores it as text).
 pub async fn get(
-    State(state): State<AppState>,
+    sessions: Inject<dyn Sessions>,
     current: CurrentSession,
 ) -> Result<Json<Value>, ApiError> {
-    let sessions: &dyn Sessions = state.module.resolve_ref();
     let user_id: i64 = current.session.data.user_id.parse().map_err(|_| {
         ApiError::Internal(format!(
             "a session's user id is not an integer: {:?}",
@@ -35,43 +32,31 @@ pub async fn get(
     Ok(Json(json!({
         "user_id": user_id,
         "created_at": current.session.created_at,
-        "expires_in": expires_in(sessions, &current.session),
+        "expires_in": expires_in(&*sessions, &current.session),
     })))
 }
 
 /// 200 `{"expires_in"}` after extending the idle timeout.
 pub async fn refresh(
-    State(state): State<AppState>,
+    sessions: Inject<dyn Sessions>,
     current: CurrentSession,
 ) -> Result<Json<Value>, ApiError> {
-    let sessions: &dyn Sessions = state.module.resolve_ref();
-    if !sessions
-        .refresh(&current.id)
-        .await
-        .map_err(|e| ApiError::Unavailable(format!("session store: {e}")))?
-    {
-        return Err(ApiError::Unauthorized("unknown or expired session".into()));
+    let gone = || ApiError::Unauthorized("unknown or expired session".into());
+    if !sessions.refresh(&current.id).await? {
+        return Err(gone());
     }
-    let session = sessions
-        .get(&current.id)
-        .await
-        .map_err(|e| ApiError::Unavailable(format!("session store: {e}")))?
-        .ok_or_else(|| ApiError::Unauthorized("unknown or expired session".into()))?;
+    let session = sessions.get(&current.id).await?.ok_or_else(gone)?;
     Ok(Json(
-        json!({ "expires_in": expires_in(sessions, &session) }),
+        json!({ "expires_in": expires_in(&*sessions, &session) }),
     ))
 }
 
 /// 204; the session no longer works, and the cookie is cleared.
 pub async fn delete(
-    State(state): State<AppState>,
+    sessions: Inject<dyn Sessions>,
     current: CurrentSession,
 ) -> Result<Response, ApiError> {
-    let sessions: &dyn Sessions = state.module.resolve_ref();
-    sessions
-        .delete(&current.id)
-        .await
-        .map_err(|e| ApiError::Unavailable(format!("session store: {e}")))?;
+    sessions.delete(&current.id).await?;
     Ok((
         StatusCode::NO_CONTENT,
         [(header::SET_COOKIE, sessions.settings().clear_cookie())],

@@ -6,16 +6,15 @@
 //! another user's).
 
 use axum::Json;
+use axum::extract::Path;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use kv_module::session::{CurrentSession, SessionRejection, Sessions};
-use shaku::HasComponent;
 
-use crate::error::{ApiError, cache_error};
-use crate::state::AppState;
-use crate::users::{NewUser, PublicUser, User, UserPatch, UsersError, validate};
+use crate::error::ApiError;
+use crate::state::{Inject, UserCache};
+use crate::users::{NewUser, PublicUser, User, UserPatch, UsersError};
 
 /// The `{id}` path parameter as an integer (400 otherwise).
 pub type UserId = Result<Path<i64>, axum::extract::rejection::PathRejection>;
@@ -37,12 +36,12 @@ fn body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
 
 /// `POST /api/users`: 201 with the user; 409 duplicate email; 422 invalid.
 pub async fn create(
-    State(state): State<AppState>,
+    users: Inject<UserCache>,
     new: Result<Json<NewUser>, JsonRejection>,
 ) -> Result<(StatusCode, Json<User>), ApiError> {
     let new = body(new)?;
-    validate(&new.name, &new.email).map_err(ApiError::Invalid)?;
-    let (_, user) = state.users.create(new).await?;
+    new.validate().map_err(ApiError::Invalid)?;
+    let (_, user) = users.create(new).await?;
     Ok((StatusCode::CREATED, Json(user)))
 }
 
@@ -51,24 +50,23 @@ pub async fn create(
 /// session; any other caller (no session, a bad one, or the session store
 /// down) reads the public view.
 pub async fn get(
-    State(state): State<AppState>,
+    users: Inject<UserCache>,
     current: Result<CurrentSession, SessionRejection>,
     id: UserId,
 ) -> Result<Response, ApiError> {
     let Path(id) = id?;
     let owner = current.is_ok_and(|current| require_owner(&current, id).is_ok());
-    match state.users.get(&id).await {
-        Ok(Some(user)) if owner => Ok(Json(user).into_response()),
-        Ok(Some(user)) => Ok(Json(PublicUser::from(user)).into_response()),
-        Ok(None) => Err(ApiError::NotFound(format!("no user {id}"))),
-        Err(e) => Err(cache_error(e)),
+    match users.get(&id).await? {
+        Some(user) if owner => Ok(Json(user).into_response()),
+        Some(user) => Ok(Json(PublicUser::from(user)).into_response()),
+        None => Err(ApiError::NotFound(format!("no user {id}"))),
     }
 }
 
 /// `PUT /api/users/{id}`: 200 with the updated user; needs a session of
 /// that user.
 pub async fn update(
-    State(state): State<AppState>,
+    users: Inject<UserCache>,
     current: CurrentSession,
     id: UserId,
     patch: Result<Json<UserPatch>, JsonRejection>,
@@ -76,28 +74,23 @@ pub async fn update(
     let Path(id) = id?;
     require_owner(&current, id)?;
     let patch = body(patch)?;
-    if let Some(name) = &patch.name {
-        validate(name, "x@example.com").map_err(ApiError::Invalid)?;
-    }
-    if let Some(email) = &patch.email {
-        validate("x", email).map_err(ApiError::Invalid)?;
-    }
-    Ok(Json(state.users.update(&id, patch).await?))
+    patch.validate().map_err(ApiError::Invalid)?;
+    Ok(Json(users.update(&id, patch).await?))
 }
 
 /// `DELETE /api/users/{id}`: 204; the cache entry and every session of
 /// the user are gone. Needs a session of that user.
 pub async fn delete(
-    State(state): State<AppState>,
+    users: Inject<UserCache>,
+    sessions: Inject<dyn Sessions>,
     current: CurrentSession,
     id: UserId,
 ) -> Result<StatusCode, ApiError> {
     let Path(id) = id?;
     require_owner(&current, id)?;
-    if !state.users.delete(&id).await? {
+    if !users.delete(&id).await? {
         return Err(UsersError::NotFound(id).into());
     }
-    let sessions: &dyn Sessions = state.module.resolve_ref();
     if let Err(e) = sessions.delete_user_sessions(&id.to_string()).await {
         // The user is gone; their sessions end at their own TTL. Said loudly.
         tracing::warn!(user_id = id, error = %e, "user deleted but sessions not revoked");
@@ -111,16 +104,12 @@ pub async fn delete(
 /// `DELETE /api/users/{id}/sessions`: log the user out everywhere; needs a
 /// session of that user (403 for another user's).
 pub async fn delete_sessions(
-    State(state): State<AppState>,
+    sessions: Inject<dyn Sessions>,
     current: CurrentSession,
     id: UserId,
 ) -> Result<StatusCode, ApiError> {
     let Path(id) = id?;
     require_owner(&current, id)?;
-    let sessions: &dyn Sessions = state.module.resolve_ref();
-    sessions
-        .delete_user_sessions(&id.to_string())
-        .await
-        .map_err(|e| ApiError::Unavailable(format!("session store: {e}")))?;
+    sessions.delete_user_sessions(&id.to_string()).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -59,8 +59,25 @@ fn is_bidi_control(c: char) -> bool {
     matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
-/// Checks a name and an email; the message says what is wrong.
-pub fn validate(name: &str, email: &str) -> Result<(), String> {
+impl NewUser {
+    /// Checks the name, then the e-mail address ([`validate_name`],
+    /// [`validate_email`]).
+    pub fn validate(&self) -> Result<(), String> {
+        validate_name(&self.name)?;
+        validate_email(&self.email)
+    }
+}
+
+impl UserPatch {
+    /// Checks the fields it changes, the name first.
+    pub fn validate(&self) -> Result<(), String> {
+        self.name.as_deref().map_or(Ok(()), validate_name)?;
+        self.email.as_deref().map_or(Ok(()), validate_email)
+    }
+}
+
+/// Checks a display name; the message says what is wrong.
+pub fn validate_name(name: &str) -> Result<(), String> {
     if name.trim().is_empty() {
         return Err("name must not be empty".into());
     }
@@ -73,7 +90,13 @@ pub fn validate(name: &str, email: &str) -> Result<(), String> {
     if name.chars().any(|c| c.is_control() || is_bidi_control(c)) {
         return Err("name must not contain control characters".into());
     }
-    let valid_email = email.len() <= 254
+    Ok(())
+}
+
+/// Checks an e-mail address (its shape: `local@domain.tld`, no spaces or
+/// control characters, at most 254 bytes).
+pub fn validate_email(email: &str) -> Result<(), String> {
+    let valid = email.len() <= 254
         && !email
             .chars()
             .any(|c| c.is_whitespace() || c.is_control() || is_bidi_control(c))
@@ -84,20 +107,22 @@ pub fn validate(name: &str, email: &str) -> Result<(), String> {
                 && !domain.ends_with('.')
                 && !domain.contains('@')
         });
-    if !valid_email {
-        return Err("email is not a valid address".into());
+    if valid {
+        Ok(())
+    } else {
+        Err("email is not a valid address".into())
     }
-    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
-    use super::validate;
+    use super::{validate_email, validate_name};
 
     #[test]
     fn validates_names_and_emails() {
-        assert!(validate("Ada", "ada@example.com").is_ok());
-        assert!(validate(" ", "ada@example.com").is_err());
+        assert!(validate_name("Ada").is_ok());
+        assert!(validate_email("ada@example.com").is_ok());
+        assert!(validate_name(" ").is_err());
         for bad in [
             "Ada\nAdmin",
             "A\u{0}",
@@ -105,14 +130,14 @@ mod tests {
             "A\u{202E}nimda",
             "A\u{7f}",
         ] {
-            assert!(validate(bad, "ada@example.com").is_err(), "{bad:?}");
+            assert!(validate_name(bad).is_err(), "{bad:?}");
         }
-        assert!(validate(&"é".repeat(200), "ada@example.com").is_ok());
-        assert!(validate(&"é".repeat(201), "ada@example.com").is_err());
+        assert!(validate_name(&"é".repeat(200)).is_ok());
+        assert!(validate_name(&"é".repeat(201)).is_err());
         for bad in [
             "", "ada", "@x.io", "ada@", "ada@x", "a b@x.io", "a@b@x.io", "a@.io",
         ] {
-            assert!(validate("Ada", bad).is_err(), "{bad}");
+            assert!(validate_email(bad).is_err(), "{bad}");
         }
     }
 }
