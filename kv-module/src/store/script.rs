@@ -85,8 +85,10 @@ pub type MemoryScript = fn(&mut ScriptRun<'_>) -> Result<ScriptValue, String>;
 
 /// An atomic server-side step: Lua for Redis, a Rust function for memory.
 ///
-/// Define scripts as `static`s so the Lua is hashed once; Redis runs it by
-/// `EVALSHA` and loads it on `NOSCRIPT`.
+/// Define scripts as `static`s so the Lua is hashed once: a backend that
+/// caches scripts server-side (Redis runs them by `EVALSHA` and loads them
+/// on `NOSCRIPT`) names them by [`sha1`](Self::sha1). The contract names
+/// no client library; each backend turns a script into its own calls.
 ///
 /// A script touches only the keys it is given in `KEYS`, and never builds
 /// a key name: on a Redis Cluster every key of a script must be declared
@@ -116,7 +118,7 @@ pub struct Script {
     name: &'static str,
     lua: &'static str,
     memory: MemoryScript,
-    redis: OnceLock<redis::Script>,
+    sha1: OnceLock<String>,
 }
 
 impl Script {
@@ -127,7 +129,7 @@ impl Script {
             name,
             lua,
             memory,
-            redis: OnceLock::new(),
+            sha1: OnceLock::new(),
         }
     }
 
@@ -158,9 +160,11 @@ impl Script {
         (self.memory)(&mut run)
     }
 
-    /// The redis-rs script (hashed once).
-    pub(crate) fn redis(&self) -> &redis::Script {
-        self.redis.get_or_init(|| redis::Script::new(self.lua))
+    /// The SHA1 of the Lua source in lowercase hex, as Redis names the
+    /// script in `EVALSHA` (computed on first use, then kept).
+    pub fn sha1(&self) -> &str {
+        self.sha1
+            .get_or_init(|| sha1_smol::Sha1::from(self.lua).digest().to_string())
     }
 }
 
@@ -168,7 +172,24 @@ impl std::fmt::Debug for Script {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Script")
             .field("name", &self.name)
-            .field("sha1", &self.redis().get_hash())
+            .field("sha1", &self.sha1())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Script, ScriptValue};
+
+    static RETURN_ONE: Script = Script::new("one", "return 1", |_| Ok(ScriptValue::Int(1)));
+
+    #[test]
+    fn sha1_is_the_name_redis_gives_the_lua() {
+        // `SCRIPT LOAD "return 1"` answers this hash (Redis' EVALSHA docs).
+        assert_eq!(
+            RETURN_ONE.sha1(),
+            "e0e1f9fabfc9d4800c877a703b823ac0578ff8db"
+        );
+        assert!(format!("{RETURN_ONE:?}").contains("e0e1f9fabfc9d4800c877a703b823ac0578ff8db"));
     }
 }

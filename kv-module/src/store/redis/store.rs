@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use redis::{ErrorKind, ServerErrorKind};
 
 use super::breaker::BreakerState;
 use super::config::RedisConfig;
@@ -354,20 +355,34 @@ impl KvStore for RedisStore {
         self.check_one_slot("EVALSHA", keys, &stored)?;
         // One slot (checked above on a cluster): the first key routes it.
         let route = stored.first().map_or(Route::All, |key| Route::Key(key));
-        let mut invocation = script.redis().prepare_invoke();
+        let mut evalsha = redis::cmd("EVALSHA");
+        evalsha.arg(script.sha1()).arg(stored.len());
         for key in &stored {
-            invocation.key(key.as_str());
+            evalsha.arg(key.as_str());
         }
         for arg in args {
-            invocation.arg(arg.as_slice());
+            evalsha.arg(arg.as_slice());
         }
-        let value: redis::Value = self
+        let value = self
             .link
             .call(
                 "EVALSHA",
                 keys.first().copied(),
                 route,
-                |mut conn| async move { invocation.invoke_async(&mut conn).await },
+                |mut conn| async move {
+                    // As redis-rs' `Script` does: one round trip while the server
+                    // has the script cached; after NOSCRIPT (a restarted or flushed
+                    // server, a new primary) load it and run it again.
+                    match evalsha.query_async(&mut conn).await {
+                        Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                            let mut load = redis::cmd("SCRIPT");
+                            load.arg("LOAD").arg(script.lua());
+                            load.query_async::<()>(&mut conn).await?;
+                            evalsha.query_async(&mut conn).await
+                        }
+                        reply => reply,
+                    }
+                },
             )
             .await?;
         Ok(script_value(value))
