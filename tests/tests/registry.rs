@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use kv_module::config::{ConfigError, ConfigLoader, Expander, LoadedConfig};
-use kv_module::registry::{ServiceRegistry, ServiceState, ServiceTypes, StoreRef};
+use kv_module::config::{ConfigLoader, Expander, LoadedConfig};
+use kv_module::registry::{RegistryError, ServiceRegistry, ServiceState, ServiceTypes, StoreRef};
 use kv_module::{KvStore, KvStoreExt, Ttl};
 use kv_module_tests::TestRedis;
 
@@ -123,7 +123,7 @@ async fn unreachable_redis_fails_naming_service_and_address() {
             .map(|s| s.to_string())
             .unwrap_or_default()
     );
-    assert!(matches!(err, ConfigError::Start { .. }), "{err:?}");
+    assert!(matches!(err, RegistryError::Start { .. }), "{err:?}");
     assert!(
         message.contains("ratelimit_cache"),
         "first by name: {message}"
@@ -321,5 +321,8 @@ async fn custom_type_naming_a_missing_store_is_a_startup_error() {
     );
     let duplicate = ServiceTypes::builtin()
         .with_service_type("kvstore_redis", |_, _: ()| async { Ok(Arc::new(0_u8)) });
-    assert!(matches!(duplicate, Err(ConfigError::DuplicateType { .. })));
+    assert!(matches!(
+        duplicate,
+        Err(RegistryError::DuplicateType { .. })
+    ));
 }

@@ -18,12 +18,11 @@ use axum::extract::rejection::JsonRejection;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use kv_module::config::ConfigError;
 use kv_module::otp::{
     ClientId, DeliveryOutcome, HandoverOutcome, OneTimeCodes, OneTimeCodesExt, VerifyOutcome,
 };
 use kv_module::rate_limit::{NamedPolicy, RateLimit, RateLimitPolicy, RateLimiter};
-use kv_module::registry::{ServiceRegistry, StoreRef};
+use kv_module::registry::{RegistryError, ServiceRegistry, StoreRef};
 use kv_module::session::{SessionData, Sessions};
 use serde::Deserialize;
 use serde_json::json;
@@ -85,7 +84,7 @@ impl OtpRouteLimits {
     pub fn from_section(
         registry: &ServiceRegistry,
         section: OtpRateLimitSection,
-    ) -> Result<Self, ConfigError> {
+    ) -> Result<Self, RegistryError> {
         let store = registry.store_for("otp_rate_limit", &section.store)?;
         Ok(Self {
             issue: Arc::new(RateLimiter::from_named(
