@@ -49,31 +49,46 @@
 //!   an optional cross-process lease, negative caching, no stale
 //!   write-back).
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "cache-aside")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cache-aside")))]
 pub mod cache_aside;
 pub mod config;
 pub mod error;
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub mod http;
+mod interface;
+#[cfg(feature = "otp")]
+#[cfg_attr(docsrs, doc(cfg(feature = "otp")))]
 pub mod otp;
+#[cfg(feature = "rate-limit")]
+#[cfg_attr(docsrs, doc(cfg(feature = "rate-limit")))]
 pub mod rate_limit;
 pub mod registry;
 pub mod secret;
+#[cfg(feature = "session")]
+#[cfg_attr(docsrs, doc(cfg(feature = "session")))]
 pub mod session;
 pub mod store;
 
 pub use error::{KvError, Result};
+pub use interface::Interface;
 
 /// The README's examples, compiled as doctests so the README stays true.
-#[cfg(doctest)]
+#[cfg(all(doctest, feature = "redis"))]
 #[doc = include_str!("../../README.md")]
 pub struct ReadmeDoctests;
 
 /// The examples of `docs/CONFIGURATION.md`, compiled as doctests.
-#[cfg(doctest)]
+#[cfg(all(doctest, feature = "yaml", feature = "shaku"))]
 #[doc = include_str!("../../docs/CONFIGURATION.md")]
 pub struct ConfigurationDoctests;
 pub use secret::Secret;
 pub use store::memory::{MemoryConfig, MemoryServer, MemoryStore};
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use store::redis::{RedisConfig, RedisMode, RedisStore};
 pub use store::{
     KeyTtl, KvStore, KvStoreExt, Script, ScriptArgs, ScriptOps, ScriptRun, ScriptValue, Ttl,

@@ -184,4 +184,7 @@ pub use outcome::{
     DeliveryOutcome, HandoverOutcome, IssueOutcome, IssuedCode, RefusalReason, RetryAfter,
     VerifyOutcome,
 };
-pub use service::{OtpService, OtpServiceParameters};
+pub use service::OtpService;
+#[cfg(feature = "shaku")]
+#[cfg_attr(docsrs, doc(cfg(feature = "shaku")))]
+pub use service::OtpServiceParameters;

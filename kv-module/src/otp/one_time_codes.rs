@@ -2,7 +2,6 @@
 //! applications see it (and as shaku injects it).
 
 use async_trait::async_trait;
-use shaku::Interface;
 
 use super::claim::{Claim, ClaimOutcome};
 use super::client_id::ClientId;
@@ -29,7 +28,7 @@ use crate::error::Result;
 /// [`withdraw`](Self::withdraw), [`claim`](Self::claim),
 /// [`commit`](Self::commit) and [`release`](Self::release).
 #[async_trait]
-pub trait OneTimeCodes: Interface {
+pub trait OneTimeCodes: crate::Interface {
     /// The validated settings.
     fn settings(&self) -> &OtpSettings;
 

@@ -6,11 +6,15 @@
 
 use std::time::Duration;
 
+#[cfg(feature = "axum")]
 use axum::http::header::RETRY_AFTER;
+#[cfg(feature = "axum")]
 use axum::http::{HeaderValue, StatusCode};
+#[cfg(feature = "axum")]
 use axum::response::{IntoResponse, Response};
 
 use super::code::OtpCode;
+#[cfg(feature = "axum")]
 use crate::http::Problem;
 
 /// The answer to [`issue`](super::OneTimeCodes::issue).
@@ -58,6 +62,8 @@ pub enum RefusalReason {
     Locked,
 }
 
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 impl IntoResponse for RetryAfter {
     fn into_response(self) -> Response {
         let detail = match self.reason {

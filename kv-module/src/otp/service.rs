@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+#[cfg(feature = "shaku")]
 use shaku::Component;
 
 use super::claim::{Claim, ClaimOutcome};
@@ -15,6 +16,7 @@ use super::outcome::{IssueOutcome, IssuedCode, RefusalReason, RetryAfter, Verify
 use super::scripts::{self, status};
 use crate::config::ConfigError;
 use crate::error::{KvError, Result};
+#[cfg(feature = "yaml")]
 use crate::registry::{RegistryError, ServiceRegistry};
 use crate::store::{KvStore, Script, ScriptArgs, ScriptValue, SlotTag};
 
@@ -50,8 +52,9 @@ use crate::store::{KvStore, Script, ScriptArgs, ScriptValue, SlotTag};
 /// # Ok(())
 /// # }
 /// ```
-#[derive(Clone, Component)]
-#[shaku(interface = OneTimeCodes)]
+#[derive(Clone)]
+#[cfg_attr(feature = "shaku", derive(Component))]
+#[cfg_attr(feature = "shaku", shaku(interface = OneTimeCodes))]
 pub struct OtpService {
     /// The store the codes and counters are kept in.
     store: Arc<dyn KvStore>,
@@ -107,6 +110,8 @@ impl OtpService {
     ///
     /// An unknown store or one that is not a key-value store, or an invalid
     /// configuration — each naming `component`.
+    #[cfg(feature = "yaml")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "yaml")))]
     pub fn from_registry(
         registry: &ServiceRegistry,
         component: &str,
@@ -119,6 +124,8 @@ impl OtpService {
 
     /// The shaku parameters that build this service inside a module:
     /// `.with_component_parameters::<OtpService>(service.into_parameters())`.
+    #[cfg(feature = "shaku")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "shaku")))]
     pub fn into_parameters(self) -> OtpServiceParameters {
         OtpServiceParameters {
             store: self.store,

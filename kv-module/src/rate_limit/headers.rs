@@ -1,7 +1,9 @@
 //! The rate-limit response headers of draft-ietf-httpapi-ratelimit-headers:
 //! `RateLimit-Policy`, `RateLimit`, and `Retry-After` on denials.
 
-use http::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
+use http::header::HeaderName;
+#[cfg(feature = "axum")]
+use http::header::{HeaderMap, HeaderValue, RETRY_AFTER};
 
 use super::decision::{Decision, ceil_secs};
 use super::policy::NamedPolicy;
@@ -58,6 +60,7 @@ pub fn rate_limit_header(policy: &NamedPolicy, decision: &Decision) -> String {
 /// Appends `RateLimit-Policy`, and with a decision `RateLimit` (and
 /// `Retry-After` when it was denied). Appending rather than replacing
 /// lets nested layers each list their policy, as the draft allows.
+#[cfg(feature = "axum")]
 pub(crate) fn append(headers: &mut HeaderMap, policy: &NamedPolicy, decision: Option<&Decision>) {
     append_value(headers, RATELIMIT_POLICY, policy_header(policy));
     if let Some(decision) = decision {
@@ -68,6 +71,7 @@ pub(crate) fn append(headers: &mut HeaderMap, policy: &NamedPolicy, decision: Op
     }
 }
 
+#[cfg(feature = "axum")]
 fn append_value(headers: &mut HeaderMap, name: HeaderName, value: String) {
     // Names are validated printable ASCII and the rest is digits, so this
     // cannot fail; if it ever did, a missing header beats a panic.

@@ -1,7 +1,6 @@
 //! [`RateLimit`]: the limiter's interface, as components and layers see it.
 
 use async_trait::async_trait;
-use shaku::Interface;
 
 use super::decision::Decision;
 use super::error::RateLimitError;
@@ -13,7 +12,7 @@ use super::policy::NamedPolicy;
 /// `Arc<dyn RateLimit>`), so handlers and layers can share one instance
 /// resolved from the DI module or substitute their own.
 #[async_trait]
-pub trait RateLimit: Interface {
+pub trait RateLimit: crate::Interface {
     /// The policy this limiter enforces.
     fn policy(&self) -> &NamedPolicy;
 

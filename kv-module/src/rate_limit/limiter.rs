@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
+#[cfg(feature = "shaku")]
 use shaku::Component;
 
 use super::algorithm::{Algorithm, OnStoreError};
@@ -107,15 +108,16 @@ const WARN_EVERY: u64 = 1_000;
 /// `dyn RateLimit`. Give further policies to their layers directly
 /// (`Arc::new(RateLimiter::new(..)?)`), or wrap each in an interface of
 /// the application's own.
-#[derive(Clone, Debug, Component)]
-#[shaku(interface = RateLimit)]
+#[derive(Clone, Debug)]
+#[cfg_attr(feature = "shaku", derive(Component))]
+#[cfg_attr(feature = "shaku", shaku(interface = RateLimit))]
 pub struct RateLimiter {
     /// The store holding the policy's keys: resolve it with
     /// [`ServiceRegistry::store_for`](crate::registry::ServiceRegistry::store_for).
     store: Arc<dyn KvStore>,
     /// The validated policy, from [`NamedPolicy::new`].
     policy: NamedPolicy,
-    #[shaku(force_default)]
+    #[cfg_attr(feature = "shaku", shaku(force_default))]
     counters: Arc<Counters>,
 }
 

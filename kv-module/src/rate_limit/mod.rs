@@ -46,7 +46,9 @@ mod decision;
 mod error;
 mod headers;
 mod interface;
+#[cfg(feature = "axum")]
 mod key_extractor;
+#[cfg(feature = "axum")]
 mod layer;
 mod limiter;
 mod policy;
@@ -58,8 +60,15 @@ pub use decision::Decision;
 pub use error::RateLimitError;
 pub use headers::{RATELIMIT, RATELIMIT_POLICY, policy_header, rate_limit_header};
 pub use interface::RateLimit;
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub use key_extractor::KeyExtractor;
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub use layer::{MissingKey, RateLimitLayer, RateLimitService};
-pub use limiter::{RateLimiter, RateLimiterParameters};
+pub use limiter::RateLimiter;
+#[cfg(feature = "shaku")]
+#[cfg_attr(docsrs, doc(cfg(feature = "shaku")))]
+pub use limiter::RateLimiterParameters;
 pub use policy::{MAX_LIMIT, MAX_WINDOW, NamedPolicy, RateLimitPolicy};
 pub use trusted_proxies::{ProxyHeader, TrustedProxies};

@@ -8,6 +8,7 @@ use serde::de::IgnoredAny;
 use super::{ServiceContext, ServiceTypes};
 use crate::store::KvStore;
 use crate::store::memory::{MemoryConfig, MemoryServer, MemoryStore};
+#[cfg(feature = "redis")]
 use crate::store::redis::{RedisConfig, RedisStore};
 
 /// The `config:` of a `kvstore_memory` service.
@@ -22,10 +23,10 @@ use crate::store::redis::{RedisConfig, RedisStore};
 pub struct MemoryServiceConfig {
     /// Database 0–15 of the shared `MemoryServer` (see
     /// [`ServiceTypes::builtin`]). Default 0.
-    #[serde(deserialize_with = "crate::store::redis::config::deserialize_db")]
+    #[serde(deserialize_with = "crate::config::deserialize_db")]
     pub db: Option<u8>,
     /// Key prefix. Default: empty.
-    #[serde(deserialize_with = "crate::store::redis::config::deserialize_text")]
+    #[serde(deserialize_with = "crate::config::deserialize_text")]
     pub prefix: String,
     mode: Option<IgnoredAny>,
     addr: Option<IgnoredAny>,
@@ -55,6 +56,7 @@ impl ServiceTypes {
     /// a fresh `builtin()` starts empty.
     pub fn builtin() -> Self {
         let mut types = Self::new();
+        #[cfg(feature = "redis")]
         types.insert_store_type(
             "kvstore_redis",
             |ctx, CheckedRedisConfig(config)| async move {
@@ -82,10 +84,12 @@ impl ServiceTypes {
 /// db against the URL's and the cluster's, readable certificates) hold:
 /// they are checked as it is read, so they fail with the file position,
 /// before any connection is attempted.
+#[cfg(feature = "redis")]
 #[derive(Deserialize)]
 #[serde(try_from = "RedisConfig")]
 struct CheckedRedisConfig(RedisConfig);
 
+#[cfg(feature = "redis")]
 impl TryFrom<RedisConfig> for CheckedRedisConfig {
     type Error = String;
 

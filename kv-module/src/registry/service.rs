@@ -1,13 +1,11 @@
-//! [`Service`] (a built instance), [`ServiceContext`] (what a factory may
-//! use) and [`StoreRef`] (a configuration field naming a store).
+//! [`Service`] (a built instance) and [`ServiceContext`] (what a factory
+//! may use).
 
 use std::any::Any;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use serde::Deserialize;
-
-use super::RegistryError;
+use super::{RegistryError, StoreRef};
 use crate::config::Location;
 use crate::store::KvStore;
 
@@ -107,24 +105,4 @@ pub(crate) fn lookup_store(
 ) -> Result<Arc<dyn KvStore>, RegistryError> {
     let service = lookup(services, name, wanted_by)?;
     (service.store.clone()).ok_or_else(|| service.wrong_kind(name, "key-value store"))
-}
-
-/// A configuration field that names a key-value store service
-/// (`store: session_cache`). Resolve it with
-/// [`ServiceRegistry::store_for`](crate::registry::ServiceRegistry::store_for)
-/// or [`ServiceContext::store`].
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
-#[serde(transparent)]
-pub struct StoreRef(String);
-
-impl StoreRef {
-    /// A reference to the store named `name`.
-    pub fn new(name: impl Into<String>) -> Self {
-        Self(name.into())
-    }
-
-    /// The store's service name.
-    pub fn name(&self) -> &str {
-        &self.0
-    }
 }

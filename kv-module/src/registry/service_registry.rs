@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::StoreRef;
 use super::health::{ServiceHealth, ServiceState};
-use super::service::{Service, ServiceContext, StoreRef, lookup, lookup_store};
+use super::service::{Service, ServiceContext, lookup, lookup_store};
 use super::{RegistryError, ServiceTypes};
 use crate::config::{LoadedConfig, Location, ServiceDefinition};
 use crate::store::KvStore;

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use axum::http::HeaderValue;
+use http::HeaderValue;
 use serde::Deserialize;
 
 use super::id::SessionId;

@@ -1,8 +1,8 @@
 //! Reading a cookie from the `Cookie` request headers (writing one is
 //! [`SessionSettings::set_cookie`](super::SessionSettings::set_cookie)).
 
-use axum::http::HeaderMap;
-use axum::http::header::COOKIE;
+use http::HeaderMap;
+use http::header::COOKIE;
 
 /// The value of the first cookie called `name` in the request's `Cookie`
 /// headers (HTTP/2 may send several), per RFC 6265 §5.4: `name=value`
@@ -10,7 +10,7 @@ use axum::http::header::COOKIE;
 /// that are not visible ASCII are skipped.
 ///
 /// ```
-/// use axum::http::{HeaderMap, HeaderValue, header::COOKIE};
+/// use http::{HeaderMap, HeaderValue, header::COOKIE};
 /// use kv_module::session::find_cookie;
 ///
 /// let mut headers = HeaderMap::new();
@@ -38,7 +38,7 @@ pub fn find_cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
 
 #[cfg(test)]
 mod tests {
-    use axum::http::HeaderValue;
+    use http::HeaderValue;
 
     use super::*;
 

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+#[cfg(feature = "shaku")]
 use shaku::Component;
 
 use super::config::{SessionConfig, SessionSettings};
@@ -12,6 +13,7 @@ use super::scripts::{self, parse_index};
 use super::sessions::Sessions;
 use crate::config::ConfigError;
 use crate::error::{KvError, Result};
+#[cfg(feature = "yaml")]
 use crate::registry::{RegistryError, ServiceRegistry};
 use crate::store::{KvStore, Script, ScriptArgs, ScriptValue, SlotTag};
 
@@ -69,8 +71,9 @@ fn unix_ms() -> u64 {
 ///
 /// See the [module documentation](super) for the key layout and for wiring
 /// it with shaku and axum.
-#[derive(Clone, Component)]
-#[shaku(interface = Sessions)]
+#[derive(Clone)]
+#[cfg_attr(feature = "shaku", derive(Component))]
+#[cfg_attr(feature = "shaku", shaku(interface = Sessions))]
 pub struct SessionManager {
     /// The store the sessions are kept in.
     store: Arc<dyn KvStore>,
@@ -107,6 +110,8 @@ impl SessionManager {
     ///
     /// An unknown store or one that is not a key-value store, or an invalid
     /// configuration — each naming `component`.
+    #[cfg(feature = "yaml")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "yaml")))]
     pub fn from_registry(
         registry: &ServiceRegistry,
         component: &str,
@@ -119,6 +124,8 @@ impl SessionManager {
 
     /// The shaku parameters that build this manager inside a module:
     /// `.with_component_parameters::<SessionManager>(manager.into_parameters())`.
+    #[cfg(feature = "shaku")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "shaku")))]
     pub fn into_parameters(self) -> SessionManagerParameters {
         SessionManagerParameters {
             store: self.store,

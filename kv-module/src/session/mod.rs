@@ -128,6 +128,7 @@
 mod config;
 mod cookie;
 mod data;
+#[cfg(feature = "axum")]
 mod extractor;
 mod id;
 mod manager;
@@ -140,7 +141,12 @@ pub use config::{
 };
 pub use cookie::find_cookie;
 pub use data::{Session, SessionData, UserSession};
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub use extractor::{CurrentSession, SessionRejection};
 pub use id::{SessionHandle, SessionId};
-pub use manager::{SessionManager, SessionManagerParameters};
+pub use manager::SessionManager;
+#[cfg(feature = "shaku")]
+#[cfg_attr(docsrs, doc(cfg(feature = "shaku")))]
+pub use manager::SessionManagerParameters;
 pub use sessions::Sessions;

@@ -2,7 +2,6 @@
 //! axum extractor see it (and as shaku injects it).
 
 use async_trait::async_trait;
-use shaku::Interface;
 
 use super::config::SessionSettings;
 use super::data::{Session, SessionData, UserSession};
@@ -17,7 +16,7 @@ use crate::error::Result;
 /// [`list_user_sessions`](Self::list_user_sessions) and
 /// [`delete_user_sessions`](Self::delete_user_sessions): two each.
 #[async_trait]
-pub trait Sessions: Interface {
+pub trait Sessions: crate::Interface {
     /// The validated settings (timeouts, cookie name, cookie helpers).
     fn settings(&self) -> &SessionSettings;
 

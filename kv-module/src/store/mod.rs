@@ -3,8 +3,11 @@
 mod key_space;
 mod kv_store;
 mod kv_store_ext;
+#[cfg(any(feature = "session", feature = "otp", feature = "rate-limit"))]
 mod lua_prelude;
 pub mod memory;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub mod redis;
 mod script;
 mod script_args;
@@ -15,6 +18,7 @@ mod ttl;
 pub use key_space::{KeySpace, escape_glob};
 pub use kv_store::KvStore;
 pub use kv_store_ext::KvStoreExt;
+#[cfg(any(feature = "session", feature = "otp", feature = "rate-limit"))]
 pub(crate) use lua_prelude::lua_prelude;
 pub use script::{MemoryScript, Script, ScriptOps, ScriptValue};
 pub use script_args::ScriptArgs;

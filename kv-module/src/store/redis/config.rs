@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer};
 
 use super::tls::TlsConfig;
+use crate::config::{deserialize_db, deserialize_text};
 use crate::secret::Secret;
 
 /// How the store finds its server(s).
@@ -132,12 +133,6 @@ pub struct RedisConfig {
     pub command_timeout: Duration,
 }
 
-/// A text field that may be written empty (`prefix:` or an unset
-/// `${VAR}`, both of which YAML reads as null): null is the empty string.
-pub(crate) fn deserialize_text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    Ok(Option::<String>::deserialize(d)?.unwrap_or_default())
-}
-
 /// An optional text field where empty counts as absent.
 fn deserialize_opt_text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     Ok(Option::<String>::deserialize(d)?.filter(|s| !s.is_empty()))
@@ -167,17 +162,6 @@ fn deserialize_nodes<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::
         .map(|node| node.trim().to_owned())
         .filter(|node| !node.is_empty())
         .collect())
-}
-
-/// `db`: an integer from 0 to 15 (null: not given).
-pub(crate) fn deserialize_db<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u8>, D::Error> {
-    match Option::<i64>::deserialize(d)? {
-        None => Ok(None),
-        Some(db @ 0..=15) => Ok(u8::try_from(db).ok()),
-        Some(db) => Err(serde::de::Error::custom(format!(
-            "db must be between 0 and 15, got {db}"
-        ))),
-    }
 }
 
 fn deserialize_pool_size<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {

@@ -6,7 +6,7 @@
 //! client certificate without its key is a start-up error naming the field
 //! and the path, not a handshake failure later.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::{Deserialize, Deserializer};
 
@@ -73,7 +73,7 @@ impl TlsConfig {
         use rustls::pki_types::pem::PemObject;
         use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
-        let certificates = |field: &str, path: &Path| -> Result<Vec<u8>, String> {
+        let certificates = |field: &str, path: &std::path::Path| -> Result<Vec<u8>, String> {
             let pem = read(field, path)?;
             let parsed: Result<Vec<_>, _> = CertificateDer::pem_slice_iter(&pem).collect();
             match parsed {
@@ -124,7 +124,7 @@ impl TlsConfig {
 }
 
 #[cfg(feature = "tls")]
-fn read(field: &str, path: &Path) -> Result<Vec<u8>, String> {
+fn read(field: &str, path: &std::path::Path) -> Result<Vec<u8>, String> {
     std::fs::read(path).map_err(|e| format!("tls.{field} `{}`: cannot read: {e}", path.display()))
 }
 
