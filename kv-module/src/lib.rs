@@ -39,6 +39,7 @@
 //!   [`ServiceRegistry`](registry::ServiceRegistry) (the named instances,
 //!   their health, and store lookup for dependency injection).
 //! * [`secret`]: [`Secret`], a string that never prints.
+//! * [`Interface`]: the bound of the component interfaces (shaku's).
 //! * [`http`]: [`Problem`](http::Problem), `application/problem+json`
 //!   responses shared by the components' axum integrations.
 //! * [`session`]: the session manager and its axum extractor.
@@ -48,6 +49,34 @@
 //!   application's repository read through a store (single-flight loads,
 //!   an optional cross-process lease, negative caching, no stale
 //!   write-back).
+//!
+//! # Features
+//!
+//! Every feature is on by default, so the README's examples work as
+//! written. With `default-features = false` the crate is the [`KvStore`]
+//! contract, the memory backend, [`config::ConfigError`] with the duration
+//! helpers, [`StoreRef`](registry::StoreRef) and [`Secret`]; each feature
+//! adds:
+//!
+//! | Feature | Adds | Brings |
+//! |---|---|---|
+//! | `redis` | [`RedisStore`], [`RedisConfig`]: standalone, Sentinel and Cluster; service type `kvstore_redis` | redis |
+//! | `tls` | `tls:` settings and `rediss://` (rustls, ring, webpki roots); implies `redis` | rustls |
+//! | `yaml` | [`config::ConfigLoader`], `${VAR}` expansion, [`ServiceRegistry`](registry::ServiceRegistry), [`ServiceTypes`](registry::ServiceTypes), the components' `from_registry` | granit-parser |
+//! | `shaku` | the components as shaku `Component`s: `*Parameters`, `into_parameters`; [`Interface`] becomes `shaku::Interface` | shaku |
+//! | `axum` | [`http::Problem`], the session extractor ([`CurrentSession`](session::CurrentSession)), the rate-limit layer ([`RateLimitLayer`](rate_limit::RateLimitLayer), [`KeyExtractor`](rate_limit::KeyExtractor)), `IntoResponse` for [`RetryAfter`](otp::RetryAfter) | axum, tower, http |
+//! | `session` | [`session`] | http, base64, sha2, subtle, getrandom |
+//! | `otp` | [`otp`] | hmac, sha2, base64, subtle, getrandom |
+//! | `rate-limit` | [`rate_limit`] | http, ipnet |
+//! | `cache-aside` | [`cache_aside`]; implies `shaku` and `yaml` (it is wired as a shaku component from the registry) | getrandom |
+//!
+//! There is no separate `cluster` feature: Cluster, Sentinel and standalone
+//! share one connection, routing and topology path in [`store::redis`], and
+//! redis-rs's `cluster-async` adds only `crc16` and `rand` to `redis`.
+//! The integration features work together where both are on: `session` +
+//! `axum` gives the extractor, `rate-limit` + `axum` the layer, any
+//! component + `shaku` its `Component`, any component + `yaml` its
+//! `from_registry`.
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
