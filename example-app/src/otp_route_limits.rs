@@ -3,9 +3,8 @@
 
 use std::sync::Arc;
 
-use kv_module::config::ConfigError;
 use kv_module::rate_limit::{NamedPolicy, RateLimit, RateLimitPolicy, RateLimiter};
-use kv_module::registry::{ServiceRegistry, StoreRef};
+use kv_module::registry::{RegistryError, ServiceRegistry, StoreRef};
 use serde::Deserialize;
 use shaku::{Component, Interface};
 
@@ -60,7 +59,7 @@ impl OtpRouteLimiters {
         registry: &ServiceRegistry,
         component: &str,
         section: OtpRateLimitSection,
-    ) -> Result<Self, ConfigError> {
+    ) -> Result<Self, RegistryError> {
         let store = registry.store_for(component, &section.store)?;
         Ok(Self {
             issue: Arc::new(RateLimiter::from_named(

@@ -22,7 +22,7 @@ use kv_module::rate_limit::{
     KeyExtractor, NamedPolicy, RateLimit, RateLimitLayer, RateLimitPolicy, RateLimiter,
     RateLimiterParameters,
 };
-use kv_module::registry::{ServiceRegistry, ServiceTypes, StoreRef};
+use kv_module::registry::{RegistryError, ServiceRegistry, ServiceTypes, StoreRef};
 use kv_module::session::{SessionConfig, SessionManager};
 use serde::Deserialize;
 use shaku::HasComponent;
@@ -43,9 +43,13 @@ pub const MAX_BODY: usize = 64 * 1024;
 /// Why the app could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
-    /// The configuration is invalid, or a store is unreachable.
+    /// The configuration is invalid.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// A service or component cannot be built: an unknown type or store
+    /// name, or a store that is unreachable.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
     /// The SQLite database cannot be opened or migrated.
     #[error("database `{path}`: {source}")]
     Database {

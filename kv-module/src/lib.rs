@@ -37,7 +37,8 @@
 //! * [`registry`]: [`ServiceTypes`](registry::ServiceTypes) (service types by
 //!   name: `kvstore_redis`, `kvstore_memory`, the application's own) and
 //!   [`ServiceRegistry`](registry::ServiceRegistry) (the named instances,
-//!   their health, and store lookup for dependency injection).
+//!   their health, and store lookup for dependency injection), failing
+//!   with a [`RegistryError`](registry::RegistryError).
 //! * [`secret`]: [`Secret`], a string that never prints.
 //! * [`http`]: [`Problem`](http::Problem), `application/problem+json`
 //!   responses shared by the components' axum integrations.

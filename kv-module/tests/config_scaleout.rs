@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use kv_module::config::{ConfigError, ConfigLoader, Expander, LoadedConfig};
-use kv_module::registry::{ServiceRegistry, ServiceTypes};
+use kv_module::registry::{RegistryError, ServiceRegistry, ServiceTypes};
 use kv_module::{RedisConfig, RedisMode};
 
 fn loader(vars: &[(&str, &str)]) -> ConfigLoader {
@@ -34,7 +34,7 @@ async fn start_error(config: &str) -> String {
         Ok(_) => panic!("expected a start-up error for:\n{config}"),
         Err(err) => {
             assert!(
-                matches!(err, ConfigError::Invalid { .. }),
+                matches!(err, RegistryError::Config(ConfigError::Invalid { .. })),
                 "a configuration mistake, found before connecting: {err:?}"
             );
             err.to_string()

@@ -11,7 +11,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use kv_module::config::{ConfigError, ConfigLoader, Expander, LoadedConfig};
-use kv_module::registry::{ServiceRegistry, ServiceTypes, StoreRef};
+use kv_module::registry::{RegistryError, ServiceRegistry, ServiceTypes, StoreRef};
 use kv_module::{KvError, KvStore, KvStoreExt, Ttl};
 use kv_module_tests::TestRedis;
 use shaku::{Component, HasComponent, Interface, module};
@@ -141,12 +141,12 @@ fn types() -> ServiceTypes {
 
 /// Wiring: every lookup happens before `build()`, so a bad name is an
 /// error here and never a panic inside shaku.
-async fn wire(config: &LoadedConfig) -> Result<(ServiceRegistry, AppModule), ConfigError> {
+async fn wire(config: &LoadedConfig) -> Result<(ServiceRegistry, AppModule), RegistryError> {
     let registry = ServiceRegistry::build(config, &types()).await?;
     let components: Components =
         config
             .section("components")?
-            .ok_or_else(|| ConfigError::UnknownService {
+            .ok_or_else(|| RegistryError::UnknownService {
                 name: "components".into(),
                 wanted_by: None,
                 known: vec![],
@@ -277,5 +277,5 @@ async fn a_component_naming_a_missing_or_wrong_store_fails_at_startup() {
         .await
         .err()
         .expect("must fail");
-    assert!(matches!(err, ConfigError::WrongKind { .. }), "{err:?}");
+    assert!(matches!(err, RegistryError::WrongKind { .. }), "{err:?}");
 }

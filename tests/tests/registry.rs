@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use kv_module::config::{ConfigError, ConfigLoader, Expander, LoadedConfig};
-use kv_module::registry::{ServiceRegistry, ServiceState, ServiceTypes, StoreRef};
+use kv_module::config::{ConfigLoader, Expander, LoadedConfig};
+use kv_module::registry::{RegistryError, ServiceRegistry, ServiceState, ServiceTypes, StoreRef};
 use kv_module::{KvStore, KvStoreExt, Ttl};
 use kv_module_tests::TestRedis;
 
@@ -123,7 +123,7 @@ async fn unreachable_redis_fails_naming_service_and_address() {
             .map(|s| s.to_string())
             .unwrap_or_default()
     );
-    assert!(matches!(err, ConfigError::Start { .. }), "{err:?}");
+    assert!(matches!(err, RegistryError::Start { .. }), "{err:?}");
     assert!(
         message.contains("ratelimit_cache"),
         "first by name: {message}"
@@ -321,5 +321,73 @@ async fn custom_type_naming_a_missing_store_is_a_startup_error() {
     );
     let duplicate = ServiceTypes::builtin()
         .with_service_type("kvstore_redis", |_, _: ()| async { Ok(Arc::new(0_u8)) });
-    assert!(matches!(duplicate, Err(ConfigError::DuplicateType { .. })));
+    assert!(matches!(
+        duplicate,
+        Err(RegistryError::DuplicateType { .. })
+    ));
+}
+
+/// Every `kvstore_memory` service built from one `ServiceTypes` value is
+/// on one `MemoryServer`, as stores on one `redis-server` are: same `db`
+/// and prefix, same keys; another `db`, another keyspace. A registry built
+/// again from that value sees the data, one from a fresh `builtin()` does
+/// not.
+#[tokio::test]
+async fn memory_services_of_one_types_value_share_one_server() {
+    let yaml = "
+services:
+  a: { type: kvstore_memory, config: { db: 2, prefix: p } }
+  b: { type: kvstore_memory, config: { db: 2, prefix: p } }
+  c: { type: kvstore_memory, config: { db: 3, prefix: p } }
+";
+    let config = loader(&[]).load_str("app.yaml", yaml).unwrap();
+    let types = ServiceTypes::builtin();
+    let registry = ServiceRegistry::build(&config, &types).await.unwrap();
+    let store = |name| registry.store(name).unwrap();
+    store("a").set("k", "v", Ttl::Never).await.unwrap();
+    assert_eq!(
+        store("b").get::<String>("k").await.unwrap().as_deref(),
+        Some("v")
+    );
+    assert_eq!(store("c").get::<String>("k").await.unwrap(), None);
+    registry.close().await;
+
+    let again = ServiceRegistry::build(&config, &types).await.unwrap();
+    let b = again.store("b").unwrap();
+    assert_eq!(b.get::<String>("k").await.unwrap().as_deref(), Some("v"));
+    let fresh = ServiceRegistry::build(&config, &ServiceTypes::builtin())
+        .await
+        .unwrap();
+    let b = fresh.store("b").unwrap();
+    assert_eq!(b.get::<String>("k").await.unwrap(), None);
+}
+
+/// `insert_store_type` swaps a built-in type for a double (no server is
+/// running here), where `with_store_type` refuses a taken name.
+#[tokio::test]
+async fn a_builtin_type_can_be_replaced_but_not_registered_twice() {
+    let mut types = ServiceTypes::builtin();
+    types.insert_store_type(
+        "kvstore_redis",
+        |ctx, _: serde::de::IgnoredAny| async move {
+            let store = kv_module::MemoryStore::new(ctx.name(), "double");
+            Ok(Arc::new(store) as Arc<dyn KvStore>)
+        },
+    );
+    assert_eq!(types.names(), ["kvstore_memory", "kvstore_redis"]);
+    let config = loader(&[("REDIS_ADDR", "127.0.0.1:1")])
+        .load_str("services.yaml", THREE_STORES)
+        .unwrap();
+    let registry = ServiceRegistry::build(&config, &types).await.unwrap();
+    let users = registry.store("user_cache").unwrap();
+    users.set("k", &1_i64, Ttl::Never).await.unwrap();
+    assert_eq!(users.get::<i64>("k").await.unwrap(), Some(1));
+
+    let taken = types.with_store_type(
+        "kvstore_memory",
+        |ctx, _: serde::de::IgnoredAny| async move {
+            Ok(Arc::new(kv_module::MemoryStore::new(ctx.name(), "")) as Arc<dyn KvStore>)
+        },
+    );
+    assert!(matches!(taken, Err(RegistryError::DuplicateType { .. })));
 }

@@ -19,7 +19,7 @@ use super::scripts::{FILL, FINISH_WRITE, MARK};
 use super::single_flight::SingleFlight;
 use crate::config::ConfigError;
 use crate::error::KvError;
-use crate::registry::ServiceRegistry;
+use crate::registry::{RegistryError, ServiceRegistry};
 use crate::store::{KvStore, ScriptArgs, ScriptValue};
 
 /// What one shared load gives every caller waiting on it.
@@ -181,9 +181,9 @@ impl<R: Repository> CacheAside<R> {
         component: &str,
         config: CacheConfig,
         repository: Arc<R>,
-    ) -> Result<Self, ConfigError> {
+    ) -> Result<Self, RegistryError> {
         let store = registry.store_for(component, config.store())?;
-        Self::new(component, store, repository, config)
+        Ok(Self::new(component, store, repository, config)?)
     }
 
     /// The shaku parameters that build this cache inside a module:

@@ -110,8 +110,8 @@
 //! `dyn` [`CachedRepository<R>`]: list it in the module as
 //! `CacheAside<YourRepository>`, and build its parameters *before* the
 //! module (so that a bad store name or policy is a start-up
-//! [`ConfigError`](crate::config::ConfigError), never a panic inside
-//! shaku). Handlers then take
+//! [`RegistryError`](crate::registry::RegistryError), never a panic
+//! inside shaku). Handlers then take
 //! `shaku_axum::Inject<AppModule, dyn CachedRepository<YourRepository>>`.
 //! An application that prefers an interface of its own (`dyn UserCache`)
 //! wraps a `CacheAside<R>` in its own component the same way.

@@ -5,8 +5,6 @@ use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::error::KvError;
-
 /// A position in a configuration file (1-based line and column).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Location {
@@ -31,7 +29,8 @@ fn service_part(service: &Option<String>) -> String {
     }
 }
 
-/// A start-up error of the configuration loader or the service registry.
+/// A start-up error of the configuration loader, or of a setting a
+/// component checks.
 ///
 /// Every variant that comes from a file carries its [`Location`]
 /// (`file:line:column`) and, inside `services:`, the service's name. None
@@ -80,21 +79,6 @@ pub enum ConfigError {
         /// What is wrong.
         message: String,
     },
-    /// A service names a type nobody registered.
-    #[error(
-        "{location}: service `{service}`: unknown type `{type_name}` (registered types: {})",
-        known.join(", ")
-    )]
-    UnknownType {
-        /// The `type:` node.
-        location: Location,
-        /// The service.
-        service: String,
-        /// The unknown type.
-        type_name: String,
-        /// The registered types.
-        known: Vec<String>,
-    },
     /// Two files define one service with different types.
     #[error(
         "{second}: service `{service}` has type `{second_type}` here but `{first_type}` at {first}"
@@ -123,27 +107,6 @@ pub enum ConfigError {
         /// What is wrong.
         message: String,
     },
-    /// A service or component refers to a service that does not exist.
-    #[error("{}unknown service `{name}` (known services: {})", wanted_by.as_ref().map(|w| format!("{w}: ")).unwrap_or_default(), known.join(", "))]
-    UnknownService {
-        /// The name asked for.
-        name: String,
-        /// Who asked (a component, with its location), if known.
-        wanted_by: Option<String>,
-        /// The services that exist.
-        known: Vec<String>,
-    },
-    /// A service exists but is not of the kind asked for (for example a
-    /// component's `store:` names a service that is not a key-value store).
-    #[error("service `{name}` is a `{actual}`, not a {expected}")]
-    WrongKind {
-        /// The service.
-        name: String,
-        /// The kind asked for.
-        expected: &'static str,
-        /// Its actual type.
-        actual: String,
-    },
     /// A top-level section the application requires is absent.
     #[error("the configuration has no `{section}` section (files: {files})")]
     MissingSection {
@@ -151,25 +114,5 @@ pub enum ConfigError {
         section: String,
         /// The files loaded, comma-separated.
         files: String,
-    },
-    /// A service type was registered twice.
-    #[error("service type `{type_name}` is already registered")]
-    DuplicateType {
-        /// The type name.
-        type_name: String,
-    },
-    /// A service could not be started (for example its Redis is
-    /// unreachable: the source names the address).
-    #[error("service `{service}` (type `{type_name}`, defined at {location}) failed to start")]
-    Start {
-        /// The service.
-        service: String,
-        /// Its type.
-        type_name: String,
-        /// Where it is defined.
-        location: Location,
-        /// Underlying error (boxed to keep `ConfigError` small).
-        #[source]
-        source: Box<KvError>,
     },
 }

@@ -15,7 +15,7 @@ use super::outcome::{IssueOutcome, IssuedCode, RefusalReason, RetryAfter, Verify
 use super::scripts::{self, status};
 use crate::config::ConfigError;
 use crate::error::{KvError, Result};
-use crate::registry::ServiceRegistry;
+use crate::registry::{RegistryError, ServiceRegistry};
 use crate::store::{KvStore, Script, ScriptArgs, ScriptValue, SlotTag};
 
 /// One-time codes in a [`KvStore`]: the [`OneTimeCodes`] component.
@@ -111,7 +111,7 @@ impl OtpService {
         registry: &ServiceRegistry,
         component: &str,
         config: OtpConfig,
-    ) -> Result<Self, ConfigError> {
+    ) -> Result<Self, RegistryError> {
         let store = registry.store_for(component, config.store())?;
         let settings = OtpSettings::new(component, config)?;
         Ok(Self { store, settings })

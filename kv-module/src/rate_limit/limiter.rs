@@ -60,8 +60,9 @@ const WARN_EVERY: u64 = 1_000;
 ///
 /// `RateLimiter` is a shaku [`Component`] of interface
 /// `dyn` [`RateLimit`]. Its two parameters are resolved and validated
-/// *before* the module is built, so a bad store name or policy is a
-/// start-up [`ConfigError`] and never a panic inside shaku:
+/// *before* the module is built, so a bad store name
+/// ([`RegistryError`](crate::registry::RegistryError)) or policy
+/// ([`ConfigError`]) is a start-up error and never a panic inside shaku:
 ///
 /// ```
 /// use std::sync::Arc;

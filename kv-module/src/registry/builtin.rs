@@ -1,15 +1,13 @@
 //! The built-in service types: `kvstore_redis` and `kvstore_memory`.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
-use super::service_types::{Decoded, Factory, ServiceType, ServiceTypes};
-use crate::config::ServiceDefinition;
-use crate::error::KvError;
+use super::{ServiceContext, ServiceTypes};
 use crate::store::KvStore;
-use crate::store::memory::{MemoryConfig, MemoryStore};
+use crate::store::memory::{MemoryConfig, MemoryServer, MemoryStore};
 use crate::store::redis::{RedisConfig, RedisStore};
 
 /// The `config:` of a `kvstore_memory` service.
@@ -22,7 +20,8 @@ use crate::store::redis::{RedisConfig, RedisStore};
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MemoryServiceConfig {
-    /// Database 0–15 of the registry's shared `MemoryServer`. Default 0.
+    /// Database 0–15 of the shared `MemoryServer` (see
+    /// [`ServiceTypes::builtin`]). Default 0.
     #[serde(deserialize_with = "crate::store::redis::config::deserialize_db")]
     pub db: Option<u8>,
     /// Key prefix. Default: empty.
@@ -43,54 +42,55 @@ pub struct MemoryServiceConfig {
     response_timeout: Option<IgnoredAny>,
 }
 
-pub(crate) fn register(types: &mut ServiceTypes) {
-    let redis = ServiceType {
-        decode: Box::new(|definition: &ServiceDefinition| {
-            let config: RedisConfig = definition.config()?;
-            // Cross-field rules (addr or url, nodes per mode, db against the
-            // URL's and the cluster's, readable certificates) are checked
-            // now, so they fail with the file position, before any
-            // connection is attempted.
-            config
-                .resolve()
-                .map_err(|reason| definition.invalid(reason))?;
-            Ok(Box::new(config) as Decoded)
-        }),
-        factory: Factory::Store(Box::new(|ctx, decoded| {
-            Box::pin(async move {
-                let config = decoded
-                    .downcast::<RedisConfig>()
-                    .map_err(|_| internal(&ctx.name))?;
-                let store = RedisStore::open(&ctx.name, *config).await?;
+impl ServiceTypes {
+    /// The built-in types, registered as an application registers its own:
+    /// `kvstore_redis` ([`RedisConfig`]) and `kvstore_memory`
+    /// ([`MemoryServiceConfig`]).
+    ///
+    /// Every `kvstore_memory` service built with this value shares one
+    /// [`MemoryServer`] (one keyspace per `db`, as on one `redis-server`),
+    /// started with the first of them on the Tokio runtime current then.
+    /// Like a `redis-server`, it outlives a closed registry: a registry
+    /// built again from the same value sees the same data, one built from
+    /// a fresh `builtin()` starts empty.
+    pub fn builtin() -> Self {
+        let mut types = Self::new();
+        types.insert_store_type(
+            "kvstore_redis",
+            |ctx, CheckedRedisConfig(config)| async move {
+                let store = RedisStore::open(ctx.name(), config).await?;
                 Ok(Arc::new(store) as Arc<dyn KvStore>)
-            })
-        })),
-    };
-    let memory = ServiceType {
-        decode: Box::new(|definition: &ServiceDefinition| {
-            Ok(Box::new(definition.config::<MemoryServiceConfig>()?) as Decoded)
-        }),
-        factory: Factory::Store(Box::new(|ctx, decoded| {
-            Box::pin(async move {
-                let config = decoded
-                    .downcast::<MemoryServiceConfig>()
-                    .map_err(|_| internal(&ctx.name))?;
-                let memory_config = MemoryConfig::new()
+            },
+        );
+        let server = OnceLock::new();
+        types.insert_store_type(
+            "kvstore_memory",
+            move |ctx: ServiceContext, config: MemoryServiceConfig| {
+                let config = MemoryConfig::new()
                     .with_db(config.db.unwrap_or(0))
                     .with_prefix(config.prefix);
-                let store = MemoryStore::open(&ctx.name, &ctx.memory, memory_config)?;
-                Ok(Arc::new(store) as Arc<dyn KvStore>)
-            })
-        })),
-    };
-    // The names are fresh in a new `ServiceTypes`: insertion cannot fail.
-    let _ = types.insert("kvstore_redis".into(), redis);
-    let _ = types.insert("kvstore_memory".into(), memory);
+                let store =
+                    MemoryStore::open(ctx.name(), server.get_or_init(MemoryServer::new), config);
+                async move { Ok(Arc::new(store?) as Arc<dyn KvStore>) }
+            },
+        );
+        types
+    }
 }
 
-fn internal(name: &str) -> KvError {
-    KvError::Config {
-        store: Arc::from(name),
-        reason: "internal error: configuration of an unexpected type".into(),
+/// A [`RedisConfig`] whose cross-field rules (addr or url, nodes per mode,
+/// db against the URL's and the cluster's, readable certificates) hold:
+/// they are checked as it is read, so they fail with the file position,
+/// before any connection is attempted.
+#[derive(Deserialize)]
+#[serde(try_from = "RedisConfig")]
+struct CheckedRedisConfig(RedisConfig);
+
+impl TryFrom<RedisConfig> for CheckedRedisConfig {
+    type Error = String;
+
+    fn try_from(config: RedisConfig) -> Result<Self, String> {
+        config.resolve()?;
+        Ok(Self(config))
     }
 }

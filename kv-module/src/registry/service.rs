@@ -7,15 +7,16 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use crate::config::ConfigError;
+use super::RegistryError;
+use crate::config::Location;
 use crate::store::KvStore;
-use crate::store::memory::MemoryServer;
 
 /// A built service instance: a key-value store, or any other value an
 /// application's service type produces.
 #[derive(Clone)]
 pub struct Service {
     pub(crate) type_name: String,
+    pub(crate) location: Location,
     pub(crate) value: Arc<dyn Any + Send + Sync>,
     pub(crate) store: Option<Arc<dyn KvStore>>,
 }
@@ -44,17 +45,24 @@ impl Service {
     pub fn downcast<T: Send + Sync + 'static>(&self) -> Option<Arc<T>> {
         self.value.clone().downcast::<T>().ok()
     }
+
+    /// The error for asking this service (`name`) to be what it is not.
+    pub(crate) fn wrong_kind(&self, name: &str, expected: &'static str) -> RegistryError {
+        RegistryError::WrongKind {
+            name: name.to_owned(),
+            expected,
+            actual: self.type_name.clone(),
+        }
+    }
 }
 
 /// What a service factory may use while building its instance: its own
-/// name, the services built before it (every store, and the other
-/// services before it in name order), and the registry's shared in-memory
-/// server.
+/// name and the services built before it (every store, and the other
+/// services before it in name order).
 #[derive(Clone, Debug)]
 pub struct ServiceContext {
     pub(crate) name: String,
     pub(crate) built: BTreeMap<String, Service>,
-    pub(crate) memory: MemoryServer,
 }
 
 impl ServiceContext {
@@ -66,38 +74,39 @@ impl ServiceContext {
     /// The key-value store named `store`, for a service that is built on
     /// one. Stores are built before every other service, so any store in
     /// the configuration can be named.
-    pub fn store(&self, store: &StoreRef) -> Result<Arc<dyn KvStore>, ConfigError> {
+    pub fn store(&self, store: &StoreRef) -> Result<Arc<dyn KvStore>, RegistryError> {
         lookup_store(
             &self.built,
             store.name(),
             Some(format!("service `{}`", self.name)),
         )
     }
-
-    /// The in-memory server shared by every `kvstore_memory` service of
-    /// this registry (one keyspace per `db`, as on one `redis-server`).
-    pub fn memory_server(&self) -> &MemoryServer {
-        &self.memory
-    }
 }
 
+/// The service `name`; an error lists the known names.
+pub(crate) fn lookup<'s>(
+    services: &'s BTreeMap<String, Service>,
+    name: &str,
+    wanted_by: Option<String>,
+) -> Result<&'s Service, RegistryError> {
+    services
+        .get(name)
+        .ok_or_else(|| RegistryError::UnknownService {
+            name: name.to_owned(),
+            wanted_by,
+            known: services.keys().cloned().collect(),
+        })
+}
+
+/// The store `name`; an error lists the known names, or says the service
+/// is not a store.
 pub(crate) fn lookup_store(
     services: &BTreeMap<String, Service>,
     name: &str,
     wanted_by: Option<String>,
-) -> Result<Arc<dyn KvStore>, ConfigError> {
-    let service = services
-        .get(name)
-        .ok_or_else(|| ConfigError::UnknownService {
-            name: name.to_owned(),
-            wanted_by,
-            known: services.keys().cloned().collect(),
-        })?;
-    service.store.clone().ok_or_else(|| ConfigError::WrongKind {
-        name: name.to_owned(),
-        expected: "key-value store",
-        actual: service.type_name.clone(),
-    })
+) -> Result<Arc<dyn KvStore>, RegistryError> {
+    let service = lookup(services, name, wanted_by)?;
+    (service.store.clone()).ok_or_else(|| service.wrong_kind(name, "key-value store"))
 }
 
 /// A configuration field that names a key-value store service

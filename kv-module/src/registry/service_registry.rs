@@ -1,15 +1,15 @@
 //! [`ServiceRegistry`]: the named service instances of an application.
 
+use std::any::Any;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::health::{ServiceHealth, ServiceState};
-use super::service::{Service, ServiceContext, StoreRef, lookup_store};
-use super::service_types::{Decoded, Factory, ServiceTypes};
-use crate::config::{ConfigError, LoadedConfig, Location, ServiceDefinition};
+use super::service::{Service, ServiceContext, StoreRef, lookup, lookup_store};
+use super::{RegistryError, ServiceTypes};
+use crate::config::{LoadedConfig, Location, ServiceDefinition};
 use crate::store::KvStore;
-use crate::store::memory::MemoryServer;
 
 /// How long [`ServiceRegistry::health`] waits for one service.
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
@@ -42,7 +42,6 @@ const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
 /// ```
 pub struct ServiceRegistry {
     services: BTreeMap<String, Service>,
-    locations: BTreeMap<String, Location>,
 }
 
 impl std::fmt::Debug for ServiceRegistry {
@@ -61,69 +60,39 @@ impl ServiceRegistry {
     /// concurrently (Redis stores connect and `PING`); a failure names the
     /// service and the address, and the stores already open are closed.
     /// Then the other services are built in name order.
-    pub async fn build(config: &LoadedConfig, types: &ServiceTypes) -> Result<Self, ConfigError> {
+    pub async fn build(config: &LoadedConfig, types: &ServiceTypes) -> Result<Self, RegistryError> {
         let mut stores = Vec::new();
         let mut others = Vec::new();
         for definition in config.services() {
-            let service_type =
-                types
-                    .types
-                    .get(&definition.type_name)
-                    .ok_or_else(|| ConfigError::UnknownType {
-                        location: definition.type_location().clone(),
-                        service: definition.name.clone(),
-                        type_name: definition.type_name.clone(),
-                        known: types.names(),
-                    })?;
-            let decoded = (service_type.decode)(definition)?;
-            match &service_type.factory {
-                Factory::Store(_) => stores.push((definition, service_type, decoded)),
-                Factory::Service(_) => others.push((definition, service_type, decoded)),
+            let type_name = &definition.type_name;
+            if let Some(decode) = types.stores.get(type_name) {
+                stores.push((definition, decode(definition)?));
+            } else if let Some(decode) = types.services.get(type_name) {
+                others.push((definition, decode(definition)?));
+            } else {
+                return Err(RegistryError::UnknownType {
+                    location: definition.type_location().clone(),
+                    service: definition.name.clone(),
+                    type_name: type_name.clone(),
+                    known: types.names(),
+                });
             }
         }
 
-        let memory = MemoryServer::new();
-        let context = |name: &str, built: &BTreeMap<String, Service>| ServiceContext {
-            name: name.to_owned(),
-            built: built.clone(),
-            memory: memory.clone(),
-        };
-        let empty = BTreeMap::new();
-        let started = futures::future::join_all(stores.into_iter().map(
-            |(definition, service_type, decoded): (&ServiceDefinition, _, Decoded)| {
-                let ctx = context(&definition.name, &empty);
-                let future = match &service_type.factory {
-                    Factory::Store(factory) => Some(factory(ctx, decoded)),
-                    Factory::Service(_) => None,
-                };
-                async move {
-                    let result = match future {
-                        Some(future) => future.await,
-                        None => unreachable_kind(&definition.name),
-                    };
-                    (definition, result)
-                }
-            },
-        ))
+        let started = futures::future::join_all(stores.into_iter().map(|(definition, start)| {
+            let started = start(context(definition, &BTreeMap::new()));
+            async move { (definition, started.await) }
+        }))
         .await;
-
         let mut registry = Self {
             services: BTreeMap::new(),
-            locations: BTreeMap::new(),
         };
         let mut first_error = None;
         for (definition, result) in started {
             match result {
-                Ok(store) => registry.insert(
-                    definition,
-                    Service {
-                        type_name: definition.type_name.clone(),
-                        value: Arc::new(store.clone()),
-                        store: Some(store),
-                    },
-                ),
+                Ok(store) => registry.insert(definition, Arc::new(store.clone()), Some(store)),
                 Err(source) => {
-                    first_error.get_or_insert(ConfigError::Start {
+                    first_error.get_or_insert(RegistryError::Start {
                         service: definition.name.clone(),
                         type_name: definition.type_name.clone(),
                         location: definition.location.clone(),
@@ -137,19 +106,9 @@ impl ServiceRegistry {
             return Err(error);
         }
 
-        for (definition, service_type, decoded) in others {
-            let built = match &service_type.factory {
-                Factory::Service(factory) => {
-                    factory(context(&definition.name, &registry.services), decoded).await
-                }
-                Factory::Store(_) => Err(ConfigError::WrongKind {
-                    name: definition.name.clone(),
-                    expected: "service",
-                    actual: definition.type_name.clone(),
-                }),
-            };
-            match built {
-                Ok(service) => registry.insert(definition, service),
+        for (definition, start) in others {
+            match start(context(definition, &registry.services)).await {
+                Ok(value) => registry.insert(definition, value, None),
                 Err(error) => {
                     registry.close().await;
                     return Err(error);
@@ -160,9 +119,18 @@ impl ServiceRegistry {
         Ok(registry)
     }
 
-    fn insert(&mut self, definition: &ServiceDefinition, service: Service) {
-        self.locations
-            .insert(definition.name.clone(), definition.location.clone());
+    fn insert(
+        &mut self,
+        definition: &ServiceDefinition,
+        value: Arc<dyn Any + Send + Sync>,
+        store: Option<Arc<dyn KvStore>>,
+    ) {
+        let service = Service {
+            type_name: definition.type_name.clone(),
+            location: definition.location.clone(),
+            value,
+            store,
+        };
         self.services.insert(definition.name.clone(), service);
     }
 
@@ -173,7 +141,7 @@ impl ServiceRegistry {
 
     /// The key-value store named `name`; an error lists the known names,
     /// or says the service is not a store.
-    pub fn store(&self, name: &str) -> Result<Arc<dyn KvStore>, ConfigError> {
+    pub fn store(&self, name: &str) -> Result<Arc<dyn KvStore>, RegistryError> {
         lookup_store(&self.services, name, None)
     }
 
@@ -185,7 +153,7 @@ impl ServiceRegistry {
         &self,
         component: &str,
         store: &StoreRef,
-    ) -> Result<Arc<dyn KvStore>, ConfigError> {
+    ) -> Result<Arc<dyn KvStore>, RegistryError> {
         lookup_store(
             &self.services,
             store.name(),
@@ -194,27 +162,15 @@ impl ServiceRegistry {
     }
 
     /// The service named `name` as the concrete type `T` its factory built.
-    pub fn get<T: Send + Sync + 'static>(&self, name: &str) -> Result<Arc<T>, ConfigError> {
-        let service = self
-            .services
-            .get(name)
-            .ok_or_else(|| ConfigError::UnknownService {
-                name: name.to_owned(),
-                wanted_by: None,
-                known: self.services.keys().cloned().collect(),
-            })?;
-        service
-            .downcast::<T>()
-            .ok_or_else(|| ConfigError::WrongKind {
-                name: name.to_owned(),
-                expected: std::any::type_name::<T>(),
-                actual: service.type_name.clone(),
-            })
+    pub fn get<T: Send + Sync + 'static>(&self, name: &str) -> Result<Arc<T>, RegistryError> {
+        let service = lookup(&self.services, name, None)?;
+        (service.downcast::<T>())
+            .ok_or_else(|| service.wrong_kind(name, std::any::type_name::<T>()))
     }
 
     /// Where the service `name` is defined.
     pub fn location(&self, name: &str) -> Option<&Location> {
-        self.locations.get(name)
+        self.services.get(name).map(|service| &service.location)
     }
 
     /// Checks every store concurrently (`PING`, bounded by a timeout) and
@@ -252,9 +208,10 @@ impl ServiceRegistry {
     }
 }
 
-fn unreachable_kind(name: &str) -> Result<Arc<dyn KvStore>, crate::KvError> {
-    Err(crate::KvError::Config {
-        store: Arc::from(name),
-        reason: "internal error: not a store type".into(),
-    })
+/// The context of the service `definition` defines, which may use `built`.
+fn context(definition: &ServiceDefinition, built: &BTreeMap<String, Service>) -> ServiceContext {
+    ServiceContext {
+        name: definition.name.clone(),
+        built: built.clone(),
+    }
 }

@@ -8,38 +8,24 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use serde::de::DeserializeOwned;
 
-use super::builtin;
-use super::service::{Service, ServiceContext};
+use super::{RegistryError, ServiceContext};
 use crate::config::{ConfigError, ServiceDefinition};
 use crate::error::KvError;
 use crate::store::KvStore;
 
-/// A decoded, validated configuration, typed by the factory that made it.
-pub(crate) type Decoded = Box<dyn Any + Send>;
+/// What a store factory produces.
+pub(crate) type StoreResult = Result<Arc<dyn KvStore>, KvError>;
+/// What any other service's factory produces.
+pub(crate) type ServiceResult = Result<Arc<dyn Any + Send + Sync>, RegistryError>;
 
-type DecodeFn = Box<dyn Fn(&ServiceDefinition) -> Result<Decoded, ConfigError> + Send + Sync>;
-type StoreFn = Box<
-    dyn Fn(ServiceContext, Decoded) -> BoxFuture<'static, Result<Arc<dyn KvStore>, KvError>>
-        + Send
-        + Sync,
->;
-type ServiceFn = Box<
-    dyn Fn(ServiceContext, Decoded) -> BoxFuture<'static, Result<Service, ConfigError>>
-        + Send
-        + Sync,
->;
+/// A service whose configuration has been decoded and checked: starting it
+/// is all that is left. The typed config lives inside the closure, so the
+/// registry never sees it and nothing has to be downcast.
+pub(crate) type Start<T> = Box<dyn FnOnce(ServiceContext) -> BoxFuture<'static, T> + Send>;
 
-pub(crate) enum Factory {
-    /// Builds a key-value store; stores start first, concurrently.
-    Store(StoreFn),
-    /// Builds any other service; may use stores and earlier services.
-    Service(ServiceFn),
-}
-
-pub(crate) struct ServiceType {
-    pub(crate) decode: DecodeFn,
-    pub(crate) factory: Factory,
-}
+/// Decodes one service definition into its [`Start`].
+pub(crate) type Decode<T> =
+    Box<dyn Fn(&ServiceDefinition) -> Result<Start<T>, ConfigError> + Send + Sync>;
 
 /// The service types a [`ServiceRegistry`](super::ServiceRegistry) can
 /// build, each registered by name with a factory taking its typed config.
@@ -68,7 +54,10 @@ pub(crate) struct ServiceType {
 /// ```
 #[derive(Default)]
 pub struct ServiceTypes {
-    pub(crate) types: BTreeMap<String, ServiceType>,
+    /// Key-value store types: their services start first, concurrently.
+    pub(crate) stores: BTreeMap<String, Decode<StoreResult>>,
+    /// Every other type: built after the stores, in name order.
+    pub(crate) services: BTreeMap<String, Decode<ServiceResult>>,
 }
 
 impl std::fmt::Debug for ServiceTypes {
@@ -85,114 +74,119 @@ impl ServiceTypes {
         Self::default()
     }
 
-    /// The built-in types: `kvstore_redis` ([`RedisConfig`](crate::RedisConfig))
-    /// and `kvstore_memory` ([`MemoryServiceConfig`](super::MemoryServiceConfig)).
-    pub fn builtin() -> Self {
-        let mut types = Self::new();
-        builtin::register(&mut types);
-        types
-    }
-
     /// The registered type names, sorted.
     pub fn names(&self) -> Vec<String> {
-        self.types.keys().cloned().collect()
+        let mut names: Vec<String> = self
+            .stores
+            .keys()
+            .chain(self.services.keys())
+            .cloned()
+            .collect();
+        names.sort();
+        names
     }
 
     /// Registers a key-value store type: `factory` gets the service's
     /// context and its config decoded as `C` (errors located in the file).
+    /// Rules across fields belong in `C`'s `Deserialize` (for example
+    /// `#[serde(try_from = ...)]`): they then fail with the file position,
+    /// before any service starts.
+    ///
+    /// # Errors
+    ///
+    /// [`RegistryError::DuplicateType`] when `type_name` is taken.
     pub fn with_store_type<C, F, Fut>(
         mut self,
         type_name: impl Into<String>,
         factory: F,
-    ) -> Result<Self, ConfigError>
+    ) -> Result<Self, RegistryError>
     where
         C: DeserializeOwned + Send + 'static,
         F: Fn(ServiceContext, C) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<Arc<dyn KvStore>, KvError>> + Send + 'static,
+        Fut: Future<Output = StoreResult> + Send + 'static,
     {
-        self.insert(
-            type_name.into(),
-            ServiceType {
-                decode: decode_as::<C>(),
-                factory: Factory::Store(Box::new(move |ctx, decoded| {
-                    match decoded.downcast::<C>() {
-                        Ok(config) => Box::pin(factory(ctx, *config)),
-                        Err(_) => Box::pin(async { unreachable_decode() }),
-                    }
-                })),
-            },
-        )?;
+        let type_name = self.vacant(type_name.into())?;
+        self.insert_store_type(type_name, factory);
         Ok(self)
     }
 
     /// Registers a service type producing any `T`: `factory` gets the
     /// service's context (to resolve the stores it needs) and its config
     /// decoded as `C`.
+    ///
+    /// # Errors
+    ///
+    /// [`RegistryError::DuplicateType`] when `type_name` is taken.
     pub fn with_service_type<C, T, F, Fut>(
         mut self,
         type_name: impl Into<String>,
         factory: F,
-    ) -> Result<Self, ConfigError>
+    ) -> Result<Self, RegistryError>
     where
         C: DeserializeOwned + Send + 'static,
         T: Send + Sync + 'static,
         F: Fn(ServiceContext, C) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<Arc<T>, ConfigError>> + Send + 'static,
+        Fut: Future<Output = Result<Arc<T>, RegistryError>> + Send + 'static,
     {
-        let type_name = type_name.into();
-        let name_for_service = type_name.clone();
-        let factory = Arc::new(factory);
-        self.insert(
-            type_name,
-            ServiceType {
-                decode: decode_as::<C>(),
-                factory: Factory::Service(Box::new(move |ctx, decoded| {
-                    let factory = factory.clone();
-                    let type_name = name_for_service.clone();
-                    Box::pin(async move {
-                        let config =
-                            decoded
-                                .downcast::<C>()
-                                .map_err(|_| ConfigError::WrongKind {
-                                    name: ctx.name().to_owned(),
-                                    expected: "configuration of its own type",
-                                    actual: type_name.clone(),
-                                })?;
-                        let value = factory(ctx, *config).await?;
-                        Ok(Service {
-                            type_name,
-                            value,
-                            store: None,
-                        })
-                    })
-                })),
-            },
-        )?;
+        let type_name = self.vacant(type_name.into())?;
+        self.insert_service_type(type_name, factory);
         Ok(self)
     }
 
-    pub(crate) fn insert(
-        &mut self,
-        type_name: String,
-        entry: ServiceType,
-    ) -> Result<(), ConfigError> {
-        if self.types.contains_key(&type_name) {
-            return Err(ConfigError::DuplicateType { type_name });
+    /// Registers a key-value store type like
+    /// [`with_store_type`](Self::with_store_type), replacing any type of
+    /// that name (to swap a built-in type for a test double, say).
+    pub fn insert_store_type<C, F, Fut>(&mut self, type_name: impl Into<String>, factory: F)
+    where
+        C: DeserializeOwned + Send + 'static,
+        F: Fn(ServiceContext, C) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = StoreResult> + Send + 'static,
+    {
+        let type_name = type_name.into();
+        self.services.remove(&type_name);
+        self.stores.insert(type_name, decode_with(factory));
+    }
+
+    /// Registers a service type like
+    /// [`with_service_type`](Self::with_service_type), replacing any type
+    /// of that name.
+    pub fn insert_service_type<C, T, F, Fut>(&mut self, type_name: impl Into<String>, factory: F)
+    where
+        C: DeserializeOwned + Send + 'static,
+        T: Send + Sync + 'static,
+        F: Fn(ServiceContext, C) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Arc<T>, RegistryError>> + Send + 'static,
+    {
+        let type_name = type_name.into();
+        self.stores.remove(&type_name);
+        let erased = move |ctx, config: C| {
+            let built = factory(ctx, config);
+            async move { Ok(built.await? as Arc<dyn Any + Send + Sync>) }
+        };
+        self.services.insert(type_name, decode_with(erased));
+    }
+
+    fn vacant(&self, type_name: String) -> Result<String, RegistryError> {
+        if self.stores.contains_key(&type_name) || self.services.contains_key(&type_name) {
+            return Err(RegistryError::DuplicateType { type_name });
         }
-        self.types.insert(type_name, entry);
-        Ok(())
+        Ok(type_name)
     }
 }
 
-fn decode_as<C: DeserializeOwned + Send + 'static>() -> DecodeFn {
-    Box::new(|definition| Ok(Box::new(definition.config::<C>()?) as Decoded))
-}
-
-/// The registry always hands a factory the value its own decoder made, so
-/// a failed downcast cannot happen; it is still an error, not a panic.
-fn unreachable_decode<T>() -> Result<T, KvError> {
-    Err(KvError::Config {
-        store: Arc::from("registry"),
-        reason: "internal error: configuration of an unexpected type".into(),
+/// Decodes a definition's `config:` as `C` and holds it for `factory`.
+fn decode_with<C, T, F, Fut>(factory: F) -> Decode<T>
+where
+    C: DeserializeOwned + Send + 'static,
+    F: Fn(ServiceContext, C) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = T> + Send + 'static,
+{
+    let factory = Arc::new(factory);
+    Box::new(move |definition| {
+        let config = definition.config::<C>()?;
+        let factory = factory.clone();
+        Ok(Box::new(move |ctx| {
+            Box::pin(factory(ctx, config)) as BoxFuture<'static, T>
+        }))
     })
 }

@@ -12,7 +12,7 @@ use super::scripts::{self, parse_index};
 use super::sessions::Sessions;
 use crate::config::ConfigError;
 use crate::error::{KvError, Result};
-use crate::registry::ServiceRegistry;
+use crate::registry::{RegistryError, ServiceRegistry};
 use crate::store::{KvStore, Script, ScriptArgs, ScriptValue, SlotTag};
 
 /// Attempts at drawing an unused id before giving up (a collision of
@@ -111,7 +111,7 @@ impl SessionManager {
         registry: &ServiceRegistry,
         component: &str,
         config: SessionConfig,
-    ) -> Result<Self, ConfigError> {
+    ) -> Result<Self, RegistryError> {
         let store = registry.store_for(component, config.store())?;
         let settings = SessionSettings::new(component, config)?;
         Ok(Self { store, settings })
