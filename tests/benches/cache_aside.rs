@@ -37,7 +37,7 @@ use kv_module::registry::StoreRef;
 use kv_module::{KvStore, KvStoreExt, MemoryStore, RedisConfig, RedisStore};
 use kv_module_tests::TestRedis;
 use kv_module_tests::bench::{
-    self, Comparison, Load, Workload, median, print_machine, run_duration, run_rounds, thousands,
+    self, Comparison, Load, Workload, median, print_machine, run_duration, run_rounds,
 };
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
@@ -196,12 +196,7 @@ async fn main() {
             rounds,
         )
         .await;
-        println!(
-            "| {concurrency} | {} | {} | {:.2} |",
-            thousands(c.base),
-            thousands(c.other),
-            c.ratio
-        );
+        println!("| {concurrency} | {c} |");
     }
 
     println!(
@@ -220,12 +215,7 @@ async fn main() {
             rounds,
         )
         .await;
-        println!(
-            "| {concurrency} | {} | {} | {:.2} |",
-            thousands(c.base),
-            thousands(c.other),
-            c.ratio
-        );
+        println!("| {concurrency} | {c} |");
     }
 
     println!("\n## Memory backend: cache hit against the store's typed get of the same entry\n");
@@ -241,12 +231,7 @@ async fn main() {
             rounds,
         )
         .await;
-        println!(
-            "| {concurrency} | {} | {} | {:.2} |",
-            thousands(c.base),
-            thousands(c.other),
-            c.ratio
-        );
+        println!("| {concurrency} | {c} |");
     }
 
     println!(

@@ -38,7 +38,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use kv_module::rate_limit::{Algorithm, RateLimitPolicy, RateLimiter};
 use kv_module::registry::StoreRef;
@@ -46,7 +46,7 @@ use kv_module::session::{SessionConfig, SessionData, SessionId, SessionManager, 
 use kv_module::store::key_slot;
 use kv_module::{KvStore, KvStoreExt, RedisConfig, RedisStore, Ttl};
 use kv_module_tests::bench::{
-    self, Comparison, Load, Workload, print_machine, run_duration, run_rounds, thousands,
+    self, Comparison, Load, Workload, ns_per_iter, print_machine, run_duration, run_rounds,
 };
 use kv_module_tests::{TestCluster, TestRedis};
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
@@ -308,12 +308,7 @@ async fn main() {
             concurrency,
         )
         .await;
-        println!(
-            "| {concurrency} | {} | {} | {:.2} |",
-            thousands(c.base),
-            thousands(c.other),
-            c.ratio
-        );
+        println!("| {concurrency} | {c} |");
     }
     fixture.print_client_costs().await;
 
@@ -330,12 +325,7 @@ async fn main() {
             concurrency,
         )
         .await;
-        println!(
-            "| {concurrency} | {} | {} | {:.2} |",
-            thousands(c.base),
-            thousands(c.other),
-            c.ratio
-        );
+        println!("| {concurrency} | {c} |");
     }
 
     println!("\n## Cluster against standalone: the same operation on both\n");
@@ -353,16 +343,7 @@ async fn main() {
                 concurrency,
             )
             .await;
-            println!(
-                "| {} | {concurrency} | {} | {} | {:.2} | {} | {} | {:.2} |",
-                op.label(),
-                thousands(kv.base),
-                thousands(kv.other),
-                kv.ratio,
-                thousands(raw.base),
-                thousands(raw.other),
-                raw.ratio
-            );
+            println!("| {} | {concurrency} | {kv} | {raw} |", op.label());
         }
     }
 
@@ -371,12 +352,7 @@ async fn main() {
 }
 
 fn row(label: &str, concurrency: usize, c: Comparison) {
-    println!(
-        "| {label} | {concurrency} | {} | {} | {:.2} |",
-        thousands(c.base),
-        thousands(c.other),
-        c.ratio
-    );
+    println!("| {label} | {concurrency} | {c} |");
 }
 
 impl Kv {
@@ -541,26 +517,19 @@ impl Fixture {
             .await
             .expect("the session record exists");
         let id = &self.cluster.ids[0];
-        let per_op = |started: Instant| started.elapsed().as_nanos() as f64 / f64::from(N);
-        let started = Instant::now();
-        for _ in 0..N {
+        let handle = ns_per_iter(N, || {
             std::hint::black_box(std::hint::black_box(id).handle());
-        }
-        let handle = per_op(started);
-        let started = Instant::now();
-        for _ in 0..N {
+        });
+        let by_hand = ns_per_iter(N, || {
             let decoded: RecordByHand = serde_json::from_slice(std::hint::black_box(&record))
                 .expect("a session record decodes");
             std::hint::black_box(decoded);
-        }
-        let by_hand = per_op(started);
-        let started = Instant::now();
-        for _ in 0..N {
+        });
+        let flattened = ns_per_iter(N, || {
             let decoded: RecordFlattened = serde_json::from_slice(std::hint::black_box(&record))
                 .expect("a session record decodes");
             std::hint::black_box(decoded);
-        }
-        let flattened = per_op(started);
+        });
         println!(
             "\nClient work of a session get besides the `GET`, one thread: the id's handle \
              (SHA-256 + base64) {handle:.0} ns; decoding the {}-byte record field by field \

@@ -35,7 +35,8 @@ use kv_module::rate_limit::{Algorithm, RateLimitPolicy, RateLimiter};
 use kv_module::{KvStore, MemoryStore, RedisConfig, RedisStore};
 use kv_module_tests::TestRedis;
 use kv_module_tests::bench::{
-    self, Comparison, Load, Workload, median, print_machine, run_duration, thousands, throughput,
+    self, Comparison, Load, Workload, median_of, per_op, print_machine, run_duration, thousands,
+    throughput,
 };
 use kv_module_tests::command_stats::{command_calls, delta};
 use redis::aio::ConnectionManager;
@@ -105,12 +106,7 @@ async fn main() {
                 run_for,
             )
             .await;
-            println!(
-                "| {algorithm} | {concurrency} | {} | {} | {:.2} |",
-                thousands(c.base),
-                thousands(c.other),
-                c.ratio
-            );
+            println!("| {algorithm} | {concurrency} | {c} |");
         }
     }
 
@@ -129,12 +125,7 @@ async fn main() {
                 run_for,
             )
             .await;
-            println!(
-                "| {algorithm} | {concurrency} | {} | {} | {:.2} |",
-                thousands(c.base),
-                thousands(c.other),
-                c.ratio
-            );
+            println!("| {algorithm} | {concurrency} | {c} |");
         }
     }
 
@@ -173,14 +164,11 @@ async fn main() {
     println!("|---|---:|---:|");
     for concurrency in CONCURRENCIES {
         for algorithm in ALGORITHMS {
-            let mut runs = Vec::with_capacity(ROUNDS);
-            for _ in 0..ROUNDS {
-                runs.push(measure(&fixture, Target::Memory(algorithm), concurrency, run_for).await);
-            }
-            println!(
-                "| {algorithm} | {concurrency} | {} |",
-                thousands(median(runs))
-            );
+            let ops = median_of(ROUNDS, |_| {
+                measure(&fixture, Target::Memory(algorithm), concurrency, run_for)
+            })
+            .await;
+            println!("| {algorithm} | {concurrency} | {} |", thousands(ops));
         }
     }
 }
@@ -322,16 +310,4 @@ fn load(concurrency: usize, run_for: Duration) -> Load {
         warm_up: WARM_UP,
         run_for,
     }
-}
-
-/// `get 1.00, set 1.00` from a commandstats delta over `ops` operations.
-fn per_op(calls: &BTreeMap<String, u64>, ops: u64) -> String {
-    if calls.is_empty() {
-        return "none".to_owned();
-    }
-    calls
-        .iter()
-        .map(|(name, n)| format!("{name} {:.2}", *n as f64 / ops as f64))
-        .collect::<Vec<_>>()
-        .join(", ")
 }

@@ -23,12 +23,13 @@
 //! measurement so every `GET` finds a value.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use kv_module::{KvStore, KvStoreExt, MemoryStore, RedisConfig, RedisStore, Ttl};
 use kv_module_tests::TestRedis;
 use kv_module_tests::bench::{
-    self, Comparison, Load, Workload, median, print_machine, run_duration, thousands, throughput,
+    self, Comparison, Load, Workload, median_of, ns_per_iter, print_machine, run_duration,
+    thousands, throughput,
 };
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
@@ -134,13 +135,7 @@ async fn main() {
     for concurrency in CONCURRENCIES {
         for op in [Op::Set, Op::Get] {
             let c = compare(&fixture, Target::Redis, op, concurrency, run_for).await;
-            println!(
-                "| {} | {concurrency} | {} | {} | {:.2} |",
-                op.label(),
-                thousands(c.base),
-                thousands(c.other),
-                c.ratio
-            );
+            println!("| {} | {concurrency} | {c} |", op.label());
         }
     }
 
@@ -153,13 +148,7 @@ async fn main() {
     for concurrency in CONCURRENCIES {
         for op in [Op::Set, Op::Get] {
             let c = compare(&fixture, Target::RedisBytes, op, concurrency, run_for).await;
-            println!(
-                "| {} | {concurrency} | {} | {} | {:.2} |",
-                op.label(),
-                thousands(c.base),
-                thousands(c.other),
-                c.ratio
-            );
+            println!("| {} | {concurrency} | {c} |", op.label());
         }
     }
     println!(
@@ -171,13 +160,7 @@ async fn main() {
     for concurrency in CONCURRENCIES {
         for op in [Op::Set, Op::Get] {
             let c = compare(&fixture, Target::RawDefault, op, concurrency, run_for).await;
-            println!(
-                "| {} | {concurrency} | {} | {} | {:.2} |",
-                op.label(),
-                thousands(c.base),
-                thousands(c.other),
-                c.ratio
-            );
+            println!("| {} | {concurrency} | {c} |", op.label());
         }
     }
     let (encode_ns, decode_ns) = json_cost(&fixture);
@@ -190,15 +173,11 @@ async fn main() {
     println!("|---|---:|---:|");
     for concurrency in CONCURRENCIES {
         for op in [Op::Set, Op::Get] {
-            let mut runs = Vec::with_capacity(ROUNDS);
-            for _ in 0..ROUNDS {
-                runs.push(measure(&fixture, Target::Memory, op, concurrency, run_for).await);
-            }
-            println!(
-                "| {} | {concurrency} | {} |",
-                op.label(),
-                thousands(median(runs))
-            );
+            let ops = median_of(ROUNDS, |_| {
+                measure(&fixture, Target::Memory, op, concurrency, run_for)
+            })
+            .await;
+            println!("| {} | {concurrency} | {} |", op.label(), thousands(ops));
         }
     }
 
@@ -382,19 +361,15 @@ fn load(concurrency: usize, run_for: Duration) -> Load {
 /// Nanoseconds per JSON encode and decode of the bench value.
 fn json_cost(fixture: &Fixture) -> (f64, f64) {
     const N: u32 = 200_000;
-    let started = Instant::now();
-    for _ in 0..N {
+    let encode = ns_per_iter(N, || {
         let bytes = serde_json::to_vec(std::hint::black_box(&fixture.value))
             .expect("the sample value must encode");
         std::hint::black_box(bytes);
-    }
-    let encode = started.elapsed().as_nanos() as f64 / f64::from(N);
-    let started = Instant::now();
-    for _ in 0..N {
+    });
+    let decode = ns_per_iter(N, || {
         let value: Profile = serde_json::from_slice(std::hint::black_box(&fixture.encoded))
             .expect("the sample value must decode");
         std::hint::black_box(value);
-    }
-    let decode = started.elapsed().as_nanos() as f64 / f64::from(N);
+    });
     (encode, decode)
 }
