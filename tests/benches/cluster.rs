@@ -11,7 +11,7 @@
 //! 50 tokio tasks sharing one store (or one raw connection), as 9
 //! (`BENCH_ROUNDS`) pairs of short back-to-back runs alternating which side
 //! goes first; the medians of each side and of the per-pair ratios are
-//! reported (see [`bench::paired`]).
+//! reported (see [`kv_module_tests::bench::paired`]).
 //!
 //! * **typed set / get**: `KvStoreExt::set`/`get` through
 //!   `Arc<dyn KvStore>` on a cluster `RedisStore` (pool size 1, prefix
@@ -46,7 +46,7 @@ use kv_module::session::{SessionConfig, SessionData, SessionId, SessionManager, 
 use kv_module::store::key_slot;
 use kv_module::{KvStore, KvStoreExt, RedisConfig, RedisStore, Ttl};
 use kv_module_tests::bench::{
-    self, Comparison, Load, Workload, ns_per_iter, print_machine, run_duration, run_rounds,
+    Comparison, Plan, Workload, ns_per_iter, print_machine, run_duration, run_rounds,
 };
 use kv_module_tests::{TestCluster, TestRedis};
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
@@ -222,8 +222,12 @@ struct Fixture {
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
-    let run_for = run_duration(DEFAULT_SECS);
-    let rounds = run_rounds(DEFAULT_ROUNDS);
+    let plan = Plan {
+        rounds: run_rounds(DEFAULT_ROUNDS),
+        key_count: KEY_COUNT,
+        warm_up: WARM_UP,
+        run_for: run_duration(DEFAULT_SECS),
+    };
     let cluster = TestCluster::start().await;
     let server = TestRedis::start().await;
     let fixture = Arc::new(Fixture::new(&cluster, &server).await);
@@ -235,11 +239,8 @@ async fn main() {
          (`TestRedis`), all on this machine; redis-rs 1.8.\n"
     );
     println!(
-        "{} s per run after {} ms warm-up, medians of {rounds} paired rounds, {KEY_COUNT} \
-         items per case; value {} bytes of JSON; session data {} bytes of JSON, record {record_len} \
-         bytes; every check allowed (limit {LIMIT} per {} s).\n",
-        run_for.as_secs_f64(),
-        WARM_UP.as_millis(),
+        "{plan}, {KEY_COUNT} items per case; value {} bytes of JSON; session data {} bytes of \
+         JSON, record {record_len} bytes; every check allowed (limit {LIMIT} per {} s).\n",
         fixture.encoded.len(),
         serde_json::to_vec(&session_data(0))
             .expect("session data encodes")
@@ -250,14 +251,7 @@ async fn main() {
 
     let cases = [Op::Set, Op::Get, Op::SessionGet, Op::Check];
     let compare = |base: (Side, Op), other: (Side, Op), concurrency: usize| {
-        let load = Load {
-            concurrency,
-            key_count: KEY_COUNT,
-            warm_up: WARM_UP,
-            run_for,
-        };
-        let fixture = Arc::clone(&fixture);
-        async move { bench::compare(rounds, &fixture, base, other, load).await }
+        plan.compare(&fixture, base, other, concurrency)
     };
 
     println!("## kv-module against raw redis-rs `ClusterConnection`, on the cluster\n");

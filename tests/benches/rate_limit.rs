@@ -34,10 +34,7 @@ use std::time::Duration;
 use kv_module::rate_limit::{Algorithm, RateLimitPolicy, RateLimiter};
 use kv_module::{KvStore, MemoryStore, RedisConfig, RedisStore};
 use kv_module_tests::TestRedis;
-use kv_module_tests::bench::{
-    self, Comparison, Load, Workload, median_of, per_op, print_machine, run_duration, thousands,
-    throughput,
-};
+use kv_module_tests::bench::{Plan, Workload, per_op, print_machine, run_duration, thousands};
 use kv_module_tests::command_stats::{command_calls, delta};
 use redis::aio::ConnectionManager;
 
@@ -81,51 +78,44 @@ struct Fixture {
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
-    let run_for = run_duration(DEFAULT_SECS);
+    let plan = Plan {
+        rounds: ROUNDS,
+        key_count: KEY_COUNT,
+        warm_up: WARM_UP,
+        run_for: run_duration(DEFAULT_SECS),
+    };
     let server = TestRedis::start().await;
     let fixture = Arc::new(Fixture::new(&server).await);
 
     print_machine("kv-module rate limiter benchmark", &fixture.raw).await;
     println!(
-        "{} s per run after {} ms warm-up, medians of {ROUNDS} paired rounds, {KEY_COUNT} keys, \
-         every check allowed (limit {LIMIT} per {} s).\n",
-        run_for.as_secs_f64(),
-        WARM_UP.as_millis(),
+        "{plan}, {KEY_COUNT} keys, every check allowed (limit {LIMIT} per {} s).\n",
         WINDOW.as_secs()
     );
 
-    println!("| algorithm | concurrency | raw INCR ops/s | checks/s | ratio (check/INCR) |");
-    println!("|---|---:|---:|---:|---:|");
-    for concurrency in CONCURRENCIES {
-        for algorithm in ALGORITHMS {
-            let c = compare(
-                &fixture,
-                Target::RawIncr,
-                Target::Redis(algorithm),
-                concurrency,
-                run_for,
-            )
-            .await;
-            println!("| {algorithm} | {concurrency} | {c} |");
-        }
-    }
-
-    println!(
-        "\nWhere the difference goes: the same script sent by raw redis-rs against the check.\n"
-    );
-    println!("| algorithm | concurrency | raw EVALSHA ops/s | checks/s | ratio (check/raw) |");
-    println!("|---|---:|---:|---:|---:|");
-    for concurrency in CONCURRENCIES {
-        for algorithm in ALGORITHMS {
-            let c = compare(
-                &fixture,
-                Target::RawScript(algorithm),
-                Target::Redis(algorithm),
-                concurrency,
-                run_for,
-            )
-            .await;
-            println!("| {algorithm} | {concurrency} | {c} |");
+    // The check against a raw `INCR`, then against the same script sent
+    // by raw redis-rs (where the difference goes).
+    for (intro, header, raw) in [
+        (
+            "",
+            "| algorithm | concurrency | raw INCR ops/s | checks/s | ratio (check/INCR) |",
+            (|_| Target::RawIncr) as fn(Algorithm) -> Target,
+        ),
+        (
+            "\nWhere the difference goes: the same script sent by raw redis-rs against the \
+             check.\n\n",
+            "| algorithm | concurrency | raw EVALSHA ops/s | checks/s | ratio (check/raw) |",
+            Target::RawScript,
+        ),
+    ] {
+        print!("{intro}");
+        println!("{header}\n|---|---:|---:|---:|---:|");
+        for concurrency in CONCURRENCIES {
+            for algorithm in ALGORITHMS {
+                let (raw, check) = (raw(algorithm), Target::Redis(algorithm));
+                let c = plan.compare(&fixture, raw, check, concurrency).await;
+                println!("| {algorithm} | {concurrency} | {c} |");
+            }
         }
     }
 
@@ -164,10 +154,8 @@ async fn main() {
     println!("|---|---:|---:|");
     for concurrency in CONCURRENCIES {
         for algorithm in ALGORITHMS {
-            let ops = median_of(ROUNDS, |_| {
-                measure(&fixture, Target::Memory(algorithm), concurrency, run_for)
-            })
-            .await;
+            let memory = Target::Memory(algorithm);
+            let ops = plan.median_throughput(&fixture, memory, concurrency).await;
             println!("| {algorithm} | {concurrency} | {} |", thousands(ops));
         }
     }
@@ -271,43 +259,5 @@ impl Workload for Fixture {
 
     async fn run(&self, target: Target, index: usize) {
         self.run_once(target, index).await;
-    }
-}
-
-/// Paired runs of `baseline` and `target` (see [`bench::paired`]).
-async fn compare(
-    fixture: &Arc<Fixture>,
-    baseline: Target,
-    target: Target,
-    concurrency: usize,
-    run_for: Duration,
-) -> Comparison {
-    bench::compare(
-        ROUNDS,
-        fixture,
-        baseline,
-        target,
-        load(concurrency, run_for),
-    )
-    .await
-}
-
-/// Warms up, then runs `target` from `concurrency` tasks for `run_for`;
-/// operations per second.
-async fn measure(
-    fixture: &Arc<Fixture>,
-    target: Target,
-    concurrency: usize,
-    run_for: Duration,
-) -> f64 {
-    throughput(fixture, target, load(concurrency, run_for)).await
-}
-
-fn load(concurrency: usize, run_for: Duration) -> Load {
-    Load {
-        concurrency,
-        key_count: KEY_COUNT,
-        warm_up: WARM_UP,
-        run_for,
     }
 }

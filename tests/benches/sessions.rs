@@ -277,7 +277,7 @@ async fn prepare(
     Arc::new(codes)
 }
 
-/// Paired runs of raw `GET` and `target` (see [`bench::paired`]); each
+/// Paired runs of raw `GET` and `target` (see [`kv_module_tests::bench::paired`]); each
 /// pair prepares its inputs under its own tag.
 async fn compare(
     fixture: &Arc<Fixture>,

@@ -1,5 +1,6 @@
 //! What the bench binaries share: timed runs of concurrent tasks
-//! ([`Workload`], [`throughput`]), paired comparisons reported as medians
+//! ([`Workload`], [`throughput`]), a bench's [`Plan`] (rounds, key space,
+//! warm-up, run length), paired comparisons reported as medians
 //! ([`paired`], [`Comparison`] as table cells), medians of repeated runs
 //! ([`median_of`]), the time of a single-threaded loop ([`ns_per_iter`]),
 //! commands per operation ([`per_op`]), the run length from `BENCH_SECS`,
@@ -54,18 +55,72 @@ pub async fn throughput<W: Workload>(workload: &Arc<W>, op: W::Op, load: Load) -
     ops as f64 / started.elapsed().as_secs_f64()
 }
 
-/// [`paired`] runs of [`throughput`]: `base` against `other`.
-pub async fn compare<W: Workload>(
-    rounds: usize,
-    workload: &Arc<W>,
-    base: W::Op,
-    other: W::Op,
-    load: Load,
-) -> Comparison {
-    paired(rounds, |is_base| {
-        throughput(workload, if is_base { base } else { other }, load)
-    })
-    .await
+/// A bench's fixed shape: paired rounds per comparison, key space,
+/// warm-up and measured time per run. Its `Display` is the line that
+/// says so under the machine header.
+#[derive(Clone, Copy, Debug)]
+pub struct Plan {
+    /// Paired rounds per comparison (or runs per median).
+    pub rounds: usize,
+    /// See [`Load::key_count`].
+    pub key_count: usize,
+    /// See [`Load::warm_up`].
+    pub warm_up: Duration,
+    /// See [`Load::run_for`].
+    pub run_for: Duration,
+}
+
+impl Plan {
+    /// The [`Load`] of a run from `concurrency` tasks.
+    pub fn load(&self, concurrency: usize) -> Load {
+        Load {
+            concurrency,
+            key_count: self.key_count,
+            warm_up: self.warm_up,
+            run_for: self.run_for,
+        }
+    }
+
+    /// [`paired`] runs of [`throughput`] from `concurrency` tasks: `base`
+    /// against `other`.
+    pub async fn compare<W: Workload>(
+        &self,
+        workload: &Arc<W>,
+        base: W::Op,
+        other: W::Op,
+        concurrency: usize,
+    ) -> Comparison {
+        let load = self.load(concurrency);
+        paired(self.rounds, |is_base| {
+            throughput(workload, if is_base { base } else { other }, load)
+        })
+        .await
+    }
+
+    /// The median [`throughput`] of `op` over [`rounds`](Self::rounds)
+    /// runs from `concurrency` tasks.
+    pub async fn median_throughput<W: Workload>(
+        &self,
+        workload: &Arc<W>,
+        op: W::Op,
+        concurrency: usize,
+    ) -> f64 {
+        let load = self.load(concurrency);
+        median_of(self.rounds, |_| throughput(workload, op, load)).await
+    }
+}
+
+/// `0.5 s per run after 100 ms warm-up, medians of 9 paired rounds`.
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} s per run after {} ms warm-up, medians of {} paired rounds",
+            self.run_for.as_secs_f64(),
+            self.warm_up.as_millis(),
+            self.rounds
+        )
+    }
 }
 
 /// Tasks that each repeat `op`, moving to the next item every time, until
