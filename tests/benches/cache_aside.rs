@@ -180,42 +180,32 @@ async fn main() {
     print_machine("kv-module cache-aside benchmark", &fixture.raw).await;
     println!("{plan}, {KEY_COUNT} entries of {entry_len} bytes of JSON.\n");
 
-    println!("## Cache hits against a raw GET of the same bytes (Redis)\n");
-    println!("| concurrency | raw GET ops/s | cache get ops/s | ratio (cache/raw) |");
-    println!("|---:|---:|---:|---:|");
-    for concurrency in CONCURRENCIES {
-        let c = plan
-            .compare(&fixture, Target::Raw, Target::Cache, concurrency)
-            .await;
-        println!("| {concurrency} | {c} |");
-    }
-
-    println!(
-        "\n## Where the difference goes: the store's typed get of the same entry (JSON \
-         decode of the record, no cache layer) against the raw GET\n"
-    );
-    println!("| concurrency | raw GET ops/s | typed get ops/s | ratio (typed/raw) |");
-    println!("|---:|---:|---:|---:|");
-    for concurrency in CONCURRENCIES {
-        let c = plan
-            .compare(&fixture, Target::Raw, Target::Typed, concurrency)
-            .await;
-        println!("| {concurrency} | {c} |");
-    }
-
-    println!("\n## Memory backend: cache hit against the store's typed get of the same entry\n");
-    println!("| concurrency | typed get ops/s | cache get ops/s | ratio |");
-    println!("|---:|---:|---:|---:|");
-    for concurrency in CONCURRENCIES {
-        let c = plan
-            .compare(
-                &fixture,
-                Target::MemoryTyped,
-                Target::MemoryCache,
-                concurrency,
-            )
-            .await;
-        println!("| {concurrency} | {c} |");
+    for (title, header, base, other) in [
+        (
+            "## Cache hits against a raw GET of the same bytes (Redis)",
+            "| concurrency | raw GET ops/s | cache get ops/s | ratio (cache/raw) |",
+            Target::Raw,
+            Target::Cache,
+        ),
+        (
+            "\n## Where the difference goes: the store's typed get of the same entry (JSON \
+             decode of the record, no cache layer) against the raw GET",
+            "| concurrency | raw GET ops/s | typed get ops/s | ratio (typed/raw) |",
+            Target::Raw,
+            Target::Typed,
+        ),
+        (
+            "\n## Memory backend: cache hit against the store's typed get of the same entry",
+            "| concurrency | typed get ops/s | cache get ops/s | ratio |",
+            Target::MemoryTyped,
+            Target::MemoryCache,
+        ),
+    ] {
+        println!("{title}\n\n{header}\n|---:|---:|---:|---:|");
+        for concurrency in CONCURRENCIES {
+            let c = plan.compare(&fixture, base, other, concurrency).await;
+            println!("| {concurrency} | {c} |");
+        }
     }
 
     println!(

@@ -46,7 +46,7 @@ use kv_module::session::{SessionConfig, SessionData, SessionId, SessionManager, 
 use kv_module::store::key_slot;
 use kv_module::{KvStore, KvStoreExt, RedisConfig, RedisStore, Ttl};
 use kv_module_tests::bench::{
-    Comparison, Plan, Workload, ns_per_iter, print_machine, run_duration, run_rounds,
+    Plan, Workload, ns_per_iter, print_machine, run_duration, run_rounds,
 };
 use kv_module_tests::{TestCluster, TestRedis};
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
@@ -263,7 +263,7 @@ async fn main() {
     for concurrency in CONCURRENCIES {
         for op in cases {
             let c = compare((Side::RawCluster, op), (Side::Cluster, op), concurrency).await;
-            row(op.label(), concurrency, c);
+            println!("| {} | {concurrency} | {c} |", op.label());
         }
     }
 
@@ -286,7 +286,7 @@ async fn main() {
             } else {
                 "get_bytes"
             };
-            row(label, concurrency, c);
+            println!("| {label} | {concurrency} | {c} |");
         }
     }
     println!(
@@ -343,10 +343,6 @@ async fn main() {
 
     fixture.cluster.store.close().await;
     fixture.standalone.store.close().await;
-}
-
-fn row(label: &str, concurrency: usize, c: Comparison) {
-    println!("| {label} | {concurrency} | {c} |");
 }
 
 impl Kv {
