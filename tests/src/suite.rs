@@ -2,10 +2,11 @@
 //! generic async functions, instantiated as one `#[tokio::test]` per
 //! backend and case.
 //!
-//! Every suite of the workspace uses it (the conformance suite through
-//! [`conformance_suite!`](crate::conformance_suite)), so a case is named
-//! the same way everywhere: `<backend>::<case>` (`redis::update_never_resurrects`,
-//! `memory::otp_login_flow`), which is what `cargo test memory::` filters on.
+//! Every per-backend suite of this crate uses it (the conformance suite
+//! through [`conformance_suite!`](crate::conformance_suite)), so a case is
+//! named the same way everywhere: `<backend>::<case>`
+//! (`redis::update_never_resurrects`, `memory::otp_login_flow`), which is
+//! what `cargo test memory::` filters on.
 //! A component case gets `&mut` its backend (a fixture owning its servers,
 //! which [`outage`](crate::conformance::Backend::outage) and
 //! [`recover`](crate::conformance::Backend::recover) change); a case taking

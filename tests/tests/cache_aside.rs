@@ -313,8 +313,8 @@ async fn all_ok(
     out
 }
 
-// One `#[tokio::test]` per case and backend; the cases run many tasks at
-// once, hence four worker threads.
+// One `#[tokio::test]` per case and backend, on four worker threads as
+// this suite has always run.
 kv_module_tests::backend_suite! {
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     components:
