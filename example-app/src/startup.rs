@@ -18,13 +18,9 @@ use kv_module::cache_aside::{CacheAside, CacheConfig};
 use kv_module::config::{ConfigError, ConfigLoader, Expander, LoadedConfig};
 use kv_module::http::Problem;
 use kv_module::otp::{OtpConfig, OtpService};
-use kv_module::rate_limit::{
-    KeyExtractor, NamedPolicy, RateLimit, RateLimitLayer, RateLimitPolicy, RateLimiter,
-    RateLimiterParameters,
-};
-use kv_module::registry::{RegistryError, ServiceRegistry, ServiceTypes, StoreRef};
+use kv_module::rate_limit::{KeyExtractor, RateLimit, RateLimitLayer, RateLimiter};
+use kv_module::registry::{RegistryError, ServiceRegistry, ServiceTypes};
 use kv_module::session::{SessionConfig, SessionManager};
-use serde::Deserialize;
 use shaku::HasComponent;
 
 use crate::db::Database;
@@ -89,15 +85,6 @@ pub struct AppOptions {
     pub env: Option<Env>,
 }
 
-/// The `rate_limit:` section: the store and the per-client-IP policy of
-/// every `/api/` route.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RateLimitSection {
-    store: StoreRef,
-    policy: RateLimitPolicy,
-}
-
 /// The configuration at `options.config_path`, and its `app:` section.
 ///
 /// # Errors
@@ -147,11 +134,8 @@ pub async fn build_state(
         "otp_rate_limit",
         config.required_section("otp_rate_limit")?,
     )?;
-    let limits: RateLimitSection = config.required_section("rate_limit")?;
-    let limiter = RateLimiterParameters {
-        store: registry.store_for("rate_limit", &limits.store)?,
-        policy: NamedPolicy::new("api", limits.policy)?,
-    };
+    let limiter =
+        RateLimiter::from_registry(&registry, "api", config.required_section("rate_limit")?)?;
     let path = settings.database_path();
     let db = Database::open(&path).map_err(|source| StartupError::Database {
         path: path.display().to_string(),
@@ -168,7 +152,7 @@ pub async fn build_state(
     let module = AppModule::builder()
         .with_component_parameters::<SessionManager>(sessions.into_parameters())
         .with_component_parameters::<OtpService>(otp.into_parameters())
-        .with_component_parameters::<RateLimiter>(limiter)
+        .with_component_parameters::<RateLimiter>(limiter.into_parameters())
         .with_component_parameters::<OtpRouteLimiters>(otp_limits.into_parameters())
         .with_component_parameters::<CacheAside<UserRepository>>(users.into_parameters())
         .with_component_override::<dyn CodeSender>(sender)

@@ -36,9 +36,7 @@ use kv_module::cache_aside::{CacheAside, CacheConfig, LeaseConfig, Repository};
 use kv_module::registry::StoreRef;
 use kv_module::{KvStore, KvStoreExt, MemoryStore, RedisConfig, RedisStore};
 use kv_module_tests::TestRedis;
-use kv_module_tests::bench::{
-    self, Comparison, Load, Workload, median, print_machine, run_duration, run_rounds, thousands,
-};
+use kv_module_tests::bench::{Plan, Workload, median, print_machine, run_duration, run_rounds};
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
@@ -170,83 +168,44 @@ struct Fixture {
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
-    let run_for = run_duration(DEFAULT_SECS);
-    let rounds = run_rounds(DEFAULT_ROUNDS);
+    let plan = Plan {
+        rounds: run_rounds(DEFAULT_ROUNDS),
+        key_count: KEY_COUNT as usize,
+        warm_up: WARM_UP,
+        run_for: run_duration(DEFAULT_SECS),
+    };
     let server = TestRedis::start().await;
     let fixture = Arc::new(Fixture::new(&server).await);
     let entry_len = fixture.populate().await;
     print_machine("kv-module cache-aside benchmark", &fixture.raw).await;
-    println!(
-        "{} s per run after {} ms warm-up, medians of {rounds} paired rounds, \
-         {KEY_COUNT} entries of {entry_len} bytes of JSON.\n",
-        run_for.as_secs_f64(),
-        WARM_UP.as_millis(),
-    );
+    println!("{plan}, {KEY_COUNT} entries of {entry_len} bytes of JSON.\n");
 
-    println!("## Cache hits against a raw GET of the same bytes (Redis)\n");
-    println!("| concurrency | raw GET ops/s | cache get ops/s | ratio (cache/raw) |");
-    println!("|---:|---:|---:|---:|");
-    for concurrency in CONCURRENCIES {
-        let c = compare(
-            &fixture,
+    for (title, header, base, other) in [
+        (
+            "## Cache hits against a raw GET of the same bytes (Redis)",
+            "| concurrency | raw GET ops/s | cache get ops/s | ratio (cache/raw) |",
             Target::Raw,
             Target::Cache,
-            concurrency,
-            run_for,
-            rounds,
-        )
-        .await;
-        println!(
-            "| {concurrency} | {} | {} | {:.2} |",
-            thousands(c.base),
-            thousands(c.other),
-            c.ratio
-        );
-    }
-
-    println!(
-        "\n## Where the difference goes: the store's typed get of the same entry (JSON \
-         decode of the record, no cache layer) against the raw GET\n"
-    );
-    println!("| concurrency | raw GET ops/s | typed get ops/s | ratio (typed/raw) |");
-    println!("|---:|---:|---:|---:|");
-    for concurrency in CONCURRENCIES {
-        let c = compare(
-            &fixture,
+        ),
+        (
+            "\n## Where the difference goes: the store's typed get of the same entry (JSON \
+             decode of the record, no cache layer) against the raw GET",
+            "| concurrency | raw GET ops/s | typed get ops/s | ratio (typed/raw) |",
             Target::Raw,
             Target::Typed,
-            concurrency,
-            run_for,
-            rounds,
-        )
-        .await;
-        println!(
-            "| {concurrency} | {} | {} | {:.2} |",
-            thousands(c.base),
-            thousands(c.other),
-            c.ratio
-        );
-    }
-
-    println!("\n## Memory backend: cache hit against the store's typed get of the same entry\n");
-    println!("| concurrency | typed get ops/s | cache get ops/s | ratio |");
-    println!("|---:|---:|---:|---:|");
-    for concurrency in CONCURRENCIES {
-        let c = compare(
-            &fixture,
+        ),
+        (
+            "\n## Memory backend: cache hit against the store's typed get of the same entry",
+            "| concurrency | typed get ops/s | cache get ops/s | ratio |",
             Target::MemoryTyped,
             Target::MemoryCache,
-            concurrency,
-            run_for,
-            rounds,
-        )
-        .await;
-        println!(
-            "| {concurrency} | {} | {} | {:.2} |",
-            thousands(c.base),
-            thousands(c.other),
-            c.ratio
-        );
+        ),
+    ] {
+        println!("{title}\n\n{header}\n|---:|---:|---:|---:|");
+        for concurrency in CONCURRENCIES {
+            let c = plan.compare(&fixture, base, other, concurrency).await;
+            println!("| {concurrency} | {c} |");
+        }
     }
 
     println!(
@@ -395,24 +354,6 @@ impl Workload for Fixture {
     async fn run(&self, target: Target, index: usize) {
         self.run_once(target, index as u64).await;
     }
-}
-
-/// Paired runs of `base` and `other` (see [`bench::paired`]).
-async fn compare(
-    fixture: &Arc<Fixture>,
-    base: Target,
-    other: Target,
-    concurrency: usize,
-    run_for: Duration,
-    rounds: usize,
-) -> Comparison {
-    let load = Load {
-        concurrency,
-        key_count: KEY_COUNT as usize,
-        warm_up: WARM_UP,
-        run_for,
-    };
-    bench::compare(rounds, fixture, base, other, load).await
 }
 
 /// Runs [`TRIALS`] stampedes on fresh keys: [`STAMPEDE`] concurrent gets

@@ -11,7 +11,7 @@
 //! 50 tokio tasks sharing one store (or one raw connection), as 9
 //! (`BENCH_ROUNDS`) pairs of short back-to-back runs alternating which side
 //! goes first; the medians of each side and of the per-pair ratios are
-//! reported (see [`bench::paired`]).
+//! reported (see [`kv_module_tests::bench::paired`]).
 //!
 //! * **typed set / get**: `KvStoreExt::set`/`get` through
 //!   `Arc<dyn KvStore>` on a cluster `RedisStore` (pool size 1, prefix
@@ -38,7 +38,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use kv_module::rate_limit::{Algorithm, RateLimitPolicy, RateLimiter};
 use kv_module::registry::StoreRef;
@@ -46,7 +46,7 @@ use kv_module::session::{SessionConfig, SessionData, SessionId, SessionManager, 
 use kv_module::store::key_slot;
 use kv_module::{KvStore, KvStoreExt, RedisConfig, RedisStore, Ttl};
 use kv_module_tests::bench::{
-    self, Comparison, Load, Workload, print_machine, run_duration, run_rounds, thousands,
+    Plan, Workload, ns_per_iter, print_machine, run_duration, run_rounds,
 };
 use kv_module_tests::{TestCluster, TestRedis};
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
@@ -222,8 +222,12 @@ struct Fixture {
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
-    let run_for = run_duration(DEFAULT_SECS);
-    let rounds = run_rounds(DEFAULT_ROUNDS);
+    let plan = Plan {
+        rounds: run_rounds(DEFAULT_ROUNDS),
+        key_count: KEY_COUNT,
+        warm_up: WARM_UP,
+        run_for: run_duration(DEFAULT_SECS),
+    };
     let cluster = TestCluster::start().await;
     let server = TestRedis::start().await;
     let fixture = Arc::new(Fixture::new(&cluster, &server).await);
@@ -235,11 +239,8 @@ async fn main() {
          (`TestRedis`), all on this machine; redis-rs 1.8.\n"
     );
     println!(
-        "{} s per run after {} ms warm-up, medians of {rounds} paired rounds, {KEY_COUNT} \
-         items per case; value {} bytes of JSON; session data {} bytes of JSON, record {record_len} \
-         bytes; every check allowed (limit {LIMIT} per {} s).\n",
-        run_for.as_secs_f64(),
-        WARM_UP.as_millis(),
+        "{plan}, {KEY_COUNT} items per case; value {} bytes of JSON; session data {} bytes of \
+         JSON, record {record_len} bytes; every check allowed (limit {LIMIT} per {} s).\n",
         fixture.encoded.len(),
         serde_json::to_vec(&session_data(0))
             .expect("session data encodes")
@@ -250,14 +251,7 @@ async fn main() {
 
     let cases = [Op::Set, Op::Get, Op::SessionGet, Op::Check];
     let compare = |base: (Side, Op), other: (Side, Op), concurrency: usize| {
-        let load = Load {
-            concurrency,
-            key_count: KEY_COUNT,
-            warm_up: WARM_UP,
-            run_for,
-        };
-        let fixture = Arc::clone(&fixture);
-        async move { bench::compare(rounds, &fixture, base, other, load).await }
+        plan.compare(&fixture, base, other, concurrency)
     };
 
     println!("## kv-module against raw redis-rs `ClusterConnection`, on the cluster\n");
@@ -269,7 +263,7 @@ async fn main() {
     for concurrency in CONCURRENCIES {
         for op in cases {
             let c = compare((Side::RawCluster, op), (Side::Cluster, op), concurrency).await;
-            row(op.label(), concurrency, c);
+            println!("| {} | {concurrency} | {c} |", op.label());
         }
     }
 
@@ -292,7 +286,7 @@ async fn main() {
             } else {
                 "get_bytes"
             };
-            row(label, concurrency, c);
+            println!("| {label} | {concurrency} | {c} |");
         }
     }
     println!(
@@ -308,12 +302,7 @@ async fn main() {
             concurrency,
         )
         .await;
-        println!(
-            "| {concurrency} | {} | {} | {:.2} |",
-            thousands(c.base),
-            thousands(c.other),
-            c.ratio
-        );
+        println!("| {concurrency} | {c} |");
     }
     fixture.print_client_costs().await;
 
@@ -330,12 +319,7 @@ async fn main() {
             concurrency,
         )
         .await;
-        println!(
-            "| {concurrency} | {} | {} | {:.2} |",
-            thousands(c.base),
-            thousands(c.other),
-            c.ratio
-        );
+        println!("| {concurrency} | {c} |");
     }
 
     println!("\n## Cluster against standalone: the same operation on both\n");
@@ -353,30 +337,12 @@ async fn main() {
                 concurrency,
             )
             .await;
-            println!(
-                "| {} | {concurrency} | {} | {} | {:.2} | {} | {} | {:.2} |",
-                op.label(),
-                thousands(kv.base),
-                thousands(kv.other),
-                kv.ratio,
-                thousands(raw.base),
-                thousands(raw.other),
-                raw.ratio
-            );
+            println!("| {} | {concurrency} | {kv} | {raw} |", op.label());
         }
     }
 
     fixture.cluster.store.close().await;
     fixture.standalone.store.close().await;
-}
-
-fn row(label: &str, concurrency: usize, c: Comparison) {
-    println!(
-        "| {label} | {concurrency} | {} | {} | {:.2} |",
-        thousands(c.base),
-        thousands(c.other),
-        c.ratio
-    );
 }
 
 impl Kv {
@@ -541,26 +507,19 @@ impl Fixture {
             .await
             .expect("the session record exists");
         let id = &self.cluster.ids[0];
-        let per_op = |started: Instant| started.elapsed().as_nanos() as f64 / f64::from(N);
-        let started = Instant::now();
-        for _ in 0..N {
+        let handle = ns_per_iter(N, || {
             std::hint::black_box(std::hint::black_box(id).handle());
-        }
-        let handle = per_op(started);
-        let started = Instant::now();
-        for _ in 0..N {
+        });
+        let by_hand = ns_per_iter(N, || {
             let decoded: RecordByHand = serde_json::from_slice(std::hint::black_box(&record))
                 .expect("a session record decodes");
             std::hint::black_box(decoded);
-        }
-        let by_hand = per_op(started);
-        let started = Instant::now();
-        for _ in 0..N {
+        });
+        let flattened = ns_per_iter(N, || {
             let decoded: RecordFlattened = serde_json::from_slice(std::hint::black_box(&record))
                 .expect("a session record decodes");
             std::hint::black_box(decoded);
-        }
-        let flattened = per_op(started);
+        });
         println!(
             "\nClient work of a session get besides the `GET`, one thread: the id's handle \
              (SHA-256 + base64) {handle:.0} ns; decoding the {}-byte record field by field \

@@ -34,9 +34,7 @@ use std::time::Duration;
 use kv_module::rate_limit::{Algorithm, RateLimitPolicy, RateLimiter};
 use kv_module::{KvStore, MemoryStore, RedisConfig, RedisStore};
 use kv_module_tests::TestRedis;
-use kv_module_tests::bench::{
-    self, Comparison, Load, Workload, median, print_machine, run_duration, thousands, throughput,
-};
+use kv_module_tests::bench::{Plan, Workload, per_op, print_machine, run_duration, thousands};
 use kv_module_tests::command_stats::{command_calls, delta};
 use redis::aio::ConnectionManager;
 
@@ -80,61 +78,44 @@ struct Fixture {
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
-    let run_for = run_duration(DEFAULT_SECS);
+    let plan = Plan {
+        rounds: ROUNDS,
+        key_count: KEY_COUNT,
+        warm_up: WARM_UP,
+        run_for: run_duration(DEFAULT_SECS),
+    };
     let server = TestRedis::start().await;
     let fixture = Arc::new(Fixture::new(&server).await);
 
     print_machine("kv-module rate limiter benchmark", &fixture.raw).await;
     println!(
-        "{} s per run after {} ms warm-up, medians of {ROUNDS} paired rounds, {KEY_COUNT} keys, \
-         every check allowed (limit {LIMIT} per {} s).\n",
-        run_for.as_secs_f64(),
-        WARM_UP.as_millis(),
+        "{plan}, {KEY_COUNT} keys, every check allowed (limit {LIMIT} per {} s).\n",
         WINDOW.as_secs()
     );
 
-    println!("| algorithm | concurrency | raw INCR ops/s | checks/s | ratio (check/INCR) |");
-    println!("|---|---:|---:|---:|---:|");
-    for concurrency in CONCURRENCIES {
-        for algorithm in ALGORITHMS {
-            let c = compare(
-                &fixture,
-                Target::RawIncr,
-                Target::Redis(algorithm),
-                concurrency,
-                run_for,
-            )
-            .await;
-            println!(
-                "| {algorithm} | {concurrency} | {} | {} | {:.2} |",
-                thousands(c.base),
-                thousands(c.other),
-                c.ratio
-            );
-        }
-    }
-
-    println!(
-        "\nWhere the difference goes: the same script sent by raw redis-rs against the check.\n"
-    );
-    println!("| algorithm | concurrency | raw EVALSHA ops/s | checks/s | ratio (check/raw) |");
-    println!("|---|---:|---:|---:|---:|");
-    for concurrency in CONCURRENCIES {
-        for algorithm in ALGORITHMS {
-            let c = compare(
-                &fixture,
-                Target::RawScript(algorithm),
-                Target::Redis(algorithm),
-                concurrency,
-                run_for,
-            )
-            .await;
-            println!(
-                "| {algorithm} | {concurrency} | {} | {} | {:.2} |",
-                thousands(c.base),
-                thousands(c.other),
-                c.ratio
-            );
+    // The check against a raw `INCR`, then against the same script sent
+    // by raw redis-rs (where the difference goes).
+    for (intro, header, raw) in [
+        (
+            "",
+            "| algorithm | concurrency | raw INCR ops/s | checks/s | ratio (check/INCR) |",
+            (|_| Target::RawIncr) as fn(Algorithm) -> Target,
+        ),
+        (
+            "\nWhere the difference goes: the same script sent by raw redis-rs against the \
+             check.\n\n",
+            "| algorithm | concurrency | raw EVALSHA ops/s | checks/s | ratio (check/raw) |",
+            Target::RawScript,
+        ),
+    ] {
+        print!("{intro}");
+        println!("{header}\n|---|---:|---:|---:|---:|");
+        for concurrency in CONCURRENCIES {
+            for algorithm in ALGORITHMS {
+                let (raw, check) = (raw(algorithm), Target::Redis(algorithm));
+                let c = plan.compare(&fixture, raw, check, concurrency).await;
+                println!("| {algorithm} | {concurrency} | {c} |");
+            }
         }
     }
 
@@ -173,14 +154,9 @@ async fn main() {
     println!("|---|---:|---:|");
     for concurrency in CONCURRENCIES {
         for algorithm in ALGORITHMS {
-            let mut runs = Vec::with_capacity(ROUNDS);
-            for _ in 0..ROUNDS {
-                runs.push(measure(&fixture, Target::Memory(algorithm), concurrency, run_for).await);
-            }
-            println!(
-                "| {algorithm} | {concurrency} | {} |",
-                thousands(median(runs))
-            );
+            let memory = Target::Memory(algorithm);
+            let ops = plan.median_throughput(&fixture, memory, concurrency).await;
+            println!("| {algorithm} | {concurrency} | {} |", thousands(ops));
         }
     }
 }
@@ -284,54 +260,4 @@ impl Workload for Fixture {
     async fn run(&self, target: Target, index: usize) {
         self.run_once(target, index).await;
     }
-}
-
-/// Paired runs of `baseline` and `target` (see [`bench::paired`]).
-async fn compare(
-    fixture: &Arc<Fixture>,
-    baseline: Target,
-    target: Target,
-    concurrency: usize,
-    run_for: Duration,
-) -> Comparison {
-    bench::compare(
-        ROUNDS,
-        fixture,
-        baseline,
-        target,
-        load(concurrency, run_for),
-    )
-    .await
-}
-
-/// Warms up, then runs `target` from `concurrency` tasks for `run_for`;
-/// operations per second.
-async fn measure(
-    fixture: &Arc<Fixture>,
-    target: Target,
-    concurrency: usize,
-    run_for: Duration,
-) -> f64 {
-    throughput(fixture, target, load(concurrency, run_for)).await
-}
-
-fn load(concurrency: usize, run_for: Duration) -> Load {
-    Load {
-        concurrency,
-        key_count: KEY_COUNT,
-        warm_up: WARM_UP,
-        run_for,
-    }
-}
-
-/// `get 1.00, set 1.00` from a commandstats delta over `ops` operations.
-fn per_op(calls: &BTreeMap<String, u64>, ops: u64) -> String {
-    if calls.is_empty() {
-        return "none".to_owned();
-    }
-    calls
-        .iter()
-        .map(|(name, n)| format!("{name} {:.2}", *n as f64 / ops as f64))
-        .collect::<Vec<_>>()
-        .join(", ")
 }

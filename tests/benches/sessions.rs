@@ -27,7 +27,6 @@
 //! operations: the commands the client sent, and those a script ran inside
 //! the server.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -36,7 +35,7 @@ use kv_module::registry::StoreRef;
 use kv_module::session::{SessionConfig, SessionData, SessionId, SessionManager, Sessions};
 use kv_module::{KvStore, MemoryStore, RedisConfig, RedisStore, Secret};
 use kv_module_tests::TestRedis;
-use kv_module_tests::bench::{Comparison, median, paired, print_machine, thousands};
+use kv_module_tests::bench::{Comparison, median_of, paired, per_op, print_machine, thousands};
 use kv_module_tests::command_stats::{command_calls, delta};
 use redis::aio::ConnectionManager;
 
@@ -91,12 +90,7 @@ async fn main() {
             (Target::OtpVerify, "otp verify"),
         ] {
             let c = compare(&fixture, target, concurrency, ops).await;
-            println!(
-                "| {label} | {concurrency} | {} | {} | {:.2} |",
-                thousands(c.base),
-                thousands(c.other),
-                c.ratio
-            );
+            println!("| {label} | {concurrency} | {c} |");
         }
     }
 
@@ -104,6 +98,7 @@ async fn main() {
     println!("| operation | client commands per op | commands run inside the server per op |");
     println!("|---|---|---|");
     let mut conn = server.raw(0).await;
+    let ops_counted = COUNTED_OPS as u64;
     for (target, label) in [
         (Target::RawGet, "raw GET"),
         (Target::SessionGet, "session get"),
@@ -119,12 +114,10 @@ async fn main() {
         let (client, inside) = match target {
             Target::OtpVerify => {
                 let evalsha = calls.remove("evalsha").unwrap_or(0);
-                (
-                    format!("evalsha {}", ratio(evalsha, COUNTED_OPS)),
-                    per_op(&calls),
-                )
+                let client = format!("evalsha {:.2}", evalsha as f64 / ops_counted as f64);
+                (client, per_op(&calls, ops_counted))
             }
-            _ => (per_op(&calls), "—".to_owned()),
+            _ => (per_op(&calls, ops_counted), "—".to_owned()),
         };
         println!("| {label} | {client} | {inside} |");
     }
@@ -137,12 +130,13 @@ async fn main() {
             (Target::SessionGet, "session get"),
             (Target::OtpVerify, "otp verify"),
         ] {
-            let mut runs = Vec::with_capacity(ROUNDS);
-            for round in 0..ROUNDS {
+            let runs = median_of(ROUNDS, |round| {
                 let tag = format!("mem-{concurrency}-{round}");
-                runs.push(measure(&fixture, true, target, concurrency, ops, &tag).await);
-            }
-            println!("| {label} | {concurrency} | {} |", thousands(median(runs)));
+                let fixture = &fixture;
+                async move { measure(fixture, true, target, concurrency, ops, &tag).await }
+            })
+            .await;
+            println!("| {label} | {concurrency} | {} |", thousands(runs));
         }
     }
 }
@@ -283,7 +277,7 @@ async fn prepare(
     Arc::new(codes)
 }
 
-/// Paired runs of raw `GET` and `target` (see [`bench::paired`]); each
+/// Paired runs of raw `GET` and `target` (see [`kv_module_tests::bench::paired`]); each
 /// pair prepares its inputs under its own tag.
 async fn compare(
     fixture: &Arc<Fixture>,
@@ -328,22 +322,6 @@ async fn measure(
         task.await.expect("a benchmark task panicked");
     }
     ops as f64 / started.elapsed().as_secs_f64()
-}
-
-fn ratio(n: u64, ops: usize) -> String {
-    format!("{:.2}", n as f64 / ops as f64)
-}
-
-/// `get 1.00, del 1.00` from a commandstats delta over `COUNTED_OPS`.
-fn per_op(calls: &BTreeMap<String, u64>) -> String {
-    if calls.is_empty() {
-        return "none".to_owned();
-    }
-    calls
-        .iter()
-        .map(|(name, n)| format!("{name} {}", ratio(*n, COUNTED_OPS)))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// `BENCH_OPS` or [`DEFAULT_OPS`].

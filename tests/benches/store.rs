@@ -23,13 +23,11 @@
 //! measurement so every `GET` finds a value.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use kv_module::{KvStore, KvStoreExt, MemoryStore, RedisConfig, RedisStore, Ttl};
 use kv_module_tests::TestRedis;
-use kv_module_tests::bench::{
-    self, Comparison, Load, Workload, median, print_machine, run_duration, thousands, throughput,
-};
+use kv_module_tests::bench::{Plan, Workload, ns_per_iter, print_machine, run_duration, thousands};
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
@@ -115,69 +113,49 @@ enum Target {
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
-    let run_for = run_duration(DEFAULT_SECS);
+    let plan = Plan {
+        rounds: ROUNDS,
+        key_count: KEY_COUNT,
+        warm_up: WARM_UP,
+        run_for: run_duration(DEFAULT_SECS),
+    };
     let server = TestRedis::start().await;
     let fixture = Arc::new(Fixture::new(&server).await);
     fixture.populate().await;
 
     print_machine("kv-module store benchmark", &fixture.raw).await;
     println!(
-        "{} s per run after {} ms warm-up, medians of {ROUNDS} paired rounds, \
-         {KEY_COUNT} keys, value {} bytes of JSON.\n",
-        run_for.as_secs_f64(),
-        WARM_UP.as_millis(),
+        "{plan}, {KEY_COUNT} keys, value {} bytes of JSON.\n",
         fixture.encoded.len()
     );
 
-    println!("| operation | concurrency | raw ops/s | kv-module ops/s | ratio (kv/raw) |");
-    println!("|---|---:|---:|---:|---:|");
-    for concurrency in CONCURRENCIES {
-        for op in [Op::Set, Op::Get] {
-            let c = compare(&fixture, Target::Redis, op, concurrency, run_for).await;
-            println!(
-                "| {} | {concurrency} | {} | {} | {:.2} |",
-                op.label(),
-                thousands(c.base),
-                thousands(c.other),
-                c.ratio
-            );
-        }
-    }
-
-    println!(
-        "\nWhere the difference goes: kv-module's raw-bytes API (no JSON) against raw \
-         redis-rs, and the JSON work alone.\n"
-    );
-    println!("| operation | concurrency | raw ops/s | kv-module bytes ops/s | ratio |");
-    println!("|---|---:|---:|---:|---:|");
-    for concurrency in CONCURRENCIES {
-        for op in [Op::Set, Op::Get] {
-            let c = compare(&fixture, Target::RedisBytes, op, concurrency, run_for).await;
-            println!(
-                "| {} | {concurrency} | {} | {} | {:.2} |",
-                op.label(),
-                thousands(c.base),
-                thousands(c.other),
-                c.ratio
-            );
-        }
-    }
-    println!(
-        "\nThe socket setting: raw redis-rs with TCP_NODELAY (as RedisStore) against its \
-         defaults (Nagle on).\n"
-    );
-    println!("| operation | concurrency | raw NODELAY ops/s | raw default ops/s | ratio |");
-    println!("|---|---:|---:|---:|---:|");
-    for concurrency in CONCURRENCIES {
-        for op in [Op::Set, Op::Get] {
-            let c = compare(&fixture, Target::RawDefault, op, concurrency, run_for).await;
-            println!(
-                "| {} | {concurrency} | {} | {} | {:.2} |",
-                op.label(),
-                thousands(c.base),
-                thousands(c.other),
-                c.ratio
-            );
+    for (intro, header, target) in [
+        (
+            "",
+            "| operation | concurrency | raw ops/s | kv-module ops/s | ratio (kv/raw) |",
+            Target::Redis,
+        ),
+        (
+            "\nWhere the difference goes: kv-module's raw-bytes API (no JSON) against raw \
+             redis-rs, and the JSON work alone.\n\n",
+            "| operation | concurrency | raw ops/s | kv-module bytes ops/s | ratio |",
+            Target::RedisBytes,
+        ),
+        (
+            "\nThe socket setting: raw redis-rs with TCP_NODELAY (as RedisStore) against its \
+             defaults (Nagle on).\n\n",
+            "| operation | concurrency | raw NODELAY ops/s | raw default ops/s | ratio |",
+            Target::RawDefault,
+        ),
+    ] {
+        print!("{intro}");
+        println!("{header}\n|---|---:|---:|---:|---:|");
+        for concurrency in CONCURRENCIES {
+            for op in [Op::Set, Op::Get] {
+                let (raw, other) = ((Target::Raw, op), (target, op));
+                let c = plan.compare(&fixture, raw, other, concurrency).await;
+                println!("| {} | {concurrency} | {c} |", op.label());
+            }
         }
     }
     let (encode_ns, decode_ns) = json_cost(&fixture);
@@ -190,15 +168,9 @@ async fn main() {
     println!("|---|---:|---:|");
     for concurrency in CONCURRENCIES {
         for op in [Op::Set, Op::Get] {
-            let mut runs = Vec::with_capacity(ROUNDS);
-            for _ in 0..ROUNDS {
-                runs.push(measure(&fixture, Target::Memory, op, concurrency, run_for).await);
-            }
-            println!(
-                "| {} | {concurrency} | {} |",
-                op.label(),
-                thousands(median(runs))
-            );
+            let memory = (Target::Memory, op);
+            let ops = plan.median_throughput(&fixture, memory, concurrency).await;
+            println!("| {} | {concurrency} | {} |", op.label(), thousands(ops));
         }
     }
 
@@ -346,55 +318,18 @@ impl Workload for Fixture {
     }
 }
 
-/// Paired runs of the raw client and `target` (see [`bench::paired`]).
-async fn compare(
-    fixture: &Arc<Fixture>,
-    target: Target,
-    op: Op,
-    concurrency: usize,
-    run_for: Duration,
-) -> Comparison {
-    let load = load(concurrency, run_for);
-    bench::compare(ROUNDS, fixture, (Target::Raw, op), (target, op), load).await
-}
-
-/// Warms up, then runs `op` on `target` from `concurrency` tasks for
-/// `run_for` and returns the operations per second.
-async fn measure(
-    fixture: &Arc<Fixture>,
-    target: Target,
-    op: Op,
-    concurrency: usize,
-    run_for: Duration,
-) -> f64 {
-    throughput(fixture, (target, op), load(concurrency, run_for)).await
-}
-
-fn load(concurrency: usize, run_for: Duration) -> Load {
-    Load {
-        concurrency,
-        key_count: KEY_COUNT,
-        warm_up: WARM_UP,
-        run_for,
-    }
-}
-
 /// Nanoseconds per JSON encode and decode of the bench value.
 fn json_cost(fixture: &Fixture) -> (f64, f64) {
     const N: u32 = 200_000;
-    let started = Instant::now();
-    for _ in 0..N {
+    let encode = ns_per_iter(N, || {
         let bytes = serde_json::to_vec(std::hint::black_box(&fixture.value))
             .expect("the sample value must encode");
         std::hint::black_box(bytes);
-    }
-    let encode = started.elapsed().as_nanos() as f64 / f64::from(N);
-    let started = Instant::now();
-    for _ in 0..N {
+    });
+    let decode = ns_per_iter(N, || {
         let value: Profile = serde_json::from_slice(std::hint::black_box(&fixture.encoded))
             .expect("the sample value must decode");
         std::hint::black_box(value);
-    }
-    let decode = started.elapsed().as_nanos() as f64 / f64::from(N);
+    });
     (encode, decode)
 }

@@ -1,13 +1,18 @@
 //! What the bench binaries share: timed runs of concurrent tasks
-//! ([`Workload`], [`throughput`]), paired comparisons reported as medians,
-//! the run length from `BENCH_SECS`, the machine header, and number
-//! formatting.
+//! ([`Workload`], [`throughput`]), a bench's [`Plan`] (rounds, key space,
+//! warm-up, run length), paired comparisons reported as medians
+//! ([`paired`], [`Comparison`] as table cells), medians of repeated runs
+//! ([`median_of`]), the time of a single-threaded loop ([`ns_per_iter`]),
+//! commands per operation ([`per_op`]), the run length from `BENCH_SECS`,
+//! the machine header, and number formatting.
 //!
 //! Every bench compares kv-module with a baseline in the same run. On a
 //! shared machine single runs drift by tens of percent, so a comparison is
 //! several pairs of short back-to-back runs, alternating which side goes
 //! first, and reports the medians of each side and of the per-pair ratios.
 
+use std::collections::BTreeMap;
+use std::fmt;
 use std::future::Future;
 use std::process::Command;
 use std::sync::Arc;
@@ -50,18 +55,72 @@ pub async fn throughput<W: Workload>(workload: &Arc<W>, op: W::Op, load: Load) -
     ops as f64 / started.elapsed().as_secs_f64()
 }
 
-/// [`paired`] runs of [`throughput`]: `base` against `other`.
-pub async fn compare<W: Workload>(
-    rounds: usize,
-    workload: &Arc<W>,
-    base: W::Op,
-    other: W::Op,
-    load: Load,
-) -> Comparison {
-    paired(rounds, |is_base| {
-        throughput(workload, if is_base { base } else { other }, load)
-    })
-    .await
+/// A bench's fixed shape: paired rounds per comparison, key space,
+/// warm-up and measured time per run. Its `Display` is the line that
+/// says so under the machine header.
+#[derive(Clone, Copy, Debug)]
+pub struct Plan {
+    /// Paired rounds per comparison (or runs per median).
+    pub rounds: usize,
+    /// See [`Load::key_count`].
+    pub key_count: usize,
+    /// See [`Load::warm_up`].
+    pub warm_up: Duration,
+    /// See [`Load::run_for`].
+    pub run_for: Duration,
+}
+
+impl Plan {
+    /// The [`Load`] of a run from `concurrency` tasks.
+    pub fn load(&self, concurrency: usize) -> Load {
+        Load {
+            concurrency,
+            key_count: self.key_count,
+            warm_up: self.warm_up,
+            run_for: self.run_for,
+        }
+    }
+
+    /// [`paired`] runs of [`throughput`] from `concurrency` tasks: `base`
+    /// against `other`.
+    pub async fn compare<W: Workload>(
+        &self,
+        workload: &Arc<W>,
+        base: W::Op,
+        other: W::Op,
+        concurrency: usize,
+    ) -> Comparison {
+        let load = self.load(concurrency);
+        paired(self.rounds, |is_base| {
+            throughput(workload, if is_base { base } else { other }, load)
+        })
+        .await
+    }
+
+    /// The median [`throughput`] of `op` over [`rounds`](Self::rounds)
+    /// runs from `concurrency` tasks.
+    pub async fn median_throughput<W: Workload>(
+        &self,
+        workload: &Arc<W>,
+        op: W::Op,
+        concurrency: usize,
+    ) -> f64 {
+        let load = self.load(concurrency);
+        median_of(self.rounds, |_| throughput(workload, op, load)).await
+    }
+}
+
+/// `0.5 s per run after 100 ms warm-up, medians of 9 paired rounds`.
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} s per run after {} ms warm-up, medians of {} paired rounds",
+            self.run_for.as_secs_f64(),
+            self.warm_up.as_millis(),
+            self.rounds
+        )
+    }
 }
 
 /// Tasks that each repeat `op`, moving to the next item every time, until
@@ -107,6 +166,14 @@ pub struct Comparison {
     pub ratio: f64,
 }
 
+/// A comparison's three table cells: `base ops/s | other ops/s | ratio`.
+impl fmt::Display for Comparison {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (base, other) = (thousands(self.base), thousands(self.other));
+        write!(f, "{base} | {other} | {:.2}", self.ratio)
+    }
+}
+
 /// Runs `rounds` pairs: `run(true)` measures the baseline, `run(false)` the
 /// subject (each returning operations per second); the first of a pair
 /// alternates between rounds.
@@ -133,6 +200,42 @@ where
         other: median(others),
         ratio: median(ratios),
     }
+}
+
+/// The median of `rounds` runs of `run(round)` (each returning operations
+/// per second, or any other measure).
+pub async fn median_of<F, Fut>(rounds: usize, mut run: F) -> f64
+where
+    F: FnMut(usize) -> Fut,
+    Fut: Future<Output = f64>,
+{
+    let mut runs = Vec::with_capacity(rounds);
+    for round in 0..rounds {
+        runs.push(run(round).await);
+    }
+    median(runs)
+}
+
+/// Nanoseconds per call of `f`, over `n` calls on this thread.
+pub fn ns_per_iter(n: u32, mut f: impl FnMut()) -> f64 {
+    let started = Instant::now();
+    for _ in 0..n {
+        f();
+    }
+    started.elapsed().as_nanos() as f64 / f64::from(n)
+}
+
+/// `get 1.00, set 1.00`: commands per operation from a commandstats delta
+/// over `ops` operations; `none` when there were none.
+pub fn per_op(calls: &BTreeMap<String, u64>, ops: u64) -> String {
+    if calls.is_empty() {
+        return "none".to_owned();
+    }
+    calls
+        .iter()
+        .map(|(name, n)| format!("{name} {:.2}", *n as f64 / ops as f64))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The median (the upper one of an even count); 0 for no values.
@@ -238,6 +341,26 @@ mod tests {
         assert_eq!(thousands(999.0), "999");
         assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median(Vec::new()), 0.0);
+        let calls = BTreeMap::from([("get".to_owned(), 3), ("set".to_owned(), 6)]);
+        assert_eq!(per_op(&calls, 3), "get 1.00, set 2.00");
+        assert_eq!(per_op(&BTreeMap::new(), 3), "none");
+        let c = Comparison {
+            base: 1000.0,
+            other: 1500.4,
+            ratio: 1.5,
+        };
+        assert_eq!(c.to_string(), "1,000 | 1,500 | 1.50");
+    }
+
+    #[tokio::test]
+    async fn median_of_runs_every_round() {
+        let mut rounds = Vec::new();
+        let m = median_of(3, |round| {
+            rounds.push(round);
+            async move { round as f64 * 10.0 }
+        })
+        .await;
+        assert_eq!((rounds, m), (vec![0, 1, 2], 10.0));
     }
 
     #[tokio::test]

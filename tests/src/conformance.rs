@@ -34,12 +34,38 @@ pub trait Backend: Send + Sync {
     fn recover(&mut self) -> impl Future<Output = ()> + Send;
 }
 
+/// A backend lent to a case: [`backend_suite!`](crate::backend_suite)
+/// gives every case `&mut` its backend, which a case taking `impl Backend`
+/// by value accepts too.
+impl<B: Backend> Backend for &mut B {
+    fn store(
+        &self,
+        name: &str,
+        db: u8,
+        prefix: &str,
+    ) -> impl Future<Output = Arc<dyn KvStore>> + Send {
+        (**self).store(name, db, prefix)
+    }
+
+    fn outage(&mut self, store: &Arc<dyn KvStore>) -> impl Future<Output = ()> + Send {
+        (**self).outage(store)
+    }
+
+    fn recover(&mut self) -> impl Future<Output = ()> + Send {
+        (**self).recover()
+    }
+}
+
 /// Expands to one `#[tokio::test]` per conformance case, each building its
-/// backend with `$make` (an async expression yielding a [`Backend`]).
+/// backend with `$make` (an async expression yielding a [`Backend`]) and
+/// running the case with `&mut` it, in the module it is called in
+/// (`tests/conformance.rs` writes one per backend): the expansion of
+/// [`backend_suite!`](crate::backend_suite), one backend at a time.
 #[macro_export]
 macro_rules! conformance_suite {
     ($make:expr) => {
-        $crate::conformance_suite!(@cases $make;
+        $crate::backend_suite!(@cases (flavor = "multi_thread", worker_threads = 2)
+            [$crate::conformance::] [&mut] ($make) [
             typed_values_round_trip,
             missing_key_is_none,
             decode_error_names_the_key,
@@ -66,16 +92,7 @@ macro_rules! conformance_suite {
             scripts_are_atomic_and_see_stored_keys,
             script_commands_match_redis,
             ping_and_close,
-        );
-    };
-    (@cases $make:expr; $($case:ident),* $(,)?) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $case() {
-                let backend = $make;
-                $crate::conformance::$case(&backend).await;
-            }
-        )*
+        ]);
     };
 }
 

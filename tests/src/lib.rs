@@ -50,6 +50,9 @@
 //!   test's stores only, from `MONITOR` on every primary.
 //! * [`bench`](mod@bench): what the bench binaries share (paired
 //!   comparisons, medians, the machine header).
+//! * [`suite`]: [`backend_suite!`], the one macro that instantiates a
+//!   suite of generic async cases as a `#[tokio::test]` per backend (or
+//!   app driver) and case, named `<backend>::<case>`.
 //! * [`conformance`]: the one conformance suite of the `KvStore` contract,
 //!   generic over a [`Backend`](conformance::Backend), instantiated per
 //!   backend by [`conformance_suite!`].
@@ -115,6 +118,7 @@ pub mod role;
 pub mod sentinel;
 pub mod slot_checking_store;
 pub mod smtp_sink;
+pub mod suite;
 pub mod test_app;
 pub mod tls;
 

@@ -7,28 +7,8 @@ use std::time::Duration;
 use kv_module_tests::test_app::{Driver, TestApp, TestAppConfig};
 use serde_json::{Value, json};
 
-macro_rules! both_drivers {
-    ($($case:ident),* $(,)?) => {
-        mod redis {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    super::$case(kv_module_tests::test_app::Driver::Redis).await;
-                }
-            )*
-        }
-        mod memory {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    super::$case(kv_module_tests::test_app::Driver::Memory).await;
-                }
-            )*
-        }
-    };
-}
-
-both_drivers!(
+kv_module_tests::backend_suite! {
+    app:
     health_ready_and_metrics,
     otp_login_flow,
     concurrent_verification_has_one_winner,
@@ -38,7 +18,7 @@ both_drivers!(
     cold_key_stampede_loads_once,
     rate_limit_headers_and_429,
     bad_requests_are_4xx_problems,
-);
+}
 
 async fn problem(response: reqwest::Response, status: u16) -> Value {
     assert_eq!(response.status(), status);

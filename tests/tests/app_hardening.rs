@@ -7,28 +7,8 @@
 use kv_module_tests::test_app::{Driver, TestApp, TestAppConfig};
 use serde_json::{Value, json};
 
-macro_rules! both_drivers {
-    ($($case:ident),* $(,)?) => {
-        mod redis {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    super::$case(kv_module_tests::test_app::Driver::Redis).await;
-                }
-            )*
-        }
-        mod memory {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    super::$case(kv_module_tests::test_app::Driver::Memory).await;
-                }
-            )*
-        }
-    };
-}
-
-both_drivers!(
+kv_module_tests::backend_suite! {
+    app:
     changing_a_user_takes_that_users_session,
     the_email_is_shown_to_its_owner_only,
     session_user_id_is_an_integer,
@@ -36,7 +16,7 @@ both_drivers!(
     names_with_control_characters_are_refused,
     session_cookie_is_secure_when_configured,
     readyz_fails_when_sqlite_fails_a_query,
-);
+}
 
 async fn problem(response: reqwest::Response, status: u16) -> Value {
     assert_eq!(response.status(), status);

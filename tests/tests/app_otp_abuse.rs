@@ -14,31 +14,11 @@ use std::net::{IpAddr, Ipv4Addr};
 use kv_module_tests::test_app::{Driver, TestApp, TestAppConfig};
 use serde_json::{Value, json};
 
-macro_rules! both_drivers {
-    ($($case:ident),* $(,)?) => {
-        mod redis {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    super::$case(kv_module_tests::test_app::Driver::Redis).await;
-                }
-            )*
-        }
-        mod memory {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    super::$case(kv_module_tests::test_app::Driver::Memory).await;
-                }
-            )*
-        }
-    };
-}
-
-both_drivers!(
+kv_module_tests::backend_suite! {
+    app:
     one_client_hammering_a_user_does_not_lock_out_another_client,
     otp_routes_are_limited_per_client_ip_across_users,
-);
+}
 
 /// A client whose connections come from `ip` (a loopback address).
 fn client_from(ip: Ipv4Addr) -> reqwest::Client {

@@ -6,31 +6,11 @@
 
 use kv_module_tests::test_app::{Driver, TestApp, TestAppConfig, startup_error};
 
-macro_rules! both_drivers {
-    ($($case:ident),* $(,)?) => {
-        mod redis {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    super::$case(kv_module_tests::test_app::Driver::Redis).await;
-                }
-            )*
-        }
-        mod memory {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    super::$case(kv_module_tests::test_app::Driver::Memory).await;
-                }
-            )*
-        }
-    };
-}
-
-both_drivers!(
+kv_module_tests::backend_suite! {
+    app:
     behind_a_trusted_proxy_each_client_has_its_own_bucket,
     without_trusted_proxies_forwarded_for_is_ignored,
-);
+}
 
 /// Two requests per window per client.
 fn limited(trusted_proxies: Option<&str>) -> TestAppConfig {

@@ -21,31 +21,12 @@ use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Metadata, Subscriber};
 
-macro_rules! both_drivers {
-    ($($case:ident),* $(,)?) => {
-        mod redis {
-            $(
-                #[tokio::test(flavor = "current_thread")]
-                async fn $case() {
-                    super::$case(kv_module_tests::test_app::Driver::Redis).await;
-                }
-            )*
-        }
-        mod memory {
-            $(
-                #[tokio::test(flavor = "current_thread")]
-                async fn $case() {
-                    super::$case(kv_module_tests::test_app::Driver::Memory).await;
-                }
-            )*
-        }
-    };
-}
-
-both_drivers!(
+kv_module_tests::backend_suite! {
+    #[tokio::test(flavor = "current_thread")]
+    app:
     the_code_arrives_by_mail_only_and_logs_hold_neither_code_nor_address,
     a_refused_mail_is_503_and_an_immediate_retry_succeeds,
-);
+}
 
 /// The sender the app is configured with.
 const FROM: &str = "codes@example.test";

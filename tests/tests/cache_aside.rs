@@ -2,7 +2,7 @@
 //! the cache-aside issue is a generic async function over a
 //! [`Backend`], instantiated for Redis (a `redis-server` per test), for
 //! the memory backend and for the shared Redis Cluster of this test binary
-//! by `cache_aside_suite!`.
+//! by `backend_suite!`.
 //!
 //! The interleavings are driven deterministically: the test repository's
 //! `load` (or `update`) can be gated, so a test can hold a load between
@@ -313,60 +313,26 @@ async fn all_ok(
     out
 }
 
-/// One `#[tokio::test]` per case, on the backend `$make` builds.
-macro_rules! cache_aside_suite {
-    ($make:expr) => {
-        cache_aside_suite!(@cases $make;
-            cold_key_stampede_loads_once,
-            two_processes_with_lease_load_at_most_twice,
-            missing_row_is_negatively_cached_until_its_ttl,
-            load_racing_an_update_never_writes_the_old_value,
-            load_racing_a_delete_never_writes_the_old_value,
-            racing_write_through_updates_never_cache_the_loser,
-            store_outage_reads_and_writes_go_to_the_repository,
-            ttls_of_keys_written_together_are_spread,
-            repository_errors_pass_through_and_are_not_cached,
-            undecodable_entry_is_reloaded_and_replaced,
-            cancelled_caller_does_not_strand_the_others,
-            stuck_lease_holder_delays_but_never_fails_a_read,
-            write_through_and_invalidate_modes,
-            create_after_a_cached_miss_is_found_at_once,
-            entry_key_holds_the_value_json_or_nothing,
-        );
-    };
-    (@cases $make:expr; $($case:ident),* $(,)?) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn $case() {
-                let backend = $make;
-                super::$case(backend).await;
-            }
-        )*
-    };
-}
-
-// Every store of every case checks that each script's keys share one
-// Redis Cluster slot (the memory backend also refuses keys a script was
-// not given): both runs prove the scripts cluster-safe.
-mod redis {
-    use kv_module_tests::backends::RedisBackend;
-    use kv_module_tests::slot_checking_store::SlotCheckedBackend;
-    cache_aside_suite!(SlotCheckedBackend::new(RedisBackend::start().await));
-}
-
-mod memory {
-    use kv_module_tests::backends::MemoryBackend;
-    use kv_module_tests::slot_checking_store::SlotCheckedBackend;
-    cache_aside_suite!(SlotCheckedBackend::new(MemoryBackend::new()));
-}
-
-// The same cases on the shared Redis Cluster of this test binary (three
-// primaries, three replicas), each case under a namespace of its own:
-// every script is routed to the primary of its keys' slot.
-mod cluster {
-    use kv_module_tests::backends::ClusterBackend;
-    use kv_module_tests::slot_checking_store::SlotCheckedBackend;
-    cache_aside_suite!(SlotCheckedBackend::new(ClusterBackend::shared()));
+// One `#[tokio::test]` per case and backend, on four worker threads as
+// this suite has always run.
+kv_module_tests::backend_suite! {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    components:
+    cold_key_stampede_loads_once,
+    two_processes_with_lease_load_at_most_twice,
+    missing_row_is_negatively_cached_until_its_ttl,
+    load_racing_an_update_never_writes_the_old_value,
+    load_racing_a_delete_never_writes_the_old_value,
+    racing_write_through_updates_never_cache_the_loser,
+    store_outage_reads_and_writes_go_to_the_repository,
+    ttls_of_keys_written_together_are_spread,
+    repository_errors_pass_through_and_are_not_cached,
+    undecodable_entry_is_reloaded_and_replaced,
+    cancelled_caller_does_not_strand_the_others,
+    stuck_lease_holder_delays_but_never_fails_a_read,
+    write_through_and_invalidate_modes,
+    create_after_a_cached_miss_is_found_at_once,
+    entry_key_holds_the_value_json_or_nothing,
 }
 
 // ---------------------------------------------------------------------

@@ -1,7 +1,7 @@
 //! The one-time-code service on every backend: every case is written once
 //! as a generic async function over a [`Backend`] and instantiated for
 //! Redis (a `redis-server` per test), for the memory backend and for the
-//! shared Redis Cluster of this test binary by `otp_suite!`. The last cases run the whole login flow — code, session,
+//! shared Redis Cluster of this test binary by `backend_suite!`. The last cases run the whole login flow — code, session,
 //! logout — over HTTP with both components injected by shaku.
 
 use std::collections::BTreeSet;
@@ -27,62 +27,26 @@ use kv_module_tests::conformance::Backend;
 use shaku::{HasComponent, module};
 use shaku_axum::Inject;
 
-macro_rules! otp_suite {
-    ($make:expr) => {
-        otp_suite!(@cases $make;
-            concurrent_verifies_of_the_right_code_succeed_once,
-            concurrent_issues_respect_the_cooldown,
-            max_attempts_burn_the_code,
-            subject_failure_budget_locks_until_the_window_passes,
-            reissue_invalidates_the_previous_code,
-            cooldown_and_daily_cap_return_retry_after,
-            a_code_verifies_only_its_purpose_and_subject,
-            codes_expire_with_their_lifetime,
-            code_lengths_are_configurable,
-            no_code_or_session_id_in_the_store_and_every_key_expires,
-            login_flow_over_http_with_shaku,
-            one_client_exhausting_its_budget_does_not_stop_another,
-            per_subject_ceilings_hold_across_clients,
-            verify_and_with_a_failing_closure_leaves_the_code_usable,
-            a_claim_whose_holder_died_expires,
-            a_failed_issue_and_spends_neither_cooldown_nor_cap,
-            withdraw_leaves_a_newer_or_tried_code_alone,
-            concurrent_verify_and_has_one_winner_and_every_key_expires,
-        );
-    };
-    (@cases $make:expr; $($case:ident),* $(,)?) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $case() {
-                let backend = $make;
-                super::$case(&backend).await;
-            }
-        )*
-    };
-}
-
-// Every store of every case checks that each script's keys share one
-// Redis Cluster slot (the memory backend also refuses keys a script was
-// not given): both runs prove the scripts cluster-safe.
-mod redis {
-    use kv_module_tests::backends::RedisBackend;
-    use kv_module_tests::slot_checking_store::SlotCheckedBackend;
-    otp_suite!(SlotCheckedBackend::new(RedisBackend::start().await));
-}
-
-mod memory {
-    use kv_module_tests::backends::MemoryBackend;
-    use kv_module_tests::slot_checking_store::SlotCheckedBackend;
-    otp_suite!(SlotCheckedBackend::new(MemoryBackend::new()));
-}
-
-// The same cases on the shared Redis Cluster of this test binary (three
-// primaries, three replicas), each case under a namespace of its own:
-// every script is routed to the primary of its keys' slot.
-mod cluster {
-    use kv_module_tests::backends::ClusterBackend;
-    use kv_module_tests::slot_checking_store::SlotCheckedBackend;
-    otp_suite!(SlotCheckedBackend::new(ClusterBackend::shared()));
+kv_module_tests::backend_suite! {
+    components:
+    concurrent_verifies_of_the_right_code_succeed_once,
+    concurrent_issues_respect_the_cooldown,
+    max_attempts_burn_the_code,
+    subject_failure_budget_locks_until_the_window_passes,
+    reissue_invalidates_the_previous_code,
+    cooldown_and_daily_cap_return_retry_after,
+    a_code_verifies_only_its_purpose_and_subject,
+    codes_expire_with_their_lifetime,
+    code_lengths_are_configurable,
+    no_code_or_session_id_in_the_store_and_every_key_expires,
+    login_flow_over_http_with_shaku,
+    one_client_exhausting_its_budget_does_not_stop_another,
+    per_subject_ceilings_hold_across_clients,
+    verify_and_with_a_failing_closure_leaves_the_code_usable,
+    a_claim_whose_holder_died_expires,
+    a_failed_issue_and_spends_neither_cooldown_nor_cap,
+    withdraw_leaves_a_newer_or_tried_code_alone,
+    concurrent_verify_and_has_one_winner_and_every_key_expires,
 }
 
 // ---- helpers

@@ -5,7 +5,7 @@
 //! Every case ends by scanning the raw keyspace for keys without a TTL.
 //!
 //! Cases are generic async functions over a [`Backend`],
-//! instantiated per backend by `rate_limit_suite!`.
+//! instantiated per backend by `backend_suite!`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -24,58 +24,21 @@ const DB: u8 = 2;
 /// The limiter stores' prefix.
 const PREFIX: &str = "rl";
 
-macro_rules! rate_limit_suite {
-    ($make:expr) => {
-        rate_limit_suite!(@cases $make;
-            concurrent_checks_allow_exactly_the_limit,
-            two_instances_sharing_the_store_allow_exactly_the_limit,
-            fixed_window_is_not_rearmed_by_hits_and_then_resets,
-            fixed_window_repairs_a_counter_without_ttl,
-            costs_are_weighed_and_denials_consume_nothing,
-            sliding_window_weighs_the_previous_window,
-            sliding_window_passes_a_steady_rate_under_the_limit,
-            gcra_allows_the_burst_then_the_steady_rate,
-            gcra_burst_may_exceed_the_limit,
-            policies_and_keys_are_isolated,
-            fail_open_lets_requests_through_and_counts_them,
-            fail_closed_refuses_when_the_store_is_unreachable,
-            every_check_is_one_script_call,
-        );
-    };
-    (@cases $make:expr; $($case:ident),* $(,)?) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $case() {
-                #[allow(unused_mut)]
-                let mut backend = $make;
-                super::$case(&mut backend).await;
-            }
-        )*
-    };
-}
-
-// Every store of every case checks that each script's keys share one
-// Redis Cluster slot (the memory backend also refuses keys a script was
-// not given): both runs prove the scripts cluster-safe.
-mod redis {
-    use kv_module_tests::backends::RedisBackend;
-    use kv_module_tests::slot_checking_store::SlotCheckedBackend;
-    rate_limit_suite!(SlotCheckedBackend::new(RedisBackend::start().await));
-}
-
-mod memory {
-    use kv_module_tests::backends::MemoryBackend;
-    use kv_module_tests::slot_checking_store::SlotCheckedBackend;
-    rate_limit_suite!(SlotCheckedBackend::new(MemoryBackend::new()));
-}
-
-// The same cases on the shared Redis Cluster of this test binary (three
-// primaries, three replicas), each case under a namespace of its own:
-// every script is routed to the primary of its keys' slot.
-mod cluster {
-    use kv_module_tests::backends::ClusterBackend;
-    use kv_module_tests::slot_checking_store::SlotCheckedBackend;
-    rate_limit_suite!(SlotCheckedBackend::new(ClusterBackend::shared()));
+kv_module_tests::backend_suite! {
+    components:
+    concurrent_checks_allow_exactly_the_limit,
+    two_instances_sharing_the_store_allow_exactly_the_limit,
+    fixed_window_is_not_rearmed_by_hits_and_then_resets,
+    fixed_window_repairs_a_counter_without_ttl,
+    costs_are_weighed_and_denials_consume_nothing,
+    sliding_window_weighs_the_previous_window,
+    sliding_window_passes_a_steady_rate_under_the_limit,
+    gcra_allows_the_burst_then_the_steady_rate,
+    gcra_burst_may_exceed_the_limit,
+    policies_and_keys_are_isolated,
+    fail_open_lets_requests_through_and_counts_them,
+    fail_closed_refuses_when_the_store_is_unreachable,
+    every_check_is_one_script_call,
 }
 
 // ---------------------------------------------------------------------------

@@ -26,55 +26,18 @@ use shaku_axum::Inject;
 const DB: u8 = 2;
 const PREFIX: &str = "rl";
 
-macro_rules! rate_limit_http_suite {
-    ($make:expr) => {
-        rate_limit_http_suite!(@cases $make;
-            allowed_responses_carry_the_headers_and_denied_ones_get_429,
-            retry_after_is_enough_to_pass_again,
-            a_trusted_proxy_forwards_the_client_address,
-            a_spoofed_header_from_an_untrusted_peer_is_ignored,
-            forwarded_header_from_a_trusted_proxy,
-            the_user_is_the_key_else_the_ip_address,
-            a_request_without_a_key_is_rejected_or_passed_as_configured,
-            route_and_router_policies_nest,
-            store_outage_fails_open_or_closed_as_configured,
-            a_shaku_component_limits_a_layer_and_a_handler,
-        );
-    };
-    (@cases $make:expr; $($case:ident),* $(,)?) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $case() {
-                #[allow(unused_mut)]
-                let mut backend = $make;
-                super::$case(&mut backend).await;
-            }
-        )*
-    };
-}
-
-// Every store of every case checks that each script's keys share one
-// Redis Cluster slot (the memory backend also refuses keys a script was
-// not given): both runs prove the scripts cluster-safe.
-mod redis {
-    use kv_module_tests::backends::RedisBackend;
-    use kv_module_tests::slot_checking_store::SlotCheckedBackend;
-    rate_limit_http_suite!(SlotCheckedBackend::new(RedisBackend::start().await));
-}
-
-mod memory {
-    use kv_module_tests::backends::MemoryBackend;
-    use kv_module_tests::slot_checking_store::SlotCheckedBackend;
-    rate_limit_http_suite!(SlotCheckedBackend::new(MemoryBackend::new()));
-}
-
-// The same cases on the shared Redis Cluster of this test binary (three
-// primaries, three replicas), each case under a namespace of its own:
-// every script is routed to the primary of its keys' slot.
-mod cluster {
-    use kv_module_tests::backends::ClusterBackend;
-    use kv_module_tests::slot_checking_store::SlotCheckedBackend;
-    rate_limit_http_suite!(SlotCheckedBackend::new(ClusterBackend::shared()));
+kv_module_tests::backend_suite! {
+    components:
+    allowed_responses_carry_the_headers_and_denied_ones_get_429,
+    retry_after_is_enough_to_pass_again,
+    a_trusted_proxy_forwards_the_client_address,
+    a_spoofed_header_from_an_untrusted_peer_is_ignored,
+    forwarded_header_from_a_trusted_proxy,
+    the_user_is_the_key_else_the_ip_address,
+    a_request_without_a_key_is_rejected_or_passed_as_configured,
+    route_and_router_policies_nest,
+    store_outage_fails_open_or_closed_as_configured,
+    a_shaku_component_limits_a_layer_and_a_handler,
 }
 
 // ---------------------------------------------------------------------------

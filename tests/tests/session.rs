@@ -1,7 +1,7 @@
 //! The session manager on every backend: every case is written once as a
 //! generic async function over a [`Backend`] and instantiated for Redis (a
 //! `redis-server` per test), for the memory backend and for the shared
-//! Redis Cluster of this test binary by `session_suite!`.
+//! Redis Cluster of this test binary by `backend_suite!`.
 //!
 //! Timeouts are tested with short real TTLs; round trips are counted with
 //! a [`CountingStore`] on every backend and, on Redis, also with `INFO
@@ -97,61 +97,25 @@ impl<B: SessionBackend> SessionBackend for SlotCheckedBackend<B> {
     }
 }
 
-macro_rules! session_suite {
-    ($make:expr) => {
-        session_suite!(@cases $make;
-            every_operation_is_one_round_trip,
-            ids_are_random_and_never_stored_in_plain_text,
-            idle_timeout_expires_a_session,
-            absolute_timeout_wins_over_refreshes,
-            update_never_resurrects,
-            cycle_id_invalidates_the_old_id_at_once,
-            concurrent_cycles_of_one_id_yield_one_new_id,
-            list_and_revoke_one_session_of_a_user,
-            concurrent_creates_keep_every_session_in_the_index,
-            index_is_pruned_and_every_key_expires,
-            delete_user_sessions_is_bounded_among_100k_sessions,
-            refresh_keeps_the_index_entry_in_step,
-            delete_user_sessions_catches_sessions_created_meanwhile,
-            delete_user_sessions_races_concurrent_creates,
-            extractor_rejects_with_401_problem_json_over_http,
-            extractor_refresh_is_throttled,
-            concurrent_loads_refresh_once,
-        );
-    };
-    (@cases $make:expr; $($case:ident),* $(,)?) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $case() {
-                let backend = $make;
-                super::$case(&backend).await;
-            }
-        )*
-    };
-}
-
-// Every store of every case checks that each script's keys share one
-// Redis Cluster slot (the memory backend also refuses keys a script was
-// not given): both runs prove the scripts cluster-safe.
-mod redis {
-    use kv_module_tests::backends::RedisBackend;
-    use kv_module_tests::slot_checking_store::SlotCheckedBackend;
-    session_suite!(SlotCheckedBackend::new(RedisBackend::start().await));
-}
-
-mod memory {
-    use kv_module_tests::backends::MemoryBackend;
-    use kv_module_tests::slot_checking_store::SlotCheckedBackend;
-    session_suite!(SlotCheckedBackend::new(MemoryBackend::new()));
-}
-
-// The same cases on the shared Redis Cluster of this test binary (three
-// primaries, three replicas), each case under a namespace of its own:
-// every script is routed to the primary of its keys' slot.
-mod cluster {
-    use kv_module_tests::backends::ClusterBackend;
-    use kv_module_tests::slot_checking_store::SlotCheckedBackend;
-    session_suite!(SlotCheckedBackend::new(ClusterBackend::shared()));
+kv_module_tests::backend_suite! {
+    components:
+    every_operation_is_one_round_trip,
+    ids_are_random_and_never_stored_in_plain_text,
+    idle_timeout_expires_a_session,
+    absolute_timeout_wins_over_refreshes,
+    update_never_resurrects,
+    cycle_id_invalidates_the_old_id_at_once,
+    concurrent_cycles_of_one_id_yield_one_new_id,
+    list_and_revoke_one_session_of_a_user,
+    concurrent_creates_keep_every_session_in_the_index,
+    index_is_pruned_and_every_key_expires,
+    delete_user_sessions_is_bounded_among_100k_sessions,
+    refresh_keeps_the_index_entry_in_step,
+    delete_user_sessions_catches_sessions_created_meanwhile,
+    delete_user_sessions_races_concurrent_creates,
+    extractor_rejects_with_401_problem_json_over_http,
+    extractor_refresh_is_throttled,
+    concurrent_loads_refresh_once,
 }
 
 // ---- helpers

@@ -196,7 +196,10 @@
 //!
 //! # Files
 //!
-//! `repository.rs` (the application's trait), `cache.rs` (the component),
+//! `repository.rs` (the application's trait), `cache.rs` (the component
+//! and its construction), `read.rs` (its read path: `get`, the shared
+//! load, the write-back), `write.rs` (its write path: `create`, `update`,
+//! `delete`, `invalidate`, the write marker, write-through),
 //! `interface.rs` (its shaku interface), `config.rs` (policy), `keys.rs`
 //! (a record's store keys), `entry.rs` (what they hold, and how a read is
 //! classified), `observe.rs` (the look before a load, which takes its
@@ -216,9 +219,11 @@ mod lease;
 mod metrics;
 mod observe;
 mod random;
+mod read;
 mod repository;
 mod scripts;
 mod single_flight;
+mod write;
 
 pub use cache::{CacheAside, CacheAsideParameters};
 pub use config::{

@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use shaku::Component;
 
 use super::algorithm::{Algorithm, OnStoreError};
+use super::config::RateLimiterConfig;
 use super::decision::Decision;
 use super::error::RateLimitError;
 use super::interface::RateLimit;
@@ -17,6 +18,7 @@ use super::policy::{NamedPolicy, RateLimitPolicy};
 use super::scripts::Reply;
 use crate::config::ConfigError;
 use crate::error::KvError;
+use crate::registry::{RegistryError, ServiceRegistry};
 use crate::store::{KvStore, Script, ScriptArgs};
 
 /// While the store keeps failing, one failure in this many is logged at
@@ -67,36 +69,29 @@ const WARN_EVERY: u64 = 1_000;
 ///
 /// ```
 /// use std::sync::Arc;
-/// use kv_module::registry::StoreRef;
-/// use kv_module::rate_limit::{NamedPolicy, RateLimit, RateLimitPolicy, RateLimiter, RateLimiterParameters};
+/// use kv_module::rate_limit::{RateLimit, RateLimiter};
 /// use shaku::{HasComponent, module};
 ///
 /// module! {
 ///     AppModule { components = [RateLimiter], providers = [] }
 /// }
 ///
-/// #[derive(serde::Deserialize)]
-/// struct Limits { store: StoreRef, api: RateLimitPolicy }
-///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let yaml = "
 /// services:
 ///   ratelimit_cache: { type: kvstore_memory, config: { db: 2, prefix: ratelimit } }
-/// limits:
+/// rate_limit:
 ///   store: ratelimit_cache
-///   api: { algorithm: gcra, limit: 100, window: 1m, burst: 20 }
+///   policy: { algorithm: gcra, limit: 100, window: 1m, burst: 20 }
 /// ";
 /// let config = kv_module::config::ConfigLoader::new().load_str("app.yaml", yaml)?;
 /// let registry = kv_module::registry::ServiceRegistry::build(
 ///     &config, &kv_module::registry::ServiceTypes::builtin()).await?;
-/// let limits: Limits = config.required_section("limits")?;
 ///
+/// let limiter = RateLimiter::from_registry(&registry, "api", config.required_section("rate_limit")?)?;
 /// let module = AppModule::builder()
-///     .with_component_parameters::<RateLimiter>(RateLimiterParameters {
-///         store: registry.store_for("api rate limiter", &limits.store)?,
-///         policy: NamedPolicy::new("api", limits.api)?,
-///     })
+///     .with_component_parameters::<RateLimiter>(limiter.into_parameters())
 ///     .build();
 /// let limiter: Arc<dyn RateLimit> = module.resolve();
 /// assert!(limiter.check("user:42").await?.allowed);
@@ -144,6 +139,32 @@ impl RateLimiter {
         policy: RateLimitPolicy,
     ) -> Result<Self, ConfigError> {
         Ok(Self::from_named(store, NamedPolicy::new(name, policy)?))
+    }
+
+    /// The limiter `config` describes, on the store it names in
+    /// `registry`; `name` names the policy (and the component in errors).
+    ///
+    /// # Errors
+    ///
+    /// [`RegistryError`] for an unknown store or a service that is not a
+    /// store, or (wrapping [`ConfigError::InvalidSetting`]) an invalid
+    /// policy.
+    pub fn from_registry(
+        registry: &ServiceRegistry,
+        name: &str,
+        config: RateLimiterConfig,
+    ) -> Result<Self, RegistryError> {
+        let store = registry.store_for(name, &config.store)?;
+        Ok(Self::new(store, name, config.policy)?)
+    }
+
+    /// The shaku parameters that build this limiter inside a module:
+    /// `.with_component_parameters::<RateLimiter>(limiter.into_parameters())`.
+    pub fn into_parameters(self) -> RateLimiterParameters {
+        RateLimiterParameters {
+            store: self.store,
+            policy: self.policy,
+        }
     }
 
     /// A limiter enforcing an already validated policy on `store`.

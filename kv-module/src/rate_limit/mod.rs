@@ -25,9 +25,11 @@
 //! # Wiring
 //!
 //! Policies live in the application's configuration; the store they count
-//! in is a named `kvstore_*` service. Build each [`RateLimiter`] (or, for
-//! the one a DI module binds, its [`RateLimiterParameters`]) before the
-//! module and router, so every mistake is a start-up error — see
+//! in is a named `kvstore_*` service. Build each [`RateLimiter`] before
+//! the module and router — from a [`RateLimiterConfig`] section with
+//! [`RateLimiter::from_registry`], and into a DI module with
+//! [`RateLimiter::into_parameters`], as the other components are — so
+//! every mistake is a start-up error — see
 //! [`RateLimiter`] for the shaku wiring and [`RateLimitLayer`] for the
 //! router. For example:
 //!
@@ -42,6 +44,7 @@
 //! ```
 
 mod algorithm;
+mod config;
 mod decision;
 mod error;
 mod headers;
@@ -56,6 +59,7 @@ mod scripts;
 mod trusted_proxies;
 
 pub use algorithm::{Algorithm, OnStoreError};
+pub use config::RateLimiterConfig;
 pub use decision::Decision;
 pub use error::RateLimitError;
 pub use headers::{RATELIMIT, RATELIMIT_POLICY, policy_header, rate_limit_header};
