@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use shaku::Component;
 
 use super::algorithm::{Algorithm, OnStoreError};
+#[cfg(feature = "yaml")]
 use super::config::RateLimiterConfig;
 use super::decision::Decision;
 use super::error::RateLimitError;
@@ -18,6 +19,7 @@ use super::policy::{NamedPolicy, RateLimitPolicy};
 use super::scripts::Reply;
 use crate::config::ConfigError;
 use crate::error::KvError;
+#[cfg(feature = "yaml")]
 use crate::registry::{RegistryError, ServiceRegistry};
 use crate::store::{KvStore, Script, ScriptArgs};
 
@@ -149,6 +151,8 @@ impl RateLimiter {
     /// [`RegistryError`] for an unknown store or a service that is not a
     /// store, or (wrapping [`ConfigError::InvalidSetting`]) an invalid
     /// policy.
+    #[cfg(feature = "yaml")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "yaml")))]
     pub fn from_registry(
         registry: &ServiceRegistry,
         name: &str,
@@ -160,6 +164,8 @@ impl RateLimiter {
 
     /// The shaku parameters that build this limiter inside a module:
     /// `.with_component_parameters::<RateLimiter>(limiter.into_parameters())`.
+    #[cfg(feature = "shaku")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "shaku")))]
     pub fn into_parameters(self) -> RateLimiterParameters {
         RateLimiterParameters {
             store: self.store,
