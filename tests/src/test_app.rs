@@ -256,8 +256,8 @@ impl TestApp {
         body["id"].as_i64().expect("an integer id")
     }
 
-    /// Issues a code (dev echo) and verifies it: a new session id.
-    pub async fn login(&self, user_id: i64) -> String {
+    /// Issues a code (dev echo) and verifies it: the 200 response.
+    async fn verified_login(&self, user_id: i64) -> reqwest::Response {
         let response = self
             .client
             .post(self.url("/api/auth/otp"))
@@ -276,6 +276,12 @@ impl TestApp {
             .await
             .expect("POST /api/auth/otp/verify");
         assert_eq!(response.status(), 200);
+        response
+    }
+
+    /// Issues a code (dev echo) and verifies it: a new session id.
+    pub async fn login(&self, user_id: i64) -> String {
+        let response = self.verified_login(user_id).await;
         let body: Value = response.json().await.expect("JSON");
         body["session_id"]
             .as_str()
@@ -286,24 +292,7 @@ impl TestApp {
     /// Logs `user_id` in (dev echo code, then verify) and returns the
     /// response's whole `Set-Cookie` header, to check its attributes.
     pub async fn login_set_cookie(&self, user_id: i64) -> String {
-        let response = self
-            .client
-            .post(self.url("/api/auth/otp"))
-            .json(&json!({ "user_id": user_id }))
-            .send()
-            .await
-            .expect("POST /api/auth/otp");
-        assert_eq!(response.status(), 202);
-        let body: Value = response.json().await.expect("JSON");
-        let code = body["dev_code"].as_str().expect("a dev code").to_owned();
-        let response = self
-            .client
-            .post(self.url("/api/auth/otp/verify"))
-            .json(&json!({ "user_id": user_id, "code": code }))
-            .send()
-            .await
-            .expect("POST /api/auth/otp/verify");
-        assert_eq!(response.status(), 200);
+        let response = self.verified_login(user_id).await;
         response.headers()[reqwest::header::SET_COOKIE]
             .to_str()
             .expect("a visible-ASCII Set-Cookie")
@@ -416,4 +405,18 @@ pub async fn startup_error(config: TestAppConfig) -> String {
         source = cause.source();
     }
     text
+}
+
+/// Asserts that `response` is an `application/problem+json` document of
+/// `status` with `type`, `title` and `detail`, and returns it.
+pub async fn problem(response: reqwest::Response, status: u16) -> Value {
+    assert_eq!(response.status(), status);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+    let body: Value = response.json().await.expect("a problem document");
+    assert_eq!(body["status"], status);
+    assert!(body["type"].is_string() && body["title"].is_string() && body["detail"].is_string());
+    body
 }

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use kv_module_tests::test_app::{Driver, TestApp, TestAppConfig};
+use kv_module_tests::test_app::{Driver, TestApp, TestAppConfig, problem};
 use serde_json::{Value, json};
 
 kv_module_tests::backend_suite! {
@@ -18,18 +18,6 @@ kv_module_tests::backend_suite! {
     cold_key_stampede_loads_once,
     rate_limit_headers_and_429,
     bad_requests_are_4xx_problems,
-}
-
-async fn problem(response: reqwest::Response, status: u16) -> Value {
-    assert_eq!(response.status(), status);
-    assert_eq!(
-        response.headers()["content-type"],
-        "application/problem+json"
-    );
-    let body: Value = response.json().await.expect("a problem document");
-    assert_eq!(body["status"], status);
-    assert!(body["type"].is_string() && body["title"].is_string() && body["detail"].is_string());
-    body
 }
 
 async fn health_ready_and_metrics(driver: Driver) {

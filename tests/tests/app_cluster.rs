@@ -20,7 +20,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
 
-use kv_module_tests::test_app::{Driver, TestApp, TestAppConfig};
+use kv_module_tests::test_app::{Driver, TestApp, TestAppConfig, problem};
 use kv_module_tests::{Role, TestCluster};
 use redis::aio::MultiplexedConnection;
 use serde_json::{Value, json};
@@ -29,18 +29,6 @@ use serde_json::{Value, json};
 const PREFIXES: [&str; 3] = ["users:", "sessions:", "ratelimit:"];
 
 /// A problem+json response with `status`: its body.
-async fn problem(response: reqwest::Response, status: u16) -> Value {
-    assert_eq!(response.status(), status);
-    assert_eq!(
-        response.headers()["content-type"],
-        "application/problem+json"
-    );
-    let body: Value = response.json().await.expect("a problem document");
-    assert_eq!(body["status"], status);
-    assert!(body["type"].is_string() && body["title"].is_string() && body["detail"].is_string());
-    body
-}
-
 /// `POST /api/auth/otp` for `user` on `app`: the echoed code.
 async fn issue_code(app: &TestApp, user: i64) -> String {
     let response = app

@@ -4,7 +4,7 @@
 //! the session's `user_id` type. The app runs in-process on port 0, on
 //! Redis and on the memory driver.
 
-use kv_module_tests::test_app::{Driver, TestApp, TestAppConfig};
+use kv_module_tests::test_app::{Driver, TestApp, TestAppConfig, problem};
 use serde_json::{Value, json};
 
 kv_module_tests::backend_suite! {
@@ -16,18 +16,6 @@ kv_module_tests::backend_suite! {
     names_with_control_characters_are_refused,
     session_cookie_is_secure_when_configured,
     readyz_fails_when_sqlite_fails_a_query,
-}
-
-async fn problem(response: reqwest::Response, status: u16) -> Value {
-    assert_eq!(response.status(), status);
-    assert_eq!(
-        response.headers()["content-type"],
-        "application/problem+json"
-    );
-    let body: Value = response.json().await.expect("a problem document");
-    assert_eq!(body["status"], status);
-    assert!(body["type"].is_string() && body["title"].is_string() && body["detail"].is_string());
-    body
 }
 
 /// `X-Request-Id` of `response`: a UUID v7 unless the client sent one.

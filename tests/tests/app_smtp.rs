@@ -9,17 +9,12 @@
 //! subscriber as the thread's default, so the app's tasks (served on this
 //! thread) are seen by it.
 
-use std::fmt::{Debug, Write};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use kv_module_tests::log_capture::LogCapture;
 use kv_module_tests::smtp_sink::SmtpSink;
 use kv_module_tests::test_app::{Driver, TestApp, TestAppConfig, startup_error};
 use serde_json::{Value, json};
-use tracing::field::{Field, Visit};
-use tracing::span::{Attributes, Id, Record};
-use tracing::{Event, Metadata, Subscriber};
 
 kv_module_tests::backend_suite! {
     #[tokio::test(flavor = "current_thread")]
@@ -102,7 +97,7 @@ async fn unavailable_without_internals(response: reqwest::Response, sink: &SmtpS
 }
 
 async fn the_code_arrives_by_mail_only_and_logs_hold_neither_code_nor_address(driver: Driver) {
-    let (capture, _guard) = capture();
+    let (capture, _guard) = LogCapture::install();
     let sink = SmtpSink::start().await;
     let app = TestApp::spawn_with(driver, mail_config(sink.url(), "30s")).await;
     let email = "alice.mailbox@example.com";
@@ -137,7 +132,7 @@ async fn the_code_arrives_by_mail_only_and_logs_hold_neither_code_nor_address(dr
 }
 
 async fn a_refused_mail_is_503_and_an_immediate_retry_succeeds(driver: Driver) {
-    let (capture, _guard) = capture();
+    let (capture, _guard) = LogCapture::install();
     let sink = SmtpSink::start().await;
     // A cooldown far longer than the test: a spent one would answer 429.
     let app = TestApp::spawn_with(driver, mail_config(sink.url(), "10m")).await;
@@ -175,7 +170,7 @@ async fn a_refused_mail_is_503_and_an_immediate_retry_succeeds(driver: Driver) {
 /// nothing: 503 each time, the latter within `SMTP_TIMEOUT`.
 #[tokio::test(flavor = "current_thread")]
 async fn an_unreachable_or_silent_relay_is_a_bounded_503() {
-    let (capture, _guard) = capture();
+    let (capture, _guard) = LogCapture::install();
     let mut sink = SmtpSink::start().await;
     let app = TestApp::spawn_with(Driver::Memory, {
         let mut config = mail_config(sink.url(), "0ms");
@@ -229,7 +224,7 @@ async fn an_unreachable_or_silent_relay_is_a_bounded_503() {
 /// response (development with a local mail catcher).
 #[tokio::test(flavor = "current_thread")]
 async fn echo_and_mail_together() {
-    let (_capture, _guard) = capture();
+    let (_capture, _guard) = LogCapture::install();
     let sink = SmtpSink::start().await;
     let mut config = mail_config(sink.url(), "0ms");
     config
@@ -246,7 +241,7 @@ async fn echo_and_mail_together() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn settings_that_cannot_deliver_codes_do_not_start() {
-    let (_capture, _guard) = capture();
+    let (_capture, _guard) = LogCapture::install();
     let no_echo = |extra: &[(&'static str, &str)]| TestAppConfig {
         extra: [("OTP_DEV_ECHO", "false"), ("OTP_SECRET", SECRET)]
             .iter()
@@ -282,85 +277,4 @@ async fn settings_that_cannot_deliver_codes_do_not_start() {
     .await;
     assert!(error.contains("unencrypted"), "{error}");
     assert!(!error.contains("hunter2"), "the password is shown: {error}");
-}
-
-/// A [`Capture`] as this thread's default subscriber until the guard drops.
-///
-/// Every test of this file takes one before anything logs: `tracing`
-/// caches per call site whether any subscriber wants it, and a call site
-/// first hit on a thread with no capture while no other test's capture is
-/// alive would be cached as unwanted, silencing it for the tests after.
-fn capture() -> (Capture, tracing::subscriber::DefaultGuard) {
-    let capture = Capture::default();
-    let guard = tracing::subscriber::set_default(capture.clone());
-    (capture, guard)
-}
-
-/// Records every span (name and fields) and event (level, target, fields)
-/// as text.
-#[derive(Clone, Default)]
-struct Capture {
-    text: Arc<Mutex<String>>,
-    next_id: Arc<AtomicU64>,
-}
-
-impl Capture {
-    fn text(&self) -> String {
-        self.text.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    fn write(&self, f: impl FnOnce(&mut String)) {
-        f(&mut self.text.lock().unwrap_or_else(|e| e.into_inner()));
-    }
-}
-
-struct Fields<'a>(&'a mut String);
-
-impl Visit for Fields<'_> {
-    fn record_debug(&mut self, field: &Field, value: &dyn Debug) {
-        let _ = write!(self.0, " {}={value:?}", field.name());
-    }
-}
-
-impl Subscriber for Capture {
-    fn enabled(&self, _: &Metadata<'_>) -> bool {
-        true
-    }
-
-    fn new_span(&self, span: &Attributes<'_>) -> Id {
-        self.write(|text| {
-            text.push_str("span ");
-            text.push_str(span.metadata().name());
-            span.record(&mut Fields(text));
-            text.push('\n');
-        });
-        Id::from_u64(self.next_id.fetch_add(1, Ordering::Relaxed) + 1)
-    }
-
-    fn record(&self, _: &Id, values: &Record<'_>) {
-        self.write(|text| {
-            text.push_str("record");
-            values.record(&mut Fields(text));
-            text.push('\n');
-        });
-    }
-
-    fn record_follows_from(&self, _: &Id, _: &Id) {}
-
-    fn event(&self, event: &Event<'_>) {
-        self.write(|text| {
-            let _ = write!(
-                text,
-                "{} {}",
-                event.metadata().level(),
-                event.metadata().target()
-            );
-            event.record(&mut Fields(text));
-            text.push('\n');
-        });
-    }
-
-    fn enter(&self, _: &Id) {}
-
-    fn exit(&self, _: &Id) {}
 }

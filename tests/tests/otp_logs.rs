@@ -4,14 +4,8 @@
 //! output of the values it hands out — on Redis, on the memory backend and
 //! on a Redis Cluster.
 
-use std::fmt::{Debug, Write};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
-
-use tracing::field::{Field, Visit};
-use tracing::span::{Attributes, Id, Record};
-use tracing::{Event, Metadata, Subscriber};
 
 use kv_module::Secret;
 use kv_module::otp::{
@@ -23,76 +17,8 @@ use kv_module::session::{SessionConfig, SessionData, SessionManager, Sessions};
 use kv_module::store::KvStore;
 use kv_module_tests::backends::{ClusterBackend, MemoryBackend, RedisBackend};
 use kv_module_tests::conformance::Backend;
+use kv_module_tests::log_capture::LogCapture;
 use kv_module_tests::slot_checking_store::SlotCheckedBackend;
-
-/// Records every span (name and fields) and event (level, target, fields)
-/// as text.
-#[derive(Clone, Default)]
-struct Capture {
-    text: Arc<Mutex<String>>,
-    next_id: Arc<AtomicU64>,
-}
-
-impl Capture {
-    fn text(&self) -> String {
-        self.text.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    fn write(&self, f: impl FnOnce(&mut String)) {
-        f(&mut self.text.lock().unwrap_or_else(|e| e.into_inner()));
-    }
-}
-
-struct Fields<'a>(&'a mut String);
-
-impl Visit for Fields<'_> {
-    fn record_debug(&mut self, field: &Field, value: &dyn Debug) {
-        let _ = write!(self.0, " {}={value:?}", field.name());
-    }
-}
-
-impl Subscriber for Capture {
-    fn enabled(&self, _: &Metadata<'_>) -> bool {
-        true
-    }
-
-    fn new_span(&self, span: &Attributes<'_>) -> Id {
-        self.write(|text| {
-            text.push_str("span ");
-            text.push_str(span.metadata().name());
-            span.record(&mut Fields(text));
-            text.push('\n');
-        });
-        Id::from_u64(self.next_id.fetch_add(1, Ordering::Relaxed) + 1)
-    }
-
-    fn record(&self, _: &Id, values: &Record<'_>) {
-        self.write(|text| {
-            text.push_str("record");
-            values.record(&mut Fields(text));
-            text.push('\n');
-        });
-    }
-
-    fn record_follows_from(&self, _: &Id, _: &Id) {}
-
-    fn event(&self, event: &Event<'_>) {
-        self.write(|text| {
-            let _ = write!(
-                text,
-                "{} {}",
-                event.metadata().level(),
-                event.metadata().target()
-            );
-            event.record(&mut Fields(text));
-            text.push('\n');
-        });
-    }
-
-    fn enter(&self, _: &Id) {}
-
-    fn exit(&self, _: &Id) {}
-}
 
 // The capture is the thread's default subscriber, so the flow runs on a
 // current-thread runtime: every task (redis-rs' connection tasks too) is
@@ -115,7 +41,7 @@ async fn cluster_no_code_or_session_id_in_logs_of_a_full_flow() {
 }
 
 async fn full_flow_logs_no_secret(backend: &impl Backend) {
-    let capture = Capture::default();
+    let capture = LogCapture::default();
     let _guard = tracing::subscriber::set_default(capture.clone());
 
     let store: Arc<dyn KvStore> = backend.store("auth", 0, "app").await;
