@@ -69,7 +69,7 @@
 //! | `session` | [`session`] | http, base64, sha2, subtle, getrandom |
 //! | `otp` | [`otp`] | hmac, sha2, base64, subtle, getrandom |
 //! | `rate-limit` | [`rate_limit`] | http, ipnet |
-//! | `cache-aside` | [`cache_aside`]; implies `shaku` and `yaml` (it is wired as a shaku component from the registry) | getrandom |
+//! | `cache-aside` | [`cache_aside`] | getrandom |
 //!
 //! There is no separate `cluster` feature: Cluster, Sentinel and standalone
 //! share one connection, routing and topology path in [`store::redis`], and

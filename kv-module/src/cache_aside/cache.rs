@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+#[cfg(feature = "shaku")]
 use shaku::Component;
 
 use super::config::{CacheConfig, CacheSettings};
@@ -17,6 +18,7 @@ use super::repository::Repository;
 use super::single_flight::SingleFlight;
 use crate::config::ConfigError;
 use crate::error::KvError;
+#[cfg(feature = "yaml")]
 use crate::registry::{RegistryError, ServiceRegistry};
 use crate::store::KvStore;
 
@@ -91,8 +93,8 @@ pub(super) type FlightResult<R> =
 ///
 /// See the [module documentation](super) for the stored layout, the
 /// guarantees and how they are kept, and wiring with shaku.
-#[derive(Component)]
-#[shaku(interface = CachedRepository<R>)]
+#[cfg_attr(feature = "shaku", derive(Component))]
+#[cfg_attr(feature = "shaku", shaku(interface = CachedRepository<R>))]
 pub struct CacheAside<R: Repository> {
     /// The store the entries live in: resolve it with
     /// [`ServiceRegistry::store_for`].
@@ -103,7 +105,7 @@ pub struct CacheAside<R: Repository> {
     /// [`CacheSettings::new`].
     pub(super) settings: CacheSettings,
     /// Counters and loads in flight, shared by clones.
-    #[shaku(force_default)]
+    #[cfg_attr(feature = "shaku", shaku(force_default))]
     pub(super) state: Arc<State<R>>,
 }
 
@@ -174,6 +176,8 @@ impl<R: Repository> CacheAside<R> {
     ///
     /// An unknown store, a service that is not a store, or an invalid
     /// configuration — each naming `component`.
+    #[cfg(feature = "yaml")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "yaml")))]
     pub fn from_registry(
         registry: &ServiceRegistry,
         component: &str,
@@ -187,6 +191,8 @@ impl<R: Repository> CacheAside<R> {
     /// The shaku parameters that build this cache inside a module:
     /// `.with_component_parameters::<CacheAside<R>>(cache.into_parameters())`.
     /// The module's instance starts with its own counters.
+    #[cfg(feature = "shaku")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "shaku")))]
     pub fn into_parameters(self) -> CacheAsideParameters<R> {
         CacheAsideParameters {
             store: self.store,

@@ -1,8 +1,8 @@
 //! [`CachedRepository`]: the cache-aside component's interface, through
 //! which handlers reach it (shaku binds components by interface).
 
+use crate::Interface;
 use async_trait::async_trait;
-use shaku::Interface;
 
 use super::error::CacheError;
 use super::metrics::CacheMetrics;

@@ -225,7 +225,10 @@ mod scripts;
 mod single_flight;
 mod write;
 
-pub use cache::{CacheAside, CacheAsideParameters};
+pub use cache::CacheAside;
+#[cfg(feature = "shaku")]
+#[cfg_attr(docsrs, doc(cfg(feature = "shaku")))]
+pub use cache::CacheAsideParameters;
 pub use config::{
     CacheConfig, CacheSettings, DEFAULT_JITTER, DEFAULT_LEASE_TTL, DEFAULT_LEASE_WAIT,
     DEFAULT_NEGATIVE_TTL, DEFAULT_TOMBSTONE_TTL, LeaseConfig, MAX_JITTER, MAX_KEY_PREFIX_LEN,
