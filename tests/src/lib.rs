@@ -74,6 +74,8 @@
 //!   live stores: bounded calls, recovery without a restart;
 //!   `tests/breaker.rs`: a frozen or killed server costs one timeout, then
 //!   its stores (and only its) fail fast until it answers again.
+//! * [`error_chain`]: [`chain`](error_chain::chain), an error with its
+//!   sources in one line, for failure messages.
 //! * [`log_capture`]: [`LogCapture`](log_capture::LogCapture), every span
 //!   and event as text (`tests/otp_logs.rs`, `tests/app_smtp.rs`).
 //! * [`smtp_sink`]: [`SmtpSink`](smtp_sink::SmtpSink), an SMTP server
@@ -113,6 +115,7 @@ pub mod command_monitor;
 pub mod command_stats;
 pub mod conformance;
 pub mod counting_store;
+pub mod error_chain;
 pub mod log_capture;
 mod poll;
 pub mod process;

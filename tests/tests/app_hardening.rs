@@ -127,46 +127,24 @@ async fn the_email_is_shown_to_its_owner_only(driver: Driver) {
     let url = app.url(&format!("/api/users/{cy}"));
     let public = json!({"id": cy, "name": "Cy"});
 
-    let anonymous: Value = app
-        .client
-        .get(&url)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(anonymous, public, "no e-mail without a session");
-    let other: Value = app
-        .client
-        .get(&url)
-        .bearer_auth(&dee_session)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(other, public, "no e-mail for another user");
-    let unknown = app
-        .client
-        .get(&url)
-        .bearer_auth("not-a-session")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(unknown.status(), 200);
-    assert_eq!(unknown.json::<Value>().await.unwrap(), public);
-    let own: Value = app
-        .client
-        .get(&url)
-        .bearer_auth(&cy_session)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    // `GET` of Cy's record with `token` as the bearer (none: anonymous).
+    let read = async |token: Option<&str>| {
+        let mut request = app.client.get(&url);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        response.json::<Value>().await.unwrap()
+    };
+    assert_eq!(read(None).await, public, "no e-mail without a session");
+    assert_eq!(
+        read(Some(&dee_session)).await,
+        public,
+        "no e-mail for another user"
+    );
+    assert_eq!(read(Some("not-a-session")).await, public);
+    let own = read(Some(&cy_session)).await;
     assert_eq!(
         own,
         json!({"id": cy, "name": "Cy", "email": "cy@example.com"})

@@ -10,11 +10,11 @@
 //! cargo test -p kv-module-tests --test breaker -- --nocapture
 //! ```
 
-use std::error::Error;
 use std::time::{Duration, Instant};
 
 use kv_module::{KvError, KvStore, KvStoreExt, RedisConfig, RedisStore, Ttl};
 use kv_module_tests::command_stats::command_calls;
+use kv_module_tests::error_chain::chain;
 use kv_module_tests::{TestCluster, TestRedis};
 
 /// The `command_timeout` of the stores here: shorter than the default 2 s
@@ -40,18 +40,6 @@ async fn open(redis: &TestRedis, name: &str, db: u8) -> RedisStore {
     RedisStore::open(name, config)
         .await
         .unwrap_or_else(|e| panic!("open `{name}`: {}", chain(&e)))
-}
-
-/// An error with its sources, `: `-separated.
-fn chain(e: &dyn Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(inner) = source {
-        text.push_str(": ");
-        text.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    text
 }
 
 /// One timed `get` of `k`.

@@ -6,7 +6,6 @@
 //! unreachable; all-unreachable seeds fail fast.
 
 use std::collections::BTreeSet;
-use std::error::Error;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -14,6 +13,7 @@ use std::time::{Duration, Instant};
 use kv_module::store::{Script, ScriptValue, key_slot};
 use kv_module::{KvError, KvStore, KvStoreExt, RedisConfig, RedisStore, Ttl};
 use kv_module_tests::TestCluster;
+use kv_module_tests::error_chain::chain;
 use kv_module_tests::process::free_port;
 use redis::cluster_async::ClusterConnection;
 
@@ -28,18 +28,6 @@ async fn open(cluster: &TestCluster, prefix: &str) -> RedisStore {
     RedisStore::open(STORE, config(cluster, prefix))
         .await
         .unwrap_or_else(|e| panic!("open a store on the shared cluster: {}", chain(&e)))
-}
-
-/// An error with its sources, `: `-separated.
-fn chain(e: &dyn Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(inner) = source {
-        text.push_str(": ");
-        text.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    text
 }
 
 /// `GET` of a stored key through a cluster connection of the fixture's own.

@@ -15,7 +15,6 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::error::Error;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -27,6 +26,7 @@ use kv_module::registry::StoreRef;
 use kv_module::session::{SessionConfig, SessionData, SessionId, SessionManager, Sessions};
 use kv_module::store::{DIGEST_TAG_CHARS, key_slot};
 use kv_module::{KvError, KvStore, KvStoreExt, RedisConfig, RedisStore, Secret, Ttl};
+use kv_module_tests::error_chain::chain;
 use kv_module_tests::{TestCluster, TestRedis, TestSentinel};
 use redis::aio::MultiplexedConnection;
 use tokio::task::JoinHandle;
@@ -428,18 +428,6 @@ fn kind(e: &KvError) -> &'static str {
         KvError::Backend { .. } => "Backend",
         _ => "other",
     }
-}
-
-/// An error with its sources, `: `-separated.
-fn chain(e: &dyn Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(inner) = source {
-        text.push_str(": ");
-        text.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    text
 }
 
 /// Polls `condition` every 20 ms until it holds, or panics with `what`.

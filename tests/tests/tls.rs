@@ -14,7 +14,6 @@
 //! cargo test -p kv-module-tests --test tls -- --nocapture
 //! ```
 
-use std::error::Error;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,6 +23,7 @@ use kv_module::session::{SessionConfig, SessionData, SessionManager, Sessions};
 use kv_module::store::redis::TlsConfig;
 use kv_module::store::{Script, ScriptValue};
 use kv_module::{KvError, KvStore, KvStoreExt, RedisConfig, RedisStore, Ttl};
+use kv_module_tests::error_chain::chain;
 use kv_module_tests::{TestCerts, TestCluster, TestRedis, TlsClientAuth};
 
 const STORE: &str = "tls_store";
@@ -72,18 +72,6 @@ async fn refused(label: &str, config: RedisConfig, addr: &str) -> KvError {
         "{label}: the message names the store and the address: {message}"
     );
     err
-}
-
-/// An error with its sources, `: `-separated.
-fn chain(e: &dyn Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(inner) = source {
-        text.push_str(": ");
-        text.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    text
 }
 
 /// Adds one to KEYS[1] and returns it: a script round trip over TLS.
