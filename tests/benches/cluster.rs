@@ -131,9 +131,9 @@ struct RecordByHand {
     metadata: BTreeMap<String, serde_json::Value>,
 }
 
-/// The same record decoded the way kv-module's session decoder is
-/// declared (`session/data.rs`: the timestamps, then the
-/// [`SessionData`] under `#[serde(flatten)]`), to time the two shapes.
+/// The same record decoded the way kv-module's session decoder was
+/// declared before af3e503 (the timestamps, then the [`SessionData`]
+/// under `#[serde(flatten)]`), to show what that shape cost.
 #[derive(Deserialize)]
 #[allow(dead_code, reason = "decoded only to time the decoding")]
 struct RecordFlattened {
@@ -523,7 +523,7 @@ impl Fixture {
         println!(
             "\nClient work of a session get besides the `GET`, one thread: the id's handle \
              (SHA-256 + base64) {handle:.0} ns; decoding the {}-byte record field by field \
-             {by_hand:.0} ns, with the data under `#[serde(flatten)]` as kv-module declares it \
+             {by_hand:.0} ns, with the data under `#[serde(flatten)]` (kv-module's shape before af3e503) \
              {flattened:.0} ns.",
             record.len()
         );
