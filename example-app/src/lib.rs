@@ -34,7 +34,7 @@
 //! component is a service behind an interface, built at start-up from its
 //! configuration section over the store that section names: the session
 //! manager (`dyn Sessions`), one-time codes (`dyn OneTimeCodes`), the
-//! API-wide rate limiter (`dyn RateLimit`), the OTP routes' limiters
+//! API-wide rate limiter (`dyn RateLimiter`), the OTP routes' limiters
 //! (`dyn OtpRouteLimits`), the users' cache (`dyn CachedRepository<UserRepository>`,
 //! alias [`UserCache`](state::UserCache)) and the code sender
 //! (`dyn CodeSender`). Each lives in [`AppModule`](state::AppModule), and a

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use kv_module::rate_limit::{NamedPolicy, RateLimit, RateLimitPolicy, RateLimiter};
+use kv_module::rate_limit::{KvRateLimiter, NamedPolicy, RateLimitPolicy, RateLimiter};
 use kv_module::registry::{RegistryError, ServiceRegistry, StoreRef};
 use serde::Deserialize;
 use shaku::{Component, Interface};
@@ -26,26 +26,26 @@ pub struct OtpRateLimitSection {
 /// (`dyn OtpRouteLimits`).
 ///
 /// An interface of its own because shaku binds one component per
-/// interface and the module's `dyn RateLimit` is already the API-wide
-/// limiter: these are two more [`RateLimiter`]s, reached through one
+/// interface and the module's `dyn RateLimiter` is already the API-wide
+/// limiter: these are two more [`KvRateLimiter`]s, reached through one
 /// component, [`OtpRouteLimiters`].
 pub trait OtpRouteLimits: Interface {
     /// The limiter of `POST /api/auth/otp`.
-    fn issue(&self) -> &dyn RateLimit;
+    fn issue(&self) -> &dyn RateLimiter;
 
     /// The limiter of `POST /api/auth/otp/verify`.
-    fn verify(&self) -> &dyn RateLimit;
+    fn verify(&self) -> &dyn RateLimiter;
 }
 
-/// The component of [`OtpRouteLimits`]: two [`RateLimiter`]s on the
+/// The component of [`OtpRouteLimits`]: two [`KvRateLimiter`]s on the
 /// `otp_rate_limit:` section's store.
 #[derive(Clone, Component)]
 #[shaku(interface = OtpRouteLimits)]
 pub struct OtpRouteLimiters {
     /// `POST /api/auth/otp`'s limiter.
-    issue: Arc<dyn RateLimit>,
+    issue: Arc<dyn RateLimiter>,
     /// `POST /api/auth/otp/verify`'s limiter.
-    verify: Arc<dyn RateLimit>,
+    verify: Arc<dyn RateLimiter>,
 }
 
 impl OtpRouteLimiters {
@@ -62,11 +62,11 @@ impl OtpRouteLimiters {
     ) -> Result<Self, RegistryError> {
         let store = registry.store_for(component, &section.store)?;
         Ok(Self {
-            issue: Arc::new(RateLimiter::from_named(
+            issue: Arc::new(KvRateLimiter::from_named(
                 store.clone(),
                 NamedPolicy::new("otp-issue", section.issue)?,
             )),
-            verify: Arc::new(RateLimiter::from_named(
+            verify: Arc::new(KvRateLimiter::from_named(
                 store,
                 NamedPolicy::new("otp-verify", section.verify)?,
             )),
@@ -83,11 +83,11 @@ impl OtpRouteLimiters {
 }
 
 impl OtpRouteLimits for OtpRouteLimiters {
-    fn issue(&self) -> &dyn RateLimit {
+    fn issue(&self) -> &dyn RateLimiter {
         self.issue.as_ref()
     }
 
-    fn verify(&self) -> &dyn RateLimit {
+    fn verify(&self) -> &dyn RateLimiter {
         self.verify.as_ref()
     }
 }

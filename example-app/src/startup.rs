@@ -14,13 +14,13 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::middleware;
 use axum::routing::{get, post};
-use kv_module::cache_aside::{CacheAside, CacheConfig};
+use kv_module::cache_aside::{CacheAsideConfig, KvCachedRepository};
 use kv_module::config::{ConfigError, ConfigLoader, Expander, LoadedConfig};
 use kv_module::http::Problem;
-use kv_module::otp::{OtpConfig, OtpService};
-use kv_module::rate_limit::{KeyExtractor, RateLimit, RateLimitLayer, RateLimiter};
+use kv_module::otp::{KvOneTimeCodes, OtpConfig};
+use kv_module::rate_limit::{KeyExtractor, KvRateLimiter, RateLimitLayer, RateLimiter};
 use kv_module::registry::{RegistryError, ServiceRegistry, ServiceTypes};
-use kv_module::session::{SessionConfig, SessionManager};
+use kv_module::session::{KvSessions, SessionConfig};
 use shaku::HasComponent;
 
 use crate::db::Database;
@@ -119,12 +119,12 @@ pub async fn build_state(
     settings.server.validate().map_err(StartupError::Settings)?;
 
     let registry = ServiceRegistry::build(config, &ServiceTypes::builtin()).await?;
-    let sessions = SessionManager::from_registry(
+    let sessions = KvSessions::from_registry(
         &registry,
         "sessions",
         config.required_section::<SessionConfig>("sessions")?,
     )?;
-    let otp = OtpService::from_registry(
+    let otp = KvOneTimeCodes::from_registry(
         &registry,
         "otp",
         config.required_section::<OtpConfig>("otp")?,
@@ -135,26 +135,26 @@ pub async fn build_state(
         config.required_section("otp_rate_limit")?,
     )?;
     let limiter =
-        RateLimiter::from_registry(&registry, "api", config.required_section("rate_limit")?)?;
+        KvRateLimiter::from_registry(&registry, "api", config.required_section("rate_limit")?)?;
     let path = settings.database_path();
     let db = Database::open(&path).map_err(|source| StartupError::Database {
         path: path.display().to_string(),
         source,
     })?;
-    let users = CacheAside::from_registry(
+    let users = KvCachedRepository::from_registry(
         &registry,
         "user_cache",
-        config.required_section::<CacheConfig>("user_cache")?,
+        config.required_section::<CacheAsideConfig>("user_cache")?,
         Arc::new(UserRepository::new(db.clone())),
     )?;
 
     // Every lookup above is done: building the module cannot fail.
     let module = AppModule::builder()
-        .with_component_parameters::<SessionManager>(sessions.into_parameters())
-        .with_component_parameters::<OtpService>(otp.into_parameters())
-        .with_component_parameters::<RateLimiter>(limiter.into_parameters())
+        .with_component_parameters::<KvSessions>(sessions.into_parameters())
+        .with_component_parameters::<KvOneTimeCodes>(otp.into_parameters())
+        .with_component_parameters::<KvRateLimiter>(limiter.into_parameters())
         .with_component_parameters::<OtpRouteLimiters>(otp_limits.into_parameters())
-        .with_component_parameters::<CacheAside<UserRepository>>(users.into_parameters())
+        .with_component_parameters::<KvCachedRepository<UserRepository>>(users.into_parameters())
         .with_component_override::<dyn CodeSender>(sender)
         .build();
     Ok(AppState {
@@ -224,7 +224,7 @@ impl Application {
 /// every error response is problem+json
 /// ([`finish_error_response`](crate::error::finish_error_response)).
 pub fn build_app(state: AppState) -> Router {
-    let limiter: Arc<dyn RateLimit> = state.module.resolve();
+    let limiter: Arc<dyn RateLimiter> = state.module.resolve();
     // The client behind `TRUSTED_PROXIES` (none by default: the peer).
     let clients = KeyExtractor::client_ip(state.settings.trusted_proxies.clone());
     let body_deadline = BodyDeadline {

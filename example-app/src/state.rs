@@ -5,11 +5,11 @@
 use std::sync::Arc;
 
 use axum::extract::FromRef;
-use kv_module::cache_aside::{CacheAside, CachedRepository};
-use kv_module::otp::OtpService;
-use kv_module::rate_limit::{RateLimiter, TrustedProxies};
+use kv_module::cache_aside::{CachedRepository, KvCachedRepository};
+use kv_module::otp::KvOneTimeCodes;
+use kv_module::rate_limit::{KvRateLimiter, TrustedProxies};
 use kv_module::registry::ServiceRegistry;
-use kv_module::session::{SessionManager, Sessions};
+use kv_module::session::{KvSessions, Sessions};
 use shaku::{HasComponent, module};
 
 use crate::db::Database;
@@ -29,11 +29,11 @@ mod di {
     module! {
         pub AppModule {
             components = [
-                SessionManager,
-                OtpService,
-                RateLimiter,
+                KvSessions,
+                KvOneTimeCodes,
+                KvRateLimiter,
                 OtpRouteLimiters,
-                CacheAside<UserRepository>,
+                KvCachedRepository<UserRepository>,
                 EchoSender,
             ],
             providers = []

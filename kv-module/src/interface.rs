@@ -1,5 +1,5 @@
 //! [`Interface`]: the bound every component interface ([`Sessions`],
-//! [`OneTimeCodes`], [`RateLimit`]) carries, so that `dyn` of it is what
+//! [`OneTimeCodes`], [`RateLimiter`]) carries, so that `dyn` of it is what
 //! shaku resolves.
 //!
 //! With the `shaku` feature it *is* `shaku::Interface`; without it, a trait
@@ -8,7 +8,7 @@
 //!
 //! [`Sessions`]: crate::session::Sessions
 //! [`OneTimeCodes`]: crate::otp::OneTimeCodes
-//! [`RateLimit`]: crate::rate_limit::RateLimit
+//! [`RateLimiter`]: crate::rate_limit::RateLimiter
 
 #[cfg(feature = "shaku")]
 pub use shaku::Interface;

@@ -43,13 +43,21 @@
 //! * [`Interface`]: the bound of the component interfaces (shaku's).
 //! * [`http`]: [`Problem`](http::Problem), `application/problem+json`
 //!   responses shared by the components' axum integrations.
-//! * [`session`]: the session manager and its axum extractor.
-//! * [`otp`]: the one-time-code service.
-//! * [`rate_limit`]: the rate limiter and its tower layer.
-//! * [`cache_aside`]: [`CacheAside`](cache_aside::CacheAside), an
-//!   application's repository read through a store (single-flight loads,
-//!   an optional cross-process lease, negative caching, no stale
-//!   write-back).
+//! * The four components share one shape. Each module holds the
+//!   component's interface, a trait named for what a handler holds, its
+//!   implementation over a [`KvStore`], named `Kv` + the trait's name, and
+//!   its configuration, `<Module>Config`, which reads itself from YAML and
+//!   validates itself there (errors located at `file:line:col`) or in the
+//!   constructor (when built in code); each implementation is built with
+//!   `new(store, config)` or `from_registry(&registry, name, config)` and
+//!   turned into shaku parameters with `into_parameters()`:
+//!
+//!   | module | interface | implementation | configuration |
+//!   |---|---|---|---|
+//!   | [`session`] | [`Sessions`](session::Sessions) (+ the axum extractor) | [`KvSessions`](session::KvSessions) | [`SessionConfig`](session::SessionConfig) |
+//!   | [`otp`] | [`OneTimeCodes`](otp::OneTimeCodes) | [`KvOneTimeCodes`](otp::KvOneTimeCodes) | [`OtpConfig`](otp::OtpConfig) |
+//!   | [`rate_limit`] | [`RateLimiter`](rate_limit::RateLimiter) (+ the tower layer) | [`KvRateLimiter`](rate_limit::KvRateLimiter) | [`RateLimitConfig`](rate_limit::RateLimitConfig) |
+//!   | [`cache_aside`] | [`CachedRepository`](cache_aside::CachedRepository) | [`KvCachedRepository`](cache_aside::KvCachedRepository) (single-flight loads, an optional cross-process lease, negative caching, no stale write-back) | [`CacheAsideConfig`](cache_aside::CacheAsideConfig) |
 //!
 //! # Features
 //!

@@ -15,7 +15,7 @@ mod config {
     #[derive(Debug, Deserialize)]
     #[serde(deny_unknown_fields)]
     #[allow(dead_code)] // read only through `Debug` and serde
-    struct CacheConfig {
+    struct CacheAsideConfig {
         addr: String,
         #[serde(default)]
         db: u8,
@@ -46,7 +46,7 @@ mod config {
             config
                 .service("cache")
                 .expect("service `cache`")
-                .config::<CacheConfig>()
+                .config::<CacheAsideConfig>()
         });
         match result {
             Ok(config) => panic!("expected an error, got {config:?}"),
@@ -166,7 +166,7 @@ mod config {
     fn validation_after_deserialization() {
         let config = load(&cache("      addr: a\n      db: 16\n")).unwrap();
         let cache = config.service("cache").unwrap();
-        let parsed: CacheConfig = cache.config().unwrap();
+        let parsed: CacheAsideConfig = cache.config().unwrap();
         let message = cache
             .invalid(format!("`db` must be 0 to 15, not {}", parsed.db))
             .to_string();

@@ -15,7 +15,7 @@
 //!   per-pair ratios are kept, so that drift in a shared machine affects
 //!   both alike. Raw: a redis-rs `ConnectionManager` (TCP_NODELAY, as
 //!   `RedisStore`) doing `GET` of the stored entry's key, bytes not
-//!   decoded. Cache: `CacheAside::get` on a `RedisStore` (pool size 1):
+//!   decoded. Cache: `KvCachedRepository::get` on a `RedisStore` (pool size 1):
 //!   the same `GET`, plus decoding the entry (the value's JSON), the
 //!   key formatting and the counters. Both read the same 1,000 entries,
 //!   filled through the cache before any measurement. A second table
@@ -32,7 +32,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use kv_module::cache_aside::{CacheAside, CacheConfig, LeaseConfig, Repository};
+use kv_module::cache_aside::{CacheAsideConfig, KvCachedRepository, LeaseConfig, Repository};
 use kv_module::registry::StoreRef;
 use kv_module::{KvStore, KvStoreExt, MemoryStore, RedisConfig, RedisStore};
 use kv_module_tests::TestRedis;
@@ -131,8 +131,8 @@ impl Repository for Profiles {
     }
 }
 
-fn config() -> CacheConfig {
-    CacheConfig::new(
+fn config() -> CacheAsideConfig {
+    CacheAsideConfig::new(
         StoreRef::new("bench"),
         KEY_PREFIX,
         Duration::from_secs(3600),
@@ -143,7 +143,7 @@ fn config() -> CacheConfig {
 enum Target {
     /// redis-rs `GET` of the entry's bytes.
     Raw,
-    /// `CacheAside::get` on Redis.
+    /// `KvCachedRepository::get` on Redis.
     Cache,
     /// `KvStoreExt::get` of the entry decoded as the record (the entry is
     /// the record's JSON), on the cache's own Redis store: the JSON work
@@ -151,15 +151,15 @@ enum Target {
     Typed,
     /// `KvStoreExt::get` of the entry decoded as the record, in memory.
     MemoryTyped,
-    /// `CacheAside::get` on the memory backend.
+    /// `KvCachedRepository::get` on the memory backend.
     MemoryCache,
 }
 
 struct Fixture {
     raw: ConnectionManager,
-    cache: CacheAside<Profiles>,
+    cache: KvCachedRepository<Profiles>,
     memory_store: Arc<dyn KvStore>,
-    memory_cache: CacheAside<Profiles>,
+    memory_cache: KvCachedRepository<Profiles>,
     /// `bench:item:{N}`, the stored keys.
     stored_keys: Vec<String>,
     /// `item:{N}`, the keys as the stores see them.
@@ -262,11 +262,11 @@ impl Fixture {
                 .expect("RedisStore must open on the test Redis"),
         );
         let repo = Arc::new(Profiles::default());
-        let cache = CacheAside::new("bench", store, Arc::clone(&repo), config())
+        let cache = KvCachedRepository::new("bench", store, Arc::clone(&repo), config())
             .expect("a valid cache config");
         let memory_store = memory_store(&kv_module::MemoryServer::new());
         let memory_cache =
-            CacheAside::new("bench-memory", Arc::clone(&memory_store), repo, config())
+            KvCachedRepository::new("bench-memory", Arc::clone(&memory_store), repo, config())
                 .expect("a valid cache config");
         // The entry of key `i` is `{key_prefix}:{<i>}` (the key is the
         // hash tag it shares with its lease).
@@ -380,7 +380,7 @@ where
         let store = open_store().await.into_store();
         let config = config().with_lease(lease_config);
         caches.push(
-            CacheAside::new("stampede", store, Arc::clone(&repo), config)
+            KvCachedRepository::new("stampede", store, Arc::clone(&repo), config)
                 .expect("a valid cache config"),
         );
     }

@@ -18,9 +18,9 @@
 //!   `bench`), against raw redis-rs `ClusterConnection` `SET`/`GET` of the
 //!   same pre-encoded JSON bytes under the same keys (`bench:item:N`,
 //!   1,000 keys over ~1,000 slots and every primary);
-//! * **session get**: `SessionManager::get` (a record with ~250 bytes of
+//! * **session get**: `KvSessions::get` (a record with ~250 bytes of
 //!   data), against a raw `GET` of the same record key;
-//! * **rate-limit check**: `RateLimiter::check` (fixed window, one key per
+//! * **rate-limit check**: `KvRateLimiter::check` (fixed window, one key per
 //!   client, 1,000 clients), against raw `EVALSHA` of the same Lua with the
 //!   same arguments on the same keys; and against the naive hand-rolled
 //!   limiter, a pipelined `INCR` + `PEXPIRE NX` on one key (one slot);
@@ -40,9 +40,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use kv_module::rate_limit::{Algorithm, RateLimitPolicy, RateLimiter};
+use kv_module::rate_limit::{Algorithm, KvRateLimiter, RateLimitPolicy};
 use kv_module::registry::StoreRef;
-use kv_module::session::{SessionConfig, SessionData, SessionId, SessionManager, Sessions};
+use kv_module::session::{KvSessions, SessionConfig, SessionData, SessionId, Sessions};
 use kv_module::store::key_slot;
 use kv_module::{KvStore, KvStoreExt, RedisConfig, RedisStore, Ttl};
 use kv_module_tests::bench::{
@@ -192,8 +192,8 @@ impl Op {
 /// kv-module's components on one backend, and the stored keys they use.
 struct Kv {
     store: Arc<dyn KvStore>,
-    sessions: SessionManager,
-    limiter: RateLimiter,
+    sessions: KvSessions,
+    limiter: KvRateLimiter,
     ids: Vec<SessionId>,
     /// `bench:session:{<tag>}:<handle>` of `ids`, for the raw `GET`.
     record_keys: Vec<String>,
@@ -291,7 +291,7 @@ async fn main() {
     }
     println!(
         "\nThe session record decoded by hand: raw `GET` + serde decoding of the record (no \
-         kv-module) against `SessionManager::get`, on the cluster.\n"
+         kv-module) against `KvSessions::get`, on the cluster.\n"
     );
     println!("| concurrency | raw GET + decode ops/s | session get ops/s | ratio |");
     println!("|---:|---:|---:|---:|");
@@ -352,11 +352,10 @@ impl Kv {
                 .await
                 .expect("RedisStore must open on the test servers"),
         );
-        let sessions =
-            SessionManager::new(store.clone(), SessionConfig::new(StoreRef::new("bench")))
-                .expect("the bench session config is valid");
+        let sessions = KvSessions::new(store.clone(), SessionConfig::new(StoreRef::new("bench")))
+            .expect("the bench session config is valid");
         let policy = RateLimitPolicy::new(Algorithm::FixedWindow, LIMIT, WINDOW);
-        let limiter = RateLimiter::new(store.clone(), "api", policy)
+        let limiter = KvRateLimiter::new(store.clone(), "api", policy)
             .expect("the bench rate-limit policy is valid");
         let mut ids = Vec::with_capacity(KEY_COUNT);
         for i in 0..KEY_COUNT {
@@ -498,7 +497,7 @@ impl Fixture {
         record_len
     }
 
-    /// Client CPU of what `SessionManager::get` does besides its `GET`,
+    /// Client CPU of what `KvSessions::get` does besides its `GET`,
     /// one thread, no I/O.
     async fn print_client_costs(&self) {
         const N: u32 = 100_000;

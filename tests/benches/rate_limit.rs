@@ -15,7 +15,7 @@
 //! * raw: a redis-rs `ConnectionManager` (TCP_NODELAY on, as `RedisStore`
 //!   has it) sending `INCR` on one of 1,000 keys: the cheapest possible
 //!   counter, and the racy first step of a hand-rolled limiter;
-//! * limiter: [`RateLimiter::check`] through `RedisStore` (pool size 1) on
+//! * limiter: [`KvRateLimiter::check`] through `RedisStore` (pool size 1) on
 //!   one of 1,000 client keys, with a quota large enough that every check
 //!   is allowed (an allowed check is the one that writes);
 //! * raw script: the same Lua ([`Algorithm::script`]) with the same
@@ -31,7 +31,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kv_module::rate_limit::{Algorithm, RateLimitPolicy, RateLimiter};
+use kv_module::rate_limit::{Algorithm, KvRateLimiter, RateLimitPolicy};
 use kv_module::{KvStore, MemoryStore, RedisConfig, RedisStore};
 use kv_module_tests::TestRedis;
 use kv_module_tests::bench::{Plan, Workload, per_op, print_machine, run_duration, thousands};
@@ -66,8 +66,8 @@ enum Target {
 
 struct Fixture {
     raw: ConnectionManager,
-    redis: BTreeMap<&'static str, RateLimiter>,
-    memory: BTreeMap<&'static str, RateLimiter>,
+    redis: BTreeMap<&'static str, KvRateLimiter>,
+    memory: BTreeMap<&'static str, KvRateLimiter>,
     /// The limiter's scripts and arguments, for raw redis-rs.
     scripts: BTreeMap<&'static str, (redis::Script, [String; 3])>,
     /// `ip:N`, the limiter's keys.
@@ -184,7 +184,7 @@ impl Fixture {
                 .iter()
                 .map(|algorithm| {
                     let policy = RateLimitPolicy::new(*algorithm, LIMIT, WINDOW);
-                    let limiter = RateLimiter::new(store.clone(), algorithm.as_str(), policy)
+                    let limiter = KvRateLimiter::new(store.clone(), algorithm.as_str(), policy)
                         .expect("the bench policies are valid");
                     (algorithm.as_str(), limiter)
                 })
@@ -248,7 +248,7 @@ impl Fixture {
     }
 }
 
-async fn check(limiters: &BTreeMap<&'static str, RateLimiter>, algorithm: Algorithm, key: &str) {
+async fn check(limiters: &BTreeMap<&'static str, KvRateLimiter>, algorithm: Algorithm, key: &str) {
     let limiter = &limiters[algorithm.as_str()];
     let decision = limiter.check(key).await.expect("the check must succeed");
     assert!(decision.allowed, "the bench quota must never be reached");

@@ -16,10 +16,10 @@
 //! * raw: a redis-rs `ConnectionManager` (TCP_NODELAY on, as `RedisStore`
 //!   has it) doing `GET` of the very session records the manager reads
 //!   (`bench:session:{<tag>}:<handle>`, ~150 bytes);
-//! * session `get`: [`SessionManager::get`] through `RedisStore` (pool
+//! * session `get`: [`KvSessions::get`] through `RedisStore` (pool
 //!   size 1) on one of 1,000 sessions: hashing the id, the `GET`, decoding
 //!   the record;
-//! * OTP `verify`: [`OtpService::verify`] of the right code (the common
+//! * OTP `verify`: [`KvOneTimeCodes::verify`] of the right code (the common
 //!   path: compare and consume), one code per subject, issued before the
 //!   timed run; it computes the HMAC and runs one script.
 //!
@@ -30,9 +30,9 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use kv_module::otp::{IssueOutcome, OneTimeCodes, OtpConfig, OtpService};
+use kv_module::otp::{IssueOutcome, KvOneTimeCodes, OneTimeCodes, OtpConfig};
 use kv_module::registry::StoreRef;
-use kv_module::session::{SessionConfig, SessionData, SessionId, SessionManager, Sessions};
+use kv_module::session::{KvSessions, SessionConfig, SessionData, SessionId, Sessions};
 use kv_module::{KvStore, MemoryStore, RedisConfig, RedisStore, Secret};
 use kv_module_tests::TestRedis;
 use kv_module_tests::bench::{Comparison, median_of, paired, per_op, print_machine, thousands};
@@ -58,8 +58,8 @@ enum Target {
 
 /// One backend's components and their inputs.
 struct Side {
-    sessions: SessionManager,
-    otp: OtpService,
+    sessions: KvSessions,
+    otp: KvOneTimeCodes,
     ids: Vec<SessionId>,
 }
 
@@ -143,10 +143,9 @@ async fn main() {
 
 impl Side {
     async fn new(store: Arc<dyn KvStore>) -> Self {
-        let sessions =
-            SessionManager::new(store.clone(), SessionConfig::new(StoreRef::new("bench")))
-                .expect("the bench session config is valid");
-        let otp = OtpService::new(
+        let sessions = KvSessions::new(store.clone(), SessionConfig::new(StoreRef::new("bench")))
+            .expect("the bench session config is valid");
+        let otp = KvOneTimeCodes::new(
             store,
             OtpConfig::new(StoreRef::new("bench"))
                 .with_secret(Secret::new(SECRET))

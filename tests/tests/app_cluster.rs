@@ -426,16 +426,16 @@ fn client_from(ip: Ipv4Addr) -> reqwest::Client {
         .expect("an HTTP client")
 }
 
-/// `RateLimit: "api";r=<remaining>;t=<reset>`: the remaining quota.
+/// `RateLimiter: "api";r=<remaining>;t=<reset>`: the remaining quota.
 fn remaining(response: &reqwest::Response) -> u64 {
     let header = response.headers()["ratelimit"]
         .to_str()
-        .expect("an ASCII RateLimit header");
+        .expect("an ASCII RateLimiter header");
     header
         .strip_prefix("\"api\";r=")
         .and_then(|rest| rest.split(';').next())
         .and_then(|r| r.parse().ok())
-        .unwrap_or_else(|| panic!("RateLimit header {header:?}"))
+        .unwrap_or_else(|| panic!("RateLimiter header {header:?}"))
 }
 
 /// A limit of 10 per client shared by A and B: of 40 concurrent requests

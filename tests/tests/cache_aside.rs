@@ -14,7 +14,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use kv_module::cache_aside::{
-    CacheAside, CacheConfig, CacheError, CacheMetrics, LeaseConfig, Repository, WriteMode,
+    CacheAsideConfig, CacheError, CacheMetrics, KvCachedRepository, LeaseConfig, Repository,
+    WriteMode,
 };
 use kv_module::registry::StoreRef;
 use kv_module::{KeyTtl, KvStore, Ttl};
@@ -218,8 +219,8 @@ impl Repository for Users {
 const STORE_PREFIX: &str = "users";
 const KEY_PREFIX: &str = "user";
 
-fn config(ttl: Duration) -> CacheConfig {
-    CacheConfig::new(StoreRef::new("user_cache"), KEY_PREFIX, ttl)
+fn config(ttl: Duration) -> CacheAsideConfig {
+    CacheAsideConfig::new(StoreRef::new("user_cache"), KEY_PREFIX, ttl)
 }
 
 /// A cache of `repo` on a new store of `backend` (a new connection, so
@@ -227,8 +228,8 @@ fn config(ttl: Duration) -> CacheConfig {
 async fn cache(
     backend: &impl Backend,
     repo: &Arc<Users>,
-    config: CacheConfig,
-) -> (CacheAside<Users>, Arc<dyn KvStore>) {
+    config: CacheAsideConfig,
+) -> (KvCachedRepository<Users>, Arc<dyn KvStore>) {
     cache_in(backend, STORE_PREFIX, repo, config).await
 }
 
@@ -238,10 +239,10 @@ async fn cache_in(
     backend: &impl Backend,
     prefix: &str,
     repo: &Arc<Users>,
-    config: CacheConfig,
-) -> (CacheAside<Users>, Arc<dyn KvStore>) {
+    config: CacheAsideConfig,
+) -> (KvCachedRepository<Users>, Arc<dyn KvStore>) {
     let store = backend.store("user_cache", 0, prefix).await;
-    let cache = CacheAside::new("users", Arc::clone(&store), Arc::clone(repo), config)
+    let cache = KvCachedRepository::new("users", Arc::clone(&store), Arc::clone(repo), config)
         .expect("a valid cache config");
     (cache, store)
 }
@@ -286,7 +287,7 @@ async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
 
 /// Runs `n` concurrent gets of `id` and returns their results.
 async fn concurrent_gets(
-    cache: &CacheAside<Users>,
+    cache: &KvCachedRepository<Users>,
     id: u64,
     n: usize,
 ) -> Vec<tokio::task::JoinHandle<Result<Option<User>, CacheError<DbError>>>> {
@@ -1225,7 +1226,7 @@ async fn redis_frozen_write_waits_for_the_store_once() {
             .expect("a store on the test Redis"),
     );
     let repo = Users::with(&[user(1, "Old"), user(2, "Old")]);
-    let cache = CacheAside::new(
+    let cache = KvCachedRepository::new(
         "users",
         store,
         Arc::clone(&repo),

@@ -11,11 +11,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kv_module::Secret;
-use kv_module::cache_aside::{CacheAside, CacheConfig, LeaseConfig, Repository, WriteMode};
-use kv_module::otp::{IssueOutcome, OneTimeCodes, OtpConfig, OtpService};
-use kv_module::rate_limit::{Algorithm, RateLimitPolicy, RateLimiter};
+use kv_module::cache_aside::{
+    CacheAsideConfig, KvCachedRepository, LeaseConfig, Repository, WriteMode,
+};
+use kv_module::otp::{IssueOutcome, KvOneTimeCodes, OneTimeCodes, OtpConfig};
+use kv_module::rate_limit::{Algorithm, KvRateLimiter, RateLimitPolicy};
 use kv_module::registry::StoreRef;
-use kv_module::session::{SessionConfig, SessionData, SessionManager, Sessions};
+use kv_module::session::{KvSessions, SessionConfig, SessionData, Sessions};
 use kv_module_tests::backends::{ClusterBackend, MemoryBackend, RedisBackend};
 use kv_module_tests::conformance::Backend;
 use kv_module_tests::slot_checking_store::SlotCheckedBackend;
@@ -48,7 +50,7 @@ async fn every_script_keeps_to_one_slot<B: Backend>(b: SlotCheckedBackend<B>) {
 
     // Sessions: every write is a script of the user's tag.
     let store = b.store("sessions", 0, "app").await;
-    let sessions = SessionManager::new(store, SessionConfig::new(StoreRef::new("s"))).unwrap();
+    let sessions = KvSessions::new(store, SessionConfig::new(StoreRef::new("s"))).unwrap();
     let user = "ada@example.com";
     let id = sessions.create(SessionData::new(user)).await.unwrap();
     assert!(sessions.refresh(&id).await.unwrap());
@@ -73,7 +75,7 @@ async fn every_script_keeps_to_one_slot<B: Backend>(b: SlotCheckedBackend<B>) {
     let store = b.store("otp", 0, "otp").await;
     let config = OtpConfig::new(StoreRef::new("otp"))
         .with_secret(Secret::new("a test secret that is at least 32 bytes long"));
-    let otp = OtpService::new(store, config).unwrap();
+    let otp = KvOneTimeCodes::new(store, config).unwrap();
     let IssueOutcome::Issued(issued) = otp.issue(user, "login").await.unwrap() else {
         panic!("a first code is issued");
     };
@@ -93,7 +95,7 @@ async fn every_script_keeps_to_one_slot<B: Backend>(b: SlotCheckedBackend<B>) {
         Algorithm::Gcra,
     ] {
         let policy = RateLimitPolicy::new(algorithm, 5, Duration::from_secs(60));
-        let limiter = RateLimiter::new(store.clone(), algorithm.as_str(), policy).unwrap();
+        let limiter = KvRateLimiter::new(store.clone(), algorithm.as_str(), policy).unwrap();
         assert!(limiter.check("ip:127.0.0.1").await.unwrap().allowed);
     }
     checked(3, "fixed window, sliding window, gcra");
@@ -101,10 +103,10 @@ async fn every_script_keeps_to_one_slot<B: Backend>(b: SlotCheckedBackend<B>) {
     // Cache-aside with the lease: the entry and its lease share the key's
     // tag whatever the key holds.
     let store = b.store("cache", 0, "users").await;
-    let config = CacheConfig::new(StoreRef::new("cache"), "user", Duration::from_secs(60))
+    let config = CacheAsideConfig::new(StoreRef::new("cache"), "user", Duration::from_secs(60))
         .with_write_mode(WriteMode::WriteThrough)
         .with_lease(LeaseConfig::enabled());
-    let cache = CacheAside::new("users", store, Arc::new(Names), config).unwrap();
+    let cache = KvCachedRepository::new("users", store, Arc::new(Names), config).unwrap();
     for key in ["42", "", "}", "a{b}c", "\\"] {
         let key = key.to_owned();
         assert_eq!(

@@ -20,10 +20,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
-use kv_module::otp::{IssueOutcome, OneTimeCodes, OtpConfig, OtpService, VerifyOutcome};
-use kv_module::rate_limit::{Algorithm, RateLimitPolicy, RateLimiter};
+use kv_module::otp::{IssueOutcome, KvOneTimeCodes, OneTimeCodes, OtpConfig, VerifyOutcome};
+use kv_module::rate_limit::{Algorithm, KvRateLimiter, RateLimitPolicy};
 use kv_module::registry::StoreRef;
-use kv_module::session::{SessionConfig, SessionData, SessionId, SessionManager, Sessions};
+use kv_module::session::{KvSessions, SessionConfig, SessionData, SessionId, Sessions};
 use kv_module::store::{DIGEST_TAG_CHARS, key_slot};
 use kv_module::{KvError, KvStore, KvStoreExt, RedisConfig, RedisStore, Secret, Ttl};
 use kv_module_tests::error_chain::chain;
@@ -106,7 +106,7 @@ impl Outcome {
 /// A store with a session in it: what a probe round calls.
 struct Probe {
     store: Arc<RedisStore>,
-    sessions: SessionManager,
+    sessions: KvSessions,
     id: SessionId,
     /// The session's hash tag: the id's first characters.
     tag: String,
@@ -123,7 +123,7 @@ impl Probe {
                 .await
                 .unwrap_or_else(|e| panic!("open the probe store: {}", chain(&e))),
         );
-        let sessions = SessionManager::new(store.clone(), SessionConfig::new(StoreRef::new(STORE)))
+        let sessions = KvSessions::new(store.clone(), SessionConfig::new(StoreRef::new(STORE)))
             .expect("valid session settings");
         let id = sessions
             .create(SessionData::new(USER))
@@ -557,17 +557,18 @@ async fn cluster_components_keep_their_guarantees_after_a_failover() {
     };
     let otp_store = open(OTP_PREFIX).await;
     let (first_store, second_store) = (open(LIMIT_PREFIX).await, open(LIMIT_PREFIX).await);
-    let otp = OtpService::new(
+    let otp = KvOneTimeCodes::new(
         otp_store.clone(),
         OtpConfig::new(StoreRef::new(STORE)).with_secret(Secret::new(OTP_SECRET)),
     )
     .expect("valid OTP settings");
-    let limiters: Vec<(Algorithm, RateLimiter, RateLimiter)> = algorithms
+    let limiters: Vec<(Algorithm, KvRateLimiter, KvRateLimiter)> = algorithms
         .iter()
         .map(|&algorithm| {
             let policy = || RateLimitPolicy::new(algorithm, LIMIT, Duration::from_secs(60));
             let make = |store: &Arc<dyn KvStore>| {
-                RateLimiter::new(store.clone(), algorithm.as_str(), policy()).expect("valid policy")
+                KvRateLimiter::new(store.clone(), algorithm.as_str(), policy())
+                    .expect("valid policy")
             };
             (algorithm, make(&first_store), make(&second_store))
         })

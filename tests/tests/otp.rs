@@ -17,11 +17,11 @@ use axum::routing::{get, post};
 use kv_module::config::ConfigLoader;
 use kv_module::otp::{
     ClaimOutcome, ClientId, DeliveryOutcome, HandoverOutcome, IssueOutcome, IssuedCode,
-    OneTimeCodes, OneTimeCodesExt, OtpCode, OtpConfig, OtpService, RefusalReason, RetryAfter,
+    KvOneTimeCodes, OneTimeCodes, OneTimeCodesExt, OtpCode, OtpConfig, RefusalReason, RetryAfter,
     VerifyOutcome,
 };
 use kv_module::registry::{ServiceRegistry, ServiceTypes, StoreRef};
-use kv_module::session::{CurrentSession, SessionConfig, SessionData, SessionManager, Sessions};
+use kv_module::session::{CurrentSession, KvSessions, SessionConfig, SessionData, Sessions};
 use kv_module::{KeyTtl, KvError, Secret};
 use kv_module_tests::conformance::Backend;
 use shaku::{HasComponent, module};
@@ -58,18 +58,18 @@ fn config() -> OtpConfig {
     OtpConfig::new(StoreRef::new("otp")).with_secret(Secret::new(SECRET))
 }
 
-async fn service(b: &impl Backend, config: OtpConfig) -> OtpService {
-    OtpService::new(b.store("otp", 0, "otp").await, config).expect("valid config")
+async fn service(b: &impl Backend, config: OtpConfig) -> KvOneTimeCodes {
+    KvOneTimeCodes::new(b.store("otp", 0, "otp").await, config).expect("valid config")
 }
 
-async fn issue(otp: &OtpService, subject: &str, purpose: &str) -> IssuedCode {
+async fn issue(otp: &KvOneTimeCodes, subject: &str, purpose: &str) -> IssuedCode {
     match otp.issue(subject, purpose).await.unwrap() {
         IssueOutcome::Issued(issued) => issued,
         IssueOutcome::Refused(refused) => panic!("refused: {refused:?}"),
     }
 }
 
-async fn refused(otp: &OtpService, subject: &str, purpose: &str) -> RetryAfter {
+async fn refused(otp: &KvOneTimeCodes, subject: &str, purpose: &str) -> RetryAfter {
     match otp.issue(subject, purpose).await.unwrap() {
         IssueOutcome::Refused(refused) => refused,
         IssueOutcome::Issued(_) => panic!("a code was issued"),
@@ -355,7 +355,7 @@ async fn no_code_or_session_id_in_the_store_and_every_key_expires(b: &impl Backe
     // Eight digits, so that the code cannot appear by chance inside a
     // 13-digit timestamp or a hex digest of the store's other values.
     let otp = service(b, config().with_code_length(8)).await;
-    let sessions = SessionManager::new(
+    let sessions = KvSessions::new(
         b.store("sessions", 0, "sessions").await,
         SessionConfig::new(StoreRef::new("sessions")),
     )
@@ -420,7 +420,7 @@ fn client(n: u8) -> ClientId {
     ClientId::from_ip(std::net::IpAddr::from([198, 51, 100, n]))
 }
 
-async fn issue_from(otp: &OtpService, subject: &str, client: &ClientId) -> IssueOutcome {
+async fn issue_from(otp: &KvOneTimeCodes, subject: &str, client: &ClientId) -> IssueOutcome {
     otp.issue_from(subject, "login", client).await.unwrap()
 }
 
@@ -771,7 +771,7 @@ async fn concurrent_verify_and_has_one_winner_and_every_key_expires(b: &impl Bac
 
 module! {
     AuthModule {
-        components = [OtpService, SessionManager],
+        components = [KvOneTimeCodes, KvSessions],
         providers = []
     }
 }
@@ -833,14 +833,14 @@ async fn me(current: CurrentSession) -> String {
 /// request, both components injected by shaku from stores on one backend.
 async fn login_flow_over_http_with_shaku(b: &impl Backend) {
     let otp = service(b, config()).await;
-    let sessions = SessionManager::new(
+    let sessions = KvSessions::new(
         b.store("sessions", 0, "sessions").await,
         SessionConfig::new(StoreRef::new("sessions")).with_cookie_secure(true),
     )
     .unwrap();
     let module = AuthModule::builder()
-        .with_component_parameters::<OtpService>(otp.into_parameters())
-        .with_component_parameters::<SessionManager>(sessions.into_parameters())
+        .with_component_parameters::<KvOneTimeCodes>(otp.into_parameters())
+        .with_component_parameters::<KvSessions>(sessions.into_parameters())
         .build();
     let app = Router::new()
         .route("/codes/{email}", post(send_code))
@@ -954,7 +954,7 @@ async fn configuration_requires_a_secret_unless_dev_secret() {
     let registry = ServiceRegistry::build(&dev, &ServiceTypes::builtin())
         .await
         .unwrap();
-    let otp = OtpService::from_registry(&registry, "otp", config).unwrap();
+    let otp = KvOneTimeCodes::from_registry(&registry, "otp", config).unwrap();
     let code = issue(&otp, SUBJECT, "login").await.code;
     assert!(
         otp.verify(SUBJECT, "login", code.expose())
@@ -973,8 +973,8 @@ async fn configuration_requires_a_secret_unless_dev_secret() {
         .unwrap()
         .unwrap();
     let store = registry.store("otp_cache").unwrap();
-    let first = OtpService::new(store.clone(), with_dev).unwrap();
-    let second = OtpService::new(store, plain).unwrap();
+    let first = KvOneTimeCodes::new(store.clone(), with_dev).unwrap();
+    let second = KvOneTimeCodes::new(store, plain).unwrap();
     let code = issue(&first, "both@example.com", "login").await.code;
     assert_eq!(
         second

@@ -9,11 +9,11 @@ use std::time::Duration;
 
 use kv_module::Secret;
 use kv_module::otp::{
-    ClientId, DeliveryOutcome, HandoverOutcome, IssueOutcome, OneTimeCodes, OneTimeCodesExt,
-    OtpConfig, OtpService, VerifyOutcome,
+    ClientId, DeliveryOutcome, HandoverOutcome, IssueOutcome, KvOneTimeCodes, OneTimeCodes,
+    OneTimeCodesExt, OtpConfig, VerifyOutcome,
 };
 use kv_module::registry::StoreRef;
-use kv_module::session::{SessionConfig, SessionData, SessionManager, Sessions};
+use kv_module::session::{KvSessions, SessionConfig, SessionData, Sessions};
 use kv_module::store::KvStore;
 use kv_module_tests::backends::{ClusterBackend, MemoryBackend, RedisBackend};
 use kv_module_tests::conformance::Backend;
@@ -46,7 +46,7 @@ async fn full_flow_logs_no_secret(backend: &impl Backend) {
 
     let store: Arc<dyn KvStore> = backend.store("auth", 0, "app").await;
     // Eight digits, so the code cannot appear by chance in a hash.
-    let otp = OtpService::new(
+    let otp = KvOneTimeCodes::new(
         store.clone(),
         OtpConfig::new(StoreRef::new("auth"))
             .with_secret(Secret::new("a test secret that is at least 32 bytes long"))
@@ -54,12 +54,12 @@ async fn full_flow_logs_no_secret(backend: &impl Backend) {
             .with_resend_cooldown(Duration::ZERO),
     )
     .unwrap();
-    let dev = OtpService::new(
+    let dev = KvOneTimeCodes::new(
         store.clone(),
         OtpConfig::new(StoreRef::new("auth")).with_dev_secret(true),
     )
     .unwrap();
-    let sessions = SessionManager::new(store, SessionConfig::new(StoreRef::new("auth"))).unwrap();
+    let sessions = KvSessions::new(store, SessionConfig::new(StoreRef::new("auth"))).unwrap();
     let mut secrets = Vec::new();
     let mut debug = String::new();
 

@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use kv_module::rate_limit::{
-    Algorithm, Decision, OnStoreError, RateLimit, RateLimitError, RateLimitPolicy, RateLimiter,
+    Algorithm, Decision, KvRateLimiter, OnStoreError, RateLimitError, RateLimitPolicy, RateLimiter,
 };
 use kv_module::{KeyTtl, KvStore, Script, ScriptValue, Ttl};
 use kv_module_tests::backends::RedisBackend;
@@ -48,8 +48,8 @@ async fn store(b: &impl Backend) -> Arc<dyn KvStore> {
     b.store("limits", DB, PREFIX).await
 }
 
-fn limiter(store: &Arc<dyn KvStore>, name: &str, policy: RateLimitPolicy) -> RateLimiter {
-    RateLimiter::new(store.clone(), name, policy)
+fn limiter(store: &Arc<dyn KvStore>, name: &str, policy: RateLimitPolicy) -> KvRateLimiter {
+    KvRateLimiter::new(store.clone(), name, policy)
         .unwrap_or_else(|e| panic!("policy `{name}` must be valid: {e}"))
 }
 
@@ -63,14 +63,14 @@ const ALGORITHMS: [Algorithm; 3] = [
     Algorithm::Gcra,
 ];
 
-async fn check(limiter: &RateLimiter, key: &str) -> Decision {
+async fn check(limiter: &KvRateLimiter, key: &str) -> Decision {
     limiter
         .check(key)
         .await
         .unwrap_or_else(|e| panic!("check of `{key}` failed: {e}"))
 }
 
-async fn check_cost(limiter: &RateLimiter, key: &str, cost: u64) -> Decision {
+async fn check_cost(limiter: &KvRateLimiter, key: &str, cost: u64) -> Decision {
     limiter
         .check_cost(key, cost)
         .await
@@ -459,7 +459,7 @@ async fn policies_and_keys_are_isolated(b: &mut impl Backend) {
 /// allowed, and counted.
 async fn fail_open_lets_requests_through_and_counts_them(b: &mut impl Backend) {
     let store = store(b).await;
-    let limiter: Arc<dyn RateLimit> = Arc::new(limiter(
+    let limiter: Arc<dyn RateLimiter> = Arc::new(limiter(
         &store,
         "open",
         policy(Algorithm::FixedWindow, 1, Duration::from_secs(60)),
@@ -484,7 +484,7 @@ async fn fail_open_lets_requests_through_and_counts_them(b: &mut impl Backend) {
 /// the store is unavailable, and counted.
 async fn fail_closed_refuses_when_the_store_is_unreachable(b: &mut impl Backend) {
     let store = store(b).await;
-    let limiter: Arc<dyn RateLimit> = Arc::new(limiter(
+    let limiter: Arc<dyn RateLimiter> = Arc::new(limiter(
         &store,
         "closed",
         policy(Algorithm::Gcra, 5, Duration::from_secs(60))

@@ -15,8 +15,8 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::get;
 use kv_module::rate_limit::{
-    Algorithm, KeyExtractor, MissingKey, NamedPolicy, OnStoreError, RateLimit, RateLimitLayer,
-    RateLimitPolicy, RateLimiter, RateLimiterParameters, TrustedProxies,
+    Algorithm, KeyExtractor, KvRateLimiter, KvRateLimiterParameters, MissingKey, NamedPolicy,
+    OnStoreError, RateLimitLayer, RateLimitPolicy, RateLimiter, TrustedProxies,
 };
 use kv_module::{KeyTtl, KvStore};
 use kv_module_tests::conformance::Backend;
@@ -92,9 +92,9 @@ async fn store(b: &impl Backend) -> Arc<dyn KvStore> {
     b.store("limits", DB, PREFIX).await
 }
 
-fn limiter(store: &Arc<dyn KvStore>, name: &str, policy: RateLimitPolicy) -> Arc<dyn RateLimit> {
+fn limiter(store: &Arc<dyn KvStore>, name: &str, policy: RateLimitPolicy) -> Arc<dyn RateLimiter> {
     Arc::new(
-        RateLimiter::new(store.clone(), name, policy)
+        KvRateLimiter::new(store.clone(), name, policy)
             .unwrap_or_else(|e| panic!("policy `{name}` must be valid: {e}")),
     )
 }
@@ -127,10 +127,10 @@ fn all_headers(response: &reqwest::Response, name: &str) -> Vec<String> {
 fn parse_rate_limit(value: &str, name: &str) -> (u64, u64) {
     let rest = value
         .strip_prefix(&format!("\"{name}\";r="))
-        .unwrap_or_else(|| panic!("RateLimit `{value}` is not for `{name}`"));
+        .unwrap_or_else(|| panic!("RateLimiter `{value}` is not for `{name}`"));
     let (r, t) = rest
         .split_once(";t=")
-        .unwrap_or_else(|| panic!("RateLimit `{value}` has no t"));
+        .unwrap_or_else(|| panic!("RateLimiter `{value}` has no t"));
     (
         r.parse().expect("r is an integer"),
         t.parse().expect("t is an integer"),
@@ -170,8 +170,8 @@ async fn assert_every_key_expires(b: &impl Backend) -> Vec<String> {
 // ---------------------------------------------------------------------------
 // Cases
 
-/// For every algorithm: each allowed response has `RateLimit-Policy` and a
-/// `RateLimit` counting down; the request over the limit is a 429 with
+/// For every algorithm: each allowed response has `RateLimiter-Policy` and a
+/// `RateLimiter` counting down; the request over the limit is a 429 with
 /// `Retry-After` and a problem+json body.
 async fn allowed_responses_carry_the_headers_and_denied_ones_get_429(b: &mut impl Backend) {
     let store = store(b).await;
@@ -203,7 +203,7 @@ async fn allowed_responses_carry_the_headers_and_denied_ones_get_429(b: &mut imp
                 all_headers(&response, "ratelimit-policy"),
                 [format!("\"{name}\";q=3;w=60")]
             );
-            let value = header(&response, "ratelimit").expect("RateLimit header");
+            let value = header(&response, "ratelimit").expect("RateLimiter header");
             let (remaining, reset) = parse_rate_limit(&value, name);
             assert_eq!(remaining, expected, "{name}: {value}");
             assert!((1..=horizon).contains(&reset), "{name}: {value}");
@@ -220,7 +220,7 @@ async fn allowed_responses_carry_the_headers_and_denied_ones_get_429(b: &mut imp
             header(&denied, "ratelimit-policy"),
             Some(format!("\"{name}\";q=3;w=60"))
         );
-        let value = header(&denied, "ratelimit").expect("RateLimit on 429");
+        let value = header(&denied, "ratelimit").expect("RateLimiter on 429");
         assert_eq!(parse_rate_limit(&value, name).0, 0);
         let body = assert_problem(denied, 429).await;
         assert_eq!(body["title"], "Too Many Requests");
@@ -513,7 +513,8 @@ async fn route_and_router_policies_nest(b: &mut impl Backend) {
         all_headers(&items, "ratelimit-policy"),
         ["\"api\";q=10;w=60"]
     );
-    let (remaining, _) = parse_rate_limit(&header(&items, "ratelimit").expect("RateLimit"), "api");
+    let (remaining, _) =
+        parse_rate_limit(&header(&items, "ratelimit").expect("RateLimiter"), "api");
     assert_eq!(
         remaining, 7,
         "the router's policy counted all three requests"
@@ -571,7 +572,7 @@ async fn store_outage_fails_open_or_closed_as_configured(b: &mut impl Backend) {
 
 module! {
     LimitModule {
-        components = [RateLimiter],
+        components = [KvRateLimiter],
         providers = []
     }
 }
@@ -583,17 +584,17 @@ async fn a_shaku_component_limits_a_layer_and_a_handler(b: &mut impl Backend) {
     let policy = NamedPolicy::new("otp", fixed(5, Duration::from_secs(60))).expect("valid policy");
     let module = Arc::new(
         LimitModule::builder()
-            .with_component_parameters::<RateLimiter>(RateLimiterParameters {
+            .with_component_parameters::<KvRateLimiter>(KvRateLimiterParameters {
                 store: store.clone(),
                 policy,
             })
             .build(),
     );
-    let resolved: Arc<dyn RateLimit> = shaku::HasComponent::resolve(&*module);
+    let resolved: Arc<dyn RateLimiter> = shaku::HasComponent::resolve(&*module);
 
     /// Sending a code costs 3 of the quota of 5 (on top of the layer's 1).
     async fn send_code(
-        limiter: Inject<LimitModule, dyn RateLimit>,
+        limiter: Inject<LimitModule, dyn RateLimiter>,
     ) -> (axum::http::StatusCode, String) {
         match limiter.check_cost("ip:127.0.0.1", 3).await {
             Ok(d) if d.allowed => (axum::http::StatusCode::OK, d.remaining.to_string()),
@@ -611,7 +612,8 @@ async fn a_shaku_component_limits_a_layer_and_a_handler(b: &mut impl Backend) {
     .await;
     let first = app.get("/send", &[]).await;
     assert_eq!(first.status(), 200);
-    let (remaining, _) = parse_rate_limit(&header(&first, "ratelimit").expect("RateLimit"), "otp");
+    let (remaining, _) =
+        parse_rate_limit(&header(&first, "ratelimit").expect("RateLimiter"), "otp");
     assert_eq!(remaining, 4, "the layer's check");
     assert_eq!(
         first.text().await.expect("body"),

@@ -23,7 +23,7 @@ use axum::routing::{get, post};
 use kv_module::config::ConfigLoader;
 use kv_module::registry::{ServiceRegistry, ServiceTypes, StoreRef};
 use kv_module::session::{
-    CurrentSession, SessionConfig, SessionData, SessionHandle, SessionId, SessionManager, Sessions,
+    CurrentSession, KvSessions, SessionConfig, SessionData, SessionHandle, SessionId, Sessions,
 };
 use kv_module::{KeyTtl, KvError, KvStore, Ttl};
 use kv_module_tests::backends::{ClusterBackend, MemoryBackend, RedisBackend};
@@ -135,8 +135,8 @@ fn short_config() -> SessionConfig {
         .with_refresh_interval(Duration::from_millis(100))
 }
 
-async fn manager(b: &impl Backend, config: SessionConfig) -> SessionManager {
-    SessionManager::new(b.store("sessions", 0, PREFIX).await, config).expect("valid config")
+async fn manager(b: &impl Backend, config: SessionConfig) -> KvSessions {
+    KvSessions::new(b.store("sessions", 0, PREFIX).await, config).expect("valid config")
 }
 
 /// The unprefixed view of database 0: every raw key and value.
@@ -183,7 +183,7 @@ async fn remaining(raw: &Arc<dyn KvStore>, key: &str) -> Duration {
 /// two calls each (one when the user has no session).
 async fn every_operation_is_one_round_trip(b: &impl SessionBackend) {
     let counting = CountingStore::wrap(b.store("sessions", 0, PREFIX).await);
-    let sessions = SessionManager::new(counting.clone(), config()).unwrap();
+    let sessions = KvSessions::new(counting.clone(), config()).unwrap();
     let mut last = counting.calls();
     let mut calls_since = |n: u64, what: &str| {
         let now = counting.calls();
@@ -637,7 +637,7 @@ async fn delete_user_sessions_is_bounded_among_100k_sessions(b: &impl SessionBac
     seed_other_sessions(&raw, 20_000, 5).await;
     eprintln!("seeded 100,000 sessions in {:?}", seeding.elapsed());
     let counting = CountingStore::wrap(b.store("sessions", 0, PREFIX).await);
-    let sessions = SessionManager::new(counting.clone(), config()).unwrap();
+    let sessions = KvSessions::new(counting.clone(), config()).unwrap();
     // Loads the script, so that the measured call is one `EVALSHA`: on
     // the server, and on a cluster on the primary of alice's slot (each
     // primary has a script cache of its own).
@@ -803,7 +803,7 @@ async fn refresh_keeps_the_index_entry_in_step(b: &impl SessionBackend) {
 /// too, so every session that existed when the call returned is gone.
 async fn delete_user_sessions_catches_sessions_created_meanwhile(b: &impl SessionBackend) {
     let store = b.store("sessions", 0, PREFIX).await;
-    let sessions = SessionManager::new(store.clone(), config()).unwrap();
+    let sessions = KvSessions::new(store.clone(), config()).unwrap();
     let mut existing = Vec::new();
     for n in 0..3 {
         existing.push(sessions.create(alice(n)).await.unwrap());
@@ -828,7 +828,7 @@ async fn delete_user_sessions_catches_sessions_created_meanwhile(b: &impl Sessio
         }
     });
     let counting = CountingStore::wrap(interleaving);
-    let deleting = SessionManager::new(counting.clone(), config()).unwrap();
+    let deleting = KvSessions::new(counting.clone(), config()).unwrap();
     let deleted = deleting
         .delete_user_sessions("alice@example.com")
         .await
@@ -1022,7 +1022,7 @@ impl KvStore for Interleaving {
 
 module! {
     SessionModule {
-        components = [SessionManager],
+        components = [KvSessions],
         providers = []
     }
 }
@@ -1093,9 +1093,9 @@ struct TestApp {
 }
 
 impl TestApp {
-    async fn start(manager: SessionManager) -> Self {
+    async fn start(manager: KvSessions) -> Self {
         let module = SessionModule::builder()
-            .with_component_parameters::<SessionManager>(manager.into_parameters())
+            .with_component_parameters::<KvSessions>(manager.into_parameters())
             .build();
         let app = Router::new()
             .route("/login/{user}", post(login))
@@ -1231,7 +1231,7 @@ async fn extractor_refresh_is_throttled(b: &impl SessionBackend) {
     let config = config()
         .with_idle_timeout(Duration::from_secs(5))
         .with_refresh_interval(Duration::from_millis(400));
-    let sessions = SessionManager::new(counting.clone(), config).unwrap();
+    let sessions = KvSessions::new(counting.clone(), config).unwrap();
     let app = TestApp::start(sessions.clone()).await;
     let (id, _) = app.login("ada").await;
     let id = SessionId::parse(&id).expect("a session id");
@@ -1322,7 +1322,7 @@ async fn configuration_from_yaml_is_validated_with_its_location() {
     let registry = ServiceRegistry::build(&config, &ServiceTypes::builtin())
         .await
         .unwrap();
-    assert!(SessionManager::from_registry(&registry, "sessions", sessions.clone()).is_ok());
+    assert!(KvSessions::from_registry(&registry, "sessions", sessions.clone()).is_ok());
 
     let bad = load("  store: session_cache\n  idle_timeout: 2h\n  absolute_timeout: 1h\n").unwrap();
     let err = bad
@@ -1341,14 +1341,14 @@ async fn configuration_from_yaml_is_validated_with_its_location() {
     assert!(err.contains("idle"), "{err}");
 
     let elsewhere = SessionConfig::new(StoreRef::new("nowhere"));
-    let err = SessionManager::from_registry(&registry, "sessions", elsewhere)
+    let err = KvSessions::from_registry(&registry, "sessions", elsewhere)
         .unwrap_err()
         .to_string();
     assert!(
         err.contains("sessions") && err.contains("nowhere") && err.contains("session_cache"),
         "{err}"
     );
-    let err = SessionManager::from_registry(
+    let err = KvSessions::from_registry(
         &registry,
         "sessions",
         sessions.with_refresh_interval(Duration::from_secs(3600)),

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use kv_module::config::{ConfigLoader, Expander};
 use kv_module::registry::{ServiceRegistry, ServiceTypes, StoreRef};
-use kv_module::session::{SessionConfig, SessionData, SessionManager, Sessions};
+use kv_module::session::{KvSessions, SessionConfig, SessionData, Sessions};
 use kv_module::store::redis::TlsConfig;
 use kv_module::store::{Script, ScriptValue};
 use kv_module::{KvError, KvStore, KvStoreExt, RedisConfig, RedisStore, Ttl};
@@ -278,7 +278,7 @@ async fn tls_cluster_serves_sets_gets_keys_and_sessions() {
     expected.sort();
     assert_eq!(found, expected);
 
-    let sessions = SessionManager::new(store.clone(), SessionConfig::new(StoreRef::new(STORE)))
+    let sessions = KvSessions::new(store.clone(), SessionConfig::new(StoreRef::new(STORE)))
         .expect("valid session settings");
     let id = sessions
         .create(SessionData::new("ada@example.com"))

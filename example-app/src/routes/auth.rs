@@ -21,7 +21,7 @@ use axum::response::{IntoResponse, Response};
 use kv_module::otp::{
     ClientId, DeliveryOutcome, HandoverOutcome, OneTimeCodes, OneTimeCodesExt, VerifyOutcome,
 };
-use kv_module::rate_limit::RateLimit;
+use kv_module::rate_limit::RateLimiter;
 use kv_module::session::{SessionData, Sessions};
 use serde::Deserialize;
 use serde_json::json;
@@ -55,7 +55,7 @@ pub struct VerifyRequest {
 }
 
 /// One check of `limiter` for `ip`: 429 with `Retry-After` when spent.
-async fn within(limiter: &dyn RateLimit, ip: IpAddr) -> Result<(), ApiError> {
+async fn within(limiter: &dyn RateLimiter, ip: IpAddr) -> Result<(), ApiError> {
     match limiter.check(&format!("ip:{ip}")).await {
         Ok(decision) if decision.allowed => Ok(()),
         Ok(decision) => Err(ApiError::TooManyRequests {

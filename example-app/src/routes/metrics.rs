@@ -4,14 +4,14 @@ use std::fmt::Write;
 
 use axum::http::header;
 use axum::response::IntoResponse;
-use kv_module::rate_limit::RateLimit;
+use kv_module::rate_limit::RateLimiter;
 
 use crate::state::{Inject, UserCache};
 
 /// Cache and limiter counters in the Prometheus text format.
 pub async fn metrics(
     users: Inject<UserCache>,
-    limiter: Inject<dyn RateLimit>,
+    limiter: Inject<dyn RateLimiter>,
 ) -> impl IntoResponse {
     let cache = users.metrics();
     let mut out = String::new();

@@ -1,4 +1,4 @@
-//! [`CacheConfig`] (the cache's policy, as configured), [`WriteMode`],
+//! [`CacheAsideConfig`] (the cache's policy, as configured), [`WriteMode`],
 //! [`LeaseConfig`], and [`CacheSettings`] (the same, validated, with the
 //! cache's name).
 
@@ -129,7 +129,7 @@ fn default_lease_wait() -> Duration {
     DEFAULT_LEASE_WAIT
 }
 
-/// The policy of a [`CacheAside`](super::CacheAside): which store, which
+/// The policy of a [`KvCachedRepository`](super::KvCachedRepository): which store, which
 /// keys, how long entries live, what writes do, and whether processes
 /// share loads. Read from YAML (the application's own section) or built in
 /// code.
@@ -159,10 +159,10 @@ fn default_lease_wait() -> Duration {
 ///
 /// ```
 /// use std::time::Duration;
-/// use kv_module::cache_aside::{CacheConfig, LeaseConfig, WriteMode};
+/// use kv_module::cache_aside::{CacheAsideConfig, LeaseConfig, WriteMode};
 /// use kv_module::registry::StoreRef;
 ///
-/// let config = CacheConfig::new(StoreRef::new("user_cache"), "user", Duration::from_secs(3600))
+/// let config = CacheAsideConfig::new(StoreRef::new("user_cache"), "user", Duration::from_secs(3600))
 ///     .with_write_mode(WriteMode::WriteThrough)
 ///     .with_lease(LeaseConfig::enabled());
 /// assert_eq!(config.jitter(), 0.1);
@@ -172,7 +172,7 @@ fn default_lease_wait() -> Duration {
 /// ```
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(try_from = "CacheFields")]
-pub struct CacheConfig {
+pub struct CacheAsideConfig {
     store: StoreRef,
     key_prefix: String,
     ttl: Duration,
@@ -183,7 +183,7 @@ pub struct CacheConfig {
     lease: LeaseConfig,
 }
 
-/// The YAML shape, validated on the way into [`CacheConfig`] so that a bad
+/// The YAML shape, validated on the way into [`CacheAsideConfig`] so that a bad
 /// value is reported with its location.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -216,7 +216,7 @@ fn default_tombstone_ttl() -> Duration {
     DEFAULT_TOMBSTONE_TTL
 }
 
-impl TryFrom<CacheFields> for CacheConfig {
+impl TryFrom<CacheFields> for CacheAsideConfig {
     type Error = String;
 
     fn try_from(fields: CacheFields) -> Result<Self, String> {
@@ -235,7 +235,7 @@ impl TryFrom<CacheFields> for CacheConfig {
     }
 }
 
-impl CacheConfig {
+impl CacheAsideConfig {
     /// A policy caching values of the store `store` under
     /// `{key_prefix}:{key}` for `ttl`, with every other setting at its
     /// default (jitter 0.1, negative TTL 30 s, markers and tickets 10 s,
@@ -292,7 +292,7 @@ impl CacheConfig {
     }
 
     /// The store the entries live in, resolved by
-    /// [`CacheAside::from_registry`](super::CacheAside::from_registry).
+    /// [`KvCachedRepository::from_registry`](super::KvCachedRepository::from_registry).
     pub fn store(&self) -> &StoreRef {
         &self.store
     }
@@ -333,7 +333,7 @@ impl CacheConfig {
         self.lease
     }
 
-    /// Checks the rules listed on [`CacheConfig`]; the message says which
+    /// Checks the rules listed on [`CacheAsideConfig`]; the message says which
     /// field is wrong and why.
     pub fn validate(&self) -> Result<(), String> {
         check_key_prefix(&self.key_prefix)?;
@@ -385,21 +385,21 @@ fn check_guard(field: &str, value: Duration) -> Result<(), String> {
     Ok(())
 }
 
-/// A [`CacheConfig`] that passed validation, with the cache's name (used
-/// in logs, errors and metrics): what a [`CacheAside`](super::CacheAside)
+/// A [`CacheAsideConfig`] that passed validation, with the cache's name (used
+/// in logs, errors and metrics): what a [`KvCachedRepository`](super::KvCachedRepository)
 /// runs with. Cheap to clone.
 ///
 /// ```
 /// use std::time::Duration;
-/// use kv_module::cache_aside::{CacheConfig, CacheSettings};
+/// use kv_module::cache_aside::{CacheAsideConfig, CacheSettings};
 /// use kv_module::registry::StoreRef;
 ///
-/// let config = CacheConfig::new(StoreRef::new("user_cache"), "user", Duration::from_secs(60));
+/// let config = CacheAsideConfig::new(StoreRef::new("user_cache"), "user", Duration::from_secs(60));
 /// let settings = CacheSettings::new("users", config)?;
 /// assert_eq!(settings.name(), "users");
 /// assert_eq!(settings.entry_key(&42), "user:{42}");
 ///
-/// let bad = CacheConfig::new(StoreRef::new("user_cache"), "user:", Duration::from_secs(60));
+/// let bad = CacheAsideConfig::new(StoreRef::new("user_cache"), "user:", Duration::from_secs(60));
 /// assert!(CacheSettings::new("users", bad).is_err());
 /// # Ok::<(), kv_module::config::ConfigError>(())
 /// ```
@@ -411,7 +411,7 @@ pub struct CacheSettings {
 #[derive(Debug)]
 struct SettingsInner {
     name: Arc<str>,
-    config: CacheConfig,
+    config: CacheAsideConfig,
     /// `{key_prefix}:`, the start of every entry key.
     entry_base: String,
     /// `{key_prefix}~lease:`, the start of every lease key. `~` is not
@@ -432,8 +432,8 @@ impl CacheSettings {
     /// # Errors
     ///
     /// [`ConfigError::Invalid`] naming the cache when `config` breaks a
-    /// rule of [`CacheConfig`].
-    pub fn new(name: &str, config: CacheConfig) -> Result<Self, ConfigError> {
+    /// rule of [`CacheAsideConfig`].
+    pub fn new(name: &str, config: CacheAsideConfig) -> Result<Self, ConfigError> {
         config
             .validate()
             .map_err(|message| invalid_config(name, message))?;
@@ -462,7 +462,7 @@ impl CacheSettings {
     }
 
     /// The validated configuration.
-    pub fn config(&self) -> &CacheConfig {
+    pub fn config(&self) -> &CacheAsideConfig {
         &self.inner.config
     }
 
@@ -475,10 +475,10 @@ impl CacheSettings {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use kv_module::cache_aside::{CacheConfig, CacheSettings};
+    /// use kv_module::cache_aside::{CacheAsideConfig, CacheSettings};
     /// use kv_module::registry::StoreRef;
     ///
-    /// let config = CacheConfig::new(StoreRef::new("user_cache"), "user", Duration::from_secs(60));
+    /// let config = CacheAsideConfig::new(StoreRef::new("user_cache"), "user", Duration::from_secs(60));
     /// let settings = CacheSettings::new("users", config)?;
     /// assert_eq!(settings.entry_key(&"ada@example.com"), "user:{ada@example.com}");
     /// assert_eq!(settings.entry_key(&"a}b"), r"user:{a\)b}");
@@ -561,9 +561,11 @@ mod tests {
     use crate::config::ConfigLoader;
     use crate::store::key_slot;
 
-    fn load(yaml: &str) -> Result<CacheConfig, ConfigError> {
+    fn load(yaml: &str) -> Result<CacheAsideConfig, ConfigError> {
         let config = ConfigLoader::new().load_str("app.yaml", yaml)?;
-        Ok(config.section::<CacheConfig>("cache")?.expect("section"))
+        Ok(config
+            .section::<CacheAsideConfig>("cache")?
+            .expect("section"))
     }
 
     #[test]
@@ -571,7 +573,7 @@ mod tests {
         let config = load("cache: { store: user_cache, key_prefix: user, ttl: 1h }").unwrap();
         assert_eq!(
             config,
-            CacheConfig::new(
+            CacheAsideConfig::new(
                 StoreRef::new("user_cache"),
                 "user",
                 Duration::from_secs(3600)
@@ -595,7 +597,7 @@ cache:
   lease: { enabled: true, ttl: 1s, wait: 500ms }
 ";
         let config = load(yaml).unwrap();
-        let expected = CacheConfig::new(
+        let expected = CacheAsideConfig::new(
             StoreRef::new("user_cache"),
             "user",
             Duration::from_secs(300),
@@ -650,7 +652,7 @@ cache:
 
     #[test]
     fn code_errors_name_the_cache() {
-        let config = CacheConfig::new(StoreRef::new("s"), "", Duration::from_secs(1));
+        let config = CacheAsideConfig::new(StoreRef::new("s"), "", Duration::from_secs(1));
         let err = CacheSettings::new("users", config).unwrap_err();
         assert!(matches!(err, ConfigError::InvalidSetting { .. }));
         let text = err.to_string();
@@ -658,21 +660,21 @@ cache:
             text.contains("users") && text.contains("key_prefix"),
             "{text}"
         );
-        let config =
-            CacheConfig::new(StoreRef::new("s"), "u", Duration::from_secs(1)).with_jitter(f64::NAN);
+        let config = CacheAsideConfig::new(StoreRef::new("s"), "u", Duration::from_secs(1))
+            .with_jitter(f64::NAN);
         assert!(CacheSettings::new("users", config).is_err());
-        let config = CacheConfig::new(StoreRef::new("s"), "u", MAX_TTL);
+        let config = CacheAsideConfig::new(StoreRef::new("s"), "u", MAX_TTL);
         assert!(
             CacheSettings::new("users", config).is_err(),
             "jitter would exceed MAX_TTL"
         );
-        let config = CacheConfig::new(StoreRef::new("s"), "u", MAX_TTL).with_jitter(0.0);
+        let config = CacheAsideConfig::new(StoreRef::new("s"), "u", MAX_TTL).with_jitter(0.0);
         assert!(CacheSettings::new("users", config).is_ok());
     }
 
     #[test]
     fn keys() {
-        let config = CacheConfig::new(StoreRef::new("s"), "user", Duration::from_secs(1));
+        let config = CacheAsideConfig::new(StoreRef::new("s"), "user", Duration::from_secs(1));
         let settings = CacheSettings::new("users", config).unwrap();
         assert_eq!(settings.entry_key(&"a:b"), "user:{a:b}");
         assert_eq!(settings.lease_key("user:{a:b}"), "user~lease:{a:b}");

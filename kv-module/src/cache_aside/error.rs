@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-/// A failed [`CacheAside::get`](super::CacheAside::get). The cache itself
+/// A failed [`KvCachedRepository::get`](super::KvCachedRepository::get). The cache itself
 /// never fails a read (a store failure falls through to the repository),
 /// so this is the repository's error, or a load that never finished.
 ///
@@ -12,8 +12,8 @@ use std::sync::Arc;
 /// reachable with [`repository_error`](Self::repository_error) or as the
 /// [`source`](std::error::Error::source).
 ///
-/// Writes ([`update`](super::CacheAside::update),
-/// [`delete`](super::CacheAside::delete)) return the repository's error
+/// Writes ([`update`](super::KvCachedRepository::update),
+/// [`delete`](super::KvCachedRepository::delete)) return the repository's error
 /// type itself: only the repository can fail them.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -2,9 +2,9 @@
 //! safe under concurrency and store outages.
 //!
 //! The application implements [`Repository`] once for its database (load,
-//! create, update, delete a record); [`CacheAside`] wraps it: `get` reads
+//! create, update, delete a record); [`KvCachedRepository`] wraps it: `get` reads
 //! the cache first and loads on a miss, `create`, `update` and `delete`
-//! write the repository and then update or invalidate the cache. The policy is a [`CacheConfig`],
+//! write the repository and then update or invalidate the cache. The policy is a [`CacheAsideConfig`],
 //! usually a section of the application's YAML.
 //!
 //! # Stored layout
@@ -55,9 +55,9 @@
 //! * **Negative caching.** A load that finds nothing caches "not found"
 //!   at the negative key for `negative_ttl` (`0s` turns it off); a
 //!   negative hit returns `Ok(None)` without loading. Records are created
-//!   through [`CacheAside::create`], which clears the key afterwards, so a
+//!   through [`KvCachedRepository::create`], which clears the key afterwards, so a
 //!   new record is never hidden by a "not found" cached before it
-//!   existed. ([`CacheAside::invalidate`] is for changes made outside the
+//!   existed. ([`KvCachedRepository::invalidate`] is for changes made outside the
 //!   cache.)
 //! * **No stale write-back.** Before loading, a miss records a *load
 //!   ticket* (a random token) in the mark, or shares the one there, in
@@ -106,19 +106,19 @@
 //!
 //! # Wiring with shaku
 //!
-//! `CacheAside<R>` is a shaku component of interface
+//! `KvCachedRepository<R>` is a shaku component of interface
 //! `dyn` [`CachedRepository<R>`]: list it in the module as
-//! `CacheAside<YourRepository>`, and build its parameters *before* the
+//! `KvCachedRepository<YourRepository>`, and build its parameters *before* the
 //! module (so that a bad store name or policy is a start-up
 //! [`RegistryError`](crate::registry::RegistryError), never a panic
 //! inside shaku). Handlers then take
 //! `shaku_axum::Inject<AppModule, dyn CachedRepository<YourRepository>>`.
 //! An application that prefers an interface of its own (`dyn UserCache`)
-//! wraps a `CacheAside<R>` in its own component the same way.
+//! wraps a `KvCachedRepository<R>` in its own component the same way.
 //!
 //! ```
 //! use std::sync::Arc;
-//! use kv_module::cache_aside::{CacheAside, CacheConfig, CachedRepository, Repository};
+//! use kv_module::cache_aside::{KvCachedRepository, CacheAsideConfig, CachedRepository, Repository};
 //! use kv_module::config::ConfigLoader;
 //! use kv_module::registry::{ServiceRegistry, ServiceTypes};
 //! use shaku::{HasComponent, module};
@@ -155,11 +155,11 @@
 //! }
 //!
 //! module! {
-//!     AppModule { components = [CacheAside<Users>], providers = [] }
+//!     AppModule { components = [KvCachedRepository<Users>], providers = [] }
 //! }
 //!
 //! #[derive(serde::Deserialize)]
-//! struct Caches { users: CacheConfig }
+//! struct Caches { users: CacheAsideConfig }
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -174,9 +174,9 @@
 //! let caches: Caches = config.required_section("caches")?;
 //!
 //! let repository = Arc::new(Users::default());
-//! let cache = CacheAside::from_registry(&registry, "users", caches.users, repository)?;
+//! let cache = KvCachedRepository::from_registry(&registry, "users", caches.users, repository)?;
 //! let module = AppModule::builder()
-//!     .with_component_parameters::<CacheAside<Users>>(cache.into_parameters())
+//!     .with_component_parameters::<KvCachedRepository<Users>>(cache.into_parameters())
 //!     .build();
 //!
 //! let users: Arc<dyn CachedRepository<Users>> = module.resolve();
@@ -209,12 +209,12 @@
 //!
 //! [`KvStore`]: crate::KvStore
 
-mod cache;
+mod cached_repository;
 mod config;
 mod entry;
 mod error;
-mod interface;
 mod keys;
+mod kv_cached_repository;
 mod lease;
 mod metrics;
 mod observe;
@@ -225,16 +225,16 @@ mod scripts;
 mod single_flight;
 mod write;
 
-pub use cache::CacheAside;
-#[cfg(feature = "shaku")]
-#[cfg_attr(docsrs, doc(cfg(feature = "shaku")))]
-pub use cache::CacheAsideParameters;
+pub use cached_repository::CachedRepository;
 pub use config::{
-    CacheConfig, CacheSettings, DEFAULT_JITTER, DEFAULT_LEASE_TTL, DEFAULT_LEASE_WAIT,
+    CacheAsideConfig, CacheSettings, DEFAULT_JITTER, DEFAULT_LEASE_TTL, DEFAULT_LEASE_WAIT,
     DEFAULT_NEGATIVE_TTL, DEFAULT_TOMBSTONE_TTL, LeaseConfig, MAX_JITTER, MAX_KEY_PREFIX_LEN,
     WriteMode,
 };
 pub use error::CacheError;
-pub use interface::CachedRepository;
+pub use kv_cached_repository::KvCachedRepository;
+#[cfg(feature = "shaku")]
+#[cfg_attr(docsrs, doc(cfg(feature = "shaku")))]
+pub use kv_cached_repository::KvCachedRepositoryParameters;
 pub use metrics::CacheMetrics;
 pub use repository::Repository;

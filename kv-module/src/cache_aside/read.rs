@@ -1,12 +1,12 @@
-//! The read path of [`CacheAside`]: `get`, the shared load of a miss
+//! The read path of [`KvCachedRepository`]: `get`, the shared load of a miss
 //! (single-flight, lease) and its write-back, fenced by the load's ticket.
 
 use std::sync::Arc;
 
-use super::cache::{CacheAside, FlightResult};
 use super::entry::{Lookup, NOT_FOUND, Observed, decode_entry, encode_value};
 use super::error::{CacheError, LoadFailure};
 use super::keys::RecordKeys;
+use super::kv_cached_repository::{FlightResult, KvCachedRepository};
 use super::lease::{self, Lease, LeaseOutcome};
 use super::metrics::bump;
 use super::observe::observe;
@@ -14,7 +14,7 @@ use super::repository::Repository;
 use super::scripts::FILL;
 use crate::store::{ScriptArgs, ScriptValue};
 
-impl<R: Repository> CacheAside<R> {
+impl<R: Repository> KvCachedRepository<R> {
     /// The record at `key`: from the cache when it holds the key (a value
     /// or a cached "not found"), else from the repository — one load for
     /// all concurrent misses of the key — and then cached.

@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 
 /// The application's database (or any other source of truth) for one kind
 /// of record, implemented once by the application and wrapped by a
-/// [`CacheAside`](super::CacheAside).
+/// [`KvCachedRepository`](super::KvCachedRepository).
 ///
 /// Implement the methods as `async fn`s; their futures must be `Send` (a
 /// load runs on its own tokio task, shared by every concurrent miss).
@@ -94,7 +94,7 @@ pub trait Repository: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Option<Self::Value>, Self::Error>> + Send;
 
     /// Inserts a new record; returns its key and the record as stored.
-    /// Reached through [`CacheAside::create`](super::CacheAside::create),
+    /// Reached through [`KvCachedRepository::create`](super::KvCachedRepository::create),
     /// which then clears whatever the cache remembers of the key (a
     /// cached "not found" above all).
     fn create(

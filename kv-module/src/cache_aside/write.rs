@@ -1,4 +1,4 @@
-//! The write path of [`CacheAside`]: `create`, `update`, `delete` and
+//! The write path of [`KvCachedRepository`]: `create`, `update`, `delete` and
 //! `invalidate`. Each writes the repository (`invalidate` excepted) and
 //! then clears the record's keys or, in write-through mode, replaces the
 //! entry; updates and deletes are fenced by a write marker, so that no
@@ -6,10 +6,10 @@
 
 use std::future::Future;
 
-use super::cache::CacheAside;
 use super::config::WriteMode;
 use super::entry::{encode_value, write_marker};
 use super::keys::RecordKeys;
+use super::kv_cached_repository::KvCachedRepository;
 use super::metrics::bump;
 use super::random;
 use super::repository::Repository;
@@ -17,7 +17,7 @@ use super::scripts::{FINISH_WRITE, MARK};
 use crate::error::KvError;
 use crate::store::{ScriptArgs, ScriptValue};
 
-impl<R: Repository> CacheAside<R> {
+impl<R: Repository> KvCachedRepository<R> {
     /// Creates a record in the repository, then clears whatever the cache
     /// holds for its key — above all a cached "not found" from a `get`
     /// before the record existed — so the next `get` finds the record.

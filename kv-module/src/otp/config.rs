@@ -52,7 +52,7 @@ pub const DAILY_WINDOW: Duration = Duration::from_secs(24 * 60 * 60);
 /// wants; `openssl rand -base64 32` makes one).
 pub const MIN_SECRET_BYTES: usize = 32;
 
-/// Configuration of an [`OtpService`](super::OtpService), as a YAML section
+/// Configuration of an [`KvOneTimeCodes`](super::KvOneTimeCodes), as a YAML section
 /// or built in code.
 ///
 /// ```yaml
@@ -73,7 +73,7 @@ pub const MIN_SECRET_BYTES: usize = 32;
 /// ```
 ///
 /// Deserializing checks these rules, so a bad value fails at start-up with
-/// its file position; [`OtpService::new`](super::OtpService::new) checks
+/// its file position; [`KvOneTimeCodes::new`](super::KvOneTimeCodes::new) checks
 /// them again for configurations built in code.
 ///
 /// ```
@@ -435,7 +435,7 @@ impl OtpConfig {
 }
 
 /// An [`OtpConfig`] that passed validation, with its HMAC key ready: what
-/// an [`OtpService`](super::OtpService) runs with. `Debug` shows no key.
+/// an [`KvOneTimeCodes`](super::KvOneTimeCodes) runs with. `Debug` shows no key.
 #[derive(Clone)]
 pub struct OtpSettings {
     config: OtpConfig,

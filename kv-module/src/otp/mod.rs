@@ -1,4 +1,4 @@
-//! One-time codes: [`OtpService`] (the [`OneTimeCodes`] component), its
+//! One-time codes: [`KvOneTimeCodes`] (the [`OneTimeCodes`] component), its
 //! configuration and its outcomes.
 //!
 //! # What it guarantees
@@ -99,12 +99,12 @@
 //! use axum::extract::{ConnectInfo, Path, State};
 //! use axum::{Router, response::{IntoResponse, Response}, routing::post};
 //! use kv_module::config::ConfigLoader;
-//! use kv_module::otp::{ClientId, DeliveryOutcome, OneTimeCodes, OneTimeCodesExt, OtpConfig, OtpService};
+//! use kv_module::otp::{ClientId, DeliveryOutcome, OneTimeCodes, OneTimeCodesExt, OtpConfig, KvOneTimeCodes};
 //! use kv_module::registry::{ServiceRegistry, ServiceTypes};
 //! use shaku::{HasComponent, module};
 //!
 //! module! {
-//!     AppModule { components = [OtpService], providers = [] }
+//!     AppModule { components = [KvOneTimeCodes], providers = [] }
 //! }
 //!
 //! async fn send_code(
@@ -146,9 +146,9 @@
 //! let config = ConfigLoader::new().load_str("app.yaml", yaml)?;
 //! let registry = ServiceRegistry::build(&config, &ServiceTypes::builtin()).await?;
 //! let otp_config: OtpConfig = config.required_section("otp")?;
-//! let otp = OtpService::from_registry(&registry, "otp", otp_config)?;
+//! let otp = KvOneTimeCodes::from_registry(&registry, "otp", otp_config)?;
 //! let module = AppModule::builder()
-//!     .with_component_parameters::<OtpService>(otp.into_parameters())
+//!     .with_component_parameters::<KvOneTimeCodes>(otp.into_parameters())
 //!     .build();
 //! // Serve it with `into_make_service_with_connect_info::<SocketAddr>()`.
 //! let app: Router = Router::new()
@@ -163,11 +163,11 @@ mod claim;
 mod client_id;
 mod code;
 mod config;
+mod kv_one_time_codes;
 mod one_time_codes;
 mod one_time_codes_ext;
 mod outcome;
 mod scripts;
-mod service;
 
 pub use claim::{Claim, ClaimOutcome};
 pub use client_id::ClientId;
@@ -178,13 +178,13 @@ pub use config::{
     DEFAULT_SUBJECT_FAILURE_LIMIT, DEFAULT_SUBJECT_FAILURE_WINDOW, DEFAULT_TTL, MAX_CLAIM_TTL,
     MAX_TTL, MIN_SECRET_BYTES, OtpConfig, OtpSettings,
 };
+pub use kv_one_time_codes::KvOneTimeCodes;
+#[cfg(feature = "shaku")]
+#[cfg_attr(docsrs, doc(cfg(feature = "shaku")))]
+pub use kv_one_time_codes::KvOneTimeCodesParameters;
 pub use one_time_codes::OneTimeCodes;
 pub use one_time_codes_ext::OneTimeCodesExt;
 pub use outcome::{
     DeliveryOutcome, HandoverOutcome, IssueOutcome, IssuedCode, RefusalReason, RetryAfter,
     VerifyOutcome,
 };
-pub use service::OtpService;
-#[cfg(feature = "shaku")]
-#[cfg_attr(docsrs, doc(cfg(feature = "shaku")))]
-pub use service::OtpServiceParameters;

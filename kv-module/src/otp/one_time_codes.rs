@@ -13,7 +13,7 @@ use crate::error::Result;
 /// One-time codes (e-mail or SMS verification, second factors) over a
 /// [`KvStore`](crate::KvStore).
 ///
-/// Implemented by [`OtpService`](super::OtpService); hold it as
+/// Implemented by [`KvOneTimeCodes`](super::KvOneTimeCodes); hold it as
 /// `Arc<dyn OneTimeCodes>` (shaku resolves it as such). A *subject* is who
 /// the code is for (a user id, an e-mail address); a *purpose* what it is
 /// for (`login`, `reset-password`): a code verifies only for the subject

@@ -13,14 +13,14 @@ use crate::error::Result;
 /// [`issue_and`](Self::issue_and) and [`verify_and`](Self::verify_and):
 /// generic over the caller's work, so they live here rather than on the
 /// object-safe [`OneTimeCodes`], for which they are implemented (call them
-/// on an `Arc<dyn OneTimeCodes>` or an [`OtpService`](super::OtpService)).
+/// on an `Arc<dyn OneTimeCodes>` or an [`KvOneTimeCodes`](super::KvOneTimeCodes)).
 ///
 /// ```
 /// use std::sync::Arc;
 /// use kv_module::{MemoryStore, Secret};
 /// use kv_module::otp::{
 ///     ClientId, DeliveryOutcome, HandoverOutcome, OneTimeCodes, OneTimeCodesExt, OtpConfig,
-///     OtpService,
+///     KvOneTimeCodes,
 /// };
 /// use kv_module::registry::StoreRef;
 ///
@@ -29,7 +29,7 @@ use crate::error::Result;
 /// let config = OtpConfig::new(StoreRef::new("otp_cache"))
 ///     .with_secret(Secret::new("an example secret of at least 32 bytes"));
 /// let otp: Arc<dyn OneTimeCodes> =
-///     Arc::new(OtpService::new(Arc::new(MemoryStore::new("otp_cache", "app")), config)?);
+///     Arc::new(KvOneTimeCodes::new(Arc::new(MemoryStore::new("otp_cache", "app")), config)?);
 /// let client = ClientId::from_ip([203, 0, 113, 9].into());
 ///
 /// // A mailer that fails: the code is withdrawn, the cooldown not spent.

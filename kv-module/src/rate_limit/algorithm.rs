@@ -70,7 +70,7 @@ pub enum OnStoreError {
     /// Let the request through (the default): an outage of the store must
     /// not take the application down with it. Each such check is logged
     /// (`warn`) and counted
-    /// ([`RateLimiter::failed_open`](super::RateLimiter::failed_open)).
+    /// ([`KvRateLimiter::failed_open`](super::KvRateLimiter::failed_open)).
     /// A check still waits for the store's own failure: at once when the
     /// server refuses connections, up to the store's `response_timeout`
     /// when it does not answer.

@@ -1,13 +1,13 @@
-//! [`RateLimiterConfig`]: a limiter as a YAML section names it.
+//! [`RateLimitConfig`]: a limiter as a YAML section names it.
 
 use serde::Deserialize;
 
 use super::policy::RateLimitPolicy;
 use crate::registry::StoreRef;
 
-/// The store and the policy of one [`RateLimiter`](super::RateLimiter), as
+/// The store and the policy of one [`KvRateLimiter`](super::KvRateLimiter), as
 /// an application's YAML section holds them; built with
-/// [`RateLimiter::from_registry`](super::RateLimiter::from_registry), as
+/// [`KvRateLimiter::from_registry`](super::KvRateLimiter::from_registry), as
 /// the other components are.
 ///
 /// ```yaml
@@ -17,7 +17,7 @@ use crate::registry::StoreRef;
 /// ```
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RateLimiterConfig {
+pub struct RateLimitConfig {
     /// The service holding the policy's keys.
     pub store: StoreRef,
     /// The policy (validated when the limiter is built).

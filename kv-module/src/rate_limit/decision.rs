@@ -40,7 +40,7 @@ pub struct Decision {
 
 impl Decision {
     /// [`reset_after`](Self::reset_after) in whole seconds, rounded up (the
-    /// `t` of the `RateLimit` header).
+    /// `t` of the `RateLimiter` header).
     pub fn reset_after_secs(&self) -> u64 {
         ceil_secs(self.reset_after)
     }

@@ -1,5 +1,5 @@
 //! The rate-limit response headers of draft-ietf-httpapi-ratelimit-headers:
-//! `RateLimit-Policy`, `RateLimit`, and `Retry-After` on denials.
+//! `RateLimiter-Policy`, `RateLimiter`, and `Retry-After` on denials.
 
 use http::header::HeaderName;
 #[cfg(feature = "axum")]
@@ -8,9 +8,9 @@ use http::header::{HeaderMap, HeaderValue, RETRY_AFTER};
 use super::decision::{Decision, ceil_secs};
 use super::policy::NamedPolicy;
 
-/// `RateLimit-Policy`: the quota policies applying to the resource.
+/// `RateLimiter-Policy`: the quota policies applying to the resource.
 pub const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
-/// `RateLimit`: what is left of a policy's quota for this client.
+/// `RateLimiter`: what is left of a policy's quota for this client.
 pub const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
 
 /// `"<name>";q=<limit>;w=<window in seconds, rounded up>`.
@@ -57,7 +57,7 @@ pub fn rate_limit_header(policy: &NamedPolicy, decision: &Decision) -> String {
     )
 }
 
-/// Appends `RateLimit-Policy`, and with a decision `RateLimit` (and
+/// Appends `RateLimiter-Policy`, and with a decision `RateLimiter` (and
 /// `Retry-After` when it was denied). Appending rather than replacing
 /// lets nested layers each list their policy, as the draft allows.
 #[cfg(feature = "axum")]

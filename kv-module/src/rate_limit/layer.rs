@@ -13,8 +13,8 @@ use tower::{Layer, Service};
 use super::decision::{Decision, ceil_secs};
 use super::error::RateLimitError;
 use super::headers;
-use super::interface::RateLimit;
 use super::key_extractor::KeyExtractor;
+use super::rate_limiter::RateLimiter;
 
 /// What the layer does with a request its [`KeyExtractor`] finds no key
 /// for.
@@ -30,27 +30,27 @@ pub enum MissingKey {
     #[default]
     Reject,
     /// Call the service without any check (the response still carries
-    /// `RateLimit-Policy`). For routes where another layer limits
+    /// `RateLimiter-Policy`). For routes where another layer limits
     /// anonymous requests.
     Allow,
     /// Count every keyless request against this one shared key.
     Shared(String),
 }
 
-/// Applies a [`RateLimit`] to every request of a router or route, keyed
+/// Applies a [`RateLimiter`] to every request of a router or route, keyed
 /// by a [`KeyExtractor`]; each request is one check of cost 1.
 ///
 /// Responses:
 ///
 /// * allowed: the service's response, plus
-///   `RateLimit-Policy: "<name>";q=<limit>;w=<window s>` and
-///   `RateLimit: "<name>";r=<remaining>;t=<s to reset>`
+///   `RateLimiter-Policy: "<name>";q=<limit>;w=<window s>` and
+///   `RateLimiter: "<name>";r=<remaining>;t=<s to reset>`
 ///   (draft-ietf-httpapi-ratelimit-headers; appended, so nested layers
 ///   each add theirs);
 /// * denied: `429 Too Many Requests`, the same headers, `Retry-After`
 ///   (seconds, rounded up) and an `application/problem+json` body;
 /// * store failed under a fail-closed policy: `503 Service Unavailable`
-///   with `RateLimit-Policy` and a problem+json body (the limit could not
+///   with `RateLimiter-Policy` and a problem+json body (the limit could not
 ///   be checked; claiming the client exceeded it would be false). Under a
 ///   fail-open policy the request proceeds as if the key were unused;
 /// * no key: see [`MissingKey`] (default `400 Bad Request`).
@@ -62,14 +62,14 @@ pub enum MissingKey {
 /// use axum::{Router, routing::get};
 /// use kv_module::MemoryStore;
 /// use kv_module::rate_limit::{
-///     Algorithm, KeyExtractor, RateLimitLayer, RateLimitPolicy, RateLimiter, TrustedProxies,
+///     Algorithm, KeyExtractor, RateLimitLayer, RateLimitPolicy, KvRateLimiter, TrustedProxies,
 /// };
 ///
 /// # async fn serve() -> Result<(), Box<dyn std::error::Error>> {
 /// let store = Arc::new(MemoryStore::new("limits", "rl"));
-/// let api = RateLimiter::new(store.clone(),
+/// let api = KvRateLimiter::new(store.clone(),
 ///     "api", RateLimitPolicy::new(Algorithm::SlidingWindow, 100, Duration::from_secs(60)))?;
-/// let login = RateLimiter::new(store,
+/// let login = KvRateLimiter::new(store,
 ///     "login", RateLimitPolicy::new(Algorithm::Gcra, 5, Duration::from_secs(60)).with_burst(3))?;
 /// let client = KeyExtractor::client_ip(TrustedProxies::parse(["10.0.0.0/8"])?);
 ///
@@ -93,7 +93,7 @@ pub struct RateLimitLayer {
 }
 
 struct Shared {
-    limiter: Arc<dyn RateLimit>,
+    limiter: Arc<dyn RateLimiter>,
     extractor: KeyExtractor,
     missing_key: MissingKey,
 }
@@ -109,7 +109,7 @@ impl std::fmt::Debug for RateLimitLayer {
 
 impl RateLimitLayer {
     /// A layer checking `limiter` for the key `extractor` finds.
-    pub fn new(limiter: Arc<dyn RateLimit>, extractor: KeyExtractor) -> Self {
+    pub fn new(limiter: Arc<dyn RateLimiter>, extractor: KeyExtractor) -> Self {
         Self {
             shared: Arc::new(Shared {
                 limiter,

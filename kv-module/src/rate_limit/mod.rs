@@ -11,8 +11,8 @@
 //!   one critical section in memory) reading the store's clock, so
 //!   instances with skewed clocks agree; every key written has a TTL and
 //!   a denied check writes nothing.
-//! * [`RateLimiter`] (`limiter.rs`): the limiter and shaku component;
-//!   [`RateLimit`] (`interface.rs`): its interface. [`Decision`]
+//! * [`KvRateLimiter`] (`limiter.rs`): the limiter and shaku component;
+//!   [`RateLimiter`] (`interface.rs`): its interface. [`Decision`]
 //!   (`decision.rs`) is a check's answer, [`RateLimitError`] (`error.rs`)
 //!   the failure to give one.
 //! * [`KeyExtractor`] (`key_extractor.rs`) and [`TrustedProxies`]
@@ -25,12 +25,12 @@
 //! # Wiring
 //!
 //! Policies live in the application's configuration; the store they count
-//! in is a named `kvstore_*` service. Build each [`RateLimiter`] before
-//! the module and router — from a [`RateLimiterConfig`] section with
-//! [`RateLimiter::from_registry`], and into a DI module with
-//! [`RateLimiter::into_parameters`], as the other components are — so
+//! in is a named `kvstore_*` service. Build each [`KvRateLimiter`] before
+//! the module and router — from a [`RateLimitConfig`] section with
+//! [`KvRateLimiter::from_registry`], and into a DI module with
+//! [`KvRateLimiter::into_parameters`], as the other components are — so
 //! every mistake is a start-up error — see
-//! [`RateLimiter`] for the shaku wiring and [`RateLimitLayer`] for the
+//! [`KvRateLimiter`] for the shaku wiring and [`RateLimitLayer`] for the
 //! router. For example:
 //!
 //! ```yaml
@@ -48,31 +48,31 @@ mod config;
 mod decision;
 mod error;
 mod headers;
-mod interface;
 #[cfg(feature = "axum")]
 mod key_extractor;
+mod kv_rate_limiter;
 #[cfg(feature = "axum")]
 mod layer;
-mod limiter;
 mod policy;
+mod rate_limiter;
 mod scripts;
 mod trusted_proxies;
 
 pub use algorithm::{Algorithm, OnStoreError};
-pub use config::RateLimiterConfig;
+pub use config::RateLimitConfig;
 pub use decision::Decision;
 pub use error::RateLimitError;
 pub use headers::{RATELIMIT, RATELIMIT_POLICY, policy_header, rate_limit_header};
-pub use interface::RateLimit;
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub use key_extractor::KeyExtractor;
+pub use kv_rate_limiter::KvRateLimiter;
+#[cfg(feature = "shaku")]
+#[cfg_attr(docsrs, doc(cfg(feature = "shaku")))]
+pub use kv_rate_limiter::KvRateLimiterParameters;
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub use layer::{MissingKey, RateLimitLayer, RateLimitService};
-pub use limiter::RateLimiter;
-#[cfg(feature = "shaku")]
-#[cfg_attr(docsrs, doc(cfg(feature = "shaku")))]
-pub use limiter::RateLimiterParameters;
 pub use policy::{MAX_LIMIT, MAX_WINDOW, NamedPolicy, RateLimitPolicy};
+pub use rate_limiter::RateLimiter;
 pub use trusted_proxies::{ProxyHeader, TrustedProxies};

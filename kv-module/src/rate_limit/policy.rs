@@ -24,7 +24,7 @@ const MAX_PRODUCT: u64 = 1 << 50;
 /// quota (`limit` per `window`), and what to do when the store fails.
 ///
 /// An application has as many as it needs, usually as a map in its own
-/// configuration section; each becomes a [`RateLimiter`](super::RateLimiter)
+/// configuration section; each becomes a [`KvRateLimiter`](super::KvRateLimiter)
 /// under its name:
 ///
 /// ```
@@ -250,8 +250,8 @@ fn window_ms(window: Duration) -> u64 {
 }
 
 /// A validated policy and its name: what a
-/// [`RateLimiter`](super::RateLimiter) runs. The name appears in the
-/// `RateLimit-Policy` and `RateLimit` headers and, by default, as the key
+/// [`KvRateLimiter`](super::KvRateLimiter) runs. The name appears in the
+/// `RateLimiter-Policy` and `RateLimiter` headers and, by default, as the key
 /// prefix.
 ///
 /// ```

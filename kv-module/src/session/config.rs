@@ -21,7 +21,7 @@ pub const DEFAULT_REFRESH_INTERVAL: Duration = Duration::from_secs(60);
 /// Default cookie name.
 pub const DEFAULT_COOKIE_NAME: &str = "session_id";
 
-/// Configuration of a [`SessionManager`](super::SessionManager), as a YAML
+/// Configuration of a [`KvSessions`](super::KvSessions), as a YAML
 /// section or built in code.
 ///
 /// ```yaml
@@ -35,7 +35,7 @@ pub const DEFAULT_COOKIE_NAME: &str = "session_id";
 /// ```
 ///
 /// Deserializing checks the rules below, so a bad value fails at start-up
-/// with its file position; [`SessionManager::new`](super::SessionManager::new)
+/// with its file position; [`KvSessions::new`](super::KvSessions::new)
 /// checks them again for configurations built in code:
 ///
 /// * both timeouts between 1 ms and 100 years, idle not above absolute;
@@ -236,7 +236,7 @@ fn is_cookie_token(name: &str) -> bool {
 }
 
 /// A [`SessionConfig`] that passed validation: what a
-/// [`SessionManager`](super::SessionManager) runs with, and what the
+/// [`KvSessions`](super::KvSessions) runs with, and what the
 /// extractor and the cookie helpers read.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SessionSettings {

@@ -1,4 +1,4 @@
-//! Server-side sessions: [`SessionManager`] (the [`Sessions`] component),
+//! Server-side sessions: [`KvSessions`] (the [`Sessions`] component),
 //! its configuration, and the axum extractor [`CurrentSession`].
 //!
 //! # What it guarantees
@@ -67,11 +67,11 @@
 //! use axum::{Router, extract::FromRef, http::header::SET_COOKIE, response::IntoResponse, routing::{get, post}};
 //! use kv_module::config::ConfigLoader;
 //! use kv_module::registry::{ServiceRegistry, ServiceTypes};
-//! use kv_module::session::{CurrentSession, SessionConfig, SessionData, SessionManager, Sessions};
+//! use kv_module::session::{CurrentSession, SessionConfig, SessionData, KvSessions, Sessions};
 //! use shaku::{HasComponent, module};
 //!
 //! module! {
-//!     AppModule { components = [SessionManager], providers = [] }
+//!     AppModule { components = [KvSessions], providers = [] }
 //! }
 //!
 //! #[derive(Clone)]
@@ -112,9 +112,9 @@
 //! let config = ConfigLoader::new().load_str("app.yaml", yaml)?;
 //! let registry = ServiceRegistry::build(&config, &ServiceTypes::builtin()).await?;
 //! let session_config: SessionConfig = config.required_section("sessions")?;
-//! let manager = SessionManager::from_registry(&registry, "sessions", session_config)?;
+//! let manager = KvSessions::from_registry(&registry, "sessions", session_config)?;
 //! let module = AppModule::builder()
-//!     .with_component_parameters::<SessionManager>(manager.into_parameters())
+//!     .with_component_parameters::<KvSessions>(manager.into_parameters())
 //!     .build();
 //! let app: Router = Router::new()
 //!     .route("/login", post(login))
@@ -131,7 +131,7 @@ mod data;
 #[cfg(feature = "axum")]
 mod extractor;
 mod id;
-mod manager;
+mod kv_sessions;
 mod scripts;
 mod sessions;
 
@@ -145,8 +145,8 @@ pub use data::{Session, SessionData, UserSession};
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub use extractor::{CurrentSession, SessionRejection};
 pub use id::{SessionHandle, SessionId};
-pub use manager::SessionManager;
+pub use kv_sessions::KvSessions;
 #[cfg(feature = "shaku")]
 #[cfg_attr(docsrs, doc(cfg(feature = "shaku")))]
-pub use manager::SessionManagerParameters;
+pub use kv_sessions::KvSessionsParameters;
 pub use sessions::Sessions;

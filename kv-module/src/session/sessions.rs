@@ -10,7 +10,7 @@ use crate::error::Result;
 
 /// Server-side sessions over a [`KvStore`](crate::KvStore).
 ///
-/// Implemented by [`SessionManager`](super::SessionManager); hold it as
+/// Implemented by [`KvSessions`](super::KvSessions); hold it as
 /// `Arc<dyn Sessions>` (shaku resolves it as such). Every method is one
 /// round trip to the store, whatever the number of sessions stored, but
 /// [`list_user_sessions`](Self::list_user_sessions) and

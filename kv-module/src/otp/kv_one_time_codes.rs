@@ -1,4 +1,4 @@
-//! [`OtpService`]: the [`OneTimeCodes`] component over a [`KvStore`].
+//! [`KvOneTimeCodes`]: the [`OneTimeCodes`] component over a [`KvStore`].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,14 +30,14 @@ use crate::store::{KvStore, Script, ScriptArgs, ScriptValue, SlotTag};
 /// ```
 /// use std::sync::Arc;
 /// use kv_module::{MemoryStore, Secret};
-/// use kv_module::otp::{IssueOutcome, OneTimeCodes, OtpConfig, OtpService, VerifyOutcome};
+/// use kv_module::otp::{IssueOutcome, OneTimeCodes, OtpConfig, KvOneTimeCodes, VerifyOutcome};
 /// use kv_module::registry::StoreRef;
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let config = OtpConfig::new(StoreRef::new("otp_cache"))
 ///     .with_secret(Secret::new("an example secret of at least 32 bytes"));
-/// let otp = OtpService::new(Arc::new(MemoryStore::new("otp_cache", "app")), config)?;
+/// let otp = KvOneTimeCodes::new(Arc::new(MemoryStore::new("otp_cache", "app")), config)?;
 ///
 /// let IssueOutcome::Issued(issued) = otp.issue("ada@example.com", "login").await? else {
 ///     panic!("a first code is never refused");
@@ -55,16 +55,16 @@ use crate::store::{KvStore, Script, ScriptArgs, ScriptValue, SlotTag};
 #[derive(Clone)]
 #[cfg_attr(feature = "shaku", derive(Component))]
 #[cfg_attr(feature = "shaku", shaku(interface = OneTimeCodes))]
-pub struct OtpService {
+pub struct KvOneTimeCodes {
     /// The store the codes and counters are kept in.
     store: Arc<dyn KvStore>,
     /// The validated settings, with the HMAC key.
     settings: OtpSettings,
 }
 
-impl std::fmt::Debug for OtpService {
+impl std::fmt::Debug for KvOneTimeCodes {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OtpService")
+        f.debug_struct("KvOneTimeCodes")
             .field("store", &self.store.name())
             .field("settings", &self.settings)
             .finish()
@@ -89,7 +89,7 @@ fn duration(ms: i64) -> Duration {
     Duration::from_millis(u64::try_from(ms).unwrap_or(0))
 }
 
-impl OtpService {
+impl KvOneTimeCodes {
     /// A service keeping its codes in `store` (`config.store()` is not
     /// consulted: it is for [`from_registry`](Self::from_registry)). Logs a
     /// warning when the configuration opts into a development secret.
@@ -123,11 +123,11 @@ impl OtpService {
     }
 
     /// The shaku parameters that build this service inside a module:
-    /// `.with_component_parameters::<OtpService>(service.into_parameters())`.
+    /// `.with_component_parameters::<KvOneTimeCodes>(service.into_parameters())`.
     #[cfg(feature = "shaku")]
     #[cfg_attr(docsrs, doc(cfg(feature = "shaku")))]
-    pub fn into_parameters(self) -> OtpServiceParameters {
-        OtpServiceParameters {
+    pub fn into_parameters(self) -> KvOneTimeCodesParameters {
+        KvOneTimeCodesParameters {
             store: self.store,
             settings: self.settings,
         }
@@ -249,7 +249,7 @@ fn claim_token() -> std::result::Result<String, getrandom::Error> {
 }
 
 #[async_trait]
-impl OneTimeCodes for OtpService {
+impl OneTimeCodes for KvOneTimeCodes {
     fn settings(&self) -> &OtpSettings {
         &self.settings
     }

@@ -1,4 +1,4 @@
-//! [`RateLimit`]: the limiter's interface, as components and layers see it.
+//! [`RateLimiter`]: the limiter's interface, as components and layers see it.
 
 use async_trait::async_trait;
 
@@ -7,12 +7,12 @@ use super::error::RateLimitError;
 use super::policy::NamedPolicy;
 
 /// A rate limiter for one named policy: the shaku interface of
-/// [`RateLimiter`](super::RateLimiter), and what
+/// [`KvRateLimiter`](super::KvRateLimiter), and what
 /// [`RateLimitLayer`](super::RateLimitLayer) takes (as
-/// `Arc<dyn RateLimit>`), so handlers and layers can share one instance
+/// `Arc<dyn RateLimiter>`), so handlers and layers can share one instance
 /// resolved from the DI module or substitute their own.
 #[async_trait]
-pub trait RateLimit: crate::Interface {
+pub trait RateLimiter: crate::Interface {
     /// The policy this limiter enforces.
     fn policy(&self) -> &NamedPolicy;
 

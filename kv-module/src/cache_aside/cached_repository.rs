@@ -10,27 +10,27 @@ use super::repository::Repository;
 use crate::error::KvError;
 
 /// A repository `R` read through a cache: what
-/// [`CacheAside<R>`](super::CacheAside) offers, as an object-safe shaku
+/// [`KvCachedRepository<R>`](super::KvCachedRepository) offers, as an object-safe shaku
 /// interface (`Inject<AppModule, dyn CachedRepository<Users>>` in an axum
-/// handler). Each method is documented on `CacheAside`.
+/// handler). Each method is documented on `KvCachedRepository`.
 #[async_trait]
 pub trait CachedRepository<R: Repository>: Interface {
-    /// See [`CacheAside::get`](super::CacheAside::get).
+    /// See [`KvCachedRepository::get`](super::KvCachedRepository::get).
     async fn get(&self, key: &R::Key) -> Result<Option<R::Value>, CacheError<R::Error>>;
 
-    /// See [`CacheAside::create`](super::CacheAside::create).
+    /// See [`KvCachedRepository::create`](super::KvCachedRepository::create).
     async fn create(&self, new: R::New) -> Result<(R::Key, R::Value), R::Error>;
 
-    /// See [`CacheAside::update`](super::CacheAside::update).
+    /// See [`KvCachedRepository::update`](super::KvCachedRepository::update).
     async fn update(&self, key: &R::Key, update: R::Update) -> Result<R::Value, R::Error>;
 
-    /// See [`CacheAside::delete`](super::CacheAside::delete).
+    /// See [`KvCachedRepository::delete`](super::KvCachedRepository::delete).
     async fn delete(&self, key: &R::Key) -> Result<bool, R::Error>;
 
-    /// See [`CacheAside::invalidate`](super::CacheAside::invalidate).
+    /// See [`KvCachedRepository::invalidate`](super::KvCachedRepository::invalidate).
     async fn invalidate(&self, key: &R::Key) -> Result<(), KvError>;
 
-    /// See [`CacheAside::metrics`](super::CacheAside::metrics).
+    /// See [`KvCachedRepository::metrics`](super::KvCachedRepository::metrics).
     fn metrics(&self) -> CacheMetrics;
 
     /// The cache's name.

@@ -1,4 +1,4 @@
-//! [`CacheAside`]: a [`Repository`] read through a [`KvStore`]: the
+//! [`KvCachedRepository`]: a [`Repository`] read through a [`KvStore`]: the
 //! component, its construction and its shaku interface. The read path
 //! (`get`) is in `read.rs`, the write path (`create`, `update`, `delete`,
 //! `invalidate`) in `write.rs`.
@@ -9,9 +9,9 @@ use async_trait::async_trait;
 #[cfg(feature = "shaku")]
 use shaku::Component;
 
-use super::config::{CacheConfig, CacheSettings};
+use super::cached_repository::CachedRepository;
+use super::config::{CacheAsideConfig, CacheSettings};
 use super::error::{CacheError, LoadFailure};
-use super::interface::CachedRepository;
 use super::metrics::{CacheMetrics, Counters};
 use super::random;
 use super::repository::Repository;
@@ -48,7 +48,7 @@ pub(super) type FlightResult<R> =
 /// use std::sync::Arc;
 /// use std::time::Duration;
 /// use kv_module::MemoryStore;
-/// use kv_module::cache_aside::{CacheAside, CacheConfig, Repository};
+/// use kv_module::cache_aside::{KvCachedRepository, CacheAsideConfig, Repository};
 /// use kv_module::registry::StoreRef;
 ///
 /// /// Squares, as if each took a database query.
@@ -78,8 +78,8 @@ pub(super) type FlightResult<R> =
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let store = Arc::new(MemoryStore::new("squares", "app"));
-/// let config = CacheConfig::new(StoreRef::new("squares"), "square", Duration::from_secs(60));
-/// let cache = CacheAside::new("squares", store, Arc::new(Squares), config)?;
+/// let config = CacheAsideConfig::new(StoreRef::new("squares"), "square", Duration::from_secs(60));
+/// let cache = KvCachedRepository::new("squares", store, Arc::new(Squares), config)?;
 ///
 /// assert_eq!(cache.get(&12).await?, Some(144)); // miss: loaded, then cached
 /// assert_eq!(cache.get(&12).await?, Some(144)); // hit
@@ -95,7 +95,7 @@ pub(super) type FlightResult<R> =
 /// guarantees and how they are kept, and wiring with shaku.
 #[cfg_attr(feature = "shaku", derive(Component))]
 #[cfg_attr(feature = "shaku", shaku(interface = CachedRepository<R>))]
-pub struct CacheAside<R: Repository> {
+pub struct KvCachedRepository<R: Repository> {
     /// The store the entries live in: resolve it with
     /// [`ServiceRegistry::store_for`].
     pub(super) store: Arc<dyn KvStore>,
@@ -124,7 +124,7 @@ impl<R: Repository> Default for State<R> {
     }
 }
 
-impl<R: Repository> Clone for CacheAside<R> {
+impl<R: Repository> Clone for KvCachedRepository<R> {
     fn clone(&self) -> Self {
         Self {
             store: Arc::clone(&self.store),
@@ -135,9 +135,9 @@ impl<R: Repository> Clone for CacheAside<R> {
     }
 }
 
-impl<R: Repository> std::fmt::Debug for CacheAside<R> {
+impl<R: Repository> std::fmt::Debug for KvCachedRepository<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CacheAside")
+        f.debug_struct("KvCachedRepository")
             .field("name", &self.settings.name())
             .field("store", &self.store.name())
             .field("config", self.settings.config())
@@ -146,7 +146,7 @@ impl<R: Repository> std::fmt::Debug for CacheAside<R> {
     }
 }
 
-impl<R: Repository> CacheAside<R> {
+impl<R: Repository> KvCachedRepository<R> {
     /// A cache named `name` (for logs, errors and metrics) of
     /// `repository`, with its entries in `store` (`config.store()` is not
     /// consulted: it is for [`from_registry`](Self::from_registry)).
@@ -154,12 +154,12 @@ impl<R: Repository> CacheAside<R> {
     /// # Errors
     ///
     /// [`ConfigError::InvalidSetting`] when `config` breaks a rule of
-    /// [`CacheConfig`].
+    /// [`CacheAsideConfig`].
     pub fn new(
         name: &str,
         store: Arc<dyn KvStore>,
         repository: Arc<R>,
-        config: CacheConfig,
+        config: CacheAsideConfig,
     ) -> Result<Self, ConfigError> {
         Ok(Self {
             store,
@@ -181,7 +181,7 @@ impl<R: Repository> CacheAside<R> {
     pub fn from_registry(
         registry: &ServiceRegistry,
         component: &str,
-        config: CacheConfig,
+        config: CacheAsideConfig,
         repository: Arc<R>,
     ) -> Result<Self, RegistryError> {
         let store = registry.store_for(component, config.store())?;
@@ -189,12 +189,12 @@ impl<R: Repository> CacheAside<R> {
     }
 
     /// The shaku parameters that build this cache inside a module:
-    /// `.with_component_parameters::<CacheAside<R>>(cache.into_parameters())`.
+    /// `.with_component_parameters::<KvCachedRepository<R>>(cache.into_parameters())`.
     /// The module's instance starts with its own counters.
     #[cfg(feature = "shaku")]
     #[cfg_attr(docsrs, doc(cfg(feature = "shaku")))]
-    pub fn into_parameters(self) -> CacheAsideParameters<R> {
-        CacheAsideParameters {
+    pub fn into_parameters(self) -> KvCachedRepositoryParameters<R> {
+        KvCachedRepositoryParameters {
             store: self.store,
             repository: self.repository,
             settings: self.settings,
@@ -236,29 +236,29 @@ impl<R: Repository> CacheAside<R> {
 }
 
 #[async_trait]
-impl<R: Repository> CachedRepository<R> for CacheAside<R> {
+impl<R: Repository> CachedRepository<R> for KvCachedRepository<R> {
     async fn get(&self, key: &R::Key) -> Result<Option<R::Value>, CacheError<R::Error>> {
-        CacheAside::get(self, key).await
+        KvCachedRepository::get(self, key).await
     }
 
     async fn create(&self, new: R::New) -> Result<(R::Key, R::Value), R::Error> {
-        CacheAside::create(self, new).await
+        KvCachedRepository::create(self, new).await
     }
 
     async fn update(&self, key: &R::Key, update: R::Update) -> Result<R::Value, R::Error> {
-        CacheAside::update(self, key, update).await
+        KvCachedRepository::update(self, key, update).await
     }
 
     async fn delete(&self, key: &R::Key) -> Result<bool, R::Error> {
-        CacheAside::delete(self, key).await
+        KvCachedRepository::delete(self, key).await
     }
 
     async fn invalidate(&self, key: &R::Key) -> Result<(), KvError> {
-        CacheAside::invalidate(self, key).await
+        KvCachedRepository::invalidate(self, key).await
     }
 
     fn metrics(&self) -> CacheMetrics {
-        CacheAside::metrics(self)
+        KvCachedRepository::metrics(self)
     }
 
     fn name(&self) -> &str {

@@ -1,4 +1,4 @@
-//! [`RateLimiter`]: a named policy enforced on a key-value store, and its
+//! [`KvRateLimiter`]: a named policy enforced on a key-value store, and its
 //! shaku component.
 
 use std::sync::Arc;
@@ -11,11 +11,11 @@ use shaku::Component;
 
 use super::algorithm::{Algorithm, OnStoreError};
 #[cfg(feature = "yaml")]
-use super::config::RateLimiterConfig;
+use super::config::RateLimitConfig;
 use super::decision::Decision;
 use super::error::RateLimitError;
-use super::interface::RateLimit;
 use super::policy::{NamedPolicy, RateLimitPolicy};
+use super::rate_limiter::RateLimiter;
 use super::scripts::Reply;
 use crate::config::ConfigError;
 use crate::error::KvError;
@@ -41,13 +41,13 @@ const WARN_EVERY: u64 = 1_000;
 /// use std::sync::Arc;
 /// use std::time::Duration;
 /// use kv_module::MemoryStore;
-/// use kv_module::rate_limit::{Algorithm, RateLimitPolicy, RateLimiter};
+/// use kv_module::rate_limit::{Algorithm, RateLimitPolicy, KvRateLimiter};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let store = Arc::new(MemoryStore::new("limits", "rl"));
 /// let policy = RateLimitPolicy::new(Algorithm::FixedWindow, 2, Duration::from_secs(60));
-/// let limiter = RateLimiter::new(store, "api", policy)?;
+/// let limiter = KvRateLimiter::new(store, "api", policy)?;
 ///
 /// assert!(limiter.check("ip:192.0.2.1").await?.allowed);
 /// assert!(limiter.check("ip:192.0.2.1").await?.allowed);
@@ -63,19 +63,19 @@ const WARN_EVERY: u64 = 1_000;
 ///
 /// # Dependency injection (shaku)
 ///
-/// `RateLimiter` is a shaku [`Component`] of interface
-/// `dyn` [`RateLimit`]. Its two parameters are resolved and validated
+/// `KvRateLimiter` is a shaku [`Component`] of interface
+/// `dyn` [`RateLimiter`]. Its two parameters are resolved and validated
 /// *before* the module is built, so a bad store name
 /// ([`RegistryError`](crate::registry::RegistryError)) or policy
 /// ([`ConfigError`]) is a start-up error and never a panic inside shaku:
 ///
 /// ```
 /// use std::sync::Arc;
-/// use kv_module::rate_limit::{RateLimit, RateLimiter};
+/// use kv_module::rate_limit::{RateLimiter, KvRateLimiter};
 /// use shaku::{HasComponent, module};
 ///
 /// module! {
-///     AppModule { components = [RateLimiter], providers = [] }
+///     AppModule { components = [KvRateLimiter], providers = [] }
 /// }
 ///
 /// # #[tokio::main(flavor = "current_thread")]
@@ -91,24 +91,24 @@ const WARN_EVERY: u64 = 1_000;
 /// let registry = kv_module::registry::ServiceRegistry::build(
 ///     &config, &kv_module::registry::ServiceTypes::builtin()).await?;
 ///
-/// let limiter = RateLimiter::from_registry(&registry, "api", config.required_section("rate_limit")?)?;
+/// let limiter = KvRateLimiter::from_registry(&registry, "api", config.required_section("rate_limit")?)?;
 /// let module = AppModule::builder()
-///     .with_component_parameters::<RateLimiter>(limiter.into_parameters())
+///     .with_component_parameters::<KvRateLimiter>(limiter.into_parameters())
 ///     .build();
-/// let limiter: Arc<dyn RateLimit> = module.resolve();
+/// let limiter: Arc<dyn RateLimiter> = module.resolve();
 /// assert!(limiter.check("user:42").await?.allowed);
 /// # Ok(())
 /// # }
 /// ```
 ///
 /// shaku binds one component per interface, so a module holds one
-/// `dyn RateLimit`. Give further policies to their layers directly
-/// (`Arc::new(RateLimiter::new(..)?)`), or wrap each in an interface of
+/// `dyn RateLimiter`. Give further policies to their layers directly
+/// (`Arc::new(KvRateLimiter::new(..)?)`), or wrap each in an interface of
 /// the application's own.
 #[derive(Clone, Debug)]
 #[cfg_attr(feature = "shaku", derive(Component))]
-#[cfg_attr(feature = "shaku", shaku(interface = RateLimit))]
-pub struct RateLimiter {
+#[cfg_attr(feature = "shaku", shaku(interface = RateLimiter))]
+pub struct KvRateLimiter {
     /// The store holding the policy's keys: resolve it with
     /// [`ServiceRegistry::store_for`](crate::registry::ServiceRegistry::store_for).
     store: Arc<dyn KvStore>,
@@ -128,7 +128,7 @@ struct Counters {
     failing: AtomicBool,
 }
 
-impl RateLimiter {
+impl KvRateLimiter {
     /// A limiter enforcing `policy` under `name` on `store`.
     ///
     /// # Errors
@@ -156,18 +156,18 @@ impl RateLimiter {
     pub fn from_registry(
         registry: &ServiceRegistry,
         name: &str,
-        config: RateLimiterConfig,
+        config: RateLimitConfig,
     ) -> Result<Self, RegistryError> {
         let store = registry.store_for(name, &config.store)?;
         Ok(Self::new(store, name, config.policy)?)
     }
 
     /// The shaku parameters that build this limiter inside a module:
-    /// `.with_component_parameters::<RateLimiter>(limiter.into_parameters())`.
+    /// `.with_component_parameters::<KvRateLimiter>(limiter.into_parameters())`.
     #[cfg(feature = "shaku")]
     #[cfg_attr(docsrs, doc(cfg(feature = "shaku")))]
-    pub fn into_parameters(self) -> RateLimiterParameters {
-        RateLimiterParameters {
+    pub fn into_parameters(self) -> KvRateLimiterParameters {
+        KvRateLimiterParameters {
             store: self.store,
             policy: self.policy,
         }
@@ -345,20 +345,20 @@ impl RateLimiter {
 }
 
 #[async_trait]
-impl RateLimit for RateLimiter {
+impl RateLimiter for KvRateLimiter {
     fn policy(&self) -> &NamedPolicy {
         &self.policy
     }
 
     async fn check_cost(&self, key: &str, cost: u64) -> Result<Decision, RateLimitError> {
-        RateLimiter::check_cost(self, key, cost).await
+        KvRateLimiter::check_cost(self, key, cost).await
     }
 
     fn failed_open(&self) -> u64 {
-        RateLimiter::failed_open(self)
+        KvRateLimiter::failed_open(self)
     }
 
     fn failed_closed(&self) -> u64 {
-        RateLimiter::failed_closed(self)
+        KvRateLimiter::failed_closed(self)
     }
 }

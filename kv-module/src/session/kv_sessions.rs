@@ -1,4 +1,4 @@
-//! [`SessionManager`]: the [`Sessions`] component over a [`KvStore`].
+//! [`KvSessions`]: the [`Sessions`] component over a [`KvStore`].
 
 use std::sync::Arc;
 
@@ -50,12 +50,12 @@ fn unix_ms() -> u64 {
 /// use std::sync::Arc;
 /// use kv_module::MemoryStore;
 /// use kv_module::registry::StoreRef;
-/// use kv_module::session::{SessionConfig, SessionData, SessionManager, Sessions};
+/// use kv_module::session::{SessionConfig, SessionData, KvSessions, Sessions};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let store = Arc::new(MemoryStore::new("session_cache", "app"));
-/// let sessions = SessionManager::new(store, SessionConfig::new(StoreRef::new("session_cache")))?;
+/// let sessions = KvSessions::new(store, SessionConfig::new(StoreRef::new("session_cache")))?;
 ///
 /// let id = sessions.create(SessionData::new("user-1").with_metadata("role", "admin")).await?;
 /// let session = sessions.get(&id).await?.expect("just created");
@@ -74,23 +74,23 @@ fn unix_ms() -> u64 {
 #[derive(Clone)]
 #[cfg_attr(feature = "shaku", derive(Component))]
 #[cfg_attr(feature = "shaku", shaku(interface = Sessions))]
-pub struct SessionManager {
+pub struct KvSessions {
     /// The store the sessions are kept in.
     store: Arc<dyn KvStore>,
     /// The validated settings.
     settings: SessionSettings,
 }
 
-impl std::fmt::Debug for SessionManager {
+impl std::fmt::Debug for KvSessions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SessionManager")
+        f.debug_struct("KvSessions")
             .field("store", &self.store.name())
             .field("settings", &self.settings)
             .finish()
     }
 }
 
-impl SessionManager {
+impl KvSessions {
     /// A manager keeping its sessions in `store` (`config.store()` is not
     /// consulted: it is for [`from_registry`](Self::from_registry)).
     ///
@@ -123,11 +123,11 @@ impl SessionManager {
     }
 
     /// The shaku parameters that build this manager inside a module:
-    /// `.with_component_parameters::<SessionManager>(manager.into_parameters())`.
+    /// `.with_component_parameters::<KvSessions>(manager.into_parameters())`.
     #[cfg(feature = "shaku")]
     #[cfg_attr(docsrs, doc(cfg(feature = "shaku")))]
-    pub fn into_parameters(self) -> SessionManagerParameters {
-        SessionManagerParameters {
+    pub fn into_parameters(self) -> KvSessionsParameters {
+        KvSessionsParameters {
             store: self.store,
             settings: self.settings,
         }
@@ -231,7 +231,7 @@ impl SessionManager {
 }
 
 #[async_trait]
-impl Sessions for SessionManager {
+impl Sessions for KvSessions {
     fn settings(&self) -> &SessionSettings {
         &self.settings
     }
