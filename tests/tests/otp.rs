@@ -813,11 +813,9 @@ async fn verify_code(
 ) -> Response {
     match otp.verify(&email, "login", &code).await {
         Ok(VerifyOutcome::Verified) => match sessions.create(SessionData::new(email)).await {
-            Ok(id) => (
-                [(SET_COOKIE, sessions.settings().set_cookie(&id))],
-                "welcome",
-            )
-                .into_response(),
+            Ok(id) => {
+                ([(SET_COOKIE, sessions.config().set_cookie(&id))], "welcome").into_response()
+            }
             Err(_) => StatusCode::SERVICE_UNAVAILABLE.into_response(),
         },
         Ok(_) => StatusCode::UNAUTHORIZED.into_response(),

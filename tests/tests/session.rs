@@ -1052,7 +1052,7 @@ async fn login(
 ) -> Response {
     match sessions.create(SessionData::new(user)).await {
         Ok(id) => (
-            [(SET_COOKIE, sessions.settings().set_cookie(&id))],
+            [(SET_COOKIE, sessions.config().set_cookie(&id))],
             id.expose().to_owned(),
         )
             .into_response(),
@@ -1078,7 +1078,7 @@ async fn logout(
     match sessions.delete(&current.id).await {
         Ok(_) => (
             StatusCode::NO_CONTENT,
-            [(SET_COOKIE, sessions.settings().clear_cookie())],
+            [(SET_COOKIE, sessions.config().clear_cookie())],
         )
             .into_response(),
         Err(_) => StatusCode::SERVICE_UNAVAILABLE.into_response(),
@@ -1314,11 +1314,11 @@ async fn configuration_from_yaml_is_validated_with_its_location() {
     };
     let config = load("  store: session_cache\n").unwrap();
     let sessions: SessionConfig = config.section("sessions").unwrap().unwrap();
-    assert_eq!(sessions.idle_timeout(), Duration::from_secs(30 * 60));
-    assert_eq!(sessions.absolute_timeout(), Duration::from_secs(24 * 3600));
-    assert_eq!(sessions.refresh_interval(), Duration::from_secs(60));
-    assert_eq!(sessions.cookie_name(), "session_id");
-    assert!(!sessions.cookie_secure());
+    assert_eq!(sessions.idle_timeout, Duration::from_secs(30 * 60));
+    assert_eq!(sessions.absolute_timeout, Duration::from_secs(24 * 3600));
+    assert_eq!(sessions.refresh_interval, Duration::from_secs(60));
+    assert_eq!(sessions.cookie_name, "session_id");
+    assert!(!sessions.cookie_secure);
     let registry = ServiceRegistry::build(&config, &ServiceTypes::builtin())
         .await
         .unwrap();
@@ -1339,6 +1339,15 @@ async fn configuration_from_yaml_is_validated_with_its_location() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("idle"), "{err}");
+    let storeless = load("  idle_timeout: 5m\n").unwrap();
+    let err = storeless
+        .section::<SessionConfig>("sessions")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("app.yaml:") && err.contains("store is required"),
+        "{err}"
+    );
 
     let elsewhere = SessionConfig::new(StoreRef::new("nowhere"));
     let err = KvSessions::from_registry(&registry, "sessions", elsewhere)

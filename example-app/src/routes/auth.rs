@@ -178,8 +178,8 @@ pub async fn verify(
             ));
         }
     };
-    let expires_in = sessions.settings().config().idle_timeout().as_secs();
-    let cookie = sessions.settings().set_cookie(&id);
+    let expires_in = sessions.config().idle_timeout.as_secs();
+    let cookie = sessions.config().set_cookie(&id);
     Ok((
         StatusCode::OK,
         [(header::SET_COOKIE, cookie)],

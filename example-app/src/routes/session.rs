@@ -11,8 +11,7 @@ use crate::error::ApiError;
 use crate::state::Inject;
 
 fn expires_in(sessions: &dyn Sessions, session: &Session) -> u64 {
-    let idle_ms =
-        u64::try_from(sessions.settings().config().idle_timeout().as_millis()).unwrap_or(u64::MAX);
+    let idle_ms = u64::try_from(sessions.config().idle_timeout.as_millis()).unwrap_or(u64::MAX);
     let idle_deadline = session.last_seen.saturating_add(idle_ms);
     seconds_until(idle_deadline.min(session.absolute_expiry))
 }
@@ -59,7 +58,7 @@ pub async fn delete(
     sessions.delete(&current.id).await?;
     Ok((
         StatusCode::NO_CONTENT,
-        [(header::SET_COOKIE, sessions.settings().clear_cookie())],
+        [(header::SET_COOKIE, sessions.config().clear_cookie())],
     )
         .into_response())
 }

@@ -116,3 +116,17 @@ pub enum ConfigError {
         files: String,
     },
 }
+
+impl ConfigError {
+    /// The error of a component configuration built in code that breaks
+    /// a rule: `message` (which names the field) about `component` (the
+    /// section, policy or cache configured). A configuration read from
+    /// YAML fails earlier, as [`ConfigError::Invalid`] with its position.
+    pub fn invalid_setting(component: &str, message: impl Into<String>) -> Self {
+        ConfigError::InvalidSetting {
+            component: component.to_owned(),
+            path: component.to_owned(),
+            message: message.into(),
+        }
+    }
+}

@@ -13,6 +13,7 @@ mod fields;
 mod loader;
 #[cfg(feature = "yaml")]
 mod node;
+mod validated;
 
 pub use duration::{parse_duration, serde_duration, serde_duration_opt};
 pub use error::{ConfigError, Location};
@@ -27,3 +28,5 @@ pub use loader::{ConfigLoader, LoadedConfig, ServiceDefinition};
 #[cfg(feature = "yaml")]
 #[cfg_attr(docsrs, doc(cfg(feature = "yaml")))]
 pub use node::Node;
+#[allow(unused_imports)]
+pub(crate) use validated::{deserialize_validated, millis};

@@ -145,7 +145,7 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let sessions = Arc::<dyn Sessions>::from_ref(state);
-        let cookie_name = sessions.settings().config().cookie_name();
+        let cookie_name = sessions.config().cookie_name.as_str();
         let id = credential(&parts.headers, cookie_name)?.ok_or(SessionRejection::Missing)?;
         match sessions.load(&id).await {
             Ok(Some(session)) => Ok(Self { id, session }),

@@ -6,12 +6,12 @@ use async_trait::async_trait;
 #[cfg(feature = "shaku")]
 use shaku::Component;
 
-use super::config::{SessionConfig, SessionSettings};
+use super::config::SessionConfig;
 use super::data::{Session, SessionData, UserSession, decode_record, record_tail};
 use super::id::{SessionHandle, SessionId, user_key, user_tag};
 use super::scripts::{self, parse_index};
 use super::sessions::Sessions;
-use crate::config::ConfigError;
+use crate::config::{ConfigError, millis};
 use crate::error::{KvError, Result};
 #[cfg(feature = "yaml")]
 use crate::registry::{RegistryError, ServiceRegistry};
@@ -77,21 +77,21 @@ fn unix_ms() -> u64 {
 pub struct KvSessions {
     /// The store the sessions are kept in.
     store: Arc<dyn KvStore>,
-    /// The validated settings.
-    settings: SessionSettings,
+    /// The validated configuration.
+    config: SessionConfig,
 }
 
 impl std::fmt::Debug for KvSessions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KvSessions")
             .field("store", &self.store.name())
-            .field("settings", &self.settings)
+            .field("config", &self.config)
             .finish()
     }
 }
 
 impl KvSessions {
-    /// A manager keeping its sessions in `store` (`config.store()` is not
+    /// A manager keeping its sessions in `store` (`config.store` is not
     /// consulted: it is for [`from_registry`](Self::from_registry)).
     ///
     /// # Errors
@@ -99,12 +99,11 @@ impl KvSessions {
     /// [`ConfigError::InvalidSetting`] when `config` breaks a rule of
     /// [`SessionConfig`].
     pub fn new(store: Arc<dyn KvStore>, config: SessionConfig) -> Result<Self, ConfigError> {
-        let settings = SessionSettings::new("sessions", config)?;
-        Ok(Self { store, settings })
+        Self::checked(store, "sessions", config)
     }
 
     /// A manager for the component `component` (its configuration section
-    /// name), on the store `config.store()` names in `registry`.
+    /// name), on the store `config.store` names in `registry`.
     ///
     /// # Errors
     ///
@@ -117,9 +116,8 @@ impl KvSessions {
         component: &str,
         config: SessionConfig,
     ) -> Result<Self, RegistryError> {
-        let store = registry.store_for(component, config.store())?;
-        let settings = SessionSettings::new(component, config)?;
-        Ok(Self { store, settings })
+        let store = registry.store_for(component, &config.store)?;
+        Ok(Self::checked(store, component, config)?)
     }
 
     /// The shaku parameters that build this manager inside a module:
@@ -129,8 +127,19 @@ impl KvSessions {
     pub fn into_parameters(self) -> KvSessionsParameters {
         KvSessionsParameters {
             store: self.store,
-            settings: self.settings,
+            config: self.config,
         }
+    }
+
+    fn checked(
+        store: Arc<dyn KvStore>,
+        component: &str,
+        config: SessionConfig,
+    ) -> Result<Self, ConfigError> {
+        config
+            .validate()
+            .map_err(|message| ConfigError::invalid_setting(component, message))?;
+        Ok(Self { store, config })
     }
 
     /// The store the sessions are kept in.
@@ -197,7 +206,7 @@ impl KvSessions {
         let keys = [record_key(&tag, handle.as_str()), index_key(&tag)];
         let args = ScriptArgs::new()
             .str(handle.as_str())
-            .uint(self.settings.idle_ms())
+            .uint(millis(self.config.idle_timeout))
             .uint(min_age_ms);
         Ok(self
             .run_int(&scripts::REFRESH, &[&keys[0], &keys[1]], &args)
@@ -232,8 +241,8 @@ impl KvSessions {
 
 #[async_trait]
 impl Sessions for KvSessions {
-    fn settings(&self) -> &SessionSettings {
-        &self.settings
+    fn config(&self) -> &SessionConfig {
+        &self.config
     }
 
     #[tracing::instrument(skip_all, fields(store = %self.store.name()), err)]
@@ -250,8 +259,8 @@ impl Sessions for KvSessions {
                 .str(handle.as_str())
                 .str(&user)
                 .bytes(tail.as_slice())
-                .uint(self.settings.idle_ms())
-                .uint(self.settings.absolute_ms());
+                .uint(millis(self.config.idle_timeout))
+                .uint(millis(self.config.absolute_timeout));
             if self
                 .run_int(&scripts::CREATE, &[&record, &index], &args)
                 .await?
@@ -291,7 +300,7 @@ impl Sessions for KvSessions {
         let Some(mut session) = self.get(id).await? else {
             return Ok(None);
         };
-        let interval = self.settings.refresh_ms();
+        let interval = millis(self.config.refresh_interval);
         if unix_ms().saturating_sub(session.last_seen) >= interval {
             if !self.refresh_older_than(id, interval).await? {
                 return Ok(None);

@@ -88,7 +88,7 @@
 //! async fn login(axum::extract::State(state): axum::extract::State<AppState>) -> impl IntoResponse {
 //!     let sessions: Arc<dyn Sessions> = state.module.resolve();
 //!     match sessions.create(SessionData::new("user-1")).await {
-//!         Ok(id) => Ok([(SET_COOKIE, sessions.settings().set_cookie(&id))]),
+//!         Ok(id) => Ok([(SET_COOKIE, sessions.config().set_cookie(&id))]),
 //!         Err(_) => Err(axum::http::StatusCode::SERVICE_UNAVAILABLE),
 //!     }
 //! }
@@ -137,7 +137,7 @@ mod sessions;
 
 pub use config::{
     DEFAULT_ABSOLUTE_TIMEOUT, DEFAULT_COOKIE_NAME, DEFAULT_IDLE_TIMEOUT, DEFAULT_REFRESH_INTERVAL,
-    SessionConfig, SessionSettings,
+    SessionConfig,
 };
 pub use cookie::find_cookie;
 pub use data::{Session, SessionData, UserSession};

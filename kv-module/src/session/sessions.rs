@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 
-use super::config::SessionSettings;
+use super::config::SessionConfig;
 use super::data::{Session, SessionData, UserSession};
 use super::id::{SessionHandle, SessionId};
 use crate::error::Result;
@@ -17,8 +17,10 @@ use crate::error::Result;
 /// [`delete_user_sessions`](Self::delete_user_sessions): two each.
 #[async_trait]
 pub trait Sessions: crate::Interface {
-    /// The validated settings (timeouts, cookie name, cookie helpers).
-    fn settings(&self) -> &SessionSettings;
+    /// The validated configuration (timeouts, cookie name, and the
+    /// cookie helpers [`set_cookie`](SessionConfig::set_cookie) and
+    /// [`clear_cookie`](SessionConfig::clear_cookie)).
+    fn config(&self) -> &SessionConfig;
 
     /// Creates a session for `data` and returns its new id (the user's
     /// hash tag and 256 bits from the OS CSPRNG). Never overwrites an
