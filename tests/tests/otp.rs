@@ -948,7 +948,7 @@ async fn configuration_requires_a_secret_unless_dev_secret() {
 
     let dev = load("  dev_secret: true\n").unwrap();
     let config: OtpConfig = dev.section("otp").unwrap().unwrap();
-    assert!(config.dev_secret());
+    assert!(config.dev_secret);
     let registry = ServiceRegistry::build(&dev, &ServiceTypes::builtin())
         .await
         .unwrap();
@@ -990,13 +990,13 @@ async fn configuration_requires_a_secret_unless_dev_secret() {
     let config: OtpConfig = full.section("otp").unwrap().unwrap();
     assert_eq!(
         (
-            config.code_length(),
-            config.ttl(),
-            config.max_attempts(),
-            config.resend_cooldown(),
-            config.daily_cap(),
-            config.subject_failure_limit(),
-            config.subject_failure_window(),
+            config.code_length,
+            config.ttl,
+            config.max_attempts,
+            config.resend_cooldown,
+            config.daily_cap,
+            config.subject_failure_limit,
+            config.subject_failure_window,
         ),
         (
             8,

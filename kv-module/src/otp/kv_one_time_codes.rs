@@ -10,11 +10,12 @@ use shaku::Component;
 use super::claim::{Claim, ClaimOutcome};
 use super::client_id::ClientId;
 use super::code::OtpCode;
-use super::config::{DAILY_WINDOW, OtpConfig, OtpSettings};
+use super::config::{DAILY_WINDOW, OtpConfig};
 use super::one_time_codes::OneTimeCodes;
 use super::outcome::{IssueOutcome, IssuedCode, RefusalReason, RetryAfter, VerifyOutcome};
 use super::scripts::{self, status};
-use crate::config::ConfigError;
+use super::secret_mac::SecretMac;
+use crate::config::{ConfigError, millis};
 use crate::error::{KvError, Result};
 #[cfg(feature = "yaml")]
 use crate::registry::{RegistryError, ServiceRegistry};
@@ -58,15 +59,17 @@ use crate::store::{KvStore, Script, ScriptArgs, ScriptValue, SlotTag};
 pub struct KvOneTimeCodes {
     /// The store the codes and counters are kept in.
     store: Arc<dyn KvStore>,
-    /// The validated settings, with the HMAC key.
-    settings: OtpSettings,
+    /// The validated configuration.
+    config: OtpConfig,
+    /// The HMAC key derived from its secret.
+    mac: SecretMac,
 }
 
 impl std::fmt::Debug for KvOneTimeCodes {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KvOneTimeCodes")
             .field("store", &self.store.name())
-            .field("settings", &self.settings)
+            .field("config", &self.config)
             .finish()
     }
 }
@@ -81,16 +84,12 @@ struct OtpKeys {
     client_failures: String,
 }
 
-fn millis(duration: Duration) -> u64 {
-    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
-}
-
 fn duration(ms: i64) -> Duration {
     Duration::from_millis(u64::try_from(ms).unwrap_or(0))
 }
 
 impl KvOneTimeCodes {
-    /// A service keeping its codes in `store` (`config.store()` is not
+    /// A service keeping its codes in `store` (`config.store` is not
     /// consulted: it is for [`from_registry`](Self::from_registry)). Logs a
     /// warning when the configuration opts into a development secret.
     ///
@@ -99,12 +98,11 @@ impl KvOneTimeCodes {
     /// [`ConfigError::InvalidSetting`] when `config` breaks a rule of
     /// [`OtpConfig`] (a missing secret among them).
     pub fn new(store: Arc<dyn KvStore>, config: OtpConfig) -> Result<Self, ConfigError> {
-        let settings = OtpSettings::new("otp", config)?;
-        Ok(Self { store, settings })
+        Self::checked(store, "otp", config)
     }
 
     /// A service for the component `component` (its configuration section
-    /// name), on the store `config.store()` names in `registry`.
+    /// name), on the store `config.store` names in `registry`.
     ///
     /// # Errors
     ///
@@ -117,9 +115,8 @@ impl KvOneTimeCodes {
         component: &str,
         config: OtpConfig,
     ) -> Result<Self, RegistryError> {
-        let store = registry.store_for(component, config.store())?;
-        let settings = OtpSettings::new(component, config)?;
-        Ok(Self { store, settings })
+        let store = registry.store_for(component, &config.store)?;
+        Ok(Self::checked(store, component, config)?)
     }
 
     /// The shaku parameters that build this service inside a module:
@@ -129,8 +126,21 @@ impl KvOneTimeCodes {
     pub fn into_parameters(self) -> KvOneTimeCodesParameters {
         KvOneTimeCodesParameters {
             store: self.store,
-            settings: self.settings,
+            config: self.config,
+            mac: self.mac,
         }
+    }
+
+    fn checked(
+        store: Arc<dyn KvStore>,
+        component: &str,
+        config: OtpConfig,
+    ) -> Result<Self, ConfigError> {
+        config
+            .validate()
+            .map_err(|message| ConfigError::invalid_setting(component, message))?;
+        let mac = SecretMac::new(component, &config)?;
+        Ok(Self { store, config, mac })
     }
 
     /// The store the codes are kept in.
@@ -161,9 +171,9 @@ impl KvOneTimeCodes {
     /// The keys of (subject, purpose, client), all under the subject's
     /// hash tag (see the [key layout](super::scripts)).
     fn keys(&self, subject: &str, purpose: &str, client: &ClientId) -> OtpKeys {
-        let slot = self.settings.slot_key(subject, purpose);
-        let subject_key = self.settings.subject_key(subject);
-        let client_key = self.settings.client_key(client.expose());
+        let slot = self.mac.slot_key(subject, purpose);
+        let subject_key = self.mac.subject_key(subject);
+        let client_key = self.mac.client_key(client.expose());
         let tag = SlotTag::digest_prefix(&subject_key);
         OtpKeys {
             code: tag.key("otp:", &format!(":code:{slot}")),
@@ -197,18 +207,18 @@ impl KvOneTimeCodes {
         token: &str,
     ) -> Result<(VerifyOutcome, String, String)> {
         self.check(subject, purpose)?;
-        let config = self.settings.config();
+        let config = &self.config;
         let keys = self.keys(subject, purpose, client);
-        let digest = self.settings.code_digest(subject, purpose, code);
+        let digest = self.mac.code_digest(subject, purpose, code);
         let script_keys = [keys.code.as_str(), &keys.failures, &keys.client_failures];
         let args = ScriptArgs::new()
             .str(&digest)
-            .uint(u64::from(config.max_attempts()))
-            .uint(u64::from(config.subject_failure_limit()))
-            .uint(u64::from(config.client_failure_limit()))
-            .uint(millis(config.subject_failure_window()))
+            .uint(u64::from(config.max_attempts))
+            .uint(u64::from(config.subject_failure_limit))
+            .uint(u64::from(config.client_failure_limit))
+            .uint(millis(config.subject_failure_window))
             .str(token)
-            .uint(millis(config.claim_ttl()));
+            .uint(millis(config.claim_ttl));
         let (status, n) = self.run(&scripts::VERIFY, &script_keys, &args).await?;
         let outcome = match status {
             status::OK => VerifyOutcome::Verified,
@@ -250,8 +260,8 @@ fn claim_token() -> std::result::Result<String, getrandom::Error> {
 
 #[async_trait]
 impl OneTimeCodes for KvOneTimeCodes {
-    fn settings(&self) -> &OtpSettings {
-        &self.settings
+    fn config(&self) -> &OtpConfig {
+        &self.config
     }
 
     #[tracing::instrument(skip_all, fields(store = %self.store.name(), %purpose), err)]
@@ -262,8 +272,8 @@ impl OneTimeCodes for KvOneTimeCodes {
         client: &ClientId,
     ) -> Result<IssueOutcome> {
         self.check(subject, purpose)?;
-        let config = self.settings.config();
-        let code = OtpCode::generate(usize::from(config.code_length()))
+        let config = &self.config;
+        let code = OtpCode::generate(usize::from(config.code_length))
             .map_err(|e| self.random_error("generate one-time code", e))?;
         let keys = self.keys(subject, purpose, client);
         let keys = [
@@ -275,15 +285,15 @@ impl OneTimeCodes for KvOneTimeCodes {
             &keys.client_failures,
         ];
         let args = ScriptArgs::new()
-            .str(&self.settings.code_digest(subject, purpose, code.expose()))
-            .uint(millis(config.ttl()))
-            .uint(millis(config.resend_cooldown()))
-            .uint(u64::from(config.daily_cap()))
+            .str(&self.mac.code_digest(subject, purpose, code.expose()))
+            .uint(millis(config.ttl))
+            .uint(millis(config.resend_cooldown))
+            .uint(u64::from(config.daily_cap))
             .uint(millis(DAILY_WINDOW))
-            .uint(u64::from(config.subject_failure_limit()))
-            .uint(millis(config.subject_failure_window()))
-            .uint(u64::from(config.client_daily_cap()))
-            .uint(u64::from(config.client_failure_limit()));
+            .uint(u64::from(config.subject_failure_limit))
+            .uint(millis(config.subject_failure_window))
+            .uint(u64::from(config.client_daily_cap))
+            .uint(u64::from(config.client_failure_limit));
         let (status, n) = self.run(&scripts::ISSUE, &keys, &args).await?;
         let refused = |reason| {
             tracing::debug!(?reason, "one-time code refused");
@@ -387,8 +397,7 @@ impl OneTimeCodes for KvOneTimeCodes {
             &keys.daily,
             &keys.client_daily,
         ];
-        let args =
-            ScriptArgs::new().str(&self.settings.code_digest(subject, purpose, code.expose()));
+        let args = ScriptArgs::new().str(&self.mac.code_digest(subject, purpose, code.expose()));
         let (status, _) = self.run(&scripts::WITHDRAW, &keys, &args).await?;
         match status {
             status::OK => {

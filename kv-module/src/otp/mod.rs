@@ -168,6 +168,7 @@ mod one_time_codes;
 mod one_time_codes_ext;
 mod outcome;
 mod scripts;
+mod secret_mac;
 
 pub use claim::{Claim, ClaimOutcome};
 pub use client_id::ClientId;
@@ -176,7 +177,7 @@ pub use config::{
     DAILY_WINDOW, DEFAULT_CLAIM_TTL, DEFAULT_CLIENT_DAILY_CAP, DEFAULT_CLIENT_FAILURE_LIMIT,
     DEFAULT_CODE_LENGTH, DEFAULT_DAILY_CAP, DEFAULT_MAX_ATTEMPTS, DEFAULT_RESEND_COOLDOWN,
     DEFAULT_SUBJECT_FAILURE_LIMIT, DEFAULT_SUBJECT_FAILURE_WINDOW, DEFAULT_TTL, MAX_CLAIM_TTL,
-    MAX_TTL, MIN_SECRET_BYTES, OtpConfig, OtpSettings,
+    MAX_TTL, MIN_SECRET_BYTES, OtpConfig,
 };
 pub use kv_one_time_codes::KvOneTimeCodes;
 #[cfg(feature = "shaku")]
@@ -188,3 +189,4 @@ pub use outcome::{
     DeliveryOutcome, HandoverOutcome, IssueOutcome, IssuedCode, RefusalReason, RetryAfter,
     VerifyOutcome,
 };
+pub use secret_mac::SecretMac;

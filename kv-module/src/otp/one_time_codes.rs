@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use super::claim::{Claim, ClaimOutcome};
 use super::client_id::ClientId;
 use super::code::OtpCode;
-use super::config::OtpSettings;
+use super::config::OtpConfig;
 use super::outcome::{IssueOutcome, VerifyOutcome};
 use crate::error::Result;
 
@@ -29,8 +29,8 @@ use crate::error::Result;
 /// [`commit`](Self::commit) and [`release`](Self::release).
 #[async_trait]
 pub trait OneTimeCodes: crate::Interface {
-    /// The validated settings.
-    fn settings(&self) -> &OtpSettings;
+    /// The validated configuration (its `Debug` redacts the secret).
+    fn config(&self) -> &OtpConfig;
 
     /// [`issue_from`](Self::issue_from) an [unknown](ClientId::unknown)
     /// client: all such callers share one client budget.
