@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::algorithm::{Algorithm, OnStoreError};
-use crate::config::{ConfigError, serde_duration};
+use crate::config::{ConfigError, deserialize_validated, millis, serde_duration};
 
 /// Largest `limit` and `burst`.
 pub const MAX_LIMIT: u64 = 1_000_000_000;
@@ -42,10 +42,10 @@ const MAX_PRODUCT: u64 = 1 << 50;
 /// let config = ConfigLoader::new().load_str("app.yaml", yaml)?;
 /// let policies: BTreeMap<String, RateLimitPolicy> = config.required_section("rate_limits")?;
 /// let login = &policies["login"];
-/// assert_eq!(login.algorithm(), Algorithm::Gcra);
-/// assert_eq!(login.window(), Duration::from_secs(60));
-/// assert_eq!(login.burst(), Some(3));
-/// assert_eq!(login.on_store_error(), OnStoreError::FailClosed);
+/// assert_eq!(login.algorithm, Algorithm::Gcra);
+/// assert_eq!(login.window, Duration::from_secs(60));
+/// assert_eq!(login.burst, Some(3));
+/// assert_eq!(login.on_store_error, OnStoreError::FailClosed);
 ///
 /// // Invalid values are refused while loading, with file:line:column.
 /// let bad = ConfigLoader::new()
@@ -71,49 +71,30 @@ const MAX_PRODUCT: u64 = 1 << 50;
 /// | `prefix` | the policy's name | key prefix inside the store (`{prefix}:{key}`) |
 /// | `on_store_error` | `fail_open` | `fail_open` or `fail_closed` ([`OnStoreError`]) |
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
-#[serde(try_from = "PolicyFields")]
+#[serde(remote = "Self", deny_unknown_fields)]
+#[non_exhaustive]
 pub struct RateLimitPolicy {
-    algorithm: Algorithm,
-    limit: u64,
-    window: Duration,
-    burst: Option<u64>,
-    prefix: Option<String>,
-    on_store_error: OnStoreError,
-}
-
-/// The fields as written, checked by [`RateLimitPolicy::validate`] on the
-/// way in so that a bad value is reported with its location.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PolicyFields {
-    algorithm: Algorithm,
-    limit: u64,
+    /// The algorithm (required).
+    pub algorithm: Algorithm,
+    /// Requests (cost units) allowed per window, 1 to 10⁹ (required).
+    pub limit: u64,
+    /// The window: whole milliseconds, at most 366 days (required).
     #[serde(with = "serde_duration")]
-    window: Duration,
+    pub window: Duration,
+    /// The GCRA burst: how many requests may arrive at once (the bucket's
+    /// size). Default: `limit`. Only valid with [`Algorithm::Gcra`].
     #[serde(default)]
-    burst: Option<u64>,
+    pub burst: Option<u64>,
+    /// The key prefix inside the store. Default: the policy's name.
     #[serde(default)]
-    prefix: Option<String>,
+    pub prefix: Option<String>,
+    /// What a check does when the store fails. Default:
+    /// [`OnStoreError::FailOpen`].
     #[serde(default)]
-    on_store_error: OnStoreError,
+    pub on_store_error: OnStoreError,
 }
 
-impl TryFrom<PolicyFields> for RateLimitPolicy {
-    type Error = String;
-
-    fn try_from(fields: PolicyFields) -> Result<Self, String> {
-        let policy = Self {
-            algorithm: fields.algorithm,
-            limit: fields.limit,
-            window: fields.window,
-            burst: fields.burst,
-            prefix: fields.prefix,
-            on_store_error: fields.on_store_error,
-        };
-        policy.validate()?;
-        Ok(policy)
-    }
-}
+deserialize_validated!(RateLimitPolicy);
 
 impl RateLimitPolicy {
     /// A policy allowing `limit` per `window` with `algorithm`; no burst
@@ -130,58 +111,26 @@ impl RateLimitPolicy {
         }
     }
 
-    /// Sets the GCRA burst: how many requests may arrive at once (the
-    /// bucket's size). Default: `limit`. Only valid with [`Algorithm::Gcra`].
+    /// Sets [`burst`](Self::burst).
     pub fn with_burst(mut self, burst: u64) -> Self {
         self.burst = Some(burst);
         self
     }
 
-    /// Sets the key prefix inside the store. Default: the policy's name.
+    /// Sets [`prefix`](Self::prefix).
     pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.prefix = Some(prefix.into());
         self
     }
 
-    /// Sets what a check does when the store fails. Default:
-    /// [`OnStoreError::FailOpen`].
+    /// Sets [`on_store_error`](Self::on_store_error).
     pub fn with_on_store_error(mut self, on_store_error: OnStoreError) -> Self {
         self.on_store_error = on_store_error;
         self
     }
 
-    /// The algorithm.
-    pub fn algorithm(&self) -> Algorithm {
-        self.algorithm
-    }
-
-    /// Requests (cost units) allowed per window.
-    pub fn limit(&self) -> u64 {
-        self.limit
-    }
-
-    /// The window.
-    pub fn window(&self) -> Duration {
-        self.window
-    }
-
-    /// The configured GCRA burst, if any.
-    pub fn burst(&self) -> Option<u64> {
-        self.burst
-    }
-
-    /// The configured prefix, if any.
-    pub fn prefix(&self) -> Option<&str> {
-        self.prefix.as_deref()
-    }
-
-    /// What a check does when the store fails.
-    pub fn on_store_error(&self) -> OnStoreError {
-        self.on_store_error
-    }
-
     /// Checks every value; the message says which one is wrong and why.
-    fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), String> {
         if !(1..=MAX_LIMIT).contains(&self.limit) {
             return Err(format!(
                 "limit must be 1 to {MAX_LIMIT}, got {}",
@@ -202,7 +151,7 @@ impl RateLimitPolicy {
         {
             return Err("prefix must not be empty (leave it out to use the policy's name)".into());
         }
-        let window_ms = window_ms(self.window);
+        let window_ms = millis(self.window);
         match self.algorithm {
             Algorithm::FixedWindow | Algorithm::SlidingWindow => {
                 if self.burst.is_some() {
@@ -243,10 +192,6 @@ impl RateLimitPolicy {
         }
         Ok(())
     }
-}
-
-fn window_ms(window: Duration) -> u64 {
-    u64::try_from(window.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// A validated policy and its name: what a
@@ -290,14 +235,14 @@ impl NamedPolicy {
                 .bytes()
                 .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\');
         if !valid_name {
-            return Err(invalid(
-                &name,
+            return Err(ConfigError::invalid_setting(
+                &format!("rate_limit.{name}"),
                 "a policy name must be non-empty printable ASCII without spaces, `\"` or `\\`",
             ));
         }
-        policy
-            .validate()
-            .map_err(|message| invalid(&name, message))?;
+        policy.validate().map_err(|message| {
+            ConfigError::invalid_setting(&format!("rate_limit.{name}"), message)
+        })?;
         let prefix = policy.prefix.clone().unwrap_or_else(|| name.clone());
         Ok(Self {
             name: Arc::from(name),
@@ -338,7 +283,7 @@ impl NamedPolicy {
 
     /// The window in milliseconds.
     pub(crate) fn window_ms(&self) -> u64 {
-        window_ms(self.policy.window)
+        millis(self.policy.window)
     }
 
     /// How many may arrive at once: the GCRA burst (default `limit`), or
@@ -354,16 +299,6 @@ impl NamedPolicy {
     /// What a check does when the store fails.
     pub fn on_store_error(&self) -> OnStoreError {
         self.policy.on_store_error
-    }
-}
-
-/// A validation error for a policy built in code: there is no file, so the
-/// location says so.
-fn invalid(name: &str, message: impl Into<String>) -> ConfigError {
-    ConfigError::InvalidSetting {
-        component: name.to_owned(),
-        path: format!("rate_limit.{name}"),
-        message: message.into(),
     }
 }
 
