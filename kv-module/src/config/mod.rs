@@ -13,6 +13,12 @@ mod fields;
 mod loader;
 #[cfg(feature = "yaml")]
 mod node;
+#[cfg(any(
+    feature = "session",
+    feature = "otp",
+    feature = "rate-limit",
+    feature = "cache-aside"
+))]
 mod validated;
 
 pub use duration::{parse_duration, serde_duration, serde_duration_opt};
@@ -28,5 +34,10 @@ pub use loader::{ConfigLoader, LoadedConfig, ServiceDefinition};
 #[cfg(feature = "yaml")]
 #[cfg_attr(docsrs, doc(cfg(feature = "yaml")))]
 pub use node::Node;
-#[allow(unused_imports)]
+#[cfg(any(
+    feature = "session",
+    feature = "otp",
+    feature = "rate-limit",
+    feature = "cache-aside"
+))]
 pub(crate) use validated::{deserialize_validated, millis};
