@@ -1,16 +1,14 @@
-//! [`CacheAsideConfig`] (the cache's policy, as configured), [`WriteMode`],
-//! [`LeaseConfig`], and [`CacheSettings`] (the same, validated, with the
-//! cache's name).
+//! [`CacheAsideConfig`]: the configuration of
+//! [`KvCachedRepository`](super::KvCachedRepository), with its
+//! [`WriteMode`] and [`LeaseConfig`].
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::keys::RecordKeys;
-use crate::config::{ConfigError, serde_duration};
+use crate::config::{deserialize_validated, serde_duration};
 use crate::registry::StoreRef;
-use crate::store::{MAX_TTL, SlotTag};
+use crate::store::MAX_TTL;
 
 /// Default jitter: ±10 % of the TTL.
 pub const DEFAULT_JITTER: f64 = 0.1;
@@ -57,19 +55,24 @@ pub enum WriteMode {
 /// use kv_module::cache_aside::LeaseConfig;
 ///
 /// let lease = LeaseConfig::enabled().with_wait(Duration::from_millis(500));
-/// assert!(lease.is_enabled());
-/// assert_eq!(lease.ttl(), Duration::from_secs(5));
-/// assert!(!LeaseConfig::default().is_enabled());
+/// assert!(lease.enabled);
+/// assert_eq!(lease.ttl, Duration::from_secs(5));
+/// assert!(!LeaseConfig::default().enabled);
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
 pub struct LeaseConfig {
-    #[serde(default)]
-    enabled: bool,
-    #[serde(default = "default_lease_ttl", with = "serde_duration")]
-    ttl: Duration,
-    #[serde(default = "default_lease_wait", with = "serde_duration")]
-    wait: Duration,
+    /// Whether the lease is used. Default: `false`.
+    pub enabled: bool,
+    /// How long a lease lives when its holder never releases it (a
+    /// crashed process). Default: 5 s. Keep it above a typical load.
+    #[serde(with = "serde_duration")]
+    pub ttl: Duration,
+    /// How long a process waits for the lease holder's value before
+    /// loading by itself. Default: 2 s.
+    #[serde(with = "serde_duration")]
+    pub wait: Duration,
 }
 
 impl Default for LeaseConfig {
@@ -91,42 +94,17 @@ impl LeaseConfig {
         }
     }
 
-    /// Sets how long a lease lives when its holder never releases it (a
-    /// crashed process). Default: 5 s. Keep it above a typical load.
+    /// Sets [`ttl`](Self::ttl).
     pub fn with_ttl(mut self, ttl: Duration) -> Self {
         self.ttl = ttl;
         self
     }
 
-    /// Sets how long a process waits for the lease holder's value before
-    /// loading by itself. Default: 2 s.
+    /// Sets [`wait`](Self::wait).
     pub fn with_wait(mut self, wait: Duration) -> Self {
         self.wait = wait;
         self
     }
-
-    /// Whether the lease is used (default false).
-    pub fn is_enabled(&self) -> bool {
-        self.enabled
-    }
-
-    /// The lease's lifetime.
-    pub fn ttl(&self) -> Duration {
-        self.ttl
-    }
-
-    /// The longest wait for another process's load.
-    pub fn wait(&self) -> Duration {
-        self.wait
-    }
-}
-
-fn default_lease_ttl() -> Duration {
-    DEFAULT_LEASE_TTL
-}
-
-fn default_lease_wait() -> Duration {
-    DEFAULT_LEASE_WAIT
 }
 
 /// The policy of a [`KvCachedRepository`](super::KvCachedRepository): which store, which
@@ -147,9 +125,10 @@ fn default_lease_wait() -> Duration {
 /// ```
 ///
 /// Deserializing checks the rules below, so a bad value fails at start-up
-/// with its file position; [`CacheSettings::new`] checks them again for
-/// configurations built in code:
+/// with its file position; [`KvCachedRepository::new`](super::KvCachedRepository::new)
+/// checks them again for configurations built in code:
 ///
+/// * `store`, `key_prefix` and `ttl` are required;
 /// * `key_prefix`: 1 to 64 characters among `A-Z a-z 0-9 _ . -` (no `:`,
 ///   so two caches on one store never share a key);
 /// * `ttl`: at least 1 ms, and with the jitter at most 100 years;
@@ -165,75 +144,51 @@ fn default_lease_wait() -> Duration {
 /// let config = CacheAsideConfig::new(StoreRef::new("user_cache"), "user", Duration::from_secs(3600))
 ///     .with_write_mode(WriteMode::WriteThrough)
 ///     .with_lease(LeaseConfig::enabled());
-/// assert_eq!(config.jitter(), 0.1);
-/// assert_eq!(config.negative_ttl(), Duration::from_secs(30));
+/// assert_eq!(config.jitter, 0.1);
+/// assert_eq!(config.negative_ttl, Duration::from_secs(30));
 /// assert!(config.validate().is_ok());
 /// assert!(config.with_jitter(0.8).validate().is_err());
 /// ```
 #[derive(Clone, Debug, PartialEq, Deserialize)]
-#[serde(try_from = "CacheFields")]
+#[serde(
+    remote = "Self",
+    deny_unknown_fields,
+    default = "CacheAsideConfig::defaults"
+)]
+#[non_exhaustive]
 pub struct CacheAsideConfig {
-    store: StoreRef,
-    key_prefix: String,
-    ttl: Duration,
-    jitter: f64,
-    negative_ttl: Duration,
-    tombstone_ttl: Duration,
-    write_mode: WriteMode,
-    lease: LeaseConfig,
-}
-
-/// The YAML shape, validated on the way into [`CacheAsideConfig`] so that a bad
-/// value is reported with its location.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CacheFields {
-    store: StoreRef,
-    key_prefix: String,
+    /// The store the entries live in, resolved by
+    /// [`KvCachedRepository::from_registry`](super::KvCachedRepository::from_registry)
+    /// (required).
+    pub store: StoreRef,
+    /// The key prefix inside the store: entries are `{key_prefix}:{<key>}`
+    /// (required).
+    pub key_prefix: String,
+    /// The lifetime of a cached value, before jitter (required).
     #[serde(with = "serde_duration")]
-    ttl: Duration,
-    #[serde(default = "default_jitter")]
-    jitter: f64,
-    #[serde(default = "default_negative_ttl", with = "serde_duration")]
-    negative_ttl: Duration,
-    #[serde(default = "default_tombstone_ttl", with = "serde_duration")]
-    tombstone_ttl: Duration,
-    #[serde(default)]
-    write_mode: WriteMode,
-    #[serde(default)]
-    lease: LeaseConfig,
+    pub ttl: Duration,
+    /// The random spread of every TTL, as a fraction: each entry lives
+    /// `ttl × (1 ± jitter)`, so keys written together do not expire
+    /// together. Default: 0.1; `0` turns it off.
+    pub jitter: f64,
+    /// The lifetime of a cached "not found", before jitter. Default: 30 s;
+    /// [`Duration::ZERO`] does not cache "not found" at all.
+    #[serde(with = "serde_duration")]
+    pub negative_ttl: Duration,
+    /// How long a write marker and a load ticket live. Default: 10 s. A
+    /// load that takes longer than it is returned but not written back
+    /// (its ticket is gone), and a write that takes longer lets loads
+    /// write back before it ends (its invalidation then deletes what they
+    /// wrote).
+    #[serde(with = "serde_duration")]
+    pub tombstone_ttl: Duration,
+    /// What updates do to the cache. Default: [`WriteMode::Invalidate`].
+    pub write_mode: WriteMode,
+    /// The cross-process lease. Default: disabled.
+    pub lease: LeaseConfig,
 }
 
-fn default_jitter() -> f64 {
-    DEFAULT_JITTER
-}
-
-fn default_negative_ttl() -> Duration {
-    DEFAULT_NEGATIVE_TTL
-}
-
-fn default_tombstone_ttl() -> Duration {
-    DEFAULT_TOMBSTONE_TTL
-}
-
-impl TryFrom<CacheFields> for CacheAsideConfig {
-    type Error = String;
-
-    fn try_from(fields: CacheFields) -> Result<Self, String> {
-        let config = Self {
-            store: fields.store,
-            key_prefix: fields.key_prefix,
-            ttl: fields.ttl,
-            jitter: fields.jitter,
-            negative_ttl: fields.negative_ttl,
-            tombstone_ttl: fields.tombstone_ttl,
-            write_mode: fields.write_mode,
-            lease: fields.lease,
-        };
-        config.validate()?;
-        Ok(config)
-    }
-}
+deserialize_validated!(CacheAsideConfig);
 
 impl CacheAsideConfig {
     /// A policy caching values of the store `store` under
@@ -253,89 +208,56 @@ impl CacheAsideConfig {
         }
     }
 
-    /// Sets the random spread of every TTL, as a fraction: each entry lives
-    /// `ttl × (1 ± jitter)`, so keys written together do not expire
-    /// together. Default: 0.1. `0` turns it off.
+    /// What YAML leaves out (the store, the key prefix and the TTL are
+    /// required: their empty defaults fail validation).
+    fn defaults() -> Self {
+        Self::new(StoreRef::new(""), "", Duration::ZERO)
+    }
+
+    /// Sets [`jitter`](Self::jitter).
     pub fn with_jitter(mut self, jitter: f64) -> Self {
         self.jitter = jitter;
         self
     }
 
-    /// Sets the lifetime of a cached "not found". Default: 30 s.
-    /// [`Duration::ZERO`] does not cache "not found" at all.
+    /// Sets [`negative_ttl`](Self::negative_ttl).
     pub fn with_negative_ttl(mut self, negative_ttl: Duration) -> Self {
         self.negative_ttl = negative_ttl;
         self
     }
 
-    /// Sets how long a write marker and a load ticket live. Default: 10 s.
-    /// A load that takes longer than it is returned but not written back
-    /// (its ticket is gone), and a write that takes longer lets loads
-    /// write back before it ends (its invalidation then deletes what
-    /// they wrote).
+    /// Sets [`tombstone_ttl`](Self::tombstone_ttl).
     pub fn with_tombstone_ttl(mut self, tombstone_ttl: Duration) -> Self {
         self.tombstone_ttl = tombstone_ttl;
         self
     }
 
-    /// Sets what updates do to the cache. Default:
-    /// [`WriteMode::Invalidate`].
+    /// Sets [`write_mode`](Self::write_mode).
     pub fn with_write_mode(mut self, write_mode: WriteMode) -> Self {
         self.write_mode = write_mode;
         self
     }
 
-    /// Sets the cross-process lease. Default: disabled.
+    /// Sets [`lease`](Self::lease).
     pub fn with_lease(mut self, lease: LeaseConfig) -> Self {
         self.lease = lease;
         self
     }
 
-    /// The store the entries live in, resolved by
-    /// [`KvCachedRepository::from_registry`](super::KvCachedRepository::from_registry).
-    pub fn store(&self) -> &StoreRef {
-        &self.store
-    }
-
-    /// The key prefix inside the store.
-    pub fn key_prefix(&self) -> &str {
-        &self.key_prefix
-    }
-
-    /// The lifetime of a cached value (before jitter).
-    pub fn ttl(&self) -> Duration {
-        self.ttl
-    }
-
-    /// The random spread of TTLs, as a fraction.
-    pub fn jitter(&self) -> f64 {
-        self.jitter
-    }
-
-    /// The lifetime of a cached "not found" (before jitter); zero when not
-    /// cached.
-    pub fn negative_ttl(&self) -> Duration {
-        self.negative_ttl
-    }
-
-    /// The lifetime of a write marker and of a load ticket.
-    pub fn tombstone_ttl(&self) -> Duration {
-        self.tombstone_ttl
-    }
-
-    /// What updates do to the cache.
-    pub fn write_mode(&self) -> WriteMode {
-        self.write_mode
-    }
-
-    /// The cross-process lease.
-    pub fn lease(&self) -> LeaseConfig {
-        self.lease
-    }
-
     /// Checks the rules listed on [`CacheAsideConfig`]; the message says which
     /// field is wrong and why.
     pub fn validate(&self) -> Result<(), String> {
+        if self.store.name().is_empty() {
+            return Err("`store` is required: the kvstore service holding the entries".to_owned());
+        }
+        if self.key_prefix.is_empty() {
+            return Err("`key_prefix` is required: the start of the entries' keys".to_owned());
+        }
+        if self.ttl.is_zero() {
+            return Err(
+                "`ttl` is required: the lifetime of a cached value, 1ms or more".to_owned(),
+            );
+        }
         check_key_prefix(&self.key_prefix)?;
         if !(0.0..=MAX_JITTER).contains(&self.jitter) {
             return Err(format!(
@@ -367,7 +289,7 @@ impl CacheAsideConfig {
 
 fn check_key_prefix(prefix: &str) -> Result<(), String> {
     let allowed = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-');
-    if prefix.is_empty() || prefix.len() > MAX_KEY_PREFIX_LEN || !prefix.bytes().all(allowed) {
+    if prefix.len() > MAX_KEY_PREFIX_LEN || !prefix.bytes().all(allowed) {
         return Err(format!(
             "`key_prefix` must be 1 to {MAX_KEY_PREFIX_LEN} characters among A-Z a-z 0-9 _ . -, \
              got `{prefix}`"
@@ -385,181 +307,10 @@ fn check_guard(field: &str, value: Duration) -> Result<(), String> {
     Ok(())
 }
 
-/// A [`CacheAsideConfig`] that passed validation, with the cache's name (used
-/// in logs, errors and metrics): what a [`KvCachedRepository`](super::KvCachedRepository)
-/// runs with. Cheap to clone.
-///
-/// ```
-/// use std::time::Duration;
-/// use kv_module::cache_aside::{CacheAsideConfig, CacheSettings};
-/// use kv_module::registry::StoreRef;
-///
-/// let config = CacheAsideConfig::new(StoreRef::new("user_cache"), "user", Duration::from_secs(60));
-/// let settings = CacheSettings::new("users", config)?;
-/// assert_eq!(settings.name(), "users");
-/// assert_eq!(settings.entry_key(&42), "user:{42}");
-///
-/// let bad = CacheAsideConfig::new(StoreRef::new("user_cache"), "user:", Duration::from_secs(60));
-/// assert!(CacheSettings::new("users", bad).is_err());
-/// # Ok::<(), kv_module::config::ConfigError>(())
-/// ```
-#[derive(Clone, Debug)]
-pub struct CacheSettings {
-    inner: Arc<SettingsInner>,
-}
-
-#[derive(Debug)]
-struct SettingsInner {
-    name: Arc<str>,
-    config: CacheAsideConfig,
-    /// `{key_prefix}:`, the start of every entry key.
-    entry_base: String,
-    /// `{key_prefix}~lease:`, the start of every lease key. `~` is not
-    /// allowed in a prefix, so no entry of any cache can be a lease.
-    lease_base: String,
-    /// `{key_prefix}~nf:`, the start of every negative key.
-    negative_base: String,
-    /// `{key_prefix}~mark:`, the start of every mark key.
-    mark_base: String,
-    ttl_ms: u64,
-    negative_ttl_ms: u64,
-    tombstone_ttl_ms: u64,
-}
-
-impl CacheSettings {
-    /// Validates `config` for the cache named `name`.
-    ///
-    /// # Errors
-    ///
-    /// [`ConfigError::Invalid`] naming the cache when `config` breaks a
-    /// rule of [`CacheAsideConfig`].
-    pub fn new(name: &str, config: CacheAsideConfig) -> Result<Self, ConfigError> {
-        config
-            .validate()
-            .map_err(|message| invalid_config(name, message))?;
-        Ok(Self {
-            inner: Arc::new(SettingsInner {
-                name: Arc::from(name),
-                entry_base: format!("{}:", config.key_prefix),
-                lease_base: format!("{}~lease:", config.key_prefix),
-                negative_base: format!("{}~nf:", config.key_prefix),
-                mark_base: format!("{}~mark:", config.key_prefix),
-                ttl_ms: millis(config.ttl),
-                negative_ttl_ms: millis(config.negative_ttl),
-                tombstone_ttl_ms: millis(config.tombstone_ttl),
-                config,
-            }),
-        })
-    }
-
-    /// The cache's name.
-    pub fn name(&self) -> &str {
-        &self.inner.name
-    }
-
-    pub(crate) fn name_arc(&self) -> &Arc<str> {
-        &self.inner.name
-    }
-
-    /// The validated configuration.
-    pub fn config(&self) -> &CacheAsideConfig {
-        &self.inner.config
-    }
-
-    /// The store key of `key`'s entry: `{key_prefix}:{<key>}`, the key's
-    /// `Display` form in braces — its hash tag, so that the entry, its
-    /// negative key, its mark and its lease (`{key_prefix}~nf:{<key>}`,
-    /// `~mark:`, `~lease:`) share a slot on a Redis Cluster. A key holding `{`, `}` or `\`, or an empty key, is escaped
-    /// ([`SlotTag::escaped`]), so every key has its own entry and the tag
-    /// is always the whole key.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use kv_module::cache_aside::{CacheAsideConfig, CacheSettings};
-    /// use kv_module::registry::StoreRef;
-    ///
-    /// let config = CacheAsideConfig::new(StoreRef::new("user_cache"), "user", Duration::from_secs(60));
-    /// let settings = CacheSettings::new("users", config)?;
-    /// assert_eq!(settings.entry_key(&"ada@example.com"), "user:{ada@example.com}");
-    /// assert_eq!(settings.entry_key(&"a}b"), r"user:{a\)b}");
-    /// # Ok::<(), kv_module::config::ConfigError>(())
-    /// ```
-    pub fn entry_key(&self, key: &impl std::fmt::Display) -> String {
-        SlotTag::escaped(&key.to_string()).key(&self.inner.entry_base, "")
-    }
-
-    /// The store key of the lease of the entry `entry_key`:
-    /// `{key_prefix}~lease:{<key>}`, with the entry's tag.
-    pub(crate) fn lease_key(&self, entry_key: &str) -> String {
-        self.beside(&self.inner.lease_base, entry_key)
-    }
-
-    /// The key of a cached "not found" of the entry `entry_key`:
-    /// `{key_prefix}~nf:{<key>}`, with the entry's tag.
-    pub(crate) fn negative_key(&self, entry_key: &str) -> String {
-        self.beside(&self.inner.negative_base, entry_key)
-    }
-
-    /// Every store key of the record at `entry_key` (the lease's only
-    /// when the lease is enabled).
-    pub(crate) fn record_keys(&self, entry_key: String) -> RecordKeys {
-        RecordKeys {
-            negative: self.negative_key(&entry_key),
-            mark: self.beside(&self.inner.mark_base, &entry_key),
-            lease: self
-                .inner
-                .config
-                .lease
-                .is_enabled()
-                .then(|| self.lease_key(&entry_key)),
-            entry: entry_key,
-        }
-    }
-
-    /// `base` followed by the tag of `entry_key`.
-    fn beside(&self, base: &str, entry_key: &str) -> String {
-        let tag = entry_key
-            .strip_prefix(&self.inner.entry_base)
-            .unwrap_or(entry_key);
-        format!("{base}{tag}")
-    }
-
-    pub(crate) fn ttl_ms(&self) -> u64 {
-        self.inner.ttl_ms
-    }
-
-    pub(crate) fn negative_ttl_ms(&self) -> u64 {
-        self.inner.negative_ttl_ms
-    }
-
-    pub(crate) fn tombstone_ttl_ms(&self) -> u64 {
-        self.inner.tombstone_ttl_ms
-    }
-
-    pub(crate) fn jitter(&self) -> f64 {
-        self.inner.config.jitter
-    }
-}
-
-fn millis(duration: Duration) -> u64 {
-    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
-}
-
-/// A validation error of a configuration built in code (one read from YAML
-/// fails earlier, with its file position).
-fn invalid_config(cache: &str, message: String) -> ConfigError {
-    ConfigError::InvalidSetting {
-        component: cache.to_owned(),
-        path: cache.to_owned(),
-        message,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::ConfigLoader;
-    use crate::store::key_slot;
+    use crate::config::{ConfigError, ConfigLoader};
 
     fn load(yaml: &str) -> Result<CacheAsideConfig, ConfigError> {
         let config = ConfigLoader::new().load_str("app.yaml", yaml)?;
@@ -579,8 +330,8 @@ mod tests {
                 Duration::from_secs(3600)
             )
         );
-        assert_eq!(config.lease(), LeaseConfig::default());
-        assert_eq!(config.write_mode(), WriteMode::Invalidate);
+        assert_eq!(config.lease, LeaseConfig::default());
+        assert_eq!(config.write_mode, WriteMode::Invalidate);
     }
 
     #[test]
@@ -623,6 +374,11 @@ cache:
             ),
             ("cache: { store: s, key_prefix: user }", "ttl"),
             (
+                "cache: { key_prefix: user, ttl: 1h }",
+                "`store` is required",
+            ),
+            ("cache: { store: s, ttl: 1h }", "`key_prefix` is required"),
+            (
                 "cache: { store: s, key_prefix: user, ttl: 1h, jitter: 0.9 }",
                 "jitter",
             ),
@@ -648,63 +404,5 @@ cache:
             assert!(err.contains("app.yaml:1:"), "{yaml}: {err}");
             assert!(err.contains(needle), "{yaml}: {err}");
         }
-    }
-
-    #[test]
-    fn code_errors_name_the_cache() {
-        let config = CacheAsideConfig::new(StoreRef::new("s"), "", Duration::from_secs(1));
-        let err = CacheSettings::new("users", config).unwrap_err();
-        assert!(matches!(err, ConfigError::InvalidSetting { .. }));
-        let text = err.to_string();
-        assert!(
-            text.contains("users") && text.contains("key_prefix"),
-            "{text}"
-        );
-        let config = CacheAsideConfig::new(StoreRef::new("s"), "u", Duration::from_secs(1))
-            .with_jitter(f64::NAN);
-        assert!(CacheSettings::new("users", config).is_err());
-        let config = CacheAsideConfig::new(StoreRef::new("s"), "u", MAX_TTL);
-        assert!(
-            CacheSettings::new("users", config).is_err(),
-            "jitter would exceed MAX_TTL"
-        );
-        let config = CacheAsideConfig::new(StoreRef::new("s"), "u", MAX_TTL).with_jitter(0.0);
-        assert!(CacheSettings::new("users", config).is_ok());
-    }
-
-    #[test]
-    fn keys() {
-        let config = CacheAsideConfig::new(StoreRef::new("s"), "user", Duration::from_secs(1));
-        let settings = CacheSettings::new("users", config).unwrap();
-        assert_eq!(settings.entry_key(&"a:b"), "user:{a:b}");
-        assert_eq!(settings.lease_key("user:{a:b}"), "user~lease:{a:b}");
-        let keys = settings.record_keys("user:{a:b}".to_owned());
-        assert_eq!(
-            (
-                keys.entry.as_str(),
-                keys.negative.as_str(),
-                keys.mark.as_str()
-            ),
-            ("user:{a:b}", "user~nf:{a:b}", "user~mark:{a:b}")
-        );
-        assert_eq!(keys.lease, None, "the lease is off by default");
-        // Whatever the key holds, all its keys share one slot.
-        for key in ["", "}", "a}b", "{x}", "\\", "42"] {
-            let entry = settings.entry_key(&key);
-            let lease = settings.lease_key(&entry);
-            let keys = settings.record_keys(entry.clone());
-            for other in [&lease, &keys.negative, &keys.mark] {
-                assert_eq!(
-                    key_slot(&entry),
-                    key_slot(other),
-                    "{key:?}: {entry} {other}"
-                );
-                assert_eq!(
-                    key_slot(&format!("app:{entry}")),
-                    key_slot(&format!("app:{other}"))
-                );
-            }
-        }
-        assert_eq!(settings.ttl_ms(), 1000);
     }
 }

@@ -10,8 +10,9 @@ use async_trait::async_trait;
 use shaku::Component;
 
 use super::cached_repository::CachedRepository;
-use super::config::{CacheAsideConfig, CacheSettings};
+use super::config::CacheAsideConfig;
 use super::error::{CacheError, LoadFailure};
+use super::keys::{CacheKeys, RecordKeys};
 use super::metrics::{CacheMetrics, Counters};
 use super::random;
 use super::repository::Repository;
@@ -101,9 +102,10 @@ pub struct KvCachedRepository<R: Repository> {
     pub(super) store: Arc<dyn KvStore>,
     /// The application's repository.
     pub(super) repository: Arc<R>,
-    /// The validated policy and the cache's name, from
-    /// [`CacheSettings::new`].
-    pub(super) settings: CacheSettings,
+    /// The cache's name (in logs, errors and metrics).
+    pub(super) name: Arc<str>,
+    /// The validated configuration.
+    pub(super) config: CacheAsideConfig,
     /// Counters and loads in flight, shared by clones.
     #[cfg_attr(feature = "shaku", shaku(force_default))]
     pub(super) state: Arc<State<R>>,
@@ -129,7 +131,8 @@ impl<R: Repository> Clone for KvCachedRepository<R> {
         Self {
             store: Arc::clone(&self.store),
             repository: Arc::clone(&self.repository),
-            settings: self.settings.clone(),
+            name: Arc::clone(&self.name),
+            config: self.config.clone(),
             state: Arc::clone(&self.state),
         }
     }
@@ -138,9 +141,9 @@ impl<R: Repository> Clone for KvCachedRepository<R> {
 impl<R: Repository> std::fmt::Debug for KvCachedRepository<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KvCachedRepository")
-            .field("name", &self.settings.name())
+            .field("name", &self.name)
             .field("store", &self.store.name())
-            .field("config", self.settings.config())
+            .field("config", &self.config)
             .field("in_flight", &self.state.flights)
             .finish()
     }
@@ -148,7 +151,7 @@ impl<R: Repository> std::fmt::Debug for KvCachedRepository<R> {
 
 impl<R: Repository> KvCachedRepository<R> {
     /// A cache named `name` (for logs, errors and metrics) of
-    /// `repository`, with its entries in `store` (`config.store()` is not
+    /// `repository`, with its entries in `store` (`config.store` is not
     /// consulted: it is for [`from_registry`](Self::from_registry)).
     ///
     /// # Errors
@@ -161,16 +164,20 @@ impl<R: Repository> KvCachedRepository<R> {
         repository: Arc<R>,
         config: CacheAsideConfig,
     ) -> Result<Self, ConfigError> {
+        config
+            .validate()
+            .map_err(|message| ConfigError::invalid_setting(name, message))?;
         Ok(Self {
             store,
             repository,
-            settings: CacheSettings::new(name, config)?,
+            name: Arc::from(name),
+            config,
             state: Arc::default(),
         })
     }
 
     /// The cache `component` (its configuration section's name, also the
-    /// cache's name) on the store `config.store()` names in `registry`.
+    /// cache's name) on the store `config.store` names in `registry`.
     ///
     /// # Errors
     ///
@@ -184,7 +191,7 @@ impl<R: Repository> KvCachedRepository<R> {
         config: CacheAsideConfig,
         repository: Arc<R>,
     ) -> Result<Self, RegistryError> {
-        let store = registry.store_for(component, config.store())?;
+        let store = registry.store_for(component, &config.store)?;
         Ok(Self::new(component, store, repository, config)?)
     }
 
@@ -197,7 +204,8 @@ impl<R: Repository> KvCachedRepository<R> {
         KvCachedRepositoryParameters {
             store: self.store,
             repository: self.repository,
-            settings: self.settings,
+            name: self.name,
+            config: self.config,
         }
     }
 
@@ -211,9 +219,14 @@ impl<R: Repository> KvCachedRepository<R> {
         &self.repository
     }
 
-    /// The validated policy and the cache's name.
-    pub fn settings(&self) -> &CacheSettings {
-        &self.settings
+    /// The cache's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The validated configuration.
+    pub fn config(&self) -> &CacheAsideConfig {
+        &self.config
     }
 
     /// The counters so far (shared by clones of this cache).
@@ -223,15 +236,23 @@ impl<R: Repository> KvCachedRepository<R> {
 
     /// `ttl_ms` with this cache's jitter applied: a fresh draw per call.
     pub(super) fn jittered_ms(&self, ttl_ms: u64) -> u64 {
-        random::jittered_ms(ttl_ms, self.settings.jitter(), random::unit())
+        random::jittered_ms(ttl_ms, self.config.jitter, random::unit())
+    }
+
+    /// The store key of `key`'s entry.
+    pub(super) fn entry_key(&self, key: &R::Key) -> String {
+        CacheKeys::new(&self.config.key_prefix).entry_key(key)
+    }
+
+    /// Every store key of the record at `entry_key`.
+    pub(super) fn record_keys(&self, entry_key: String) -> RecordKeys {
+        CacheKeys::new(&self.config.key_prefix).record_keys(entry_key, self.config.lease.enabled)
     }
 
     /// Counts and logs a failed store operation `op` on `key` (and has
     /// reads skip the store for a moment).
     pub(super) fn store_failed(&self, op: &'static str, key: &str, err: &KvError) {
-        self.state
-            .counters
-            .store_failed(self.settings.name(), op, key, err);
+        self.state.counters.store_failed(&self.name, op, key, err);
     }
 }
 
@@ -262,6 +283,69 @@ impl<R: Repository> CachedRepository<R> for KvCachedRepository<R> {
     }
 
     fn name(&self) -> &str {
-        self.settings.name()
+        &self.name
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::MemoryStore;
+    use crate::config::millis;
+    use crate::registry::StoreRef;
+    use crate::store::MAX_TTL;
+
+    /// A repository that holds nothing.
+    struct Empty;
+
+    impl Repository for Empty {
+        type Key = u64;
+        type Value = u64;
+        type New = u64;
+        type Update = u64;
+        type Error = std::io::Error;
+
+        async fn load(&self, _: &u64) -> Result<Option<u64>, std::io::Error> {
+            Ok(None)
+        }
+        async fn create(&self, n: u64) -> Result<(u64, u64), std::io::Error> {
+            Ok((n, n))
+        }
+        async fn update(&self, _: &u64, n: u64) -> Result<u64, std::io::Error> {
+            Ok(n)
+        }
+        async fn delete(&self, _: &u64) -> Result<bool, std::io::Error> {
+            Ok(false)
+        }
+    }
+
+    fn cache(config: CacheAsideConfig) -> Result<KvCachedRepository<Empty>, ConfigError> {
+        let store = Arc::new(MemoryStore::new("s", "app"));
+        KvCachedRepository::new("users", store, Arc::new(Empty), config)
+    }
+
+    #[test]
+    fn code_errors_name_the_cache() {
+        let config = CacheAsideConfig::new(StoreRef::new("s"), "", Duration::from_secs(1));
+        let err = cache(config).unwrap_err();
+        assert!(matches!(err, ConfigError::InvalidSetting { .. }));
+        let text = err.to_string();
+        assert!(
+            text.contains("users") && text.contains("key_prefix"),
+            "{text}"
+        );
+        let config = CacheAsideConfig::new(StoreRef::new("s"), "u", Duration::from_secs(1))
+            .with_jitter(f64::NAN);
+        assert!(cache(config).is_err());
+        let config = CacheAsideConfig::new(StoreRef::new("s"), "u", MAX_TTL);
+        assert!(cache(config).is_err(), "jitter would exceed MAX_TTL");
+        let config = CacheAsideConfig::new(StoreRef::new("s"), "u", MAX_TTL).with_jitter(0.0);
+        assert!(cache(config).is_ok());
+        let config = CacheAsideConfig::new(StoreRef::new("s"), "u", Duration::from_secs(1));
+        let cache = cache(config).unwrap();
+        assert_eq!((cache.name(), millis(cache.config().ttl)), ("users", 1000));
+        assert_eq!(cache.entry_key(&42), "u:{42}");
     }
 }

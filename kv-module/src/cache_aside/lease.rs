@@ -14,7 +14,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 
-use super::config::CacheSettings;
+use super::config::CacheAsideConfig;
 use super::entry::{Lookup, Observed, decode_entry};
 use super::keys::RecordKeys;
 use super::metrics::Counters;
@@ -53,47 +53,45 @@ pub(crate) enum LeaseOutcome<V> {
     StoreFailed,
 }
 
-/// Takes the lease of the record at `keys` or waits for the value of the
-/// process that holds it.
+/// Takes the lease `lease_key` of the record at `keys` (of the cache
+/// `cache`) or waits for the value of the process that holds it.
 pub(crate) async fn acquire_or_wait<V: DeserializeOwned>(
     store: &dyn KvStore,
-    settings: &CacheSettings,
+    cache: &str,
+    config: &CacheAsideConfig,
     counters: &Counters,
     keys: &RecordKeys,
+    lease_key: String,
 ) -> LeaseOutcome<V> {
-    let lease = settings.config().lease();
-    let lease_key = keys
-        .lease
-        .clone()
-        .unwrap_or_else(|| settings.lease_key(&keys.entry));
+    let lease = config.lease;
     let entry_key = keys.entry.as_str();
     let token = random::token();
-    let deadline = Instant::now() + lease.wait();
+    let deadline = Instant::now() + lease.wait;
     let mut pause = FIRST_POLL;
     let failed = |op, err: &crate::KvError| {
-        counters.store_failed(settings.name(), op, entry_key, err);
+        counters.store_failed(cache, op, entry_key, err);
         LeaseOutcome::StoreFailed
     };
     loop {
         match store
-            .set_bytes_if_absent(&lease_key, token.as_bytes(), Ttl::After(lease.ttl()))
+            .set_bytes_if_absent(&lease_key, token.as_bytes(), Ttl::After(lease.ttl))
             .await
         {
             Err(err) => return failed("lease", &err),
             Ok(true) => {
                 // The previous holder may have written back between our
                 // last look and taking the lease.
-                return match observe::<V>(store, settings, keys).await {
+                return match observe::<V>(store, config.tombstone_ttl, keys).await {
                     Err(err) => {
-                        release(store, settings, counters, &lease_key, &token).await;
+                        release(store, cache, counters, &lease_key, &token).await;
                         failed("observe", &err)
                     }
                     Ok(Lookup::Hit(value)) => {
-                        release(store, settings, counters, &lease_key, &token).await;
+                        release(store, cache, counters, &lease_key, &token).await;
                         LeaseOutcome::Answered(Some(value))
                     }
                     Ok(Lookup::NotFound) => {
-                        release(store, settings, counters, &lease_key, &token).await;
+                        release(store, cache, counters, &lease_key, &token).await;
                         LeaseOutcome::Answered(None)
                     }
                     Ok(Lookup::Miss(observed)) => LeaseOutcome::Held(
@@ -112,13 +110,13 @@ pub(crate) async fn acquire_or_wait<V: DeserializeOwned>(
         loop {
             let now = Instant::now();
             if now >= deadline {
-                return match observe::<V>(store, settings, keys).await {
+                return match observe::<V>(store, config.tombstone_ttl, keys).await {
                     Err(err) => failed("observe", &err),
                     Ok(Lookup::Hit(value)) => LeaseOutcome::Answered(Some(value)),
                     Ok(Lookup::NotFound) => LeaseOutcome::Answered(None),
                     Ok(Lookup::Miss(observed)) => {
                         tracing::debug!(
-                            cache = settings.name(),
+                            cache,
                             key = entry_key,
                             "lease wait ran out: loading without the lease"
                         );
@@ -157,7 +155,7 @@ pub(crate) async fn acquire_or_wait<V: DeserializeOwned>(
 /// counted and logged, and the lease then expires by itself.
 pub(crate) async fn release(
     store: &dyn KvStore,
-    settings: &CacheSettings,
+    cache: &str,
     counters: &Counters,
     lease_key: &str,
     token: &str,
@@ -166,6 +164,6 @@ pub(crate) async fn release(
         .run_script(&RELEASE_LEASE, &[lease_key], &ScriptArgs::new().str(token))
         .await
     {
-        counters.store_failed(settings.name(), "release lease", lease_key, &err);
+        counters.store_failed(cache, "release lease", lease_key, &err);
     }
 }

@@ -196,12 +196,12 @@
 //!
 //! # Files
 //!
-//! `repository.rs` (the application's trait), `cache.rs` (the component
-//! and its construction), `read.rs` (its read path: `get`, the shared
-//! load, the write-back), `write.rs` (its write path: `create`, `update`,
-//! `delete`, `invalidate`, the write marker, write-through),
-//! `interface.rs` (its shaku interface), `config.rs` (policy), `keys.rs`
-//! (a record's store keys), `entry.rs` (what they hold, and how a read is
+//! `repository.rs` (the application's trait), `kv_cached_repository.rs`
+//! (the component and its construction), `read.rs` (its read path: `get`,
+//! the shared load, the write-back), `write.rs` (its write path: `create`,
+//! `update`, `delete`, `invalidate`, the write marker, write-through),
+//! `cached_repository.rs` (its shaku interface), `config.rs` (its
+//! configuration), `keys.rs` (the store keys' names), `entry.rs` (what they hold, and how a read is
 //! classified), `observe.rs` (the look before a load, which takes its
 //! ticket), `single_flight.rs`, `lease.rs`, `scripts.rs` (the atomic
 //! look, write-back, write marker, write-through and lease release),
@@ -227,11 +227,11 @@ mod write;
 
 pub use cached_repository::CachedRepository;
 pub use config::{
-    CacheAsideConfig, CacheSettings, DEFAULT_JITTER, DEFAULT_LEASE_TTL, DEFAULT_LEASE_WAIT,
-    DEFAULT_NEGATIVE_TTL, DEFAULT_TOMBSTONE_TTL, LeaseConfig, MAX_JITTER, MAX_KEY_PREFIX_LEN,
-    WriteMode,
+    CacheAsideConfig, DEFAULT_JITTER, DEFAULT_LEASE_TTL, DEFAULT_LEASE_WAIT, DEFAULT_NEGATIVE_TTL,
+    DEFAULT_TOMBSTONE_TTL, LeaseConfig, MAX_JITTER, MAX_KEY_PREFIX_LEN, WriteMode,
 };
 pub use error::CacheError;
+pub use keys::CacheKeys;
 pub use kv_cached_repository::KvCachedRepository;
 #[cfg(feature = "shaku")]
 #[cfg_attr(docsrs, doc(cfg(feature = "shaku")))]

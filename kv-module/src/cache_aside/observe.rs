@@ -1,13 +1,15 @@
 //! [`observe`]: the look at a record's keys before a load, which also
 //! takes the load's ticket.
 
+use std::time::Duration;
+
 use serde::de::DeserializeOwned;
 
-use super::config::CacheSettings;
 use super::entry::{Lookup, load_ticket, lookup};
 use super::keys::RecordKeys;
 use super::random;
 use super::scripts::OBSERVE;
+use crate::config::millis;
 use crate::error::KvError;
 use crate::store::{KvStore, ScriptArgs, ScriptValue};
 
@@ -22,12 +24,12 @@ use crate::store::{KvStore, ScriptArgs, ScriptValue};
 /// The store's, and a reply of another shape than the script's.
 pub(crate) async fn observe<V: DeserializeOwned>(
     store: &dyn KvStore,
-    settings: &CacheSettings,
+    tombstone_ttl: Duration,
     keys: &RecordKeys,
 ) -> Result<Lookup<V>, KvError> {
     let args = ScriptArgs::new()
         .bytes(load_ticket(&random::token()))
-        .uint(settings.tombstone_ttl_ms());
+        .uint(millis(tombstone_ttl));
     let reply = store.run_script(&OBSERVE, &keys.record(), &args).await?;
     let malformed = || KvError::Backend {
         store: store.name().into(),

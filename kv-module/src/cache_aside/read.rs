@@ -5,13 +5,14 @@ use std::sync::Arc;
 
 use super::entry::{Lookup, NOT_FOUND, Observed, decode_entry, encode_value};
 use super::error::{CacheError, LoadFailure};
-use super::keys::RecordKeys;
+use super::keys::{CacheKeys, RecordKeys};
 use super::kv_cached_repository::{FlightResult, KvCachedRepository};
 use super::lease::{self, Lease, LeaseOutcome};
 use super::metrics::bump;
 use super::observe::observe;
 use super::repository::Repository;
 use super::scripts::FILL;
+use crate::config::millis;
 use crate::store::{ScriptArgs, ScriptValue};
 
 impl<R: Repository> KvCachedRepository<R> {
@@ -29,7 +30,7 @@ impl<R: Repository> KvCachedRepository<R> {
     // of a hit (measured), and a hit is one store call, which has its own.
     // A miss opens a span around the shared load (`miss`).
     pub async fn get(&self, key: &R::Key) -> Result<Option<R::Value>, CacheError<R::Error>> {
-        let entry_key = self.settings.entry_key(key);
+        let entry_key = self.entry_key(key);
         let counters = &self.state.counters;
         let store_ok = if counters.bypassing() {
             // The store failed a moment ago: do not make this read wait
@@ -38,14 +39,15 @@ impl<R: Repository> KvCachedRepository<R> {
         } else {
             match self.store.get_bytes(&entry_key).await {
                 Ok(bytes) => {
-                    counters.store_ok(self.settings.name());
+                    counters.store_ok(self.name());
                     if let Some(value) = self.decode(&entry_key, bytes.as_deref()) {
                         bump(&counters.hits);
                         return Ok(Some(value));
                     }
                     // Nothing usable at the entry key: a cached "not found"
                     // lives at a key of its own.
-                    let negative_key = self.settings.negative_key(&entry_key);
+                    let negative_key =
+                        CacheKeys::new(&self.config.key_prefix).negative_key(&entry_key);
                     match self.store.exists(&negative_key).await {
                         Ok(true) => {
                             bump(&counters.negative_hits);
@@ -73,7 +75,7 @@ impl<R: Repository> KvCachedRepository<R> {
         name = "cache_miss",
         level = "debug",
         skip_all,
-        fields(cache = %self.settings.name(), key = %entry_key, store_ok),
+        fields(cache = %self.name(), key = %entry_key, store_ok),
         err(level = "debug")
     )]
     async fn miss(
@@ -93,8 +95,8 @@ impl<R: Repository> KvCachedRepository<R> {
         bump(&self.state.counters.misses);
         match flight.await {
             Some(Ok(value)) => Ok(value),
-            Some(Err(failure)) => Err(failure.into_error(self.settings.name_arc(), entry_key)),
-            None => Err(LoadFailure::Aborted.into_error(self.settings.name_arc(), entry_key)),
+            Some(Err(failure)) => Err(failure.into_error(&self.name, entry_key)),
+            None => Err(LoadFailure::Aborted.into_error(&self.name, entry_key)),
         }
     }
 
@@ -106,18 +108,20 @@ impl<R: Repository> KvCachedRepository<R> {
         entry_key: String,
         store_ok: bool,
     ) -> FlightResult<R> {
-        let keys = self.settings.record_keys(entry_key);
+        let keys = self.record_keys(entry_key);
         let mut held: Option<Lease> = None;
         let observed = if !store_ok {
             // The store just failed: do not wait on it again before
             // loading, nor try to write back.
             None
-        } else if keys.lease.is_some() {
+        } else if let Some(lease_key) = keys.lease.clone() {
             match lease::acquire_or_wait::<R::Value>(
                 self.store.as_ref(),
-                &self.settings,
+                self.name(),
+                &self.config,
                 &self.state.counters,
                 &keys,
+                lease_key,
             )
             .await
             {
@@ -133,7 +137,7 @@ impl<R: Repository> KvCachedRepository<R> {
             // The read that missed may predate the write-back of a load
             // that has just ended; looking again spares a second load,
             // and takes the ticket the write-back needs.
-            match observe::<R::Value>(self.store.as_ref(), &self.settings, &keys).await {
+            match observe::<R::Value>(self.store.as_ref(), self.config.tombstone_ttl, &keys).await {
                 Ok(Lookup::Hit(value)) => return Ok(Some(value)),
                 Ok(Lookup::NotFound) => return Ok(None),
                 Ok(Lookup::Miss(observed)) => Some(observed),
@@ -171,19 +175,19 @@ impl<R: Repository> KvCachedRepository<R> {
         lease: Option<Lease>,
     ) {
         let counters = &self.state.counters;
-        let name = self.settings.name();
+        let name = self.name();
         let entry_key = keys.entry.as_str();
         let encoded = match value {
             Some(value) => match encode_value(value) {
-                Ok(bytes) => Some(("v", bytes, self.settings.ttl_ms())),
+                Ok(bytes) => Some(("v", bytes, millis(self.config.ttl))),
                 Err(err) => {
                     bump(&counters.store_errors);
                     tracing::warn!(cache = name, key = entry_key, error = %err, "cannot encode the loaded value; not cached");
                     None
                 }
             },
-            None if self.settings.negative_ttl_ms() == 0 => None,
-            None => Some(("n", NOT_FOUND.to_vec(), self.settings.negative_ttl_ms())),
+            None if self.config.negative_ttl.is_zero() => None,
+            None => Some(("n", NOT_FOUND.to_vec(), millis(self.config.negative_ttl))),
         };
         let (Some((target, bytes, ttl_ms)), Some(ticket)) = (encoded.as_ref(), &observed.ticket)
         else {
@@ -246,7 +250,7 @@ impl<R: Repository> KvCachedRepository<R> {
         if let Some(lease) = lease {
             let counters = &self.state.counters;
             let store = self.store.as_ref();
-            lease::release(store, &self.settings, counters, &lease.key, &lease.token).await;
+            lease::release(store, self.name(), counters, &lease.key, &lease.token).await;
         }
     }
 
@@ -257,7 +261,7 @@ impl<R: Repository> KvCachedRepository<R> {
         if let Some(err) = err {
             bump(&self.state.counters.store_errors);
             tracing::warn!(
-                cache = self.settings.name(),
+                cache = self.name(),
                 key = entry_key,
                 error = %err,
                 "cached entry does not decode; loading from the repository"

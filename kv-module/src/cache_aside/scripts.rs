@@ -11,7 +11,7 @@
 //! mark `{key_prefix}~mark:{<key>}` and, when the script touches it, the
 //! lease `{key_prefix}~lease:{<key>}`. All carry the key as their hash
 //! tag, so they share a slot on a Redis Cluster whatever the key is (see
-//! [`CacheSettings::entry_key`](super::CacheSettings::entry_key)).
+//! [`CacheKeys::entry_key`](super::CacheKeys::entry_key)).
 //!
 //! # A full Redis
 //!

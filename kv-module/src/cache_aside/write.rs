@@ -14,6 +14,7 @@ use super::metrics::bump;
 use super::random;
 use super::repository::Repository;
 use super::scripts::{FINISH_WRITE, MARK};
+use crate::config::millis;
 use crate::error::KvError;
 use crate::store::{ScriptArgs, ScriptValue};
 
@@ -39,17 +40,17 @@ impl<R: Repository> KvCachedRepository<R> {
     #[tracing::instrument(
         level = "debug",
         skip_all,
-        fields(cache = %self.settings.name()),
+        fields(cache = %self.name()),
         err(level = "debug")
     )]
     pub async fn create(&self, new: R::New) -> Result<(R::Key, R::Value), R::Error> {
         let (key, value) = self.repository.create(new).await?;
-        let keys = self.record_keys(&key);
+        let keys = self.record_keys(self.entry_key(&key));
         if self.clear(&keys).await.is_err() {
             tracing::warn!(
-                cache = self.settings.name(),
+                cache = self.name(),
                 key = keys.entry,
-                negative_ttl = ?self.settings.config().negative_ttl(),
+                negative_ttl = ?self.config.negative_ttl,
                 "cannot clear the key of a created record: a \"not found\" cached \
                  before may be served until it expires"
             );
@@ -84,11 +85,11 @@ impl<R: Repository> KvCachedRepository<R> {
     #[tracing::instrument(
         level = "debug",
         skip_all,
-        fields(cache = %self.settings.name(), key = %key),
+        fields(cache = %self.name(), key = %key),
         err(level = "debug")
     )]
     pub async fn update(&self, key: &R::Key, update: R::Update) -> Result<R::Value, R::Error> {
-        let write_through = self.settings.config().write_mode() == WriteMode::WriteThrough;
+        let write_through = self.config.write_mode == WriteMode::WriteThrough;
         self.fenced(
             key,
             || self.repository.update(key, update),
@@ -109,7 +110,7 @@ impl<R: Repository> KvCachedRepository<R> {
     #[tracing::instrument(
         level = "debug",
         skip_all,
-        fields(cache = %self.settings.name(), key = %key),
+        fields(cache = %self.name(), key = %key),
         err(level = "debug")
     )]
     pub async fn delete(&self, key: &R::Key) -> Result<bool, R::Error> {
@@ -129,11 +130,11 @@ impl<R: Repository> KvCachedRepository<R> {
     #[tracing::instrument(
         level = "debug",
         skip_all,
-        fields(cache = %self.settings.name(), key = %key),
+        fields(cache = %self.name(), key = %key),
         err(level = "debug")
     )]
     pub async fn invalidate(&self, key: &R::Key) -> Result<(), KvError> {
-        let keys = self.record_keys(key);
+        let keys = self.record_keys(self.entry_key(key));
         let result = self.clear(&keys).await;
         self.state.flights.forget(&keys.entry);
         result
@@ -152,7 +153,7 @@ impl<R: Repository> KvCachedRepository<R> {
     where
         Fut: Future<Output = Result<T, R::Error>>,
     {
-        let keys = self.record_keys(key);
+        let keys = self.record_keys(self.entry_key(key));
         let mark = self.mark_writing(&keys).await;
         let result = write().await;
         match (result.as_ref().ok().and_then(through), &mark) {
@@ -165,11 +166,6 @@ impl<R: Repository> KvCachedRepository<R> {
         result
     }
 
-    /// The store keys of the record at `key`.
-    fn record_keys(&self, key: &R::Key) -> RecordKeys {
-        self.settings.record_keys(self.settings.entry_key(key))
-    }
-
     /// Before a repository write: a write marker replaces the key's mark
     /// (ending the tickets of loads in flight) and the entry and any
     /// cached "not found" are deleted. `Ok(Some(marker))` when the marker
@@ -177,11 +173,11 @@ impl<R: Repository> KvCachedRepository<R> {
     /// the mark was deleted instead), `Err` when the store failed
     /// (counted and logged).
     async fn mark_writing(&self, keys: &RecordKeys) -> Result<Option<Vec<u8>>, KvError> {
-        let name = self.settings.name();
+        let name = self.name();
         let marker = write_marker(&random::token());
         let args = ScriptArgs::new()
             .bytes(marker.clone())
-            .uint(self.settings.tombstone_ttl_ms());
+            .uint(millis(self.config.tombstone_ttl));
         match self.store.run_script(&MARK, &keys.record(), &args).await {
             Ok(ScriptValue::Int(1)) => {
                 self.state.counters.store_ok(name);
@@ -209,7 +205,7 @@ impl<R: Repository> KvCachedRepository<R> {
     /// entry is deleted).
     async fn finish_write_through(&self, keys: &RecordKeys, marker: &[u8], value: &R::Value) {
         let counters = &self.state.counters;
-        let name = self.settings.name();
+        let name = self.name();
         let entry_key = keys.entry.as_str();
         let encoded = match encode_value(value) {
             Ok(bytes) => bytes,
@@ -222,7 +218,7 @@ impl<R: Repository> KvCachedRepository<R> {
         let args = ScriptArgs::new()
             .bytes(marker.to_vec())
             .bytes(encoded)
-            .uint(self.jittered_ms(self.settings.ttl_ms()));
+            .uint(self.jittered_ms(millis(self.config.ttl)));
         match self
             .store
             .run_script(&FINISH_WRITE, &keys.all(), &args)
@@ -275,9 +271,9 @@ impl<R: Repository> KvCachedRepository<R> {
             self.marker_left(&keys.entry);
         } else {
             tracing::warn!(
-                cache = self.settings.name(),
+                cache = self.name(),
                 key = keys.entry,
-                ttl = ?self.settings.config().ttl(),
+                ttl = ?self.config.ttl,
                 "cannot invalidate after a write: if the store kept the entry, \
                  it may serve the previous value until it expires"
             );
@@ -286,9 +282,9 @@ impl<R: Repository> KvCachedRepository<R> {
 
     fn marker_left(&self, entry_key: &str) {
         tracing::debug!(
-            cache = self.settings.name(),
+            cache = self.name(),
             key = entry_key,
-            expires_in = ?self.settings.config().tombstone_ttl(),
+            expires_in = ?self.config.tombstone_ttl,
             "the write marker stays until it expires; loads are not written back meanwhile"
         );
     }
@@ -301,7 +297,7 @@ impl<R: Repository> KvCachedRepository<R> {
     async fn clear(&self, keys: &RecordKeys) -> Result<(), KvError> {
         match self.store.delete_keys(&keys.all()).await {
             Ok(_) => {
-                self.state.counters.store_ok(self.settings.name());
+                self.state.counters.store_ok(self.name());
                 Ok(())
             }
             Err(err) => {
