@@ -36,7 +36,7 @@ impl<'a> CacheKeys<'a> {
     /// so every key has its own entry and the tag is always the whole key.
     pub fn entry_key(&self, key: &impl Display) -> String {
         let tag = SlotTag::escaped(&key.to_string());
-        format!("{}:{{{}}}", self.key_prefix, tag.as_str())
+        [self.key_prefix, ":{", tag.as_str(), "}"].concat()
     }
 
     /// The key of a cached "not found" of the entry `entry_key`:

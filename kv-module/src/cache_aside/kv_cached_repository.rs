@@ -239,14 +239,20 @@ impl<R: Repository> KvCachedRepository<R> {
         random::jittered_ms(ttl_ms, self.config.jitter, random::unit())
     }
 
+    /// How this cache names its store keys.
+    pub(super) fn keys(&self) -> CacheKeys<'_> {
+        CacheKeys::new(&self.config.key_prefix)
+    }
+
     /// The store key of `key`'s entry.
     pub(super) fn entry_key(&self, key: &R::Key) -> String {
-        CacheKeys::new(&self.config.key_prefix).entry_key(key)
+        self.keys().entry_key(key)
     }
 
     /// Every store key of the record at `entry_key`.
     pub(super) fn record_keys(&self, entry_key: String) -> RecordKeys {
-        CacheKeys::new(&self.config.key_prefix).record_keys(entry_key, self.config.lease.enabled)
+        self.keys()
+            .record_keys(entry_key, self.config.lease.enabled)
     }
 
     /// Counts and logs a failed store operation `op` on `key` (and has

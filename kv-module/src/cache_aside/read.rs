@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::entry::{Lookup, NOT_FOUND, Observed, decode_entry, encode_value};
 use super::error::{CacheError, LoadFailure};
-use super::keys::{CacheKeys, RecordKeys};
+use super::keys::RecordKeys;
 use super::kv_cached_repository::{FlightResult, KvCachedRepository};
 use super::lease::{self, Lease, LeaseOutcome};
 use super::metrics::bump;
@@ -46,8 +46,7 @@ impl<R: Repository> KvCachedRepository<R> {
                     }
                     // Nothing usable at the entry key: a cached "not found"
                     // lives at a key of its own.
-                    let negative_key =
-                        CacheKeys::new(&self.config.key_prefix).negative_key(&entry_key);
+                    let negative_key = self.keys().negative_key(&entry_key);
                     match self.store.exists(&negative_key).await {
                         Ok(true) => {
                             bump(&counters.negative_hits);
