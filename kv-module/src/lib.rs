@@ -25,7 +25,9 @@
 //! * [`error`]: [`KvError`], the one error type, with context and
 //!   [`KvError::is_unavailable`] for fail-open decisions.
 //! * [`store`]: the contract ([`KvStore`], [`KvStoreExt`], [`Ttl`],
-//!   [`KeyTtl`], [`KeySpace`](store::KeySpace) for prefixing), atomic
+//!   [`KeyTtl`], [`KeySpace`](store::KeySpace) for prefixing), the data
+//!   types beside strings, one small trait each reached from the store
+//!   ([`KvHashes`] through [`KvStore::hashes`]), atomic
 //!   steps ([`Script`], with [`ScriptArgs`] for their `ARGV` and
 //!   [`ScriptRun`], the Rust twin's view limited to its `KEYS`), Redis
 //!   Cluster slots ([`key_slot`](store::key_slot),
@@ -121,5 +123,6 @@ pub use store::memory::{MemoryConfig, MemoryServer, MemoryStore};
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use store::redis::{RedisConfig, RedisMode, RedisStore};
 pub use store::{
-    KeyTtl, KvStore, KvStoreExt, Script, ScriptArgs, ScriptOps, ScriptRun, ScriptValue, Ttl,
+    KeyTtl, KvHashes, KvStore, KvStoreExt, Script, ScriptArgs, ScriptOps, ScriptRun, ScriptValue,
+    Ttl,
 };

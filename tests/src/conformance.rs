@@ -13,6 +13,10 @@ use std::time::Duration;
 use kv_module::{KeyTtl, KvError, KvStore, KvStoreExt, Script, ScriptValue, Ttl};
 use serde::{Deserialize, Serialize};
 
+// The sections of the suite for each data type, in files of their own;
+// their cases are listed in `conformance_suite!` with the others.
+pub use crate::conformance_hashes::*;
+
 /// Opens stores of one backend, all on one server, so cases can check how
 /// stores with different prefixes or databases see each other.
 pub trait Backend: Send + Sync {
@@ -92,6 +96,11 @@ macro_rules! conformance_suite {
             scripts_are_atomic_and_see_stored_keys,
             script_commands_match_redis,
             ping_and_close,
+            hashes_follow_redis,
+            hash_incr_by_follows_redis,
+            hash_incr_by_concurrent_total_is_exact,
+            hashes_and_strings_are_different_types,
+            hash_keys_expire_and_delete_like_any_key,
         ]);
     };
 }

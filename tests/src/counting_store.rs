@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use kv_module::{KeyTtl, KvStore, Result, Script, ScriptValue, Ttl};
+use kv_module::{KeyTtl, KvHashes, KvStore, Result, Script, ScriptValue, Ttl};
 
 /// Forwards every call to `inner` and counts the calls that reach the
 /// backend (everything but `name` and `prefix`).
@@ -138,6 +138,10 @@ impl KvStore for CountingStore {
     async fn ping(&self) -> Result<()> {
         self.count();
         self.inner.ping().await
+    }
+
+    fn hashes(&self) -> &dyn KvHashes {
+        self.inner.hashes()
     }
 
     async fn close(&self) {

@@ -33,7 +33,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use kv_module::store::{KeySpace, key_slot};
-use kv_module::{KeyTtl, KvStore, Result, Script, ScriptValue, Ttl};
+use kv_module::{KeyTtl, KvHashes, KvStore, Result, Script, ScriptValue, Ttl};
 
 use crate::conformance::Backend;
 
@@ -200,6 +200,10 @@ impl KvStore for SlotCheckingStore {
 
     async fn ping(&self) -> Result<()> {
         self.inner.ping().await
+    }
+
+    fn hashes(&self) -> &dyn KvHashes {
+        self.inner.hashes()
     }
 
     async fn close(&self) {

@@ -5,7 +5,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::error::Result;
-use crate::store::{KeyTtl, Script, ScriptValue, Ttl};
+use crate::store::{KeyTtl, KvHashes, Script, ScriptValue, Ttl, Unsupported};
 
 /// A key-value store: the contract shared by the Redis and in-memory
 /// backends (and any backend an application adds).
@@ -145,6 +145,15 @@ pub trait KvStore: Send + Sync + 'static {
 
     /// Checks that the backend answers.
     async fn ping(&self) -> Result<()>;
+
+    /// The store's hashes ([`KvHashes`]): `store.hashes().set(key, field,
+    /// value)`. Both backends provide them; the default (for stores
+    /// written before they existed) fails every call with
+    /// [`KvError::Unsupported`](crate::KvError::Unsupported), so a wrapper
+    /// store must forward this to the store it wraps.
+    fn hashes(&self) -> &dyn KvHashes {
+        &Unsupported
+    }
 
     /// Releases the store's resources (connections, background tasks).
     /// Operations after `close` fail with

@@ -1,5 +1,6 @@
 //! The [`KvStore`] contract, its typed helpers and its backends.
 
+mod hashes;
 mod key_space;
 mod kv_store;
 mod kv_store_ext;
@@ -14,7 +15,9 @@ mod script_args;
 mod script_run;
 mod slot;
 mod ttl;
+mod unsupported;
 
+pub use hashes::KvHashes;
 pub use key_space::{KeySpace, escape_glob};
 pub use kv_store::KvStore;
 pub use kv_store_ext::KvStoreExt;
@@ -26,3 +29,4 @@ pub use script_run::ScriptRun;
 pub use slot::{DIGEST_TAG_CHARS, SLOTS, SlotTag, key_slot};
 pub(crate) use ttl::duration_millis;
 pub use ttl::{KeyTtl, MAX_TTL, Ttl};
+pub use unsupported::Unsupported;

@@ -2,10 +2,13 @@
 //! Redis semantics, for development and single-process applications.
 
 mod config;
+mod core;
 mod glob;
+mod hashes;
 mod script_ops;
 mod server;
 mod store;
+mod value;
 
 pub use config::MemoryConfig;
 pub use glob::glob_match;

@@ -54,6 +54,12 @@ impl ErrorContext {
                 source: Box::new(err),
             };
         }
+        if let (Some("WRONGTYPE"), Some(key)) = (err.code(), key) {
+            return KvError::WrongType {
+                store,
+                key: key.to_owned(),
+            };
+        }
         let response_error = err.kind() == ErrorKind::Server(redis::ServerErrorKind::ResponseError);
         if let (true, Some(key), Some(detail)) = (response_error, key, err.detail()) {
             if detail.contains("not an integer") {

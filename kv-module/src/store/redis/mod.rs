@@ -22,7 +22,9 @@
 mod breaker;
 pub(crate) mod config;
 mod connection;
+mod core;
 mod error_map;
+mod hashes;
 mod link;
 mod node_map;
 mod routing;

@@ -1,0 +1,56 @@
+//! [`Unsupported`]: the data-type operations of a store that does not
+//! provide them, each failing with [`KvError::Unsupported`].
+//!
+//! The data-type accessors of [`KvStore`](crate::KvStore)
+//! ([`hashes`](crate::KvStore::hashes), ...) default to it, so that a
+//! store written before they existed (a test double, a wrapper) still
+//! compiles; both backends of this crate, and the wrappers of its test
+//! suite, provide every type. A wrapper must forward the accessors to the
+//! store it wraps.
+
+use async_trait::async_trait;
+
+use crate::error::{KvError, Result};
+use crate::store::{KvHashes, Ttl};
+
+/// Fails every operation with [`KvError::Unsupported`]; sends nothing.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Unsupported;
+
+fn refuse<T>(op: &'static str) -> Result<T> {
+    Err(KvError::Unsupported {
+        op,
+        reason: "the store does not provide this data type; a wrapper store must forward its accessor",
+    })
+}
+
+#[async_trait]
+impl KvHashes for Unsupported {
+    async fn set(&self, _: &str, _: &str, _: &[u8]) -> Result<bool> {
+        refuse("HSET")
+    }
+    async fn set_many(&self, _: &str, _: &[(&str, &[u8])], _: Option<Ttl>) -> Result<u64> {
+        refuse("HSET")
+    }
+    async fn get(&self, _: &str, _: &str) -> Result<Option<Vec<u8>>> {
+        refuse("HGET")
+    }
+    async fn get_many(&self, _: &str, _: &[&str]) -> Result<Vec<Option<Vec<u8>>>> {
+        refuse("HMGET")
+    }
+    async fn get_all(&self, _: &str) -> Result<Vec<(String, Vec<u8>)>> {
+        refuse("HGETALL")
+    }
+    async fn delete(&self, _: &str, _: &[&str]) -> Result<u64> {
+        refuse("HDEL")
+    }
+    async fn incr_by(&self, _: &str, _: &str, _: i64) -> Result<i64> {
+        refuse("HINCRBY")
+    }
+    async fn exists(&self, _: &str, _: &str) -> Result<bool> {
+        refuse("HEXISTS")
+    }
+    async fn len(&self, _: &str) -> Result<u64> {
+        refuse("HLEN")
+    }
+}
