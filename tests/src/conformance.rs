@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 // The sections of the suite for each data type, in files of their own;
 // their cases are listed in `conformance_suite!` with the others.
 pub use crate::conformance_hashes::*;
+pub use crate::conformance_sets::*;
 
 /// Opens stores of one backend, all on one server, so cases can check how
 /// stores with different prefixes or databases see each other.
@@ -101,6 +102,10 @@ macro_rules! conformance_suite {
             hash_incr_by_concurrent_total_is_exact,
             hashes_and_strings_are_different_types,
             hash_keys_expire_and_delete_like_any_key,
+            sets_follow_redis,
+            set_scan_returns_every_member,
+            sets_and_other_types_are_different,
+            set_keys_expire_and_delete_like_any_key,
         ]);
     };
 }

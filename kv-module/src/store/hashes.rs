@@ -7,8 +7,7 @@ use crate::error::Result;
 use crate::store::Ttl;
 
 /// Hashes: one key holding a map of fields to raw values, with Redis's
-/// semantics on every backend. Reached as `store.hashes()`; typed (JSON)
-/// helpers are in [`KvHashesExt`](crate::KvHashesExt).
+/// semantics on every backend. Reached as `store.hashes()`.
 ///
 /// Keys are caller keys (the store prefixes them) and take part in
 /// [`keys`](crate::KvStore::keys), [`delete`](crate::KvStore::delete),

@@ -11,7 +11,7 @@
 use async_trait::async_trait;
 
 use crate::error::{KvError, Result};
-use crate::store::{KvHashes, Ttl};
+use crate::store::{KvHashes, KvSets, ScanCursor, ScanPage, Ttl};
 
 /// Fails every operation with [`KvError::Unsupported`]; sends nothing.
 #[derive(Clone, Copy, Debug, Default)]
@@ -52,5 +52,27 @@ impl KvHashes for Unsupported {
     }
     async fn len(&self, _: &str) -> Result<u64> {
         refuse("HLEN")
+    }
+}
+
+#[async_trait]
+impl KvSets for Unsupported {
+    async fn add(&self, _: &str, _: &[&[u8]]) -> Result<u64> {
+        refuse("SADD")
+    }
+    async fn remove(&self, _: &str, _: &[&[u8]]) -> Result<u64> {
+        refuse("SREM")
+    }
+    async fn members(&self, _: &str) -> Result<Vec<Vec<u8>>> {
+        refuse("SMEMBERS")
+    }
+    async fn is_member(&self, _: &str, _: &[u8]) -> Result<bool> {
+        refuse("SISMEMBER")
+    }
+    async fn count(&self, _: &str) -> Result<u64> {
+        refuse("SCARD")
+    }
+    async fn scan(&self, _: &str, _: &ScanCursor, _: u32) -> Result<ScanPage> {
+        refuse("SSCAN")
     }
 }

@@ -7,6 +7,7 @@ mod glob;
 mod hashes;
 mod script_ops;
 mod server;
+mod sets;
 mod store;
 mod value;
 

@@ -15,7 +15,7 @@ use super::server::{DbIndex, MemoryServer};
 use super::value::Value;
 use crate::error::{KvError, Result};
 use crate::store::{
-    KeySpace, KeyTtl, KvHashes, KvStore, Script, ScriptValue, Ttl, duration_millis,
+    KeySpace, KeyTtl, KvHashes, KvSets, KvStore, Script, ScriptValue, Ttl, duration_millis,
 };
 
 /// A [`KvStore`] on a [`MemoryServer`] (service type `kvstore_memory`):
@@ -373,6 +373,10 @@ impl KvStore for MemoryStore {
     }
 
     fn hashes(&self) -> &dyn KvHashes {
+        &self.core
+    }
+
+    fn sets(&self) -> &dyn KvSets {
         &self.core
     }
 

@@ -29,6 +29,7 @@ mod link;
 mod node_map;
 mod routing;
 mod sentinel_watch;
+mod sets;
 mod store;
 mod tls;
 mod topology;

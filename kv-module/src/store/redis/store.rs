@@ -13,7 +13,7 @@ use super::link::{Link, Route};
 use super::routing;
 use crate::error::{KvError, Result};
 use crate::store::{
-    KeySpace, KeyTtl, KvHashes, KvStore, Script, ScriptValue, Ttl, duration_millis,
+    KeySpace, KeyTtl, KvHashes, KvSets, KvStore, Script, ScriptValue, Ttl, duration_millis,
 };
 
 /// A [`KvStore`] on Redis (service type `kvstore_redis`): one server, a
@@ -342,6 +342,10 @@ impl KvStore for RedisStore {
     }
 
     fn hashes(&self) -> &dyn KvHashes {
+        &self.core
+    }
+
+    fn sets(&self) -> &dyn KvSets {
         &self.core
     }
 
