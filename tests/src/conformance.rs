@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 // their cases are listed in `conformance_suite!` with the others.
 pub use crate::conformance_hashes::*;
 pub use crate::conformance_sets::*;
+pub use crate::conformance_sorted_sets::*;
 
 /// Opens stores of one backend, all on one server, so cases can check how
 /// stores with different prefixes or databases see each other.
@@ -106,6 +107,9 @@ macro_rules! conformance_suite {
             set_scan_returns_every_member,
             sets_and_other_types_are_different,
             set_keys_expire_and_delete_like_any_key,
+            sorted_sets_follow_redis,
+            sorted_set_ranges_follow_redis,
+            sorted_sets_and_other_types_are_different,
         ]);
     };
 }

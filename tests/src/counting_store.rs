@@ -22,7 +22,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use kv_module::{KeyTtl, KvHashes, KvSets, KvStore, Result, Script, ScriptValue, Ttl};
+use kv_module::{
+    KeyTtl, KvHashes, KvSets, KvSortedSets, KvStore, Result, Script, ScriptValue, Ttl,
+};
 
 /// Forwards every call to `inner` and counts the calls that reach the
 /// backend (everything but `name` and `prefix`).
@@ -142,6 +144,10 @@ impl KvStore for CountingStore {
 
     fn hashes(&self) -> &dyn KvHashes {
         self.inner.hashes()
+    }
+
+    fn sorted_sets(&self) -> &dyn KvSortedSets {
+        self.inner.sorted_sets()
     }
 
     fn sets(&self) -> &dyn KvSets {

@@ -117,6 +117,7 @@ pub mod command_stats;
 pub mod conformance;
 pub mod conformance_hashes;
 pub mod conformance_sets;
+pub mod conformance_sorted_sets;
 pub mod counting_store;
 pub mod error_chain;
 pub mod log_capture;

@@ -33,7 +33,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use kv_module::store::{KeySpace, key_slot};
-use kv_module::{KeyTtl, KvHashes, KvSets, KvStore, Result, Script, ScriptValue, Ttl};
+use kv_module::{
+    KeyTtl, KvHashes, KvSets, KvSortedSets, KvStore, Result, Script, ScriptValue, Ttl,
+};
 
 use crate::conformance::Backend;
 
@@ -204,6 +206,10 @@ impl KvStore for SlotCheckingStore {
 
     fn hashes(&self) -> &dyn KvHashes {
         self.inner.hashes()
+    }
+
+    fn sorted_sets(&self) -> &dyn KvSortedSets {
+        self.inner.sorted_sets()
     }
 
     fn sets(&self) -> &dyn KvSets {

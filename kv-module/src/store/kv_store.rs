@@ -5,7 +5,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::error::Result;
-use crate::store::{KeyTtl, KvHashes, KvSets, Script, ScriptValue, Ttl, Unsupported};
+use crate::store::{KeyTtl, KvHashes, KvSets, KvSortedSets, Script, ScriptValue, Ttl, Unsupported};
 
 /// A key-value store: the contract shared by the Redis and in-memory
 /// backends (and any backend an application adds).
@@ -159,6 +159,13 @@ pub trait KvStore: Send + Sync + 'static {
     /// [`KvError::Unsupported`](crate::KvError::Unsupported), so a wrapper
     /// store must forward this to the store it wraps.
     fn sets(&self) -> &dyn KvSets {
+        &Unsupported
+    }
+
+    /// The store's sorted sets ([`KvSortedSets`]): `store.sorted_sets().add(key, &[(score, member)])`. Both backends provide them; the default fails every call with
+    /// [`KvError::Unsupported`](crate::KvError::Unsupported), so a wrapper
+    /// store must forward this to the store it wraps.
+    fn sorted_sets(&self) -> &dyn KvSortedSets {
         &Unsupported
     }
 

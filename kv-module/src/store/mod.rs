@@ -15,6 +15,7 @@ mod script_args;
 mod script_run;
 mod sets;
 mod slot;
+pub(crate) mod sorted_sets;
 mod ttl;
 mod unsupported;
 
@@ -29,6 +30,7 @@ pub use script_args::ScriptArgs;
 pub use script_run::ScriptRun;
 pub use sets::{KvSets, ScanCursor, ScanPage};
 pub use slot::{DIGEST_TAG_CHARS, SLOTS, SlotTag, key_slot};
+pub use sorted_sets::{KvSortedSets, Limit, Order, Scored};
 pub(crate) use ttl::duration_millis;
 pub use ttl::{KeyTtl, MAX_TTL, Ttl};
 pub use unsupported::Unsupported;

@@ -11,7 +11,11 @@
 use async_trait::async_trait;
 
 use crate::error::{KvError, Result};
-use crate::store::{KvHashes, KvSets, ScanCursor, ScanPage, Ttl};
+use std::ops::Bound;
+
+use crate::store::{
+    KvHashes, KvSets, KvSortedSets, Limit, Order, ScanCursor, ScanPage, Scored, Ttl,
+};
 
 /// Fails every operation with [`KvError::Unsupported`]; sends nothing.
 #[derive(Clone, Copy, Debug, Default)]
@@ -74,5 +78,43 @@ impl KvSets for Unsupported {
     }
     async fn scan(&self, _: &str, _: &ScanCursor, _: u32) -> Result<ScanPage> {
         refuse("SSCAN")
+    }
+}
+
+#[async_trait]
+impl KvSortedSets for Unsupported {
+    async fn add(&self, _: &str, _: &[(f64, &[u8])]) -> Result<u64> {
+        refuse("ZADD")
+    }
+    async fn remove(&self, _: &str, _: &[&[u8]]) -> Result<u64> {
+        refuse("ZREM")
+    }
+    async fn score(&self, _: &str, _: &[u8]) -> Result<Option<f64>> {
+        refuse("ZSCORE")
+    }
+    async fn incr_by(&self, _: &str, _: &[u8], _: f64) -> Result<f64> {
+        refuse("ZINCRBY")
+    }
+    async fn count(&self, _: &str) -> Result<u64> {
+        refuse("ZCARD")
+    }
+    async fn count_by_score(&self, _: &str, _: Bound<f64>, _: Bound<f64>) -> Result<u64> {
+        refuse("ZCOUNT")
+    }
+    async fn range_by_rank(&self, _: &str, _: i64, _: i64, _: Order) -> Result<Vec<Scored>> {
+        refuse("ZRANGE")
+    }
+    async fn range_by_score(
+        &self,
+        _: &str,
+        _: Bound<f64>,
+        _: Bound<f64>,
+        _: Order,
+        _: Option<Limit>,
+    ) -> Result<Vec<Scored>> {
+        refuse("ZRANGE")
+    }
+    async fn remove_by_score(&self, _: &str, _: Bound<f64>, _: Bound<f64>) -> Result<u64> {
+        refuse("ZREMRANGEBYSCORE")
     }
 }

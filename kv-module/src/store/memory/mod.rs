@@ -8,6 +8,7 @@ mod hashes;
 mod script_ops;
 mod server;
 mod sets;
+mod sorted_sets;
 mod store;
 mod value;
 

@@ -15,7 +15,8 @@ use super::server::{DbIndex, MemoryServer};
 use super::value::Value;
 use crate::error::{KvError, Result};
 use crate::store::{
-    KeySpace, KeyTtl, KvHashes, KvSets, KvStore, Script, ScriptValue, Ttl, duration_millis,
+    KeySpace, KeyTtl, KvHashes, KvSets, KvSortedSets, KvStore, Script, ScriptValue, Ttl,
+    duration_millis,
 };
 
 /// A [`KvStore`] on a [`MemoryServer`] (service type `kvstore_memory`):
@@ -373,6 +374,10 @@ impl KvStore for MemoryStore {
     }
 
     fn hashes(&self) -> &dyn KvHashes {
+        &self.core
+    }
+
+    fn sorted_sets(&self) -> &dyn KvSortedSets {
         &self.core
     }
 

@@ -11,6 +11,7 @@
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::ops::Bound;
 use std::sync::Arc;
 
 /// The value of one key.
@@ -110,10 +111,6 @@ pub(crate) struct SortedSet {
     order: BTreeSet<(Score, Vec<u8>)>,
 }
 
-#[expect(
-    dead_code,
-    reason = "used by the sorted-set operations of the next commit"
-)]
 impl SortedSet {
     /// Number of members.
     pub(crate) fn len(&self) -> usize {
@@ -153,6 +150,45 @@ impl SortedSet {
             }
             None => false,
         }
+    }
+
+    /// Members with their scores between `min` and `max`, lowest first.
+    pub(crate) fn by_score(
+        &self,
+        min: Bound<f64>,
+        max: Bound<f64>,
+    ) -> impl DoubleEndedIterator<Item = (&[u8], f64)> {
+        // As an inclusive lowest score and an exclusive highest: the
+        // members of one score run from `(score, [])` (the empty member
+        // sorts first) to just before `(next score up, [])`.
+        let lo = match min {
+            Bound::Unbounded => Some(None),
+            Bound::Included(x) => Some(Some(x)),
+            Bound::Excluded(x) if x == f64::INFINITY => None,
+            Bound::Excluded(x) => Some(Some(x.next_up())),
+        };
+        let hi = match max {
+            Bound::Unbounded => Some(None),
+            Bound::Included(x) if x == f64::INFINITY => Some(None),
+            Bound::Included(x) => Some(Some(x.next_up())),
+            Bound::Excluded(x) => Some(Some(x)),
+        };
+        let range = match (lo, hi) {
+            (Some(Some(lo)), Some(Some(hi))) if lo >= hi => None,
+            (Some(lo), Some(hi)) => Some((
+                lo.map_or(Bound::Unbounded, |lo| {
+                    Bound::Included((Score(lo), Vec::new()))
+                }),
+                hi.map_or(Bound::Unbounded, |hi| {
+                    Bound::Excluded((Score(hi), Vec::new()))
+                }),
+            )),
+            _ => None,
+        };
+        range
+            .into_iter()
+            .flat_map(move |range| self.order.range(range))
+            .map(|(score, member)| (member.as_slice(), score.0))
     }
 
     /// Members with their scores, lowest first.

@@ -68,6 +68,13 @@ impl ErrorContext {
                     key: key.to_owned(),
                 };
             }
+            if detail.contains("not a number (NaN)") {
+                return KvError::InvalidArgument {
+                    store,
+                    key: Some(key.to_owned()),
+                    reason: "the resulting score is not a number (NaN)".to_owned(),
+                };
+            }
             if detail.contains("would overflow") {
                 return KvError::Overflow {
                     store,

@@ -30,6 +30,7 @@ mod node_map;
 mod routing;
 mod sentinel_watch;
 mod sets;
+mod sorted_sets;
 mod store;
 mod tls;
 mod topology;

@@ -13,7 +13,8 @@ use super::link::{Link, Route};
 use super::routing;
 use crate::error::{KvError, Result};
 use crate::store::{
-    KeySpace, KeyTtl, KvHashes, KvSets, KvStore, Script, ScriptValue, Ttl, duration_millis,
+    KeySpace, KeyTtl, KvHashes, KvSets, KvSortedSets, KvStore, Script, ScriptValue, Ttl,
+    duration_millis,
 };
 
 /// A [`KvStore`] on Redis (service type `kvstore_redis`): one server, a
@@ -342,6 +343,10 @@ impl KvStore for RedisStore {
     }
 
     fn hashes(&self) -> &dyn KvHashes {
+        &self.core
+    }
+
+    fn sorted_sets(&self) -> &dyn KvSortedSets {
         &self.core
     }
 
