@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 // The sections of the suite for each data type, in files of their own;
 // their cases are listed in `conformance_suite!` with the others.
 pub use crate::conformance_hashes::*;
+pub use crate::conformance_lists::*;
 pub use crate::conformance_sets::*;
 pub use crate::conformance_sorted_sets::*;
 
@@ -38,6 +39,13 @@ pub trait Backend: Send + Sync {
     /// Makes new stores work again (Redis restarts on the same port with an
     /// empty data set; stores closed by an outage stay closed).
     fn recover(&mut self) -> impl Future<Output = ()> + Send;
+
+    /// Whether the stores are on a Redis Cluster, where an atomic
+    /// operation over keys of several slots is refused
+    /// ([`KvError::CrossSlot`]) rather than run.
+    fn is_cluster(&self) -> bool {
+        false
+    }
 }
 
 /// A backend lent to a case: [`backend_suite!`](crate::backend_suite)
@@ -59,6 +67,10 @@ impl<B: Backend> Backend for &mut B {
 
     fn recover(&mut self) -> impl Future<Output = ()> + Send {
         (**self).recover()
+    }
+
+    fn is_cluster(&self) -> bool {
+        (**self).is_cluster()
     }
 }
 
@@ -110,6 +122,10 @@ macro_rules! conformance_suite {
             sorted_sets_follow_redis,
             sorted_set_ranges_follow_redis,
             sorted_sets_and_other_types_are_different,
+            lists_follow_redis,
+            lists_and_other_types_are_different,
+            blocking_pop_takes_first_ready_key_or_times_out,
+            blocking_pops_wait_for_pushes_without_holding_up_the_store,
         ]);
     };
 }

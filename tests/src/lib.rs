@@ -116,6 +116,7 @@ pub mod command_monitor;
 pub mod command_stats;
 pub mod conformance;
 pub mod conformance_hashes;
+pub mod conformance_lists;
 pub mod conformance_sets;
 pub mod conformance_sorted_sets;
 pub mod counting_store;

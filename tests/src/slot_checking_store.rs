@@ -34,7 +34,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use kv_module::store::{KeySpace, key_slot};
 use kv_module::{
-    KeyTtl, KvHashes, KvSets, KvSortedSets, KvStore, Result, Script, ScriptValue, Ttl,
+    KeyTtl, KvHashes, KvLists, KvSets, KvSortedSets, KvStore, Result, Script, ScriptValue, Ttl,
 };
 
 use crate::conformance::Backend;
@@ -208,6 +208,10 @@ impl KvStore for SlotCheckingStore {
         self.inner.hashes()
     }
 
+    fn lists(&self) -> &dyn KvLists {
+        self.inner.lists()
+    }
+
     fn sorted_sets(&self) -> &dyn KvSortedSets {
         self.inner.sorted_sets()
     }
@@ -274,6 +278,10 @@ impl<B: Backend> Backend for SlotCheckedBackend<B> {
 
     fn recover(&mut self) -> impl Future<Output = ()> + Send {
         self.inner.recover()
+    }
+
+    fn is_cluster(&self) -> bool {
+        self.inner.is_cluster()
     }
 }
 

@@ -5,7 +5,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::error::Result;
-use crate::store::{KeyTtl, KvHashes, KvSets, KvSortedSets, Script, ScriptValue, Ttl, Unsupported};
+use crate::store::{
+    KeyTtl, KvHashes, KvLists, KvSets, KvSortedSets, Script, ScriptValue, Ttl, Unsupported,
+};
 
 /// A key-value store: the contract shared by the Redis and in-memory
 /// backends (and any backend an application adds).
@@ -166,6 +168,13 @@ pub trait KvStore: Send + Sync + 'static {
     /// [`KvError::Unsupported`](crate::KvError::Unsupported), so a wrapper
     /// store must forward this to the store it wraps.
     fn sorted_sets(&self) -> &dyn KvSortedSets {
+        &Unsupported
+    }
+
+    /// The store's lists ([`KvLists`]): `store.lists().push(key, End::Back, values)`. Both backends provide them; the default fails every call with
+    /// [`KvError::Unsupported`](crate::KvError::Unsupported), so a wrapper
+    /// store must forward this to the store it wraps.
+    fn lists(&self) -> &dyn KvLists {
         &Unsupported
     }
 

@@ -4,6 +4,7 @@ mod hashes;
 mod key_space;
 mod kv_store;
 mod kv_store_ext;
+pub(crate) mod lists;
 #[cfg(any(feature = "session", feature = "otp", feature = "rate-limit"))]
 mod lua_prelude;
 pub mod memory;
@@ -23,6 +24,7 @@ pub use hashes::KvHashes;
 pub use key_space::{KeySpace, escape_glob};
 pub use kv_store::KvStore;
 pub use kv_store_ext::KvStoreExt;
+pub use lists::{End, KvLists, MAX_BLOCKING_TIMEOUT};
 #[cfg(any(feature = "session", feature = "otp", feature = "rate-limit"))]
 pub(crate) use lua_prelude::lua_prelude;
 pub use script::{MemoryScript, Script, ScriptOps, ScriptValue};

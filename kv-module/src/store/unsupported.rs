@@ -12,9 +12,10 @@ use async_trait::async_trait;
 
 use crate::error::{KvError, Result};
 use std::ops::Bound;
+use std::time::Duration;
 
 use crate::store::{
-    KvHashes, KvSets, KvSortedSets, Limit, Order, ScanCursor, ScanPage, Scored, Ttl,
+    End, KvHashes, KvLists, KvSets, KvSortedSets, Limit, Order, ScanCursor, ScanPage, Scored, Ttl,
 };
 
 /// Fails every operation with [`KvError::Unsupported`]; sends nothing.
@@ -116,5 +117,32 @@ impl KvSortedSets for Unsupported {
     }
     async fn remove_by_score(&self, _: &str, _: Bound<f64>, _: Bound<f64>) -> Result<u64> {
         refuse("ZREMRANGEBYSCORE")
+    }
+}
+
+#[async_trait]
+impl KvLists for Unsupported {
+    async fn push(&self, _: &str, _: End, _: &[&[u8]]) -> Result<u64> {
+        refuse("LPUSH")
+    }
+    async fn pop(&self, _: &str, _: End, _: usize) -> Result<Vec<Vec<u8>>> {
+        refuse("LPOP")
+    }
+    async fn range(&self, _: &str, _: i64, _: i64) -> Result<Vec<Vec<u8>>> {
+        refuse("LRANGE")
+    }
+    async fn len(&self, _: &str) -> Result<u64> {
+        refuse("LLEN")
+    }
+    async fn trim(&self, _: &str, _: i64, _: i64) -> Result<()> {
+        refuse("LTRIM")
+    }
+    async fn blocking_pop(
+        &self,
+        _: &[&str],
+        _: End,
+        _: Duration,
+    ) -> Result<Option<(String, Vec<u8>)>> {
+        refuse("BLPOP")
     }
 }

@@ -5,6 +5,7 @@ mod config;
 mod core;
 mod glob;
 mod hashes;
+mod lists;
 mod script_ops;
 mod server;
 mod sets;

@@ -149,7 +149,6 @@ impl MemoryServer {
     }
 }
 
-#[expect(dead_code, reason = "used by the blocking pops of a later commit")]
 impl MemoryServer {
     /// What blocking pops on database `db` wait on: notified (all waiters)
     /// after every push to a list of that database.

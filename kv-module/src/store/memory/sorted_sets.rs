@@ -9,30 +9,9 @@ use async_trait::async_trait;
 use super::core::Core;
 use super::value::SortedSet;
 use crate::error::{KvError, Result};
+use crate::store::lists::resolve_range as ranks;
 use crate::store::sorted_sets::{check_bounds, check_score};
 use crate::store::{KvSortedSets, Limit, Order, Scored};
-
-/// The ranks `start..=stop` of a `len`-member set as Redis resolves them
-/// (negative from the end, clamped), or `None` for an empty range.
-fn ranks(start: i64, stop: i64, len: usize) -> Option<(usize, usize)> {
-    let len = i64::try_from(len).unwrap_or(i64::MAX);
-    let start = if start < 0 {
-        start.saturating_add(len)
-    } else {
-        start
-    }
-    .max(0);
-    let stop = if stop < 0 {
-        stop.saturating_add(len)
-    } else {
-        stop
-    }
-    .min(len - 1);
-    if start > stop || start >= len {
-        return None;
-    }
-    Some((usize::try_from(start).ok()?, usize::try_from(stop).ok()?))
-}
 
 fn collect<'a>(members: impl Iterator<Item = (&'a [u8], f64)>) -> Vec<Scored> {
     members.map(|(m, s)| (m.to_vec(), s)).collect()

@@ -15,7 +15,7 @@ use super::server::{DbIndex, MemoryServer};
 use super::value::Value;
 use crate::error::{KvError, Result};
 use crate::store::{
-    KeySpace, KeyTtl, KvHashes, KvSets, KvSortedSets, KvStore, Script, ScriptValue, Ttl,
+    KeySpace, KeyTtl, KvHashes, KvLists, KvSets, KvSortedSets, KvStore, Script, ScriptValue, Ttl,
     duration_millis,
 };
 
@@ -374,6 +374,10 @@ impl KvStore for MemoryStore {
     }
 
     fn hashes(&self) -> &dyn KvHashes {
+        &self.core
+    }
+
+    fn lists(&self) -> &dyn KvLists {
         &self.core
     }
 

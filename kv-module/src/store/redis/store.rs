@@ -13,7 +13,7 @@ use super::link::{Link, Route};
 use super::routing;
 use crate::error::{KvError, Result};
 use crate::store::{
-    KeySpace, KeyTtl, KvHashes, KvSets, KvSortedSets, KvStore, Script, ScriptValue, Ttl,
+    KeySpace, KeyTtl, KvHashes, KvLists, KvSets, KvSortedSets, KvStore, Script, ScriptValue, Ttl,
     duration_millis,
 };
 
@@ -30,6 +30,12 @@ use crate::store::{
 /// call to that server fails at once, as unavailable, until a background
 /// `PING` gets an answer — see [`breaker_state`](Self::breaker_state).
 /// Cheap to share as `Arc<dyn KvStore>`.
+///
+/// Blocking pops ([`KvLists::blocking_pop`](crate::KvLists::blocking_pop))
+/// never use those shared connections: each runs on a dedicated one, at
+/// most 8 at once per store (opened on first use, kept for the next). A
+/// pop that finds all 8 busy waits for one within its own timeout, then
+/// fails with [`KvError::Timeout`].
 ///
 /// On a cluster, `get_many` and `delete_keys` are split per hash slot and
 /// sent concurrently, `set_many` is one `MULTI` per slot (atomic within a
@@ -343,6 +349,10 @@ impl KvStore for RedisStore {
     }
 
     fn hashes(&self) -> &dyn KvHashes {
+        &self.core
+    }
+
+    fn lists(&self) -> &dyn KvLists {
         &self.core
     }
 
