@@ -123,6 +123,6 @@ pub use store::memory::{MemoryConfig, MemoryServer, MemoryStore};
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use store::redis::{RedisConfig, RedisMode, RedisStore};
 pub use store::{
-    KeyTtl, KvHashes, KvLists, KvSets, KvSortedSets, KvStore, KvStoreExt, Script, ScriptArgs,
-    ScriptOps, ScriptRun, ScriptValue, Ttl,
+    KeyTtl, KvHashes, KvLists, KvSets, KvSortedSets, KvStore, KvStoreExt, KvTransactions, Script,
+    ScriptArgs, ScriptOps, ScriptRun, ScriptValue, Ttl,
 };

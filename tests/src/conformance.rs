@@ -19,6 +19,7 @@ pub use crate::conformance_hashes::*;
 pub use crate::conformance_lists::*;
 pub use crate::conformance_sets::*;
 pub use crate::conformance_sorted_sets::*;
+pub use crate::conformance_transactions::*;
 
 /// Opens stores of one backend, all on one server, so cases can check how
 /// stores with different prefixes or databases see each other.
@@ -126,6 +127,12 @@ macro_rules! conformance_suite {
             lists_and_other_types_are_different,
             blocking_pop_takes_first_ready_key_or_times_out,
             blocking_pops_wait_for_pushes_without_holding_up_the_store,
+            transactions_apply_every_write,
+            transaction_with_a_wrong_type_writes_nothing,
+            transactions_are_never_seen_half_applied,
+            cross_slot_transactions_are_refused_on_a_cluster,
+            update_is_compare_and_set,
+            concurrent_updates_lose_nothing,
         ]);
     };
 }

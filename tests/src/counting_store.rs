@@ -23,7 +23,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use kv_module::{
-    KeyTtl, KvHashes, KvLists, KvSets, KvSortedSets, KvStore, Result, Script, ScriptValue, Ttl,
+    KeyTtl, KvHashes, KvLists, KvSets, KvSortedSets, KvStore, KvTransactions, Result, Script,
+    ScriptValue, Ttl,
 };
 
 /// Forwards every call to `inner` and counts the calls that reach the
@@ -144,6 +145,10 @@ impl KvStore for CountingStore {
 
     fn hashes(&self) -> &dyn KvHashes {
         self.inner.hashes()
+    }
+
+    fn transactions(&self) -> &dyn KvTransactions {
+        self.inner.transactions()
     }
 
     fn lists(&self) -> &dyn KvLists {

@@ -119,6 +119,7 @@ pub mod conformance_hashes;
 pub mod conformance_lists;
 pub mod conformance_sets;
 pub mod conformance_sorted_sets;
+pub mod conformance_transactions;
 pub mod counting_store;
 pub mod error_chain;
 pub mod log_capture;

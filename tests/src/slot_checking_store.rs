@@ -34,7 +34,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use kv_module::store::{KeySpace, key_slot};
 use kv_module::{
-    KeyTtl, KvHashes, KvLists, KvSets, KvSortedSets, KvStore, Result, Script, ScriptValue, Ttl,
+    KeyTtl, KvHashes, KvLists, KvSets, KvSortedSets, KvStore, KvTransactions, Result, Script,
+    ScriptValue, Ttl,
 };
 
 use crate::conformance::Backend;
@@ -206,6 +207,10 @@ impl KvStore for SlotCheckingStore {
 
     fn hashes(&self) -> &dyn KvHashes {
         self.inner.hashes()
+    }
+
+    fn transactions(&self) -> &dyn KvTransactions {
+        self.inner.transactions()
     }
 
     fn lists(&self) -> &dyn KvLists {

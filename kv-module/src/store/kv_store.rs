@@ -6,7 +6,8 @@ use async_trait::async_trait;
 
 use crate::error::Result;
 use crate::store::{
-    KeyTtl, KvHashes, KvLists, KvSets, KvSortedSets, Script, ScriptValue, Ttl, Unsupported,
+    KeyTtl, KvHashes, KvLists, KvSets, KvSortedSets, KvTransactions, Script, ScriptValue, Ttl,
+    Unsupported,
 };
 
 /// A key-value store: the contract shared by the Redis and in-memory
@@ -175,6 +176,13 @@ pub trait KvStore: Send + Sync + 'static {
     /// [`KvError::Unsupported`](crate::KvError::Unsupported), so a wrapper
     /// store must forward this to the store it wraps.
     fn lists(&self) -> &dyn KvLists {
+        &Unsupported
+    }
+
+    /// The store's transactions ([`KvTransactions`]): `store.transactions().run(&tx)`, and compare-and-set `update`. Both backends provide them; the default fails every call with
+    /// [`KvError::Unsupported`](crate::KvError::Unsupported), so a wrapper
+    /// store must forward this to the store it wraps.
+    fn transactions(&self) -> &dyn KvTransactions {
         &Unsupported
     }
 

@@ -17,6 +17,7 @@ mod script_run;
 mod sets;
 mod slot;
 pub(crate) mod sorted_sets;
+pub(crate) mod transaction;
 mod ttl;
 mod unsupported;
 
@@ -33,6 +34,7 @@ pub use script_run::ScriptRun;
 pub use sets::{KvSets, ScanCursor, ScanPage};
 pub use slot::{DIGEST_TAG_CHARS, SLOTS, SlotTag, key_slot};
 pub use sorted_sets::{KvSortedSets, Limit, Order, Scored};
+pub use transaction::{KvTransactions, Transaction, UPDATE_ATTEMPTS, UpdateFn};
 pub(crate) use ttl::duration_millis;
 pub use ttl::{KeyTtl, MAX_TTL, Ttl};
 pub use unsupported::Unsupported;

@@ -15,7 +15,8 @@ use std::ops::Bound;
 use std::time::Duration;
 
 use crate::store::{
-    End, KvHashes, KvLists, KvSets, KvSortedSets, Limit, Order, ScanCursor, ScanPage, Scored, Ttl,
+    End, KvHashes, KvLists, KvSets, KvSortedSets, KvTransactions, Limit, Order, ScanCursor,
+    ScanPage, Scored, Transaction, Ttl, UpdateFn,
 };
 
 /// Fails every operation with [`KvError::Unsupported`]; sends nothing.
@@ -144,5 +145,15 @@ impl KvLists for Unsupported {
         _: Duration,
     ) -> Result<Option<(String, Vec<u8>)>> {
         refuse("BLPOP")
+    }
+}
+
+#[async_trait]
+impl KvTransactions for Unsupported {
+    async fn run(&self, _: &Transaction) -> Result<()> {
+        refuse("EVALSHA")
+    }
+    async fn update(&self, _: &str, _: Option<Ttl>, _: UpdateFn<'_>) -> Result<Option<Vec<u8>>> {
+        refuse("GET")
     }
 }

@@ -11,6 +11,7 @@ mod server;
 mod sets;
 mod sorted_sets;
 mod store;
+mod transactions;
 mod value;
 
 pub use config::MemoryConfig;

@@ -15,8 +15,8 @@ use super::server::{DbIndex, MemoryServer};
 use super::value::Value;
 use crate::error::{KvError, Result};
 use crate::store::{
-    KeySpace, KeyTtl, KvHashes, KvLists, KvSets, KvSortedSets, KvStore, Script, ScriptValue, Ttl,
-    duration_millis,
+    KeySpace, KeyTtl, KvHashes, KvLists, KvSets, KvSortedSets, KvStore, KvTransactions, Script,
+    ScriptValue, Ttl, duration_millis,
 };
 
 /// A [`KvStore`] on a [`MemoryServer`] (service type `kvstore_memory`):
@@ -374,6 +374,10 @@ impl KvStore for MemoryStore {
     }
 
     fn hashes(&self) -> &dyn KvHashes {
+        &self.core
+    }
+
+    fn transactions(&self) -> &dyn KvTransactions {
         &self.core
     }
 

@@ -15,7 +15,7 @@ use redis::{ErrorKind, ServerErrorKind};
 use super::error_map::ErrorContext;
 use super::link::{Link, Route};
 use crate::error::{KvError, Result};
-use crate::store::{KeySpace, Script, key_slot};
+use crate::store::{KeySpace, Script, ScriptRun, ScriptValue, key_slot};
 
 /// One Redis store's connections and key space.
 pub(crate) struct Core {
@@ -129,4 +129,10 @@ impl Core {
         }
         Ok(())
     }
+}
+
+/// The memory twin of scripts the memory backend never runs (it has its
+/// own implementation of the operation).
+pub(crate) fn redis_only(_: &mut ScriptRun<'_>) -> std::result::Result<ScriptValue, String> {
+    Err("this script runs on Redis only".to_owned())
 }

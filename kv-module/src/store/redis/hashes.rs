@@ -4,10 +4,10 @@
 
 use async_trait::async_trait;
 
-use super::core::Core;
+use super::core::{Core, redis_only};
 use super::link::Route;
 use crate::error::Result;
-use crate::store::{KvHashes, Script, ScriptRun, ScriptValue, Ttl};
+use crate::store::{KvHashes, Script, Ttl};
 
 /// The pairs of a `HGETALL` reply: a flat array (RESP2) or a map (RESP3).
 pub(crate) fn pairs(value: redis::Value) -> redis::RedisResult<Vec<(Vec<u8>, Vec<u8>)>> {
@@ -39,12 +39,6 @@ static HSET_WITH_TTL: Script = Script::new(
      return added",
     redis_only,
 );
-
-/// The memory twin of scripts the memory backend never runs (it has its
-/// own implementation of the operation).
-pub(crate) fn redis_only(_: &mut ScriptRun<'_>) -> std::result::Result<ScriptValue, String> {
-    Err("this script runs on Redis only".to_owned())
-}
 
 #[async_trait]
 impl KvHashes for Core {

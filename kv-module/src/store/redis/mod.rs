@@ -37,6 +37,7 @@ mod sorted_sets;
 mod store;
 mod tls;
 mod topology;
+mod transactions;
 
 pub use breaker::BreakerState;
 pub use config::{MAX_POOL_SIZE, RedisConfig, RedisMode};

@@ -13,8 +13,8 @@ use super::link::{Link, Route};
 use super::routing;
 use crate::error::{KvError, Result};
 use crate::store::{
-    KeySpace, KeyTtl, KvHashes, KvLists, KvSets, KvSortedSets, KvStore, Script, ScriptValue, Ttl,
-    duration_millis,
+    KeySpace, KeyTtl, KvHashes, KvLists, KvSets, KvSortedSets, KvStore, KvTransactions, Script,
+    ScriptValue, Ttl, duration_millis,
 };
 
 /// A [`KvStore`] on Redis (service type `kvstore_redis`): one server, a
@@ -349,6 +349,10 @@ impl KvStore for RedisStore {
     }
 
     fn hashes(&self) -> &dyn KvHashes {
+        &self.core
+    }
+
+    fn transactions(&self) -> &dyn KvTransactions {
         &self.core
     }
 
