@@ -20,6 +20,7 @@ pub use crate::conformance_lists::*;
 pub use crate::conformance_sets::*;
 pub use crate::conformance_sorted_sets::*;
 pub use crate::conformance_transactions::*;
+pub use crate::conformance_typed::*;
 
 /// Opens stores of one backend, all on one server, so cases can check how
 /// stores with different prefixes or databases see each other.
@@ -133,6 +134,8 @@ macro_rules! conformance_suite {
             cross_slot_transactions_are_refused_on_a_cluster,
             update_is_compare_and_set,
             concurrent_updates_lose_nothing,
+            typed_helpers_round_trip,
+            typed_update_changes_json_values,
         ]);
     };
 }

@@ -120,6 +120,7 @@ pub mod conformance_lists;
 pub mod conformance_sets;
 pub mod conformance_sorted_sets;
 pub mod conformance_transactions;
+pub mod conformance_typed;
 pub mod counting_store;
 pub mod error_chain;
 pub mod log_capture;

@@ -60,6 +60,9 @@ use crate::store::Ttl;
 /// ```
 #[async_trait]
 pub trait KvHashes: Send + Sync {
+    /// The name of the store these operations belong to (for errors).
+    fn store_name(&self) -> &str;
+
     /// Sets `field` of the hash at `key` (`HSET`); returns whether the
     /// field is new.
     async fn set(&self, key: &str, field: &str, value: &[u8]) -> Result<bool>;

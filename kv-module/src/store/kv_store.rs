@@ -50,8 +50,25 @@ use crate::store::{
 /// | [`get_many_bytes`](Self::get_many_bytes) | one `MGET` | one `MGET` per slot, concurrently; each part a snapshot of its slot |
 /// | [`delete_keys`](Self::delete_keys) | one `UNLINK` | one `UNLINK` per slot, concurrently |
 /// | [`keys`](Self::keys) | `SCAN` | `SCAN` of every primary; a key moving during a resharding may be missed |
+/// | data-type operations (one key each) | atomic | atomic |
+/// | [`KvTransactions::run`](crate::KvTransactions::run) | atomic, all or nothing | atomic when all keys share a slot; otherwise [`KvError::CrossSlot`](crate::KvError::CrossSlot) before anything is sent |
 ///
 /// Put one hash tag in the keys of a batch that must land together.
+///
+/// # Data types
+///
+/// Beside strings, a store holds hashes, lists, sets and sorted sets, each
+/// behind a small trait of its own reached through an accessor
+/// ([`hashes`](Self::hashes), [`lists`](Self::lists), [`sets`](Self::sets),
+/// [`sorted_sets`](Self::sorted_sets)), and runs all-or-nothing batches
+/// over all of them ([`transactions`](Self::transactions)). Each trait
+/// documents its contract (Redis's semantics, reply orders, atomicity).
+/// Whatever the type, a key takes part in `keys`, `exists`, `delete`,
+/// `delete_keys`, `expire`, `ttl` and `persist`; a key of one type used as
+/// another is [`KvError::WrongType`](crate::KvError::WrongType) (except
+/// that `set_bytes` replaces any type, and `get_many_bytes` reads a
+/// collection as missing, as `SET` and `MGET` do); an empty collection
+/// vanishes.
 ///
 /// ```
 /// use std::sync::Arc;

@@ -89,6 +89,9 @@ pub enum End {
 /// ```
 #[async_trait]
 pub trait KvLists: Send + Sync {
+    /// The name of the store these operations belong to (for errors).
+    fn store_name(&self) -> &str;
+
     /// Pushes `values` at `end` of the list at `key` (`LPUSH`/`RPUSH`);
     /// returns the new length.
     async fn push(&self, key: &str, end: End, values: &[&[u8]]) -> Result<u64>;

@@ -60,6 +60,9 @@ use crate::error::Result;
 /// ```
 #[async_trait]
 pub trait KvSets: Send + Sync {
+    /// The name of the store these operations belong to (for errors).
+    fn store_name(&self) -> &str;
+
     /// Adds `members` to the set at `key` (`SADD`); returns how many were
     /// new. An empty list sends nothing.
     async fn add(&self, key: &str, members: &[&[u8]]) -> Result<u64>;

@@ -65,6 +65,9 @@ pub type Scored = (Vec<u8>, f64);
 /// ```
 #[async_trait]
 pub trait KvSortedSets: Send + Sync {
+    /// The name of the store these operations belong to (for errors).
+    fn store_name(&self) -> &str;
+
     /// Adds or updates `(score, member)` pairs (`ZADD`); returns how many
     /// members were new. An empty list sends nothing.
     async fn add(&self, key: &str, members: &[(f64, &[u8])]) -> Result<u64>;

@@ -96,6 +96,9 @@ pub type UpdateFn<'a> = &'a (dyn Fn(Option<&[u8]>) -> Option<Vec<u8>> + Send + S
 /// ```
 #[async_trait]
 pub trait KvTransactions: Send + Sync {
+    /// The name of the store these operations belong to (for errors).
+    fn store_name(&self) -> &str;
+
     /// Applies every write of `tx`, in order, all or nothing, in one round
     /// trip.
     async fn run(&self, tx: &Transaction) -> Result<()>;

@@ -32,6 +32,9 @@ fn refuse<T>(op: &'static str) -> Result<T> {
 
 #[async_trait]
 impl KvHashes for Unsupported {
+    fn store_name(&self) -> &str {
+        ""
+    }
     async fn set(&self, _: &str, _: &str, _: &[u8]) -> Result<bool> {
         refuse("HSET")
     }
@@ -63,6 +66,9 @@ impl KvHashes for Unsupported {
 
 #[async_trait]
 impl KvSets for Unsupported {
+    fn store_name(&self) -> &str {
+        ""
+    }
     async fn add(&self, _: &str, _: &[&[u8]]) -> Result<u64> {
         refuse("SADD")
     }
@@ -85,6 +91,9 @@ impl KvSets for Unsupported {
 
 #[async_trait]
 impl KvSortedSets for Unsupported {
+    fn store_name(&self) -> &str {
+        ""
+    }
     async fn add(&self, _: &str, _: &[(f64, &[u8])]) -> Result<u64> {
         refuse("ZADD")
     }
@@ -123,6 +132,9 @@ impl KvSortedSets for Unsupported {
 
 #[async_trait]
 impl KvLists for Unsupported {
+    fn store_name(&self) -> &str {
+        ""
+    }
     async fn push(&self, _: &str, _: End, _: &[&[u8]]) -> Result<u64> {
         refuse("LPUSH")
     }
@@ -150,6 +162,9 @@ impl KvLists for Unsupported {
 
 #[async_trait]
 impl KvTransactions for Unsupported {
+    fn store_name(&self) -> &str {
+        ""
+    }
     async fn run(&self, _: &Transaction) -> Result<()> {
         refuse("EVALSHA")
     }

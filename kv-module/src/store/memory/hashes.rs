@@ -20,6 +20,10 @@ fn field_name(field: &[u8]) -> String {
 
 #[async_trait]
 impl KvHashes for Core {
+    fn store_name(&self) -> &str {
+        &self.name
+    }
+
     async fn set(&self, key: &str, field: &str, value: &[u8]) -> Result<bool> {
         self.update(key, |hash: &mut Hash| {
             Ok(hash

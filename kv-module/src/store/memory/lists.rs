@@ -50,6 +50,10 @@ impl Core {
 
 #[async_trait]
 impl KvLists for Core {
+    fn store_name(&self) -> &str {
+        &self.name
+    }
+
     async fn push(&self, key: &str, end: End, values: &[&[u8]]) -> Result<u64> {
         let len = self.update(key, |list: &mut List| {
             for value in values {

@@ -18,6 +18,10 @@ const CURSOR_TAG: u8 = b'm';
 
 #[async_trait]
 impl KvSets for Core {
+    fn store_name(&self) -> &str {
+        &self.name
+    }
+
     async fn add(&self, key: &str, members: &[&[u8]]) -> Result<u64> {
         if members.is_empty() {
             return Ok(0);

@@ -29,6 +29,10 @@ fn window(limit: Option<Limit>) -> (usize, usize) {
 
 #[async_trait]
 impl KvSortedSets for Core {
+    fn store_name(&self) -> &str {
+        &self.name
+    }
+
     async fn add(&self, key: &str, members: &[(f64, &[u8])]) -> Result<u64> {
         for (score, _) in members {
             check_score(&self.name, key, *score)?;

@@ -119,6 +119,10 @@ impl Core {
 
 #[async_trait]
 impl KvTransactions for Core {
+    fn store_name(&self) -> &str {
+        &self.name
+    }
+
     async fn run(&self, tx: &Transaction) -> Result<()> {
         check(&self.name, tx)?;
         if tx.is_empty() {

@@ -42,6 +42,10 @@ static HSET_WITH_TTL: Script = Script::new(
 
 #[async_trait]
 impl KvHashes for Core {
+    fn store_name(&self) -> &str {
+        &self.ctx().store
+    }
+
     async fn set(&self, key: &str, field: &str, value: &[u8]) -> Result<bool> {
         let added: u64 = self
             .on_key("HSET", key, |cmd| {

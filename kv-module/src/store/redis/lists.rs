@@ -20,6 +20,10 @@ fn command(end: End, front: &'static str, back: &'static str) -> &'static str {
 
 #[async_trait]
 impl KvLists for Core {
+    fn store_name(&self) -> &str {
+        &self.ctx().store
+    }
+
     async fn push(&self, key: &str, end: End, values: &[&[u8]]) -> Result<u64> {
         if values.is_empty() {
             return self.len(key).await;

@@ -9,6 +9,10 @@ use crate::store::{KvSets, ScanCursor, ScanPage};
 
 #[async_trait]
 impl KvSets for Core {
+    fn store_name(&self) -> &str {
+        &self.ctx().store
+    }
+
     async fn add(&self, key: &str, members: &[&[u8]]) -> Result<u64> {
         if members.is_empty() {
             return Ok(0);

@@ -70,6 +70,10 @@ impl Core {
 
 #[async_trait]
 impl KvSortedSets for Core {
+    fn store_name(&self) -> &str {
+        &self.ctx().store
+    }
+
     async fn add(&self, key: &str, members: &[(f64, &[u8])]) -> Result<u64> {
         for (score, _) in members {
             check_score(&self.ctx().store, key, *score)?;

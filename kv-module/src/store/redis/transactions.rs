@@ -119,6 +119,10 @@ fn command(store: &std::sync::Arc<str>, op: &TxOp) -> Result<(&'static str, Vec<
 
 #[async_trait]
 impl KvTransactions for Core {
+    fn store_name(&self) -> &str {
+        &self.ctx().store
+    }
+
     async fn run(&self, tx: &Transaction) -> Result<()> {
         let store = &self.ctx().store;
         check(store, tx)?;
