@@ -66,7 +66,9 @@ impl KvSortedSets for Core {
     async fn incr_by(&self, key: &str, member: &[u8], delta: f64) -> Result<f64> {
         check_score(&self.name, key, delta)?;
         self.update(key, |zset: &mut SortedSet| {
-            let next = zset.score(member).unwrap_or(0.0) + delta;
+            // A new member takes the increment itself, as in Redis (which
+            // keeps `-0` a `-0`, where `0 + -0` would be `0`).
+            let next = zset.score(member).map_or(delta, |score| score + delta);
             if next.is_nan() {
                 return Err(KvError::InvalidArgument {
                     store: Arc::clone(&self.name),

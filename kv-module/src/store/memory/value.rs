@@ -128,8 +128,15 @@ impl SortedSet {
     }
 
     /// Sets the score of `member`; returns whether it is new. `score` must
-    /// not be NaN.
+    /// not be NaN. A score equal to the current one (`0` and `-0` are
+    /// equal) leaves it as it is, as Redis does.
     pub(crate) fn insert(&mut self, member: Vec<u8>, score: f64) -> bool {
+        // Redis keeps a small sorted set as a listpack, where a score that
+        // is a whole number is stored as an integer: `-0` comes back `0`.
+        let score = if score == 0.0 { 0.0 } else { score };
+        if self.scores.get(&member) == Some(&score) {
+            return false;
+        }
         let new = match self.scores.insert(member.clone(), score) {
             Some(old) => {
                 self.order.remove(&(Score(old), member.clone()));
