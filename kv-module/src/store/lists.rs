@@ -61,9 +61,12 @@ pub enum End {
 ///   must share a slot, else [`KvError::CrossSlot`] before anything is
 ///   sent.
 /// * In memory a waiter sleeps until a push to the database wakes it (no
-///   polling). When several wait on one key, Redis serves them in the
-///   order they started waiting; the memory backend serves whichever
-///   wakes first.
+///   polling).
+/// * On both, pops waiting on one key are served in the order they
+///   started waiting, and a push hands its values to them before any
+///   later command can take them (as Redis serves blocked clients right
+///   after the command that pushed; after the whole transaction, for a
+///   [`Transaction`](crate::store::Transaction)).
 ///
 /// ```
 /// use std::sync::Arc;

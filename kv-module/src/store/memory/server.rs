@@ -235,6 +235,20 @@ pub(crate) struct Db {
     /// lets an entry be found again without building a key to compare.
     expiries: BTreeMap<(Instant, u64), String>,
     next_id: u64,
+    /// The blocking pops waiting on this database, by arrival (see
+    /// `lists.rs`): a push serves the earliest first, as Redis does.
+    pub(crate) poppers: BTreeMap<u64, Popper>,
+    pub(crate) next_popper: u64,
+}
+
+/// One blocking pop waiting on a database.
+pub(crate) struct Popper {
+    /// The stored keys it waits on, in the order given.
+    pub(crate) keys: Vec<String>,
+    /// Which end it pops.
+    pub(crate) end: crate::store::End,
+    /// What a push handed it: the index of the key in `keys`, the value.
+    pub(crate) served: Option<(usize, Vec<u8>)>,
 }
 
 /// One stored value.

@@ -54,7 +54,7 @@ use crate::store::{
 /// ```
 #[derive(Debug)]
 pub struct MemoryStore {
-    core: Core,
+    pub(super) core: Core,
 }
 
 impl MemoryStore {

@@ -143,9 +143,13 @@ impl KvTransactions for Core {
             for op in &tx.ops {
                 self.apply(&mut db, op, now)?;
             }
-        }
-        if tx.ops.iter().any(|op| matches!(op, TxOp::ListPush { .. })) {
-            self.wake_poppers();
+            // Blocking pops are served once the whole transaction is in,
+            // as Redis serves them after the script.
+            for op in &tx.ops {
+                if let TxOp::ListPush { key, .. } = op {
+                    self.serve_poppers(&mut db, &self.space.stored_key(key), now);
+                }
+            }
         }
         Ok(())
     }
