@@ -134,6 +134,7 @@ macro_rules! conformance_suite {
             cross_slot_transactions_are_refused_on_a_cluster,
             update_is_compare_and_set,
             concurrent_updates_lose_nothing,
+            large_batches_are_applied_whole,
             typed_helpers_round_trip,
             typed_update_changes_json_values,
         ]);

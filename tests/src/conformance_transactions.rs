@@ -310,3 +310,39 @@ pub async fn concurrent_updates_lose_nothing(b: &impl Backend) {
         "({conflicts} updates gave up once and were retried)"
     );
 }
+
+/// Large writes (tens of thousands of values) go through a transaction
+/// and a hash `set_many` with a TTL whole.
+pub async fn large_batches_are_applied_whole(b: &impl Backend) {
+    let s = b.store("tx_large", 0, "app").await;
+    let items: Vec<String> = (0..20_000).map(|i| format!("i{i}")).collect();
+    let refs: Vec<&[u8]> = items.iter().map(|i| i.as_bytes()).collect();
+    let scored: Vec<(f64, &[u8])> = refs
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (i as f64, *m))
+        .collect();
+    let fields: Vec<(&str, &[u8])> = items.iter().map(|i| (i.as_str(), i.as_bytes())).collect();
+    let tx = Transaction::new()
+        .set_add("{t}s", &refs)
+        .sorted_set_add("{t}z", &scored)
+        .list_push("{t}l", End::Front, &refs)
+        .hash_set_many("{t}h", &fields);
+    s.transactions().run(&tx).await.unwrap();
+    assert_eq!(s.sets().count("{t}s").await.unwrap(), 20_000);
+    assert_eq!(s.sorted_sets().count("{t}z").await.unwrap(), 20_000);
+    assert_eq!(s.hashes().len("{t}h").await.unwrap(), 20_000);
+    assert_eq!(
+        s.lists().range("{t}l", 0, 1).await.unwrap(),
+        vec![b"i19999".to_vec(), b"i19998".to_vec()],
+        "pushed one after the other"
+    );
+    assert_eq!(
+        s.hashes()
+            .set_many("h2", &fields, Some(Ttl::secs(60)))
+            .await
+            .unwrap(),
+        20_000
+    );
+    assert!(s.ttl("h2").await.unwrap().remaining().is_some());
+}

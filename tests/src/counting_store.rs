@@ -28,7 +28,9 @@ use kv_module::{
 };
 
 /// Forwards every call to `inner` and counts the calls that reach the
-/// backend (everything but `name` and `prefix`).
+/// backend (everything but `name` and `prefix`). The data-type accessors
+/// (`hashes()`, `lists()`, ...) hand out `inner`'s own, uncounted: the
+/// components whose round trips this bounds use strings and scripts.
 pub struct CountingStore {
     inner: Arc<dyn KvStore>,
     calls: AtomicU64,

@@ -33,7 +33,12 @@ pub(crate) fn pairs(value: redis::Value) -> redis::RedisResult<Vec<(Vec<u8>, Vec
 /// the script before the expiry changes.
 static HSET_WITH_TTL: Script = Script::new(
     "hset with ttl",
-    "local added = redis.call('HSET', KEYS[1], unpack(ARGV, 2)) \
+    // `unpack` is limited to a few thousand values: the pairs go in
+    // chunks of 500, all within the one script.
+    "local added = 0 \
+     for i = 2, #ARGV, 1000 do \
+       added = added + redis.call('HSET', KEYS[1], unpack(ARGV, i, math.min(i + 999, #ARGV))) \
+     end \
      if ARGV[1] == '' then redis.call('PERSIST', KEYS[1]) \
      else redis.call('PEXPIRE', KEYS[1], ARGV[1]) end \
      return added",

@@ -36,8 +36,17 @@ static TRANSACTION: Script = Script::new(
       if makes[cmd] then types[k] = makes[cmd] end
     end
     for i = 1, #ops do
-      local op = ops[i]
-      redis.call(op[1], KEYS[op[2]], unpack(ARGV, op[3], op[4]))
+      local cmd, key, first, last = ops[i][1], KEYS[ops[i][2]], ops[i][3], ops[i][4]
+      if last < first then
+        redis.call(cmd, key)
+      else
+        -- `unpack` is limited to a few thousand values: long writes go in
+        -- chunks (an even size keeps field-value and score-member pairs
+        -- whole), with the same effect as one command.
+        for from = first, last, 1000 do
+          redis.call(cmd, key, unpack(ARGV, from, math.min(from + 999, last)))
+        end
+      end
     end
     return {1, 0}
     "#,
