@@ -138,7 +138,7 @@ pub enum KvError {
         /// Why.
         reason: &'static str,
     },
-    /// A compare-and-set [`update`](crate::KvStore::update) met a
+    /// A compare-and-set [`update`](crate::KvTransactions::update) met a
     /// concurrent write on every one of its attempts; nothing was written.
     #[error(
         "kv store `{store}`: `update` of key `{key}` gave up after {attempts} conflicting attempts"

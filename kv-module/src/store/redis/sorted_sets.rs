@@ -158,6 +158,8 @@ impl KvSortedSets for Core {
         if let Some(Limit { offset, count }) = limit {
             // Redis reads a count it cannot hold as "all"; so does `None`.
             let count = i64::try_from(count).unwrap_or(-1);
+            // An offset past every member returns nothing either way.
+            let offset = offset.min(i64::MAX.unsigned_abs());
             args.extend(["LIMIT".to_owned(), offset.to_string(), count.to_string()]);
         }
         self.zrange(key, &args).await
