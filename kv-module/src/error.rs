@@ -121,7 +121,9 @@ pub enum KvError {
     /// The key holds a value of another type than the operation needs (a
     /// hash operation on a list, `incr_by` on a set, ...): Redis's
     /// `WRONGTYPE`. Nothing changed.
-    #[error("kv store `{store}`: the key `{key}` holds a value of another type")]
+    #[error(
+        "kv store `{store}`: the key `{key}` holds a value of another type than the operation needs (WRONGTYPE)"
+    )]
     WrongType {
         /// Store name.
         store: Arc<str>,
