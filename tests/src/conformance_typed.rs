@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use kv_module::store::{End, Order};
+use kv_module::store::{End, Order, ScanCursor};
 use kv_module::{KvError, KvHashesExt, KvListsExt, KvSetsExt, KvSortedSetsExt, KvTransactionsExt};
 use serde::{Deserialize, Serialize};
 
@@ -53,6 +53,12 @@ pub async fn typed_helpers_round_trip(b: &impl Backend) {
     let mut members: Vec<Job> = sets.members_json("s").await.unwrap();
     members.sort_by_key(|j| j.id);
     assert_eq!(members, vec![job(1), job(2)]);
+    let (page, next) = sets
+        .scan_json::<Job>("s", &ScanCursor::start(), 100)
+        .await
+        .unwrap();
+    assert_eq!(page.len(), 2, "a small set in one page");
+    assert!(next.is_none());
     assert_eq!(sets.remove_json("s", &[job(1)]).await.unwrap(), 1);
 
     let z = s.sorted_sets();
@@ -60,6 +66,9 @@ pub async fn typed_helpers_round_trip(b: &impl Backend) {
         .await
         .unwrap();
     assert_eq!(z.score_json("z", &job(2)).await.unwrap(), Some(2.0));
+    assert_eq!(z.incr_by_json("z", &job(1), 5.0).await.unwrap(), 6.0);
+    assert_eq!(z.remove_json("z", &[job(1)]).await.unwrap(), 1);
+    z.add_json("z", &[(1.0, job(1))]).await.unwrap();
     assert_eq!(
         z.range_by_rank_json::<Job>("z", 0, -1, Order::Descending)
             .await

@@ -6,8 +6,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::Result;
-use crate::store::KvSets;
 use crate::store::kv_store_ext::{decode, encode};
+use crate::store::{KvSets, ScanCursor};
 
 /// Set members as JSON. Implemented for every [`KvSets`]. A member is its
 /// JSON text, so two values are one member only when they encode to the
@@ -79,6 +79,25 @@ pub trait KvSetsExt: KvSets {
                 .iter()
                 .map(|bytes| decode(self.store_name(), key, bytes))
                 .collect()
+        }
+    }
+
+    /// One page of [`KvSets::scan`], members decoded from JSON, with the
+    /// cursor of the next page (`None` at the end).
+    fn scan_json<T: DeserializeOwned>(
+        &self,
+        key: &str,
+        cursor: &ScanCursor,
+        count: u32,
+    ) -> impl Future<Output = Result<(Vec<T>, Option<ScanCursor>)>> + Send {
+        async move {
+            let page = self.scan(key, cursor, count).await?;
+            let members = page
+                .members
+                .iter()
+                .map(|bytes| decode(self.store_name(), key, bytes))
+                .collect::<Result<Vec<T>>>()?;
+            Ok((members, page.next))
         }
     }
 }

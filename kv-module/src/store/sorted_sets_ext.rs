@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 
 use crate::error::Result;
 use crate::store::kv_store_ext::{decode, encode};
+use crate::store::sets_ext::encode_all;
 use crate::store::{KvSortedSets, Limit, Order, Scored};
 
 /// Sorted-set members as JSON (ties are ordered by their JSON bytes).
@@ -57,6 +58,33 @@ pub trait KvSortedSetsExt: KvSortedSets {
         async move {
             let bytes = encode(self.store_name(), key, member)?;
             self.score(key, &bytes).await
+        }
+    }
+
+    /// Removes `members` (as JSON); returns how many were there.
+    fn remove_json<T: Serialize + Sync>(
+        &self,
+        key: &str,
+        members: &[T],
+    ) -> impl Future<Output = Result<u64>> + Send {
+        async move {
+            let encoded = encode_all(self.store_name(), key, members)?;
+            let refs: Vec<&[u8]> = encoded.iter().map(Vec::as_slice).collect();
+            self.remove(key, &refs).await
+        }
+    }
+
+    /// Adds `delta` to the score of `member` (as JSON); returns the new
+    /// score.
+    fn incr_by_json<T: Serialize + ?Sized + Sync>(
+        &self,
+        key: &str,
+        member: &T,
+        delta: f64,
+    ) -> impl Future<Output = Result<f64>> + Send {
+        async move {
+            let bytes = encode(self.store_name(), key, member)?;
+            self.incr_by(key, &bytes, delta).await
         }
     }
 

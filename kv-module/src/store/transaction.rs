@@ -46,6 +46,12 @@ pub type UpdateFn<'a> = &'a (dyn Fn(Option<&[u8]>) -> Option<Vec<u8>> + Send + S
 /// [`KvError::InvalidArgument`](crate::KvError::InvalidArgument) and a
 /// NaN score too, before anything is sent.
 ///
+/// Increments (`INCRBY`, `HINCRBY`, `ZINCRBY`) are not transaction writes:
+/// whether one fails (not an integer, overflow) depends on values that a
+/// check ahead of the writes would have to compute as Redis does. Each
+/// increment is atomic on its own; for an increment that must land with
+/// other writes, write a [`Script`](crate::Script).
+///
 /// On a Redis Cluster all the keys of a transaction must share a hash slot
 /// (one hash tag, [`SlotTag`](crate::store::SlotTag)): other transactions
 /// are [`KvError::CrossSlot`](crate::KvError::CrossSlot) naming the keys,
@@ -115,9 +121,24 @@ pub trait KvTransactions: Send + Sync {
 ///
 /// Keys are caller keys, as everywhere; on a Redis Cluster they must share
 /// one hash tag.
-#[derive(Clone, Debug, Default, PartialEq)]
+///
+/// `Debug` shows the writes' commands and keys, never their values (they
+/// may carry user data).
+#[derive(Clone, Default, PartialEq)]
 pub struct Transaction {
     pub(crate) ops: Vec<TxOp>,
+}
+
+impl std::fmt::Debug for Transaction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(
+                self.ops
+                    .iter()
+                    .map(|op| format!("{} {}", op.command(), op.key())),
+            )
+            .finish()
+    }
 }
 
 /// One write of a [`Transaction`].
@@ -184,6 +205,25 @@ impl TxOp {
             | Self::SortedSetAdd { key, .. }
             | Self::SortedSetRemove { key, .. }
             | Self::ListPush { key, .. } => key,
+        }
+    }
+
+    /// The Redis command of this write.
+    pub(crate) fn command(&self) -> &'static str {
+        match self {
+            Self::Set { .. } => "SET",
+            Self::Delete { .. } => "DEL",
+            Self::Expire { .. } => "PEXPIRE",
+            Self::HashSet { .. } => "HSET",
+            Self::HashDelete { .. } => "HDEL",
+            Self::SetAdd { .. } => "SADD",
+            Self::SetRemove { .. } => "SREM",
+            Self::SortedSetAdd { .. } => "ZADD",
+            Self::SortedSetRemove { .. } => "ZREM",
+            Self::ListPush {
+                end: End::Front, ..
+            } => "LPUSH",
+            Self::ListPush { end: End::Back, .. } => "RPUSH",
         }
     }
 
@@ -448,5 +488,9 @@ mod tests {
         assert_eq!(first_type_error(&tx.ops, list), None);
         assert_eq!(tx.keys(), vec!["l"]);
         assert!(Transaction::new().hash_set_many("h", &[]).is_empty());
+        let tx = Transaction::new()
+            .set("k", b"secret", Ttl::Never)
+            .list_push("l", End::Front, &[b"secret"]);
+        assert_eq!(format!("{tx:?}"), r#"["SET k", "LPUSH l"]"#);
     }
 }

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use super::core::{Core, redis_only};
 use crate::error::{KvError, Result};
 use crate::store::transaction::{TxOp, check};
-use crate::store::{End, KvTransactions, Script, Transaction, Ttl, UPDATE_ATTEMPTS, UpdateFn};
+use crate::store::{KvTransactions, Script, Transaction, Ttl, UPDATE_ATTEMPTS, UpdateFn};
 
 /// Runs the writes of a transaction, all or nothing. `ARGV[1]` is the
 /// number of writes; each write follows as its command, the index of its
@@ -116,13 +116,7 @@ fn command(store: &std::sync::Arc<str>, op: &TxOp) -> Result<(&'static str, Vec<
                 .collect(),
         ),
         TxOp::SortedSetRemove { members, .. } => ("ZREM", members.clone()),
-        TxOp::ListPush { end, values, .. } => (
-            match end {
-                End::Front => "LPUSH",
-                End::Back => "RPUSH",
-            },
-            values.clone(),
-        ),
+        TxOp::ListPush { values, .. } => (op.command(), values.clone()),
     })
 }
 
