@@ -19,7 +19,7 @@ use crate::store::Ttl;
 /// | method | Redis | missing key | reply |
 /// |---|---|---|---|
 /// | [`set`](Self::set) | `HSET k f v` | created, persistent | whether the field is new |
-/// | [`set_many`](Self::set_many) | `HSET k f v …` (+ `PEXPIRE`/`PERSIST` in one `MULTI`) | created | number of new fields |
+/// | [`set_many`](Self::set_many) | `HSET k f v …` (+ `PEXPIRE`/`PERSIST`, in one script) | created | number of new fields |
 /// | [`get`](Self::get) | `HGET` | `None` | the value or `None` |
 /// | [`get_many`](Self::get_many) | `HMGET` | all `None` | in the order asked |
 /// | [`get_all`](Self::get_all) | `HGETALL` | empty | every pair, in no set order |
@@ -36,7 +36,7 @@ use crate::store::Ttl;
 /// * [`incr_by`](Self::incr_by) on a field that is not a decimal `i64` is
 ///   [`KvError::NotAnInteger`](crate::KvError::NotAnInteger), past `i64`
 ///   [`KvError::Overflow`](crate::KvError::Overflow); nothing changes.
-/// * Each call is one command (or one `MULTI`), so it is atomic on every
+/// * Each call is one command (or one script), so it is atomic on every
 ///   topology: all the fields of a hash live in its key's slot.
 /// * Fields are UTF-8 text; a field that is not (written by another
 ///   client) reads back with its invalid bytes replaced by U+FFFD.
@@ -71,7 +71,8 @@ pub trait KvHashes: Send + Sync {
     /// (`HSET` with many pairs; a field listed twice takes its last value)
     /// and returns how many fields are new. With `ttl` `Some`, the key's
     /// expiry is set (`Ttl::After`) or removed (`Ttl::Never`) in the same
-    /// step (`MULTI` of `HSET` and `PEXPIRE`/`PERSIST`); with `None` it is
+    /// step (one script running `HSET` then `PEXPIRE`/`PERSIST`, which
+    /// changes nothing when `HSET` fails); with `None` it is
     /// kept. An empty batch changes nothing (not even the expiry) and
     /// sends nothing.
     async fn set_many(&self, key: &str, fields: &[(&str, &[u8])], ttl: Option<Ttl>) -> Result<u64>;

@@ -167,38 +167,36 @@ pub trait KvStore: Send + Sync + 'static {
     async fn ping(&self) -> Result<()>;
 
     /// The store's hashes ([`KvHashes`]): `store.hashes().set(key, field,
-    /// value)`. Both backends provide them; the default (for stores
-    /// written before they existed) fails every call with
-    /// [`KvError::Unsupported`](crate::KvError::Unsupported), so a wrapper
-    /// store must forward this to the store it wraps.
+    /// value)`.
+    ///
+    /// Both backends provide every data type. The defaults of these
+    /// accessors (for stores written before they existed) fail every call
+    /// with [`KvError::Unsupported`](crate::KvError::Unsupported), so a
+    /// store that wraps another must forward all five to it.
     fn hashes(&self) -> &dyn KvHashes {
         &Unsupported
     }
 
-    /// The store's sets ([`KvSets`]): `store.sets().add(key, members)`. Both backends provide them; the default fails every call with
-    /// [`KvError::Unsupported`](crate::KvError::Unsupported), so a wrapper
-    /// store must forward this to the store it wraps.
+    /// The store's sets ([`KvSets`]): `store.sets().add(key, members)`.
     fn sets(&self) -> &dyn KvSets {
         &Unsupported
     }
 
-    /// The store's sorted sets ([`KvSortedSets`]): `store.sorted_sets().add(key, &[(score, member)])`. Both backends provide them; the default fails every call with
-    /// [`KvError::Unsupported`](crate::KvError::Unsupported), so a wrapper
-    /// store must forward this to the store it wraps.
+    /// The store's sorted sets ([`KvSortedSets`]):
+    /// `store.sorted_sets().add(key, &[(score, member)])`.
     fn sorted_sets(&self) -> &dyn KvSortedSets {
         &Unsupported
     }
 
-    /// The store's lists ([`KvLists`]): `store.lists().push(key, End::Back, values)`. Both backends provide them; the default fails every call with
-    /// [`KvError::Unsupported`](crate::KvError::Unsupported), so a wrapper
-    /// store must forward this to the store it wraps.
+    /// The store's lists ([`KvLists`]), blocking pops included:
+    /// `store.lists().push(key, End::Back, values)`.
     fn lists(&self) -> &dyn KvLists {
         &Unsupported
     }
 
-    /// The store's transactions ([`KvTransactions`]): `store.transactions().run(&tx)`, and compare-and-set `update`. Both backends provide them; the default fails every call with
-    /// [`KvError::Unsupported`](crate::KvError::Unsupported), so a wrapper
-    /// store must forward this to the store it wraps.
+    /// The store's transactions ([`KvTransactions`]): all-or-nothing
+    /// batches over every type (`store.transactions().run(&tx)`) and
+    /// compare-and-set `update`.
     fn transactions(&self) -> &dyn KvTransactions {
         &Unsupported
     }

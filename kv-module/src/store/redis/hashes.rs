@@ -1,5 +1,5 @@
 //! [`KvHashes`] on Redis: one command per call (`HSET`, `HGET`, ...), or
-//! one `MULTI` where a TTL goes with the write, each through the store's
+//! one script where a TTL goes with the write, each through the store's
 //! call path (deadline, breaker, error mapping).
 
 use async_trait::async_trait;
