@@ -48,6 +48,7 @@ impl Core {
 
     /// `cmd` on the caller's `key`: prefixed, routed by it, errors naming
     /// it. The stored key is the command's first argument after its name.
+    #[tracing::instrument(level = "trace", skip(self, args), fields(store = %self.ctx().store), err(level = "debug"))]
     pub(crate) async fn on_key<T: redis::FromRedisValue>(
         &self,
         name: &'static str,
@@ -66,6 +67,7 @@ impl Core {
     /// call path; on a cluster keys of several slots are
     /// [`KvError::CrossSlot`] before anything is sent. Errors name the
     /// first key.
+    #[tracing::instrument(level = "trace", skip_all, fields(store = %self.ctx().store, script = script.name()), err(level = "debug"))]
     pub(crate) async fn eval<T: redis::FromRedisValue, A: redis::ToRedisArgs>(
         &self,
         script: &Script,
