@@ -42,8 +42,9 @@ use redis::{ErrorKind, RedisError, RedisResult, ServerErrorKind};
 
 use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 
+use super::blocking::{BLOCKING_POOL_SIZE, BlockingPool};
 use super::breaker::{Breaker, BreakerOpen, BreakerState, PROBE_DEADLINE, Prober, Symptom};
-use super::connection::{Conn, connect};
+use super::connection::{Conn, connect, connect_blocking};
 use super::error_map::ErrorContext;
 use super::node_map::NodeMap;
 use super::sentinel_watch;
@@ -82,6 +83,8 @@ pub(crate) struct Link {
     /// Background tasks that watch the topology (the Sentinels'
     /// announcements); aborted when the link closes or is dropped.
     watchers: Mutex<Vec<tokio::task::AbortHandle>>,
+    /// Connections of blocking pops, one per pop in progress.
+    blocking: BlockingPool,
 }
 
 struct State {
@@ -201,6 +204,7 @@ impl Link {
             failures: AtomicU32::new(0),
             repair: Mutex::new(Repair::default()),
             watchers: Mutex::new(Vec::new()),
+            blocking: BlockingPool::new(),
         });
         let prober: Arc<dyn Prober> = link.clone();
         for breaker in link.all_breakers() {
@@ -332,6 +336,77 @@ impl Link {
         }
     }
 
+    /// Runs a blocking command `f` on a dedicated connection (see
+    /// `blocking.rs`), never on the shared ones: through the breaker(s) of
+    /// `route` like [`call`](Self::call), waiting at most `wait` for a free
+    /// connection, and bounded as a whole by `wait` plus
+    /// `command_timeout`. The connection is kept for the next blocking
+    /// call only after a reply.
+    pub(crate) async fn call_blocking<T, F, Fut>(
+        self: &Arc<Self>,
+        op: &'static str,
+        key: Option<&str>,
+        route: Route<'_>,
+        wait: Duration,
+        f: F,
+    ) -> Result<T>
+    where
+        F: FnOnce(Conn) -> Fut,
+        Fut: Future<Output = RedisResult<T>>,
+    {
+        let guard = self.guard(route);
+        guard
+            .admit()
+            .map_err(|open| self.ctx.unavailable(Box::new(open)))?;
+        if self.is_closed() {
+            return Err(self.ctx.closed());
+        }
+        let deadline = tokio::time::Instant::now() + wait + self.topology.command_timeout;
+        let Some(_permit) = self.blocking.acquire(wait).await else {
+            if self.is_closed() {
+                return Err(self.ctx.closed());
+            }
+            return Err(KvError::Timeout {
+                store: self.ctx.store.clone(),
+                op,
+                key: key.map(str::to_owned),
+                source: format!(
+                    "all {BLOCKING_POOL_SIZE} connections for blocking calls stayed busy for {wait:?}"
+                )
+                .into(),
+            });
+        };
+        let run = async {
+            let conn = match self.blocking.take_idle() {
+                Some(conn) => conn,
+                None => connect_blocking(&self.topology).await?,
+            };
+            let reply = f(conn.clone()).await?;
+            Ok((conn, reply))
+        };
+        match tokio::time::timeout_at(deadline, run).await {
+            Ok(Ok((conn, value))) => {
+                self.blocking.put_back(conn);
+                self.answered();
+                guard.answered();
+                Ok(value)
+            }
+            Ok(Err(e)) => {
+                self.failed(classify(&e));
+                guard.failed(symptom(&e), || format!("`{op}`: {e}"));
+                Err(self.ctx.map(op, key, e))
+            }
+            Err(_) => {
+                self.failed(Failure::Lost);
+                let timeout = self.topology.command_timeout;
+                guard.failed(Symptom::Timeout, || {
+                    format!("`{op}`: no reply within its wait plus command_timeout ({timeout:?})")
+                });
+                Err(self.deadline_passed(op, key))
+            }
+        }
+    }
+
     /// The timeout error of a call whose deadline passed.
     pub(crate) fn deadline_passed(&self, op: &'static str, key: Option<&str>) -> KvError {
         KvError::Timeout {
@@ -447,6 +522,8 @@ impl Link {
                         return;
                     }
                     state.conns = conns;
+                    // Kept blocking connections may reach the old primary.
+                    self.blocking.clear();
                     if let (Breakers::Cluster(map), Some(nodes)) = (&self.breakers, nodes) {
                         *map.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(nodes);
                     }
@@ -487,6 +564,7 @@ impl Link {
             // commands (which hold clones) finish.
             state.conns.clear();
         }
+        self.blocking.close();
         self.stop_watchers();
     }
 

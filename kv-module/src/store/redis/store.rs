@@ -4,16 +4,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use redis::{ErrorKind, ServerErrorKind};
 
 use super::breaker::BreakerState;
 use super::config::RedisConfig;
+use super::core::Core;
 use super::error_map::ErrorContext;
 use super::link::{Link, Route};
 use super::routing;
 use crate::error::{KvError, Result};
 use crate::store::{
-    KeySpace, KeyTtl, KvStore, Script, ScriptValue, Ttl, duration_millis, key_slot,
+    KeySpace, KeyTtl, KvHashes, KvLists, KvSets, KvSortedSets, KvStore, KvTransactions, Script,
+    ScriptValue, Ttl, duration_millis,
 };
 
 /// A [`KvStore`] on Redis (service type `kvstore_redis`): one server, a
@@ -29,6 +30,12 @@ use crate::store::{
 /// call to that server fails at once, as unavailable, until a background
 /// `PING` gets an answer — see [`breaker_state`](Self::breaker_state).
 /// Cheap to share as `Arc<dyn KvStore>`.
+///
+/// Blocking pops ([`KvLists::blocking_pop`](crate::KvLists::blocking_pop))
+/// never use those shared connections: each runs on a dedicated one, at
+/// most 8 at once per store (opened on first use, kept for the next). A
+/// pop that finds all 8 busy waits for one within its own timeout, then
+/// fails with [`KvError::Timeout`].
 ///
 /// On a cluster, `get_many` and `delete_keys` are split per hash slot and
 /// sent concurrently, `set_many` is one `MULTI` per slot (atomic within a
@@ -49,16 +56,15 @@ use crate::store::{
 /// # }
 /// ```
 pub struct RedisStore {
-    link: Arc<Link>,
-    space: KeySpace,
+    core: Core,
 }
 
 impl std::fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisStore")
-            .field("name", &self.ctx().store)
-            .field("addr", &self.ctx().addr)
-            .field("prefix", &self.space.prefix())
+            .field("name", &self.core.ctx().store)
+            .field("addr", &self.core.ctx().addr)
+            .field("prefix", &self.core.space.prefix())
             .finish_non_exhaustive()
     }
 }
@@ -86,15 +92,17 @@ impl RedisStore {
         let link = Link::open(topology, ctx).await?;
         tracing::debug!(addr = %link.ctx().addr, "redis store open");
         Ok(Self {
-            link,
-            space: KeySpace::new(config.prefix),
+            core: Core {
+                link,
+                space: KeySpace::new(config.prefix),
+            },
         })
     }
 
     /// The server address(es): `host:port/db`, `cluster host:port,...` or
     /// `sentinel name via host:port,...`.
     pub fn addr(&self) -> &str {
-        &self.ctx().addr
+        &self.core.ctx().addr
     }
 
     /// The state of the circuit breaker this store shares with every store
@@ -103,53 +111,17 @@ impl RedisStore {
     /// [`KvError::Unavailable`] rather than each waiting `command_timeout`.
     /// For health checks and metrics; reading it sends nothing.
     pub fn breaker_state(&self) -> BreakerState {
-        self.link.breaker_state()
-    }
-
-    fn ctx(&self) -> &ErrorContext {
-        self.link.ctx()
-    }
-
-    async fn query<T: redis::FromRedisValue>(
-        &self,
-        cmd: &redis::Cmd,
-        op: &'static str,
-        key: Option<&str>,
-        route: Route<'_>,
-    ) -> Result<T> {
-        self.link
-            .call(op, key, route, |mut conn| async move {
-                cmd.query_async(&mut conn).await
-            })
-            .await
+        self.core.link.breaker_state()
     }
 
     /// `SET stored value [PX ms]`; `key` (the caller's) names errors.
     fn set_cmd(&self, stored: &str, key: &str, value: &[u8], ttl: Ttl) -> Result<redis::Cmd> {
         let mut cmd = redis::cmd("SET");
         cmd.arg(stored).arg(value);
-        if let Some(ms) = ttl.to_millis(&self.ctx().store, key)? {
+        if let Some(ms) = ttl.to_millis(&self.core.ctx().store, key)? {
             cmd.arg("PX").arg(ms);
         }
         Ok(cmd)
-    }
-
-    /// Refuses, on a cluster, a script whose keys span hash slots: the
-    /// server would refuse it too, after a round trip, with a message that
-    /// names no key.
-    fn check_one_slot(&self, op: &'static str, keys: &[&str], stored: &[String]) -> Result<()> {
-        let Some(first) = stored.first() else {
-            return Ok(());
-        };
-        let slot = key_slot(first);
-        if self.link.is_cluster() && stored.iter().any(|key| key_slot(key) != slot) {
-            return Err(KvError::CrossSlot {
-                store: self.ctx().store.clone(),
-                op,
-                keys: keys.iter().map(|k| (*k).to_owned()).collect(),
-            });
-        }
-        Ok(())
     }
 }
 
@@ -172,72 +144,78 @@ fn script_value(value: redis::Value) -> ScriptValue {
 #[async_trait]
 impl KvStore for RedisStore {
     fn name(&self) -> &str {
-        &self.ctx().store
+        &self.core.ctx().store
     }
 
     fn prefix(&self) -> &str {
-        self.space.prefix()
+        self.core.space.prefix()
     }
 
-    #[tracing::instrument(level = "trace", skip(self), fields(store = %self.ctx().store), err(level = "debug"))]
+    #[tracing::instrument(level = "trace", skip(self), fields(store = %self.core.ctx().store), err(level = "debug"))]
     async fn get_bytes(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        let stored = self.space.stored_key(key);
+        let stored = self.core.space.stored_key(key);
         let mut cmd = redis::cmd("GET");
         cmd.arg(&stored);
-        self.query(&cmd, "GET", Some(key), Route::Key(&stored))
+        self.core
+            .query(&cmd, "GET", Some(key), Route::Key(&stored))
             .await
     }
 
-    #[tracing::instrument(level = "trace", skip(self, value), fields(store = %self.ctx().store), err(level = "debug"))]
+    #[tracing::instrument(level = "trace", skip(self, value), fields(store = %self.core.ctx().store), err(level = "debug"))]
     async fn set_bytes(&self, key: &str, value: &[u8], ttl: Ttl) -> Result<()> {
-        let stored = self.space.stored_key(key);
+        let stored = self.core.space.stored_key(key);
         let cmd = self.set_cmd(&stored, key, value, ttl)?;
-        self.query(&cmd, "SET", Some(key), Route::Key(&stored))
+        self.core
+            .query(&cmd, "SET", Some(key), Route::Key(&stored))
             .await
     }
 
-    #[tracing::instrument(level = "trace", skip(self, value), fields(store = %self.ctx().store), err(level = "debug"))]
+    #[tracing::instrument(level = "trace", skip(self, value), fields(store = %self.core.ctx().store), err(level = "debug"))]
     async fn set_bytes_if_absent(&self, key: &str, value: &[u8], ttl: Ttl) -> Result<bool> {
-        let stored = self.space.stored_key(key);
+        let stored = self.core.space.stored_key(key);
         let mut cmd = self.set_cmd(&stored, key, value, ttl)?;
         cmd.arg("NX");
         let reply: Option<String> = self
+            .core
             .query(&cmd, "SET NX", Some(key), Route::Key(&stored))
             .await?;
         Ok(reply.is_some())
     }
 
-    #[tracing::instrument(level = "trace", skip_all, fields(store = %self.ctx().store, n = keys.len()), err(level = "debug"))]
+    #[tracing::instrument(level = "trace", skip_all, fields(store = %self.core.ctx().store, n = keys.len()), err(level = "debug"))]
     async fn get_many_bytes(&self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>> {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        let stored: Vec<String> = keys.iter().map(|k| self.space.stored_key(k)).collect();
+        let stored: Vec<String> = keys.iter().map(|k| self.core.space.stored_key(k)).collect();
         let mut cmd = redis::cmd("MGET");
         cmd.arg(&stored);
-        self.query(&cmd, "MGET", None, Route::Keys(&stored)).await
+        self.core
+            .query(&cmd, "MGET", None, Route::Keys(&stored))
+            .await
     }
 
-    #[tracing::instrument(level = "trace", skip_all, fields(store = %self.ctx().store, n = entries.len()), err(level = "debug"))]
+    #[tracing::instrument(level = "trace", skip_all, fields(store = %self.core.ctx().store, n = entries.len()), err(level = "debug"))]
     async fn set_many_bytes(&self, entries: &[(&str, &[u8], Ttl)]) -> Result<()> {
         if entries.is_empty() {
             return Ok(());
         }
         let mut cmds = Vec::with_capacity(entries.len());
         for (key, value, ttl) in entries {
-            let stored = self.space.stored_key(key);
+            let stored = self.core.space.stored_key(key);
             let cmd = self.set_cmd(&stored, key, value, *ttl)?;
             cmds.push((stored, cmd));
         }
         let stored: Vec<String> = cmds.iter().map(|(key, _)| key.clone()).collect();
         // One MULTI on one server; one per hash slot on a cluster (a MULTI
         // cannot span slots there), sent concurrently.
-        let groups = if self.link.is_cluster() {
+        let groups = if self.core.link.is_cluster() {
             routing::by_slot(cmds)
         } else {
             vec![cmds.into_iter().map(|(_, cmd)| cmd).collect()]
         };
-        self.link
+        self.core
+            .link
             .call("MULTI SET", None, Route::Keys(&stored), |conn| async move {
                 let sends = groups.iter().map(|group| {
                     let mut pipe = redis::pipe();
@@ -253,70 +231,76 @@ impl KvStore for RedisStore {
             .await
     }
 
-    #[tracing::instrument(level = "trace", skip(self), fields(store = %self.ctx().store), err(level = "debug"))]
+    #[tracing::instrument(level = "trace", skip(self), fields(store = %self.core.ctx().store), err(level = "debug"))]
     async fn delete(&self, key: &str) -> Result<bool> {
-        let stored = self.space.stored_key(key);
+        let stored = self.core.space.stored_key(key);
         let mut cmd = redis::cmd("UNLINK");
         cmd.arg(&stored);
         let n: u64 = self
+            .core
             .query(&cmd, "UNLINK", Some(key), Route::Key(&stored))
             .await?;
         Ok(n > 0)
     }
 
-    #[tracing::instrument(level = "trace", skip_all, fields(store = %self.ctx().store, n = keys.len()), err(level = "debug"))]
+    #[tracing::instrument(level = "trace", skip_all, fields(store = %self.core.ctx().store, n = keys.len()), err(level = "debug"))]
     async fn delete_keys(&self, keys: &[&str]) -> Result<u64> {
         if keys.is_empty() {
             return Ok(0);
         }
         // `UNLINK`: the server frees the values off its main thread. On a
         // cluster redis-rs splits it per slot and sums the counts.
-        let stored: Vec<String> = keys.iter().map(|k| self.space.stored_key(k)).collect();
+        let stored: Vec<String> = keys.iter().map(|k| self.core.space.stored_key(k)).collect();
         let mut cmd = redis::cmd("UNLINK");
         cmd.arg(&stored);
-        self.query(&cmd, "UNLINK", None, Route::Keys(&stored)).await
+        self.core
+            .query(&cmd, "UNLINK", None, Route::Keys(&stored))
+            .await
     }
 
-    #[tracing::instrument(level = "trace", skip(self), fields(store = %self.ctx().store), err(level = "debug"))]
+    #[tracing::instrument(level = "trace", skip(self), fields(store = %self.core.ctx().store), err(level = "debug"))]
     async fn keys(&self, pattern: &str) -> Result<Vec<String>> {
-        let (conn, guard) = self.link.admit(Route::All)?;
-        let pattern = self.space.stored_pattern(pattern);
-        let found = routing::scan_matching(conn, &pattern, self.link.command_timeout()).await;
-        self.link.observe("SCAN", &guard, &found);
-        let found = found.map_err(|e| self.ctx().map("SCAN", None, e))?;
+        let (conn, guard) = self.core.link.admit(Route::All)?;
+        let pattern = self.core.space.stored_pattern(pattern);
+        let found = routing::scan_matching(conn, &pattern, self.core.link.command_timeout()).await;
+        self.core.link.observe("SCAN", &guard, &found);
+        let found = found.map_err(|e| self.core.ctx().map("SCAN", None, e))?;
         Ok(found
             .iter()
-            .filter_map(|stored| self.space.caller_key(stored).map(str::to_owned))
+            .filter_map(|stored| self.core.space.caller_key(stored).map(str::to_owned))
             .collect())
     }
 
-    #[tracing::instrument(level = "trace", skip(self), fields(store = %self.ctx().store), err(level = "debug"))]
+    #[tracing::instrument(level = "trace", skip(self), fields(store = %self.core.ctx().store), err(level = "debug"))]
     async fn exists(&self, key: &str) -> Result<bool> {
-        let stored = self.space.stored_key(key);
+        let stored = self.core.space.stored_key(key);
         let mut cmd = redis::cmd("EXISTS");
         cmd.arg(&stored);
         let n: u64 = self
+            .core
             .query(&cmd, "EXISTS", Some(key), Route::Key(&stored))
             .await?;
         Ok(n > 0)
     }
 
-    #[tracing::instrument(level = "trace", skip(self), fields(store = %self.ctx().store), err(level = "debug"))]
+    #[tracing::instrument(level = "trace", skip(self), fields(store = %self.core.ctx().store), err(level = "debug"))]
     async fn expire(&self, key: &str, ttl: Duration) -> Result<bool> {
-        let ms = duration_millis(ttl, &self.ctx().store, key)?;
-        let stored = self.space.stored_key(key);
+        let ms = duration_millis(ttl, &self.core.ctx().store, key)?;
+        let stored = self.core.space.stored_key(key);
         let mut cmd = redis::cmd("PEXPIRE");
         cmd.arg(&stored).arg(ms);
-        self.query(&cmd, "PEXPIRE", Some(key), Route::Key(&stored))
+        self.core
+            .query(&cmd, "PEXPIRE", Some(key), Route::Key(&stored))
             .await
     }
 
-    #[tracing::instrument(level = "trace", skip(self), fields(store = %self.ctx().store), err(level = "debug"))]
+    #[tracing::instrument(level = "trace", skip(self), fields(store = %self.core.ctx().store), err(level = "debug"))]
     async fn ttl(&self, key: &str) -> Result<KeyTtl> {
-        let stored = self.space.stored_key(key);
+        let stored = self.core.space.stored_key(key);
         let mut cmd = redis::cmd("PTTL");
         cmd.arg(&stored);
         let ms: i64 = self
+            .core
             .query(&cmd, "PTTL", Some(key), Route::Key(&stored))
             .await?;
         Ok(match ms {
@@ -326,75 +310,65 @@ impl KvStore for RedisStore {
         })
     }
 
-    #[tracing::instrument(level = "trace", skip(self), fields(store = %self.ctx().store), err(level = "debug"))]
+    #[tracing::instrument(level = "trace", skip(self), fields(store = %self.core.ctx().store), err(level = "debug"))]
     async fn persist(&self, key: &str) -> Result<bool> {
-        let stored = self.space.stored_key(key);
+        let stored = self.core.space.stored_key(key);
         let mut cmd = redis::cmd("PERSIST");
         cmd.arg(&stored);
-        self.query(&cmd, "PERSIST", Some(key), Route::Key(&stored))
+        self.core
+            .query(&cmd, "PERSIST", Some(key), Route::Key(&stored))
             .await
     }
 
-    #[tracing::instrument(level = "trace", skip(self), fields(store = %self.ctx().store), err(level = "debug"))]
+    #[tracing::instrument(level = "trace", skip(self), fields(store = %self.core.ctx().store), err(level = "debug"))]
     async fn incr_by(&self, key: &str, delta: i64) -> Result<i64> {
-        let stored = self.space.stored_key(key);
+        let stored = self.core.space.stored_key(key);
         let mut cmd = redis::cmd("INCRBY");
         cmd.arg(&stored).arg(delta);
-        self.query(&cmd, "INCRBY", Some(key), Route::Key(&stored))
+        self.core
+            .query(&cmd, "INCRBY", Some(key), Route::Key(&stored))
             .await
     }
 
-    #[tracing::instrument(level = "trace", skip_all, fields(store = %self.ctx().store), err(level = "debug"))]
+    #[tracing::instrument(level = "trace", skip_all, fields(store = %self.core.ctx().store), err(level = "debug"))]
     async fn run_script(
         &self,
         script: &Script,
         keys: &[&str],
         args: &[Vec<u8>],
     ) -> Result<ScriptValue> {
-        let stored: Vec<String> = keys.iter().map(|k| self.space.stored_key(k)).collect();
-        self.check_one_slot("EVALSHA", keys, &stored)?;
-        // One slot (checked above on a cluster): the first key routes it.
-        let route = stored.first().map_or(Route::All, |key| Route::Key(key));
-        let mut evalsha = redis::cmd("EVALSHA");
-        evalsha.arg(script.sha1()).arg(stored.len());
-        for key in &stored {
-            evalsha.arg(key.as_str());
-        }
-        for arg in args {
-            evalsha.arg(arg.as_slice());
-        }
-        let value = self
-            .link
-            .call(
-                "EVALSHA",
-                keys.first().copied(),
-                route,
-                |mut conn| async move {
-                    // As redis-rs' `Script` does: one round trip while the server
-                    // has the script cached; after NOSCRIPT (a restarted or flushed
-                    // server, a new primary) load it and run it again.
-                    match evalsha.query_async(&mut conn).await {
-                        Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
-                            let mut load = redis::cmd("SCRIPT");
-                            load.arg("LOAD").arg(script.lua());
-                            load.query_async::<()>(&mut conn).await?;
-                            evalsha.query_async(&mut conn).await
-                        }
-                        reply => reply,
-                    }
-                },
-            )
-            .await?;
+        let value = self.core.eval(script, keys, args).await?;
         Ok(script_value(value))
     }
 
-    #[tracing::instrument(level = "trace", skip(self), fields(store = %self.ctx().store), err(level = "debug"))]
+    #[tracing::instrument(level = "trace", skip(self), fields(store = %self.core.ctx().store), err(level = "debug"))]
     async fn ping(&self) -> Result<()> {
-        self.query(&redis::cmd("PING"), "PING", None, Route::All)
+        self.core
+            .query(&redis::cmd("PING"), "PING", None, Route::All)
             .await
     }
 
+    fn hashes(&self) -> &dyn KvHashes {
+        &self.core
+    }
+
+    fn transactions(&self) -> &dyn KvTransactions {
+        &self.core
+    }
+
+    fn lists(&self) -> &dyn KvLists {
+        &self.core
+    }
+
+    fn sorted_sets(&self) -> &dyn KvSortedSets {
+        &self.core
+    }
+
+    fn sets(&self) -> &dyn KvSets {
+        &self.core
+    }
+
     async fn close(&self) {
-        self.link.close();
+        self.core.link.close();
     }
 }

@@ -29,8 +29,17 @@ pub(crate) struct Topology {
 #[derive(Clone)]
 pub(crate) enum Kind {
     Standalone(redis::Client),
-    Cluster(Box<redis::cluster::ClusterClient>),
+    Cluster(Box<ClusterClients>),
     Sentinel(SentinelTarget),
+}
+
+/// The clients of a cluster: one for the shared connections, and one for
+/// the dedicated connections of blocking pops, whose replies may take as
+/// long as the pop waits (`response_timeout` would cut them short).
+#[derive(Clone)]
+pub(crate) struct ClusterClients {
+    pub(crate) calls: redis::cluster::ClusterClient,
+    pub(crate) blocking: redis::cluster::ClusterClient,
 }
 
 /// How to find and reach the primary behind a set of Sentinels.
@@ -241,36 +250,44 @@ impl RedisConfig {
         // redirection, or by a repair racing a failover, when a frozen node
         // accepts TCP but never answers): it must fit in the call's deadline.
         let node_connect_timeout = self.connect_timeout.min(self.command_timeout);
-        let mut builder = redis::cluster::ClusterClientBuilder::new(seeds)
-            .connection_timeout(node_connect_timeout)
-            .response_timeout(self.response_timeout)
-            // The store's own deadline bounds every call, and a failed call
-            // is repaired by rebuilding the connection (see `link.rs`), so
-            // redis-rs's own retries (16, from 1.28 s each by default) would
-            // only hold a caller past its deadline.
-            .retries(2)
-            .min_retry_wait(10)
-            .max_retry_wait(100)
-            .tcp_settings(tcp_settings());
-        if let Some(username) = &self.username {
-            builder = builder.username(username);
-        }
-        if !self.password.is_empty() {
-            builder = builder.password(self.password.expose());
-        }
-        #[cfg(feature = "tls")]
-        if tls {
-            builder = builder.tls(redis::TlsMode::Secure);
-            if let Some(certificates) = certificates {
-                builder = builder.certs(certificates);
+        let build = |response_timeout: Duration| {
+            let mut builder = redis::cluster::ClusterClientBuilder::new(seeds.clone())
+                .connection_timeout(node_connect_timeout)
+                .response_timeout(response_timeout)
+                // The store's own deadline bounds every call, and a failed call
+                // is repaired by rebuilding the connection (see `link.rs`), so
+                // redis-rs's own retries (16, from 1.28 s each by default) would
+                // only hold a caller past its deadline.
+                .retries(2)
+                .min_retry_wait(10)
+                .max_retry_wait(100)
+                .tcp_settings(tcp_settings());
+            if let Some(username) = &self.username {
+                builder = builder.username(username);
             }
-        }
+            if !self.password.is_empty() {
+                builder = builder.password(self.password.expose());
+            }
+            #[cfg(feature = "tls")]
+            if tls {
+                builder = builder.tls(redis::TlsMode::Secure);
+                if let Some(certificates) = certificates.clone() {
+                    builder = builder.certs(certificates);
+                }
+            }
+            builder
+                .build()
+                .map_err(|e| format!("invalid cluster settings: {e}"))
+        };
         #[cfg(not(feature = "tls"))]
-        let _ = (tls, certificates);
-        let client = builder
-            .build()
-            .map_err(|e| format!("invalid cluster settings: {e}"))?;
-        Ok((Kind::Cluster(Box::new(client)), display, server))
+        let _ = (tls, &certificates);
+        let clients = ClusterClients {
+            calls: build(self.response_timeout)?,
+            // A blocking pop is bounded by the store (its timeout plus
+            // `command_timeout`), never by the client.
+            blocking: build(crate::store::MAX_BLOCKING_TIMEOUT + self.command_timeout)?,
+        };
+        Ok((Kind::Cluster(Box::new(clients)), display, server))
     }
 
     fn sentinel_target(
