@@ -28,6 +28,7 @@ mod node_map;
 mod routing;
 mod sentinel_watch;
 mod store;
+pub mod store_metrics;
 mod tls;
 mod topology;
 
