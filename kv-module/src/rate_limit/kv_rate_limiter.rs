@@ -297,7 +297,23 @@ impl KvRateLimiter {
         )
     }
 
+    /// Counts a check's outcome through the [`metrics`] facade:
+    /// `kv_ratelimit_decisions_total{policy, outcome}` with `outcome`
+    /// `allowed`, `denied`, `failed_open` or `failed_closed`, and
+    /// `kv_ratelimit_failed_open_total{policy}` for the checks let through
+    /// because the store failed.
+    fn record(&self, outcome: &'static str) {
+        let policy = self.policy.shared_name();
+        metrics::counter!("kv_ratelimit_decisions_total", "policy" => Arc::clone(policy), "outcome" => outcome)
+            .increment(1);
+        if outcome == "failed_open" {
+            metrics::counter!("kv_ratelimit_failed_open_total", "policy" => Arc::clone(policy))
+                .increment(1);
+        }
+    }
+
     fn decision(&self, reply: Reply) -> Decision {
+        self.record(if reply.allowed { "allowed" } else { "denied" });
         Decision {
             allowed: reply.allowed,
             limit: self.policy.limit(),
@@ -314,6 +330,7 @@ impl KvRateLimiter {
         match self.policy.on_store_error() {
             OnStoreError::FailOpen => {
                 let n = self.counters.failed_open.fetch_add(1, Ordering::Relaxed) + 1;
+                self.record("failed_open");
                 if first || n.is_multiple_of(WARN_EVERY) {
                     tracing::warn!(%policy, %store, error = %error, failed_open = n,
                         "rate limit store failed; letting the request through (fail open)");
@@ -331,6 +348,7 @@ impl KvRateLimiter {
             }
             OnStoreError::FailClosed => {
                 let n = self.counters.failed_closed.fetch_add(1, Ordering::Relaxed) + 1;
+                self.record("failed_closed");
                 if first || n.is_multiple_of(WARN_EVERY) {
                     tracing::warn!(%policy, %store, error = %error, failed_closed = n,
                         "rate limit store failed; refusing the request (fail closed)");

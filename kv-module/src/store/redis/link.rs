@@ -39,6 +39,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use redis::{ErrorKind, RedisError, RedisResult, ServerErrorKind};
+use tracing::Instrument;
 
 use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 
@@ -48,6 +49,7 @@ use super::connection::{Conn, connect, connect_blocking};
 use super::error_map::ErrorContext;
 use super::node_map::NodeMap;
 use super::sentinel_watch;
+use super::store_metrics;
 use super::topology::{Kind, Topology};
 use crate::error::{KvError, Result};
 use crate::store::key_slot;
@@ -206,6 +208,7 @@ impl Link {
             watchers: Mutex::new(Vec::new()),
             blocking: BlockingPool::new(),
         });
+        store_metrics::connection_up(&link.ctx.store, true);
         let prober: Arc<dyn Prober> = link.clone();
         for breaker in link.all_breakers() {
             breaker.join(Arc::downgrade(&prober));
@@ -313,17 +316,34 @@ impl Link {
         F: FnOnce(Conn) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
     {
-        let (conn, guard) = self.admit(route)?;
-        match tokio::time::timeout(self.topology.command_timeout, f(conn)).await {
+        let started = Instant::now();
+        let span = tracing::debug_span!("kv_store", store = %self.ctx.store, op, outcome = tracing::field::Empty);
+        let (conn, guard) = match self.admit(route) {
+            Ok(admitted) => admitted,
+            Err(e) => {
+                span.record("outcome", "unavailable");
+                store_metrics::call_ended(&self.ctx.store, op, started, Some("unavailable"));
+                return Err(e);
+            }
+        };
+        let result = match tokio::time::timeout(self.topology.command_timeout, f(conn))
+            .instrument(span.clone())
+            .await
+        {
             Ok(Ok(value)) => {
                 self.answered();
                 guard.answered();
                 Ok(value)
             }
             Ok(Err(e)) => {
+                let kind = match symptom(&e) {
+                    Symptom::Timeout => "timeout",
+                    Symptom::ConnectionError => "connection",
+                    Symptom::Answered => "server",
+                };
                 self.failed(classify(&e));
                 guard.failed(symptom(&e), || format!("`{op}`: {e}"));
-                Err(self.ctx.map(op, key, e))
+                Err((kind, self.ctx.map(op, key, e)))
             }
             Err(_) => {
                 self.failed(Failure::Lost);
@@ -331,9 +351,13 @@ impl Link {
                 guard.failed(Symptom::Timeout, || {
                     format!("`{op}`: no reply within command_timeout ({timeout:?})")
                 });
-                Err(self.deadline_passed(op, key))
+                Err(("timeout", self.deadline_passed(op, key)))
             }
-        }
+        };
+        let kind = result.as_ref().err().map(|(kind, _)| *kind);
+        span.record("outcome", kind.unwrap_or("ok"));
+        store_metrics::call_ended(&self.ctx.store, op, started, kind);
+        result.map_err(|(_, e)| e)
     }
 
     /// Runs a blocking command `f` on a dedicated connection (see
@@ -446,6 +470,7 @@ impl Link {
         // A plain load first: the hot path stays read-only.
         if self.failures.load(Ordering::Relaxed) != 0 {
             self.failures.store(0, Ordering::Relaxed);
+            store_metrics::connection_up(&self.ctx.store, true);
         }
     }
 
@@ -455,6 +480,9 @@ impl Link {
             Failure::Answered => self.answered(),
             Failure::Lost => {
                 let failures = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
+                if failures == 1 {
+                    store_metrics::connection_up(&self.ctx.store, false);
+                }
                 if repairable && failures >= REPAIR_AFTER {
                     self.start_repair(false);
                 }
@@ -529,8 +557,10 @@ impl Link {
                     }
                     self.failures.store(0, Ordering::Relaxed);
                 }
+                store_metrics::connection_up(&self.ctx.store, true);
                 tracing::info!(store = %self.ctx.store, addr = %self.ctx.addr,
                     "redis connections rebuilt");
+                store_metrics::reconnected(&self.ctx.store);
                 let prober: Arc<dyn Prober> = self.clone();
                 for breaker in self.all_breakers() {
                     // New primaries (a promoted replica) are probed through
@@ -619,7 +649,9 @@ impl Prober for Link {
             let deadline = PROBE_DEADLINE.min(self.topology.command_timeout);
             match tokio::time::timeout(deadline, ping).await {
                 Ok(Ok(())) => {
-                    self.failures.store(0, Ordering::Relaxed);
+                    if self.failures.swap(0, Ordering::Relaxed) != 0 {
+                        store_metrics::connection_up(&self.ctx.store, true);
+                    }
                     Some(true)
                 }
                 Ok(Err(e)) => {

@@ -35,6 +35,7 @@ mod sentinel_watch;
 mod sets;
 mod sorted_sets;
 mod store;
+pub mod store_metrics;
 mod tls;
 mod topology;
 mod transactions;
