@@ -329,19 +329,17 @@ impl Fixture {
                 );
             }
             Target::Redis(algorithm) => check(&self.redis, algorithm, &self.keys[index]).await,
+            // Over its limit, a key earns one check back every 6 s (GCRA,
+            // sliding window, governor): nearly every check is denied.
             Target::Flood(algorithm) => {
                 let limiter = &self.flood[algorithm.as_str()];
-                let decision = limiter
+                limiter
                     .check(&self.keys[index])
                     .await
                     .expect("the check must succeed");
-                assert!(!decision.allowed, "every flood key is over its limit");
             }
             Target::Governor => {
-                assert!(
-                    self.governor.check_key(&self.keys[index]).is_err(),
-                    "every flood key is over its limit"
-                );
+                let _ = self.governor.check_key(&self.keys[index]);
             }
             Target::Memory(algorithm) => check(&self.memory, algorithm, &self.keys[index]).await,
         }
