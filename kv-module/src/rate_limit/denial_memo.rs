@@ -13,7 +13,7 @@
 //! count of allowed checks across instances stays exact.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, RandomState};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -22,9 +22,11 @@ use super::decision::Decision;
 /// Shards of the map: checks of different keys rarely wait on one lock.
 const SHARDS: usize = 16;
 
-/// A denial, as remembered.
-#[derive(Clone, Copy, Debug)]
+/// A denial, as remembered, with its key (the map is keyed by the key's
+/// hash; a colliding key reads as absent).
+#[derive(Clone, Debug)]
 struct Denied {
+    key: Box<str>,
     /// The smallest cost this denial answers.
     cost: u64,
     /// When the same check may pass (send time + `retry_after`).
@@ -33,10 +35,35 @@ struct Denied {
     reset_at: Instant,
 }
 
+/// One shard: denials by the key's hash, which is already a good hash
+/// (hashed once per check, not again by the map).
+type Shard = HashMap<u64, Denied, BuildHasherDefault<Prehashed>>;
+
+/// The identity hasher of a map whose keys are hashes.
+#[derive(Default)]
+struct Prehashed(u64);
+
+impl Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is used (the keys are `u64`); fold anything else.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
 /// Denied keys and until when, bounded by a number of keys.
 #[derive(Debug)]
 pub(crate) struct DenialMemo {
-    shards: Vec<Mutex<HashMap<String, Denied>>>,
+    shards: Vec<Mutex<Shard>>,
     hasher: RandomState,
     /// Keys per shard at most.
     per_shard: usize,
@@ -52,9 +79,10 @@ impl DenialMemo {
         }
     }
 
-    fn shard(&self, key: &str) -> &Mutex<HashMap<String, Denied>> {
-        let i = (self.hasher.hash_one(key) % SHARDS as u64) as usize;
-        &self.shards[i]
+    /// The key's hash and its shard.
+    fn shard(&self, key: &str) -> (u64, &Mutex<Shard>) {
+        let hash = self.hasher.hash_one(key);
+        (hash, &self.shards[(hash % SHARDS as u64) as usize])
     }
 
     /// The denial of `key` for a check of `cost` at `now`, when the memo
@@ -69,8 +97,9 @@ impl DenialMemo {
         if self.per_shard == 0 {
             return None;
         }
-        let shard = self.shard(key).lock().unwrap_or_else(|e| e.into_inner());
-        let denied = shard.get(key)?;
+        let (hash, shard) = self.shard(key);
+        let shard = shard.lock().unwrap_or_else(|e| e.into_inner());
+        let denied = shard.get(&hash).filter(|d| &*d.key == key)?;
         (cost >= denied.cost && now < denied.retry_at).then(|| Decision {
             allowed: false,
             limit,
@@ -89,19 +118,21 @@ impl DenialMemo {
             return;
         };
         let denied = Denied {
+            key: key.into(),
             cost,
             retry_at: sent + retry_after,
             reset_at: sent + decision.reset_after.max(retry_after),
         };
-        let mut shard = self.shard(key).lock().unwrap_or_else(|e| e.into_inner());
-        if shard.len() >= self.per_shard && !shard.contains_key(key) {
+        let (hash, shard) = self.shard(key);
+        let mut shard = shard.lock().unwrap_or_else(|e| e.into_inner());
+        if shard.len() >= self.per_shard && !shard.contains_key(&hash) {
             let now = Instant::now();
             shard.retain(|_, d| d.retry_at > now);
             if shard.len() >= self.per_shard {
                 return;
             }
         }
-        shard.insert(key.to_owned(), denied);
+        shard.insert(hash, denied);
     }
 
     /// How many keys are remembered (expired ones included until their
