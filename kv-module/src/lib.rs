@@ -127,7 +127,7 @@ pub use secret::Secret;
 pub use store::memory::{MemoryConfig, MemoryServer, MemoryStore};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
-pub use store::redis::{RedisConfig, RedisMode, RedisStore};
+pub use store::redis::{NearCacheConfig, NearCacheStats, RedisConfig, RedisMode, RedisStore};
 pub use store::{
     KeyTtl, KvStore, KvStoreExt, Script, ScriptArgs, ScriptOps, ScriptRun, ScriptValue, Ttl,
 };

@@ -82,6 +82,9 @@ pub(crate) struct Link {
     /// Background tasks that watch the topology (the Sentinels'
     /// announcements); aborted when the link closes or is dropped.
     watchers: Mutex<Vec<tokio::task::AbortHandle>>,
+    /// Counts the repairs that swapped connections in, for those who must
+    /// react to a possible change of server (the near cache flushes).
+    repairs: tokio::sync::watch::Sender<u64>,
 }
 
 struct State {
@@ -201,6 +204,7 @@ impl Link {
             failures: AtomicU32::new(0),
             repair: Mutex::new(Repair::default()),
             watchers: Mutex::new(Vec::new()),
+            repairs: tokio::sync::watch::Sender::new(0),
         });
         let prober: Arc<dyn Prober> = link.clone();
         for breaker in link.all_breakers() {
@@ -216,6 +220,12 @@ impl Link {
             *link.watchers.lock().unwrap_or_else(|e| e.into_inner()) = watchers;
         }
         Ok(link)
+    }
+
+    /// Changes each time a repair swaps fresh connections in (the server
+    /// behind them may have changed: a Sentinel switch, a failover).
+    pub(crate) fn repairs(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.repairs.subscribe()
     }
 
     /// Whether the connections are to a Redis Cluster.
@@ -454,6 +464,7 @@ impl Link {
                 }
                 tracing::info!(store = %self.ctx.store, addr = %self.ctx.addr,
                     "redis connections rebuilt");
+                self.repairs.send_modify(|n| *n = n.wrapping_add(1));
                 let prober: Arc<dyn Prober> = self.clone();
                 for breaker in self.all_breakers() {
                     // New primaries (a promoted replica) are probed through

@@ -10,6 +10,7 @@ use super::breaker::BreakerState;
 use super::config::RedisConfig;
 use super::error_map::ErrorContext;
 use super::link::{Link, Route};
+use super::near_cache::{NearCacheStats, Tracking};
 use super::routing;
 use crate::error::{KvError, Result};
 use crate::store::{
@@ -35,6 +36,11 @@ use crate::store::{
 /// slot only), `keys` scans every primary, and a script whose keys span
 /// slots is refused with [`KvError::CrossSlot`] before anything is sent.
 ///
+/// With a near cache ([`RedisConfig::with_near_cache`], standalone and
+/// Sentinel), `get` and `get_many` answer recently read keys from memory
+/// until Redis reports a change; see [`near_cache_stats`](Self::near_cache_stats)
+/// and [`sync_near_cache`](Self::sync_near_cache).
+///
 /// ```no_run
 /// use kv_module::{KvStoreExt, RedisConfig, RedisStore, Ttl};
 ///
@@ -51,6 +57,8 @@ use crate::store::{
 pub struct RedisStore {
     link: Arc<Link>,
     space: KeySpace,
+    /// The near cache, when configured.
+    near: Option<Arc<Tracking>>,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -83,12 +91,73 @@ impl RedisStore {
             store: name,
             addr: Arc::from(topology.display.as_str()),
         };
+        let near_topology = config.near_cache.map(|near| (near, topology.clone()));
         let link = Link::open(topology, ctx).await?;
-        tracing::debug!(addr = %link.ctx().addr, "redis store open");
+        let near = match near_topology {
+            None => None,
+            Some((near, topology)) => Some(Self::open_near_cache(&link, &topology, &near).await?),
+        };
+        tracing::debug!(addr = %link.ctx().addr, near_cache = near.is_some(), "redis store open");
         Ok(Self {
             link,
             space: KeySpace::new(config.prefix),
+            near,
         })
+    }
+
+    /// Opens the near cache's tracking connection, within the start-up
+    /// deadline; a server that refuses `CLIENT TRACKING` fails the open.
+    async fn open_near_cache(
+        link: &Arc<Link>,
+        topology: &super::topology::Topology,
+        near: &super::NearCacheConfig,
+    ) -> Result<Arc<Tracking>> {
+        let ctx = link.ctx();
+        let deadline = topology.connect_timeout.saturating_mul(2) + topology.command_timeout;
+        let opened = Tracking::open(ctx.store.clone(), topology, near, link.repairs());
+        match tokio::time::timeout(deadline, opened).await {
+            Ok(Ok(tracking)) => Ok(tracking),
+            Ok(Err(e)) => {
+                link.close();
+                Err(ctx.map("CLIENT TRACKING", None, e))
+            }
+            Err(elapsed) => {
+                link.close();
+                Err(ctx.unavailable(Box::new(elapsed)))
+            }
+        }
+    }
+
+    /// What the near cache did and holds (`None` without one): hits,
+    /// misses, invalidations, flushes, evictions, bytes held. Reading it
+    /// sends nothing.
+    pub fn near_cache_stats(&self) -> Option<NearCacheStats> {
+        self.near.as_ref().map(|near| near.stats())
+    }
+
+    /// Waits until every invalidation Redis sent this store's near cache
+    /// before now has been applied: one `PING` on the tracking connection,
+    /// under `command_timeout`. A read that starts after it returns sees
+    /// every write acknowledged (to any client) before it was called.
+    /// Without a near cache, or while its connection is down (when reads go
+    /// to Redis anyway), returns at once.
+    pub async fn sync_near_cache(&self) -> Result<()> {
+        let Some(near) = &self.near else {
+            return Ok(());
+        };
+        let Some(live) = near.live() else {
+            return Ok(());
+        };
+        let reply = near.ping(&live).await;
+        reply.map_err(|e| self.ctx().map("PING", None, e))
+    }
+
+    /// Drops the near cache's copies of `stored` keys after this store
+    /// changed them (called once Redis replied, whatever it replied).
+    fn forget<S: AsRef<str>>(&self, stored: &[S]) {
+        if let Some(near) = &self.near {
+            near.forget(stored);
+        }
     }
 
     /// The server address(es): `host:port/db`, `cluster host:port,...` or
@@ -182,6 +251,20 @@ impl KvStore for RedisStore {
     #[tracing::instrument(level = "trace", skip(self), fields(store = %self.ctx().store), err(level = "debug"))]
     async fn get_bytes(&self, key: &str) -> Result<Option<Vec<u8>>> {
         let stored = self.space.stored_key(key);
+        if let Some(near) = &self.near {
+            if let Some(hit) = near.lookup(&stored) {
+                return Ok(hit);
+            }
+            if let Some(live) = near.live() {
+                let keys = [stored.as_str()];
+                let read = |pool| async move { near.read(live, pool, &keys).await };
+                let mut values = self
+                    .link
+                    .call("GET", Some(key), Route::Key(&stored), read)
+                    .await?;
+                return Ok(values.pop().flatten());
+            }
+        }
         let mut cmd = redis::cmd("GET");
         cmd.arg(&stored);
         self.query(&cmd, "GET", Some(key), Route::Key(&stored))
@@ -192,8 +275,11 @@ impl KvStore for RedisStore {
     async fn set_bytes(&self, key: &str, value: &[u8], ttl: Ttl) -> Result<()> {
         let stored = self.space.stored_key(key);
         let cmd = self.set_cmd(&stored, key, value, ttl)?;
-        self.query(&cmd, "SET", Some(key), Route::Key(&stored))
-            .await
+        let reply = self
+            .query(&cmd, "SET", Some(key), Route::Key(&stored))
+            .await;
+        self.forget(&[&stored]);
+        reply
     }
 
     #[tracing::instrument(level = "trace", skip(self, value), fields(store = %self.ctx().store), err(level = "debug"))]
@@ -201,10 +287,11 @@ impl KvStore for RedisStore {
         let stored = self.space.stored_key(key);
         let mut cmd = self.set_cmd(&stored, key, value, ttl)?;
         cmd.arg("NX");
-        let reply: Option<String> = self
+        let reply: Result<Option<String>> = self
             .query(&cmd, "SET NX", Some(key), Route::Key(&stored))
-            .await?;
-        Ok(reply.is_some())
+            .await;
+        self.forget(&[&stored]);
+        Ok(reply?.is_some())
     }
 
     #[tracing::instrument(level = "trace", skip_all, fields(store = %self.ctx().store, n = keys.len()), err(level = "debug"))]
@@ -213,6 +300,30 @@ impl KvStore for RedisStore {
             return Ok(Vec::new());
         }
         let stored: Vec<String> = keys.iter().map(|k| self.space.stored_key(k)).collect();
+        if let Some(near) = &self.near {
+            let mut values: Vec<Option<Option<Vec<u8>>>> =
+                stored.iter().map(|key| near.lookup(key)).collect();
+            let missed: Vec<&str> = (stored.iter().zip(&values))
+                .filter(|(_, value)| value.is_none())
+                .map(|(key, _)| key.as_str())
+                .collect();
+            if missed.is_empty() {
+                return Ok(values.into_iter().map(Option::flatten).collect());
+            }
+            if let Some(live) = near.live() {
+                let missed_ref = &missed;
+                let read = |pool| async move { near.read(live, pool, missed_ref).await };
+                let mut read = self
+                    .link
+                    .call("MGET", None, Route::Keys(&stored), read)
+                    .await?
+                    .into_iter();
+                for value in values.iter_mut().filter(|value| value.is_none()) {
+                    *value = Some(read.next().flatten());
+                }
+                return Ok(values.into_iter().map(Option::flatten).collect());
+            }
+        }
         let mut cmd = redis::cmd("MGET");
         cmd.arg(&stored);
         self.query(&cmd, "MGET", None, Route::Keys(&stored)).await
@@ -237,7 +348,8 @@ impl KvStore for RedisStore {
         } else {
             vec![cmds.into_iter().map(|(_, cmd)| cmd).collect()]
         };
-        self.link
+        let reply = self
+            .link
             .call("MULTI SET", None, Route::Keys(&stored), |conn| async move {
                 let sends = groups.iter().map(|group| {
                     let mut pipe = redis::pipe();
@@ -250,7 +362,9 @@ impl KvStore for RedisStore {
                 });
                 futures::future::try_join_all(sends).await.map(drop)
             })
-            .await
+            .await;
+        self.forget(&stored);
+        reply
     }
 
     #[tracing::instrument(level = "trace", skip(self), fields(store = %self.ctx().store), err(level = "debug"))]
@@ -258,10 +372,11 @@ impl KvStore for RedisStore {
         let stored = self.space.stored_key(key);
         let mut cmd = redis::cmd("UNLINK");
         cmd.arg(&stored);
-        let n: u64 = self
+        let n: Result<u64> = self
             .query(&cmd, "UNLINK", Some(key), Route::Key(&stored))
-            .await?;
-        Ok(n > 0)
+            .await;
+        self.forget(&[&stored]);
+        Ok(n? > 0)
     }
 
     #[tracing::instrument(level = "trace", skip_all, fields(store = %self.ctx().store, n = keys.len()), err(level = "debug"))]
@@ -274,7 +389,9 @@ impl KvStore for RedisStore {
         let stored: Vec<String> = keys.iter().map(|k| self.space.stored_key(k)).collect();
         let mut cmd = redis::cmd("UNLINK");
         cmd.arg(&stored);
-        self.query(&cmd, "UNLINK", None, Route::Keys(&stored)).await
+        let reply = self.query(&cmd, "UNLINK", None, Route::Keys(&stored)).await;
+        self.forget(&stored);
+        reply
     }
 
     #[tracing::instrument(level = "trace", skip(self), fields(store = %self.ctx().store), err(level = "debug"))]
@@ -307,8 +424,11 @@ impl KvStore for RedisStore {
         let stored = self.space.stored_key(key);
         let mut cmd = redis::cmd("PEXPIRE");
         cmd.arg(&stored).arg(ms);
-        self.query(&cmd, "PEXPIRE", Some(key), Route::Key(&stored))
-            .await
+        let reply = self
+            .query(&cmd, "PEXPIRE", Some(key), Route::Key(&stored))
+            .await;
+        self.forget(&[&stored]);
+        reply
     }
 
     #[tracing::instrument(level = "trace", skip(self), fields(store = %self.ctx().store), err(level = "debug"))]
@@ -331,8 +451,11 @@ impl KvStore for RedisStore {
         let stored = self.space.stored_key(key);
         let mut cmd = redis::cmd("PERSIST");
         cmd.arg(&stored);
-        self.query(&cmd, "PERSIST", Some(key), Route::Key(&stored))
-            .await
+        let reply = self
+            .query(&cmd, "PERSIST", Some(key), Route::Key(&stored))
+            .await;
+        self.forget(&[&stored]);
+        reply
     }
 
     #[tracing::instrument(level = "trace", skip(self), fields(store = %self.ctx().store), err(level = "debug"))]
@@ -340,8 +463,11 @@ impl KvStore for RedisStore {
         let stored = self.space.stored_key(key);
         let mut cmd = redis::cmd("INCRBY");
         cmd.arg(&stored).arg(delta);
-        self.query(&cmd, "INCRBY", Some(key), Route::Key(&stored))
-            .await
+        let reply = self
+            .query(&cmd, "INCRBY", Some(key), Route::Key(&stored))
+            .await;
+        self.forget(&[&stored]);
+        reply
     }
 
     #[tracing::instrument(level = "trace", skip_all, fields(store = %self.ctx().store), err(level = "debug"))]
@@ -384,8 +510,9 @@ impl KvStore for RedisStore {
                     }
                 },
             )
-            .await?;
-        Ok(script_value(value))
+            .await;
+        self.forget(&stored);
+        Ok(script_value(value?))
     }
 
     #[tracing::instrument(level = "trace", skip(self), fields(store = %self.ctx().store), err(level = "debug"))]
@@ -395,6 +522,9 @@ impl KvStore for RedisStore {
     }
 
     async fn close(&self) {
+        if let Some(near) = &self.near {
+            near.close();
+        }
         self.link.close();
     }
 }

@@ -102,6 +102,12 @@ impl RedisConfig {
         if let Some((name, _)) = timeouts.iter().find(|(_, t)| t.is_zero()) {
             return Err(format!("{name} must be greater than zero"));
         }
+        if let Some(near_cache) = &self.near_cache {
+            if self.mode == RedisMode::Cluster {
+                return Err("near_cache is not supported with mode: cluster yet".into());
+            }
+            near_cache.check()?;
+        }
         let certificates = self.certificates()?;
         let (kind, display, server) = match self.mode {
             RedisMode::Standalone => self.standalone(certificates)?,
