@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 use kv_module::{
     KvStore, KvStoreExt, NearCacheConfig, NearCacheStats, RedisConfig, RedisStore, Ttl,
 };
-use kv_module_tests::TestRedis;
 use kv_module_tests::command_stats::{command_calls, delta};
+use kv_module_tests::{TestRedis, TestSentinel};
 
 const PREFIX: &str = "nc";
 
@@ -624,4 +624,75 @@ async fn kill_tracking(raw: &mut redis::aio::MultiplexedConnection, name: &str) 
         .await
         .expect("CLIENT KILL");
     killed == 1
+}
+
+/// Behind Sentinels: after `SENTINEL FAILOVER` the store's connections are
+/// repaired, the near cache flushes and tracks on the new primary, and a
+/// write there is seen after one round trip.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sentinel_switch_flushes_and_tracks_the_new_primary() {
+    let mut set = TestSentinel::start().await;
+    let config = RedisConfig::sentinel(set.sentinel_addrs(), set.master_name())
+        .with_prefix(PREFIX)
+        .with_near_cache(NearCacheConfig::new().with_max_bytes(1 << 20));
+    let a = RedisStore::open("a", config)
+        .await
+        .unwrap_or_else(|e| panic!("open the sentinel store: {e}"));
+    a.set("k", &1u32, Ttl::Never).await.expect("set");
+    read_into_local(&a, "k").await;
+    let flushes = stats(&a).flushes;
+
+    set.failover().await;
+    until(
+        "A flushes after the switch",
+        Duration::from_secs(30),
+        || async { stats(&a).flushes > flushes },
+    )
+    .await;
+    let mut primary = set.raw_master().await;
+    until(
+        "A's tracking connection is on the new primary",
+        Duration::from_secs(30),
+        || {
+            let mut primary = primary.clone();
+            async move {
+                let list: String = redis::cmd("CLIENT")
+                    .arg("LIST")
+                    .query_async(&mut primary)
+                    .await
+                    .expect("CLIENT LIST");
+                list.contains("name=kv-near:a ")
+            }
+        },
+    )
+    .await;
+    until("A tracks again", Duration::from_secs(30), || async {
+        stats(&a).tracking
+    })
+    .await;
+    let _: () = redis::cmd("SET")
+        .arg(stored("k"))
+        .arg("2")
+        .query_async(&mut primary)
+        .await
+        .expect("SET");
+    a.sync_near_cache().await.expect("sync");
+    assert_eq!(
+        a.get::<u32>("k").await.expect("get"),
+        Some(2),
+        "nothing stale after the switch"
+    );
+    read_into_local(&a, "k").await;
+    let _: () = redis::cmd("SET")
+        .arg(stored("k"))
+        .arg("3")
+        .query_async(&mut primary)
+        .await
+        .expect("SET");
+    a.sync_near_cache().await.expect("sync");
+    assert_eq!(
+        a.get::<u32>("k").await.expect("get"),
+        Some(3),
+        "tracked on the new primary"
+    );
 }
