@@ -10,7 +10,7 @@ use super::breaker::BreakerState;
 use super::config::RedisConfig;
 use super::error_map::ErrorContext;
 use super::link::{Link, Route};
-use super::near_cache::{NearCacheStats, Tracking};
+use super::near_cache::{ForgetOnDrop, NearCacheStats, Tracking};
 use super::routing;
 use crate::error::{KvError, Result};
 use crate::store::{
@@ -94,8 +94,10 @@ impl RedisStore {
         let near_topology = config.near_cache.map(|near| (near, topology.clone()));
         let link = Link::open(topology, ctx).await?;
         let near = match near_topology {
+            Some((near, topology)) => {
+                Some(Tracking::open_for_store(&link, &topology, &near).await?)
+            }
             None => None,
-            Some((near, topology)) => Some(Self::open_near_cache(&link, &topology, &near).await?),
         };
         tracing::debug!(addr = %link.ctx().addr, near_cache = near.is_some(), "redis store open");
         Ok(Self {
@@ -103,29 +105,6 @@ impl RedisStore {
             space: KeySpace::new(config.prefix),
             near,
         })
-    }
-
-    /// Opens the near cache's tracking connection, within the start-up
-    /// deadline; a server that refuses `CLIENT TRACKING` fails the open.
-    async fn open_near_cache(
-        link: &Arc<Link>,
-        topology: &super::topology::Topology,
-        near: &super::NearCacheConfig,
-    ) -> Result<Arc<Tracking>> {
-        let ctx = link.ctx();
-        let deadline = topology.connect_timeout.saturating_mul(2) + topology.command_timeout;
-        let opened = Tracking::open(ctx.store.clone(), topology, near, link.repairs());
-        match tokio::time::timeout(deadline, opened).await {
-            Ok(Ok(tracking)) => Ok(tracking),
-            Ok(Err(e)) => {
-                link.close();
-                Err(ctx.map("CLIENT TRACKING", None, e))
-            }
-            Err(elapsed) => {
-                link.close();
-                Err(ctx.unavailable(Box::new(elapsed)))
-            }
-        }
     }
 
     /// What the near cache did and holds (`None` without one): hits,
@@ -148,16 +127,14 @@ impl RedisStore {
         let Some(live) = near.live() else {
             return Ok(());
         };
-        let reply = near.ping(&live).await;
-        reply.map_err(|e| self.ctx().map("PING", None, e))
+        let pinged = near.ping(&live).await;
+        pinged.map_err(|e| self.ctx().map("PING", None, e))
     }
 
-    /// Drops the near cache's copies of `stored` keys after this store
-    /// changed them (called once Redis replied, whatever it replied).
-    fn forget<S: AsRef<str>>(&self, stored: &[S]) {
-        if let Some(near) = &self.near {
-            near.forget(stored);
-        }
+    /// A guard that drops the near cache's copies of the `stored` keys of
+    /// a write when it goes, at the end of the write (see [`ForgetOnDrop`]).
+    fn forget_after<'a>(&'a self, stored: &'a [String]) -> ForgetOnDrop<'a> {
+        ForgetOnDrop::new(self.near.as_deref(), stored)
     }
 
     /// The server address(es): `host:port/db`, `cluster host:port,...` or
@@ -251,19 +228,10 @@ impl KvStore for RedisStore {
     #[tracing::instrument(level = "trace", skip(self), fields(store = %self.ctx().store), err(level = "debug"))]
     async fn get_bytes(&self, key: &str) -> Result<Option<Vec<u8>>> {
         let stored = self.space.stored_key(key);
-        if let Some(near) = &self.near {
-            if let Some(hit) = near.lookup(&stored) {
-                return Ok(hit);
-            }
-            if let Some(live) = near.live() {
-                let keys = [stored.as_str()];
-                let read = |pool| async move { near.read(live, pool, &keys).await };
-                let mut values = self
-                    .link
-                    .call("GET", Some(key), Route::Key(&stored), read)
-                    .await?;
-                return Ok(values.pop().flatten());
-            }
+        if let Some(near) = &self.near
+            && let Some(answer) = near.get(&self.link, key, &stored).await?
+        {
+            return Ok(answer);
         }
         let mut cmd = redis::cmd("GET");
         cmd.arg(&stored);
@@ -274,24 +242,22 @@ impl KvStore for RedisStore {
     #[tracing::instrument(level = "trace", skip(self, value), fields(store = %self.ctx().store), err(level = "debug"))]
     async fn set_bytes(&self, key: &str, value: &[u8], ttl: Ttl) -> Result<()> {
         let stored = self.space.stored_key(key);
+        let _forget = self.forget_after(std::slice::from_ref(&stored));
         let cmd = self.set_cmd(&stored, key, value, ttl)?;
-        let reply = self
-            .query(&cmd, "SET", Some(key), Route::Key(&stored))
-            .await;
-        self.forget(&[&stored]);
-        reply
+        self.query(&cmd, "SET", Some(key), Route::Key(&stored))
+            .await
     }
 
     #[tracing::instrument(level = "trace", skip(self, value), fields(store = %self.ctx().store), err(level = "debug"))]
     async fn set_bytes_if_absent(&self, key: &str, value: &[u8], ttl: Ttl) -> Result<bool> {
         let stored = self.space.stored_key(key);
+        let _forget = self.forget_after(std::slice::from_ref(&stored));
         let mut cmd = self.set_cmd(&stored, key, value, ttl)?;
         cmd.arg("NX");
-        let reply: Result<Option<String>> = self
+        let reply: Option<String> = self
             .query(&cmd, "SET NX", Some(key), Route::Key(&stored))
-            .await;
-        self.forget(&[&stored]);
-        Ok(reply?.is_some())
+            .await?;
+        Ok(reply.is_some())
     }
 
     #[tracing::instrument(level = "trace", skip_all, fields(store = %self.ctx().store, n = keys.len()), err(level = "debug"))]
@@ -300,29 +266,10 @@ impl KvStore for RedisStore {
             return Ok(Vec::new());
         }
         let stored: Vec<String> = keys.iter().map(|k| self.space.stored_key(k)).collect();
-        if let Some(near) = &self.near {
-            let mut values: Vec<Option<Option<Vec<u8>>>> =
-                stored.iter().map(|key| near.lookup(key)).collect();
-            let missed: Vec<&str> = (stored.iter().zip(&values))
-                .filter(|(_, value)| value.is_none())
-                .map(|(key, _)| key.as_str())
-                .collect();
-            if missed.is_empty() {
-                return Ok(values.into_iter().map(Option::flatten).collect());
-            }
-            if let Some(live) = near.live() {
-                let missed_ref = &missed;
-                let read = |pool| async move { near.read(live, pool, missed_ref).await };
-                let mut read = self
-                    .link
-                    .call("MGET", None, Route::Keys(&stored), read)
-                    .await?
-                    .into_iter();
-                for value in values.iter_mut().filter(|value| value.is_none()) {
-                    *value = Some(read.next().flatten());
-                }
-                return Ok(values.into_iter().map(Option::flatten).collect());
-            }
+        if let Some(near) = &self.near
+            && let Some(answer) = near.get_many(&self.link, &stored).await?
+        {
+            return Ok(answer);
         }
         let mut cmd = redis::cmd("MGET");
         cmd.arg(&stored);
@@ -341,6 +288,7 @@ impl KvStore for RedisStore {
             cmds.push((stored, cmd));
         }
         let stored: Vec<String> = cmds.iter().map(|(key, _)| key.clone()).collect();
+        let _forget = self.forget_after(&stored);
         // One MULTI on one server; one per hash slot on a cluster (a MULTI
         // cannot span slots there), sent concurrently.
         let groups = if self.link.is_cluster() {
@@ -348,8 +296,7 @@ impl KvStore for RedisStore {
         } else {
             vec![cmds.into_iter().map(|(_, cmd)| cmd).collect()]
         };
-        let reply = self
-            .link
+        self.link
             .call("MULTI SET", None, Route::Keys(&stored), |conn| async move {
                 let sends = groups.iter().map(|group| {
                     let mut pipe = redis::pipe();
@@ -362,21 +309,19 @@ impl KvStore for RedisStore {
                 });
                 futures::future::try_join_all(sends).await.map(drop)
             })
-            .await;
-        self.forget(&stored);
-        reply
+            .await
     }
 
     #[tracing::instrument(level = "trace", skip(self), fields(store = %self.ctx().store), err(level = "debug"))]
     async fn delete(&self, key: &str) -> Result<bool> {
         let stored = self.space.stored_key(key);
+        let _forget = self.forget_after(std::slice::from_ref(&stored));
         let mut cmd = redis::cmd("UNLINK");
         cmd.arg(&stored);
-        let n: Result<u64> = self
+        let n: u64 = self
             .query(&cmd, "UNLINK", Some(key), Route::Key(&stored))
-            .await;
-        self.forget(&[&stored]);
-        Ok(n? > 0)
+            .await?;
+        Ok(n > 0)
     }
 
     #[tracing::instrument(level = "trace", skip_all, fields(store = %self.ctx().store, n = keys.len()), err(level = "debug"))]
@@ -387,11 +332,10 @@ impl KvStore for RedisStore {
         // `UNLINK`: the server frees the values off its main thread. On a
         // cluster redis-rs splits it per slot and sums the counts.
         let stored: Vec<String> = keys.iter().map(|k| self.space.stored_key(k)).collect();
+        let _forget = self.forget_after(&stored);
         let mut cmd = redis::cmd("UNLINK");
         cmd.arg(&stored);
-        let reply = self.query(&cmd, "UNLINK", None, Route::Keys(&stored)).await;
-        self.forget(&stored);
-        reply
+        self.query(&cmd, "UNLINK", None, Route::Keys(&stored)).await
     }
 
     #[tracing::instrument(level = "trace", skip(self), fields(store = %self.ctx().store), err(level = "debug"))]
@@ -422,13 +366,11 @@ impl KvStore for RedisStore {
     async fn expire(&self, key: &str, ttl: Duration) -> Result<bool> {
         let ms = duration_millis(ttl, &self.ctx().store, key)?;
         let stored = self.space.stored_key(key);
+        let _forget = self.forget_after(std::slice::from_ref(&stored));
         let mut cmd = redis::cmd("PEXPIRE");
         cmd.arg(&stored).arg(ms);
-        let reply = self
-            .query(&cmd, "PEXPIRE", Some(key), Route::Key(&stored))
-            .await;
-        self.forget(&[&stored]);
-        reply
+        self.query(&cmd, "PEXPIRE", Some(key), Route::Key(&stored))
+            .await
     }
 
     #[tracing::instrument(level = "trace", skip(self), fields(store = %self.ctx().store), err(level = "debug"))]
@@ -449,25 +391,21 @@ impl KvStore for RedisStore {
     #[tracing::instrument(level = "trace", skip(self), fields(store = %self.ctx().store), err(level = "debug"))]
     async fn persist(&self, key: &str) -> Result<bool> {
         let stored = self.space.stored_key(key);
+        let _forget = self.forget_after(std::slice::from_ref(&stored));
         let mut cmd = redis::cmd("PERSIST");
         cmd.arg(&stored);
-        let reply = self
-            .query(&cmd, "PERSIST", Some(key), Route::Key(&stored))
-            .await;
-        self.forget(&[&stored]);
-        reply
+        self.query(&cmd, "PERSIST", Some(key), Route::Key(&stored))
+            .await
     }
 
     #[tracing::instrument(level = "trace", skip(self), fields(store = %self.ctx().store), err(level = "debug"))]
     async fn incr_by(&self, key: &str, delta: i64) -> Result<i64> {
         let stored = self.space.stored_key(key);
+        let _forget = self.forget_after(std::slice::from_ref(&stored));
         let mut cmd = redis::cmd("INCRBY");
         cmd.arg(&stored).arg(delta);
-        let reply = self
-            .query(&cmd, "INCRBY", Some(key), Route::Key(&stored))
-            .await;
-        self.forget(&[&stored]);
-        reply
+        self.query(&cmd, "INCRBY", Some(key), Route::Key(&stored))
+            .await
     }
 
     #[tracing::instrument(level = "trace", skip_all, fields(store = %self.ctx().store), err(level = "debug"))]
@@ -478,6 +416,7 @@ impl KvStore for RedisStore {
         args: &[Vec<u8>],
     ) -> Result<ScriptValue> {
         let stored: Vec<String> = keys.iter().map(|k| self.space.stored_key(k)).collect();
+        let _forget = self.forget_after(&stored);
         self.check_one_slot("EVALSHA", keys, &stored)?;
         // One slot (checked above on a cluster): the first key routes it.
         let route = stored.first().map_or(Route::All, |key| Route::Key(key));
@@ -510,9 +449,8 @@ impl KvStore for RedisStore {
                     }
                 },
             )
-            .await;
-        self.forget(&stored);
-        Ok(script_value(value?))
+            .await?;
+        Ok(script_value(value))
     }
 
     #[tracing::instrument(level = "trace", skip(self), fields(store = %self.ctx().store), err(level = "debug"))]

@@ -68,12 +68,16 @@
 //!   push handling, the liveness `PING`, reconnect → flush, and the reads
 //!   of missed keys (`GET` + `PTTL` in one pipeline).
 //! * `stats`: [`NearCacheStats`].
+//! * `store_hooks`: what `RedisStore` calls: opening with the store, the
+//!   reads, and the guard that drops a write's keys after the reply.
 
 mod config;
 mod local_map;
 mod stats;
+mod store_hooks;
 mod tracking;
 
 pub use config::NearCacheConfig;
 pub use stats::NearCacheStats;
+pub(crate) use store_hooks::ForgetOnDrop;
 pub(crate) use tracking::Tracking;
