@@ -103,7 +103,10 @@ impl LocalMap {
     /// most `max_bytes`).
     pub(crate) fn new(config: &NearCacheConfig, counters: Arc<Counters>) -> Self {
         let capacity = (config.max_bytes / SHARDS * SHARDS).max(SHARDS);
-        let items = usize::try_from(capacity / 256)
+        // quick_cache sizes its record of recently evicted keys (hashes
+        // only, outside `max_bytes`) from this estimate: one per KiB keeps
+        // that record under ~1/50 of the bound.
+        let items = usize::try_from(capacity / 1024)
             .unwrap_or(usize::MAX)
             .max(64);
         let options = OptionsBuilder::new()
