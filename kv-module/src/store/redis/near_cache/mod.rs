@@ -58,9 +58,9 @@
 //! * A hit never touches the network. Measured with `cargo bench -p
 //!   kv-module-tests --bench near_cache` (`docs/BENCHMARKS.md`, 2 shared
 //!   vCPUs, loopback): 2.27 M hits/s against 24 k raw redis-rs `GET`/s on
-//!   one task (95×), 1.62 M against 88 k at 50 tasks (20×). A miss (`GET`
-//!   + `PTTL` through the tracking connection) is level with a plain `get`
-//!   on one task and 0.64× at 50 tasks.
+//!   one task (95×), 1.62 M against 88 k at 50 tasks (20×). A miss, a
+//!   `GET` and a `PTTL` through the tracking connection, is level with a
+//!   plain `get` on one task and 0.64× at 50 tasks.
 //!
 //! # Layout
 //!
