@@ -696,3 +696,51 @@ async fn sentinel_switch_flushes_and_tracks_the_new_primary() {
         "tracked on the new primary"
     );
 }
+
+/// A frozen server (SIGSTOP: the tracking connection stays open, nothing
+/// answers): the liveness `PING` fails within `command_timeout`, the local
+/// copies are dropped, and reads go to Redis (failing while it is frozen)
+/// instead of answering from memory; once thawed, tracking is back.
+#[tokio::test]
+async fn frozen_server_fails_the_liveness_ping_and_flushes() {
+    let mut redis = TestRedis::start().await;
+    let config = RedisConfig::new(redis.addr())
+        .with_prefix(PREFIX)
+        .with_command_timeout(Duration::from_millis(300))
+        .with_near_cache(NearCacheConfig::new().with_max_bytes(1 << 20));
+    let a = RedisStore::open("a", config).await.expect("open");
+    let b = near_store(&redis, "b", 1 << 20).await;
+    a.set("k", &1u32, Ttl::Never).await.expect("set");
+    read_into_local(&a, "k").await;
+    let flushes = stats(&a).flushes;
+
+    redis.freeze();
+    until(
+        "the liveness PING fails and A flushes",
+        Duration::from_secs(10),
+        || async { stats(&a).flushes > flushes },
+    )
+    .await;
+    assert!(!stats(&a).tracking, "{:?}", stats(&a));
+    assert!(
+        a.get::<u32>("k").await.is_err(),
+        "no local answer while the server cannot be asked"
+    );
+
+    redis.thaw();
+    until("tracking is back on", Duration::from_secs(10), || async {
+        stats(&a).tracking
+    })
+    .await;
+    // The stores share the server's circuit breaker, which A's timeout
+    // opened: B's write goes through once its probe found the server.
+    until(
+        "B writes once the breaker closed",
+        Duration::from_secs(10),
+        || async { b.set("k", &2u32, Ttl::Never).await.is_ok() },
+    )
+    .await;
+    a.sync_near_cache().await.expect("sync");
+    assert_eq!(a.get::<u32>("k").await.expect("get"), Some(2));
+    read_into_local(&a, "k").await;
+}
