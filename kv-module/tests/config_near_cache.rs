@@ -1,7 +1,7 @@
 //! The `near_cache:` option of `kvstore_redis`: sizes written `64MiB`,
 //! `512KiB` or as plain integers, durations as elsewhere; every mistake a
-//! start-up error located in the file and naming the service; refused on
-//! a cluster; accepted and ignored by the memory driver.
+//! start-up error located in the file and naming the service; accepted in
+//! every mode; accepted and ignored by the memory driver.
 
 use std::time::Duration;
 
@@ -111,31 +111,17 @@ async fn bad_values_are_located_errors() {
     }
 }
 
-#[tokio::test]
-async fn refused_on_a_cluster() {
-    let message = start_error(
-        "      mode: cluster\n      nodes: 127.0.0.1:1\n      near_cache:\n        max_bytes: 1MiB\n",
-    )
-    .await;
-    assert_names(
-        &message,
-        &[
-            "app.yaml:5:7",
-            "user_cache",
-            "near_cache is not supported with mode: cluster yet",
-        ],
-    );
-    let in_code = RedisConfig::cluster(["127.0.0.1:1"]).with_near_cache(NearCacheConfig::new());
-    let err = kv_module::RedisStore::open("user_cache", in_code)
-        .await
-        .expect_err("refused");
-    assert_names(
-        &err.to_string(),
-        &[
-            "user_cache",
-            "near_cache is not supported with mode: cluster yet",
-        ],
-    );
+#[test]
+fn accepted_on_a_cluster_and_behind_sentinels() {
+    for mode in [
+        "      mode: cluster\n      nodes: 127.0.0.1:1\n",
+        "      mode: sentinel\n      nodes: 127.0.0.1:1\n      master_name: m\n",
+    ] {
+        let config = redis_config(&format!(
+            "{mode}      near_cache:\n        max_bytes: 1MiB\n"
+        ));
+        assert_eq!(config.near_cache.map(|n| n.max_bytes), Some(1 << 20));
+    }
 }
 
 /// One file serves both drivers: the memory driver has no round trip to

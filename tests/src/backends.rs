@@ -152,6 +152,7 @@ pub struct ClusterBackend {
     /// The shared cluster.
     pub cluster: Arc<TestCluster>,
     namespace: String,
+    near_cache: Option<NearCacheConfig>,
 }
 
 impl ClusterBackend {
@@ -160,16 +161,27 @@ impl ClusterBackend {
         Self {
             cluster: TestCluster::shared(),
             namespace: TestCluster::namespace(),
+            near_cache: None,
         }
+    }
+
+    /// The same backend with a near cache on every store.
+    pub fn with_near_cache(mut self) -> Self {
+        self.near_cache = Some(near_cache());
+        self
     }
 
     /// The configuration of a store of this backend.
     pub fn config(&self, db: u8, prefix: &str) -> RedisConfig {
-        RedisConfig::cluster(self.cluster.seed_nodes()).with_prefix(namespaced(
+        let config = RedisConfig::cluster(self.cluster.seed_nodes()).with_prefix(namespaced(
             &self.namespace,
             db,
             prefix,
-        ))
+        ));
+        match self.near_cache {
+            Some(near_cache) => config.with_near_cache(near_cache),
+            None => config,
+        }
     }
 
     /// The store prefix (namespace included) that `prefix` on `db` gets.

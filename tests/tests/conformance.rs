@@ -3,8 +3,8 @@
 //! disabled), the in-memory backend, a Redis Cluster (3 primaries, 3
 //! replicas, shared by the tests of this binary), the primary of a
 //! Sentinel set (shared likewise), and a Redis server that requires mutual
-//! TLS (one per test); then a server, the Sentinel set and mutual TLS
-//! again with a near cache on every store, which must not change the
+//! TLS (one per test); then a server, the Sentinel set, mutual TLS and
+//! the cluster again with a near cache on every store, which must not change the
 //! contract.
 
 mod redis {
@@ -45,4 +45,9 @@ mod near_cache_sentinel {
 mod near_cache_tls {
     use kv_module_tests::backends::TlsBackend;
     kv_module_tests::conformance_suite!(TlsBackend::start().await.with_near_cache());
+}
+
+mod near_cache_cluster {
+    use kv_module_tests::backends::ClusterBackend;
+    kv_module_tests::conformance_suite!(ClusterBackend::shared().with_near_cache());
 }

@@ -17,8 +17,9 @@ use std::time::{Duration, Instant};
 use kv_module::{
     KvStore, KvStoreExt, NearCacheConfig, NearCacheStats, RedisConfig, RedisStore, Ttl,
 };
+use kv_module_tests::backends::ClusterBackend;
 use kv_module_tests::command_stats::{command_calls, delta};
-use kv_module_tests::{TestRedis, TestSentinel};
+use kv_module_tests::{TestCluster, TestRedis, TestSentinel};
 
 const PREFIX: &str = "nc";
 
@@ -743,4 +744,165 @@ async fn frozen_server_fails_the_liveness_ping_and_flushes() {
     a.sync_near_cache().await.expect("sync");
     assert_eq!(a.get::<u32>("k").await.expect("get"), Some(2));
     read_into_local(&a, "k").await;
+}
+
+// ---- Redis Cluster: tracking per node ------------------------------------
+
+/// On the shared cluster, keys spread over every primary: after B's
+/// writes, A's invalidations arrive (through redis-rs's push forwarding,
+/// so awaited on A's counter rather than one round trip) and A reads B's
+/// values.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_another_instance_write_is_seen_once_invalidated() {
+    let backend = ClusterBackend::shared().with_near_cache();
+    let a = RedisStore::open("a", backend.config(0, PREFIX))
+        .await
+        .expect("open A");
+    let b = RedisStore::open("b", backend.config(0, PREFIX))
+        .await
+        .expect("open B");
+    let keys: Vec<String> = (0..30).map(|i| format!("k{i}")).collect();
+    let names: Vec<&str> = keys.iter().map(String::as_str).collect();
+    for round in 0..20u32 {
+        let entries: Vec<(&str, u32)> = names.iter().map(|k| (*k, round)).collect();
+        b.set_many(&entries, Ttl::Never).await.expect("B's writes");
+        until("A reads B's values", Duration::from_secs(5), || async {
+            a.get_many::<u32>(&names).await.expect("get_many") == vec![Some(round); names.len()]
+        })
+        .await;
+        let hits = stats(&a).hits;
+        assert_eq!(
+            a.get_many::<u32>(&names).await.expect("get_many"),
+            vec![Some(round); 30]
+        );
+        assert_eq!(stats(&a).hits, hits + 30, "every key local on A");
+        let invalidations = stats(&a).invalidations;
+        let next: Vec<(&str, u32)> = names.iter().map(|k| (*k, round + 1000)).collect();
+        b.set_many(&next, Ttl::Never).await.expect("B's writes");
+        until("A is told of every key", Duration::from_secs(5), || async {
+            stats(&a).invalidations >= invalidations + 30
+        })
+        .await;
+        assert_eq!(
+            a.get_many::<u32>(&names).await.expect("get_many"),
+            vec![Some(round + 1000); 30],
+            "round {round}"
+        );
+    }
+}
+
+/// The read/invalidate race on the cluster: writers hammer one key while
+/// A reads it; once they stop, A agrees with the server as soon as the
+/// last invalidation arrived (a stale insert would stay until `ttl`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cluster_read_invalidate_race_leaves_nothing_stale() {
+    let backend = ClusterBackend::shared();
+    let near = backend.config(0, PREFIX).with_near_cache(
+        NearCacheConfig::new()
+            .with_max_bytes(1 << 20)
+            .with_ttl(Duration::from_secs(600)),
+    );
+    let a = Arc::new(RedisStore::open("a", near).await.expect("open A"));
+    let w = Arc::new(
+        RedisStore::open("w", backend.config(0, PREFIX))
+            .await
+            .expect("open W"),
+    );
+    let rounds = 100;
+    for round in 0..rounds {
+        let done = Arc::new(AtomicUsize::new(0));
+        let mut tasks = Vec::new();
+        for writer in 0..3 {
+            let (w, done) = (w.clone(), done.clone());
+            tasks.push(tokio::spawn(async move {
+                for i in 0..20 {
+                    let value = format!("{round}:{writer}:{i}");
+                    w.set_bytes("race", value.as_bytes(), Ttl::Never)
+                        .await
+                        .expect("SET");
+                }
+                done.fetch_add(1, Ordering::SeqCst);
+            }));
+        }
+        let reader = {
+            let (a, done) = (a.clone(), done.clone());
+            tokio::spawn(async move {
+                while done.load(Ordering::SeqCst) < 3 {
+                    a.get_bytes("race").await.expect("get");
+                    tokio::task::yield_now().await;
+                }
+            })
+        };
+        for task in tasks {
+            task.await.expect("writer");
+        }
+        reader.await.expect("reader");
+        let server = w.get_bytes("race").await.expect("server value");
+        until(
+            "A agrees with the server",
+            Duration::from_secs(5),
+            || async { a.get_bytes("race").await.expect("get") == server },
+        )
+        .await;
+    }
+    let s = stats(&a);
+    assert!(
+        s.hits > 0 && s.invalidations > 0,
+        "the race was exercised: {s:?}"
+    );
+}
+
+/// A manual failover of the primary serving a key A holds locally: A
+/// flushes (the slot map changed, or its node connection dropped), then
+/// tracks on the new primary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_failover_flushes_and_tracks_the_new_primary() {
+    let mut cluster = TestCluster::start().await;
+    let config = RedisConfig::cluster(cluster.seed_nodes())
+        .with_prefix(PREFIX)
+        .with_near_cache(NearCacheConfig::new().with_max_bytes(1 << 20));
+    let a = RedisStore::open("a", config).await.expect("open A");
+    let b = RedisStore::open(
+        "b",
+        RedisConfig::cluster(cluster.seed_nodes()).with_prefix(PREFIX),
+    )
+    .await
+    .expect("open B");
+    b.set("k", &1u32, Ttl::Never).await.expect("set");
+    read_into_local(&a, "k").await;
+    let flushes = stats(&a).flushes;
+
+    let primary = cluster.primary_for_key(&stored("k")).await;
+    let replica = cluster.replica_of(primary).await;
+    cluster.failover_manually(replica).await;
+    until(
+        "A flushes after the failover",
+        Duration::from_secs(15),
+        || async { stats(&a).flushes > flushes },
+    )
+    .await;
+    until("A tracks again", Duration::from_secs(15), || async {
+        stats(&a).tracking
+    })
+    .await;
+    until(
+        "B writes on the new primary",
+        Duration::from_secs(15),
+        || async { b.set("k", &2u32, Ttl::Never).await.is_ok() },
+    )
+    .await;
+    until("A reads the new value", Duration::from_secs(15), || async {
+        matches!(a.get::<u32>("k").await, Ok(Some(2)))
+    })
+    .await;
+    read_into_local(&a, "k").await;
+    let invalidations = stats(&a).invalidations;
+    b.set("k", &3u32, Ttl::Never).await.expect("set");
+    until(
+        "A is told by the new primary",
+        Duration::from_secs(5),
+        || async { stats(&a).invalidations > invalidations },
+    )
+    .await;
+    assert_eq!(a.get::<u32>("k").await.expect("get"), Some(3));
 }

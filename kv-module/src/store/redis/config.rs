@@ -70,7 +70,7 @@ pub enum RedisMode {
 ///   connect_timeout: 5s
 ///   response_timeout: 2s
 ///   command_timeout: 2s            # the outer deadline of every store call
-///   near_cache:                    # optional, standalone and sentinel: hot reads from memory
+///   near_cache:                    # optional: hot reads from memory
 ///     max_bytes: 64MiB             # keys and values counted; default 64MiB
 ///     ttl: 30s                     # longest life of a local copy; default 30s
 /// ```
@@ -137,8 +137,7 @@ pub struct RedisConfig {
     pub command_timeout: Duration,
     /// A near cache: `get`/`get_many` answered from memory while Redis
     /// (RESP3 `CLIENT TRACKING`) reports no change of the key; see
-    /// [`NearCacheConfig`]. Standalone and sentinel modes only. Default:
-    /// none.
+    /// [`NearCacheConfig`]. Every mode. Default: none.
     pub near_cache: Option<NearCacheConfig>,
 }
 
@@ -320,9 +319,8 @@ impl RedisConfig {
 
     /// Turns the near cache on: reads of recently read keys answered from
     /// this process's memory, dropped when any client changes them (Redis
-    /// pushes an invalidation on a dedicated RESP3 connection). Standalone
-    /// and sentinel modes only: a cluster store with a near cache fails to
-    /// open. Default: off.
+    /// pushes an invalidation on a dedicated RESP3 connection; on a
+    /// cluster, on one per node). Every mode. Default: off.
     ///
     /// ```
     /// use kv_module::{NearCacheConfig, RedisConfig};

@@ -64,7 +64,7 @@ pub(crate) async fn connect(topology: &Topology) -> RedisResult<Vec<Conn>> {
 async fn connect_one(topology: &Topology) -> RedisResult<Conn> {
     let mut conn = match &topology.kind {
         Kind::Standalone(client) => Conn::Single(manager(client.clone(), topology).await?),
-        Kind::Cluster(client) => Conn::Cluster(client.get_async_connection().await?),
+        Kind::Cluster(client, _) => Conn::Cluster(client.get_async_connection().await?),
         Kind::Sentinel(target) => {
             let client = master_client(target, topology.connect_timeout).await?;
             let mut conn = manager(client, topology).await?;

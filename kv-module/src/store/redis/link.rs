@@ -230,7 +230,7 @@ impl Link {
 
     /// Whether the connections are to a Redis Cluster.
     pub(crate) fn is_cluster(&self) -> bool {
-        matches!(self.topology.kind, Kind::Cluster(_))
+        matches!(self.topology.kind, Kind::Cluster(..))
     }
 
     /// The outer deadline of one call.
@@ -385,7 +385,7 @@ impl Link {
     }
 
     fn failed(self: &Arc<Self>, failure: Failure) {
-        let repairable = matches!(self.topology.kind, Kind::Cluster(_) | Kind::Sentinel(_));
+        let repairable = matches!(self.topology.kind, Kind::Cluster(..) | Kind::Sentinel(_));
         match failure {
             Failure::Answered => self.answered(),
             Failure::Lost => {

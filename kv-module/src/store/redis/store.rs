@@ -36,8 +36,7 @@ use crate::store::{
 /// slot only), `keys` scans every primary, and a script whose keys span
 /// slots is refused with [`KvError::CrossSlot`] before anything is sent.
 ///
-/// With a near cache ([`RedisConfig::with_near_cache`], standalone and
-/// Sentinel), `get` and `get_many` answer recently read keys from memory
+/// With a near cache ([`RedisConfig::with_near_cache`]), `get` and `get_many` answer recently read keys from memory
 /// until Redis reports a change; see [`near_cache_stats`](Self::near_cache_stats)
 /// and [`sync_near_cache`](Self::sync_near_cache).
 ///

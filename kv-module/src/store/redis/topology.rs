@@ -2,6 +2,7 @@
 //! store connects to — one server, a cluster, or Sentinels — before any
 //! connection is made, so every mistake is a start-up error.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisConnectionInfo};
@@ -29,9 +30,21 @@ pub(crate) struct Topology {
 #[derive(Clone)]
 pub(crate) enum Kind {
     Standalone(redis::Client),
-    Cluster(Box<redis::cluster::ClusterClient>),
+    /// The store's client, and how to build more with its settings (the
+    /// near cache's tracking client).
+    Cluster(Box<redis::cluster::ClusterClient>, ClusterFactory),
     Sentinel(SentinelTarget),
 }
+
+/// Builds a cluster client with a store's settings: RESP3 with the given
+/// push sender when there is one.
+pub(crate) type ClusterFactory = Arc<
+    dyn Fn(
+            Option<Arc<dyn redis::aio::AsyncPushSender>>,
+        ) -> redis::RedisResult<redis::cluster::ClusterClient>
+        + Send
+        + Sync,
+>;
 
 /// How to find and reach the primary behind a set of Sentinels.
 #[derive(Clone)]
@@ -103,9 +116,6 @@ impl RedisConfig {
             return Err(format!("{name} must be greater than zero"));
         }
         if let Some(near_cache) = &self.near_cache {
-            if self.mode == RedisMode::Cluster {
-                return Err("near_cache is not supported with mode: cluster yet".into());
-            }
             near_cache.check()?;
         }
         let certificates = self.certificates()?;
@@ -247,6 +257,40 @@ impl RedisConfig {
         // redirection, or by a repair racing a failover, when a frozen node
         // accepts TCP but never answers): it must fit in the call's deadline.
         let node_connect_timeout = self.connect_timeout.min(self.command_timeout);
+        let factory = self.cluster_factory(seeds, node_connect_timeout, tls, certificates);
+        let client = factory(None).map_err(|e| format!("invalid cluster settings: {e}"))?;
+        Ok((Kind::Cluster(Box::new(client), factory), display, server))
+    }
+
+    /// Builds the store's cluster clients: its own (`None`), and the near
+    /// cache's (RESP3, with its push sender), with the same settings.
+    fn cluster_factory(
+        &self,
+        seeds: Vec<ConnectionInfo>,
+        node_connect_timeout: Duration,
+        tls: bool,
+        certificates: Option<Certificates>,
+    ) -> ClusterFactory {
+        let config = self.clone();
+        Arc::new(move |push| {
+            config.cluster_builder(
+                seeds.clone(),
+                node_connect_timeout,
+                tls,
+                certificates.clone(),
+                push,
+            )
+        })
+    }
+
+    fn cluster_builder(
+        &self,
+        seeds: Vec<ConnectionInfo>,
+        node_connect_timeout: Duration,
+        tls: bool,
+        certificates: Option<Certificates>,
+        push: Option<Arc<dyn redis::aio::AsyncPushSender>>,
+    ) -> redis::RedisResult<redis::cluster::ClusterClient> {
         let mut builder = redis::cluster::ClusterClientBuilder::new(seeds)
             .connection_timeout(node_connect_timeout)
             .response_timeout(self.response_timeout)
@@ -273,10 +317,12 @@ impl RedisConfig {
         }
         #[cfg(not(feature = "tls"))]
         let _ = (tls, certificates);
-        let client = builder
-            .build()
-            .map_err(|e| format!("invalid cluster settings: {e}"))?;
-        Ok((Kind::Cluster(Box::new(client)), display, server))
+        if let Some(push) = push {
+            builder = builder
+                .use_protocol(redis::ProtocolVersion::RESP3)
+                .push_sender(push);
+        }
+        builder.build()
     }
 
     fn sentinel_target(

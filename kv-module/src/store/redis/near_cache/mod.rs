@@ -6,8 +6,7 @@
 //!
 //! * **Opt-in**: only stores with a [`NearCacheConfig`]
 //!   (`near_cache:` in YAML) have one; nothing changes for the others.
-//!   Standalone and Sentinel; refused at start-up on a cluster ("near_cache
-//!   is not supported with mode: cluster yet").
+//!   Standalone, Sentinel and Cluster (tracking per node, `cluster.rs`).
 //! * **What is cached**: `get_bytes` and `get_many_bytes` (so the typed
 //!   `get`/`get_many` and every component reading through them), values
 //!   and missing keys alike. Every other operation goes to Redis as before.
@@ -18,16 +17,21 @@
 //!   starts after [`RedisStore::sync_near_cache`](crate::RedisStore::sync_near_cache)
 //!   returned (one round trip, begun after the other instance's write was
 //!   acknowledged) sees that write; without it, the invalidation arrives
-//!   about one round trip after the write.
+//!   about one round trip after the write. On a cluster, redis-rs forwards
+//!   pushes through a channel and a task, so the bound is "once the
+//!   invalidation arrived" (the round trip plus that hop; `sync` cannot
+//!   wait for the hop).
 //! * **Own writes**: every write, delete, expire, increment and script of
 //!   the store drops the keys it touched once Redis has replied (on error
 //!   or timeout too: the outcome is unknown), so a store reads its own
 //!   writes at once.
 //! * **Lifetime**: a local copy lives at most `min(key's PTTL, ttl)` from
 //!   when its read was sent.
-//! * **Connection loss**: on a lost tracking connection, a failed liveness
-//!   `PING` (every second), a repair of the store's connections (a
-//!   Sentinel switch) or a reconnect, every local copy is dropped, and
+//! * **Connection loss**: on a lost tracking connection (on a cluster, any
+//!   node's), a failed liveness `PING` (every second, every primary of a
+//!   cluster), a changed cluster slot map (checked with it), a repair of
+//!   the store's connections (a Sentinel switch, a cluster failover) or a
+//!   reconnect, every local copy is dropped, and
 //!   reads go to Redis (nothing kept) until tracking is on again.
 //! * **Memory**: at most `max_bytes`, keys, values and a fixed per-entry
 //!   overhead counted; the least useful copies are evicted first
@@ -70,10 +74,13 @@
 //! * `tracking`: the dedicated RESP3 connection, `CLIENT TRACKING ON`,
 //!   push handling, the liveness `PING`, reconnect → flush, and the reads
 //!   of missed keys (`GET` + `PTTL` in one pipeline).
+//! * `cluster`: tracking per node on a Redis Cluster: misses per slot to
+//!   its primary after `CLIENT TRACKING ON`, the slot-map check.
 //! * `stats`: [`NearCacheStats`].
 //! * `store_hooks`: what `RedisStore` calls: opening with the store, the
 //!   reads, and the guard that drops a write's keys after the reply.
 
+mod cluster;
 mod config;
 mod local_map;
 mod stats;

@@ -34,14 +34,16 @@ use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
+use redis::cluster_async::ClusterConnection;
 use redis::{AsyncConnectionConfig, ErrorKind, PushInfo, PushKind, RedisError, RedisResult, Value};
 use tokio::sync::{Notify, watch};
 
+use super::cluster::{self, Slots};
 use super::config::NearCacheConfig;
 use super::local_map::LocalMap;
 use super::stats::{Counters, NearCacheStats};
 use crate::store::redis::connection::{self, Conn};
-use crate::store::redis::topology::{Kind, SentinelTarget, Topology};
+use crate::store::redis::topology::{ClusterFactory, Kind, SentinelTarget, Topology};
 
 /// How often an idle tracking connection is checked with `PING` (the
 /// client-side caching guide's advice for detecting a silent loss), and how
@@ -54,6 +56,17 @@ enum Source {
     Server(redis::Client),
     /// The primary the Sentinels name now, asked at each (re)connection.
     Sentinel(SentinelTarget),
+    /// A Redis Cluster: a RESP3 client of its own, tracking per node
+    /// (`cluster.rs`).
+    Cluster(ClusterFactory),
+}
+
+/// The tracking connection: to one server, or to a whole cluster.
+#[derive(Clone)]
+pub(crate) enum TrackConn {
+    Server(MultiplexedConnection),
+    /// With the slot map it was opened under.
+    Cluster(ClusterConnection, Arc<Slots>),
 }
 
 /// The live tracking connection, numbered so that the pushes of an older
@@ -61,7 +74,7 @@ enum Source {
 #[derive(Clone)]
 pub(crate) struct Live {
     pub(crate) id: u64,
-    pub(crate) conn: MultiplexedConnection,
+    pub(crate) conn: TrackConn,
 }
 
 /// The tracking connection of one store, its map, and its state.
@@ -98,12 +111,7 @@ impl Tracking {
         let source = match &topology.kind {
             Kind::Standalone(client) => Source::Server(resp3(client)?),
             Kind::Sentinel(target) => Source::Sentinel(target.clone()),
-            Kind::Cluster(_) => {
-                return Err(RedisError::from((
-                    ErrorKind::InvalidClientConfig,
-                    "near_cache is not supported with mode: cluster yet",
-                )));
-            }
+            Kind::Cluster(_, factory) => Source::Cluster(factory.clone()),
         };
         let tracking = Arc::new(Self {
             store,
@@ -190,20 +198,47 @@ impl Tracking {
     /// have been missed before), then publishes it.
     async fn connect(self: &Arc<Self>) -> RedisResult<()> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let client = match &self.source {
-            Source::Server(client) => client.clone(),
+        let push = push_handler(Arc::downgrade(self), id);
+        let conn = match &self.source {
+            Source::Server(client) => self.open_server(client.clone(), push, false).await?,
             Source::Sentinel(target) => {
-                resp3(&connection::master_client(target, self.connect_timeout).await?)?
+                let client = connection::master_client(target, self.connect_timeout).await?;
+                self.open_server(resp3(&client)?, push, true).await?
+            }
+            Source::Cluster(factory) => {
+                let conn = factory(Some(Arc::new(push)))?
+                    .get_async_connection()
+                    .await?;
+                let mut on = redis::cmd("CLIENT");
+                on.arg("TRACKING").arg("ON");
+                cluster::on_every_primary(&conn, on)
+                    .await
+                    .map_err(tracking_refused)?;
+                let slots = cluster::slots(&conn).await?;
+                TrackConn::Cluster(conn, Arc::new(slots))
             }
         };
+        self.map.flush();
+        *self.live.write().unwrap_or_else(|e| e.into_inner()) = Some(Live { id, conn });
+        Ok(())
+    }
+
+    /// A RESP3 connection to one server with `push` as its push sender,
+    /// named and tracking; behind Sentinels, checked to be the primary.
+    async fn open_server(
+        &self,
+        client: redis::Client,
+        push: impl redis::aio::AsyncPushSender,
+        check_primary: bool,
+    ) -> RedisResult<TrackConn> {
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(self.connect_timeout))
             .set_response_timeout(Some(self.response_timeout))
-            .set_push_sender(push_handler(Arc::downgrade(self), id));
+            .set_push_sender(push);
         let mut conn = client
             .get_multiplexed_async_connection_with_config(&config)
             .await?;
-        if matches!(self.source, Source::Sentinel(_)) {
+        if check_primary {
             connection::check_primary(&mut conn).await?;
         }
         let mut setup = redis::pipe();
@@ -216,16 +251,11 @@ impl Tracking {
             .arg("TRACKING")
             .arg("ON")
             .ignore();
-        setup.query_async::<()>(&mut conn).await.map_err(|e| {
-            RedisError::from((
-                ErrorKind::Client,
-                "the server refused CLIENT TRACKING ON, which the near cache needs",
-                e.to_string(),
-            ))
-        })?;
-        self.map.flush();
-        *self.live.write().unwrap_or_else(|e| e.into_inner()) = Some(Live { id, conn });
-        Ok(())
+        setup
+            .query_async::<()>(&mut conn)
+            .await
+            .map_err(tracking_refused)?;
+        Ok(TrackConn::Server(conn))
     }
 
     /// Applies one push from connection `id`. Runs in its driver, so it
@@ -263,19 +293,52 @@ impl Tracking {
     /// it returns, every invalidation Redis sent before it has been
     /// applied.
     pub(crate) async fn ping(&self, live: &Live) -> RedisResult<()> {
-        let mut conn = live.conn.clone();
-        match tokio::time::timeout(
-            self.command_timeout,
-            redis::cmd("PING").query_async::<()>(&mut conn),
-        )
-        .await
-        {
+        let ping = async {
+            match &live.conn {
+                TrackConn::Server(conn) => {
+                    redis::cmd("PING")
+                        .query_async::<()>(&mut conn.clone())
+                        .await
+                }
+                TrackConn::Cluster(conn, _) => {
+                    cluster::on_every_primary(conn, redis::cmd("PING")).await
+                }
+            }
+        };
+        match tokio::time::timeout(self.command_timeout, ping).await {
             Ok(reply) => reply,
             Err(_) => Err(RedisError::from((
                 ErrorKind::Io,
                 "no reply to PING on the tracking connection within command_timeout",
             ))),
         }
+    }
+
+    /// The liveness check: [`ping`](Self::ping), and on a cluster also
+    /// that the slot map is the one tracking started under (a new primary
+    /// or a moved slot knows nothing of our reads).
+    async fn check(&self, live: &Live) -> RedisResult<()> {
+        self.ping(live).await?;
+        if let TrackConn::Cluster(conn, opened_under) = &live.conn {
+            let now = tokio::time::timeout(self.command_timeout, cluster::slots(conn)).await;
+            match now {
+                Ok(Ok(now)) if now == **opened_under => {}
+                Ok(Ok(_)) => {
+                    return Err(RedisError::from((
+                        ErrorKind::Client,
+                        "the cluster's slot map changed",
+                    )));
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(_) => {
+                    return Err(RedisError::from((
+                        ErrorKind::Io,
+                        "no reply to CLUSTER SLOTS within command_timeout",
+                    )));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Reads `keys` (stored form) through the tracking connection — `GET`
@@ -291,12 +354,19 @@ impl Tracking {
         keys: &[&str],
     ) -> RedisResult<Vec<Option<Vec<u8>>>> {
         let tickets: Vec<_> = keys.iter().map(|key| self.map.ticket(key)).collect();
-        let mut pipe = redis::pipe();
-        for key in keys {
-            pipe.cmd("GET").arg(*key).cmd("PTTL").arg(*key);
-        }
-        let mut conn = live.conn.clone();
-        let replies: Vec<Value> = match pipe.query_async(&mut conn).await {
+        let sent = async {
+            match &live.conn {
+                TrackConn::Server(conn) => {
+                    let mut pipe = redis::pipe();
+                    for key in keys {
+                        pipe.cmd("GET").arg(*key).cmd("PTTL").arg(*key);
+                    }
+                    pipe.query_async(&mut conn.clone()).await
+                }
+                TrackConn::Cluster(conn, _) => cluster::read(conn, keys).await,
+            }
+        };
+        let replies: Vec<Value> = match sent.await {
             Ok(replies) => replies,
             Err(e) if is_lost(&e) => {
                 self.lost(live.id, "a read failed");
@@ -374,7 +444,7 @@ async fn watch_liveness(tracking: Weak<Tracking>, mut repairs: watch::Receiver<u
         };
         match tracking.live() {
             Some(live) => {
-                if let Err(e) = tracking.ping(&live).await {
+                if let Err(e) = tracking.check(&live).await {
                     tracing::warn!(store = %tracking.store, error = %e,
                         "near cache: liveness PING failed");
                     tracking.lost(live.id, "liveness PING failed");
@@ -422,6 +492,14 @@ fn unexpected(what: &'static str, expected: &str) -> RedisError {
         ErrorKind::UnexpectedReturnType,
         what,
         format!("expected {expected}"),
+    ))
+}
+
+fn tracking_refused(e: RedisError) -> RedisError {
+    RedisError::from((
+        ErrorKind::Client,
+        "the server refused CLIENT TRACKING ON, which the near cache needs",
+        e.to_string(),
     ))
 }
 
