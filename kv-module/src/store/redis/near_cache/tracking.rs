@@ -354,6 +354,11 @@ impl Tracking {
         keys: &[&str],
     ) -> RedisResult<Vec<Option<Vec<u8>>>> {
         let tickets: Vec<_> = keys.iter().map(|key| self.map.ticket(key)).collect();
+        // A loss after the tickets moves the epoch, which refuses the
+        // inserts; one between taking `live` and the tickets does not:
+        // then `live` (perhaps still answering, from a server we no longer
+        // follow) must not fill the map.
+        let keep = self.live().is_some_and(|current| current.id == live.id);
         let sent = async {
             match &live.conn {
                 TrackConn::Server(conn) => {
@@ -390,7 +395,9 @@ impl Tracking {
             let Value::Int(pttl) = pair[1] else {
                 return Err(unexpected("PTTL", "an integer"));
             };
-            self.map.fill(key, ticket, value.as_deref(), pttl);
+            if keep {
+                self.map.fill(key, ticket, value.as_deref(), pttl);
+            }
             values.push(value);
         }
         Ok(values)
