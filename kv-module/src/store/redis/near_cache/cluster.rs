@@ -83,9 +83,13 @@ pub(crate) async fn read(conn: &ClusterConnection, keys: &[&str]) -> RedisResult
     let parts = futures::future::try_join_all(sends).await?;
     let mut replies = vec![Value::Nil; keys.len() * 2];
     for ((_, indexes), part) in by_slot.iter().zip(parts) {
-        for (&i, pair) in indexes.iter().zip(part.chunks_exact(2)) {
-            replies[2 * i] = pair[0].clone();
-            replies[2 * i + 1] = pair[1].clone();
+        let mut part = part.into_iter();
+        for &i in indexes {
+            let (Some(get), Some(pttl)) = (part.next(), part.next()) else {
+                break;
+            };
+            replies[2 * i] = get;
+            replies[2 * i + 1] = pttl;
         }
     }
     Ok(replies)

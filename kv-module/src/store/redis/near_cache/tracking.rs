@@ -385,14 +385,18 @@ impl Tracking {
             return Err(unexpected("GET/PTTL pipeline", "a reply per command"));
         }
         let mut values = Vec::with_capacity(keys.len());
-        for ((key, ticket), pair) in keys.iter().zip(tickets).zip(replies.chunks_exact(2)) {
-            let value = match &pair[0] {
+        let mut replies = replies.into_iter();
+        for (key, ticket) in keys.iter().zip(tickets) {
+            let (Some(get), Some(pttl)) = (replies.next(), replies.next()) else {
+                return Err(unexpected("GET/PTTL pipeline", "a reply per command"));
+            };
+            let value = match get {
                 Value::Nil => None,
-                Value::BulkString(bytes) => Some(bytes.clone()),
-                Value::ServerError(e) => return Err(e.clone().into()),
+                Value::BulkString(bytes) => Some(bytes),
+                Value::ServerError(e) => return Err(e.into()),
                 _ => return Err(unexpected("GET", "a string or nil")),
             };
-            let Value::Int(pttl) = pair[1] else {
+            let Value::Int(pttl) = pttl else {
                 return Err(unexpected("PTTL", "an integer"));
             };
             if keep {
