@@ -8,8 +8,16 @@ use example_app::{AppOptions, Application, settings, telemetry};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    // Telemetry.
-    telemetry::init();
+    // Telemetry: logs (`RUST_LOG`, `LOG_FORMAT`) and the metrics recorder.
+    let format = match telemetry::LogFormat::parse(std::env::var("LOG_FORMAT").ok().as_deref()) {
+        Ok(format) => format,
+        Err(message) => {
+            eprintln!("example-app: cannot start: {message}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let _log_guard = telemetry::init(format);
+    telemetry::metrics_handle();
 
     let started = async {
         // Settings: the configuration file or directory, its `app:` section.

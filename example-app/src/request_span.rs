@@ -1,8 +1,12 @@
 //! A `tracing` span per request: its id, method, matched route and
 //! status. The raw URI is not recorded (it could carry a token); the route
-//! template (`/api/users/{id}`) is.
+//! template (`/api/users/{id}`) is. The same labels count the request in
+//! the metrics: `http_requests_total{method, route, status}` (`status` the
+//! class: `2xx`, `4xx`, ...), `http_request_duration_seconds{method,
+//! route}` and `http_requests_in_flight`.
 
 use axum::extract::{MatchedPath, Request};
+use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
 use tracing::Instrument;
@@ -30,6 +34,18 @@ pub async fn request_span(mut request: Request, next: Next) -> Response {
         status = tracing::field::Empty,
     );
     let started = std::time::Instant::now();
+    // A bounded label: a client cannot mint series with made-up methods.
+    let method = match *request.method() {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    };
+    let in_flight = InFlight::start();
     async move {
         let response = next.run(request).await;
         let mut response = finish_error_response(response, &id).await;
@@ -38,13 +54,39 @@ pub async fn request_span(mut request: Request, next: Next) -> Response {
             .insert(REQUEST_ID_HEADER.clone(), id.header_value());
         let status = response.status().as_u16();
         tracing::Span::current().record("status", status);
-        tracing::info!(
-            status,
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "response"
-        );
+        let elapsed = started.elapsed();
+        tracing::info!(status, elapsed_ms = elapsed.as_millis() as u64, "response");
+        let class = match status {
+            100..=199 => "1xx",
+            200..=299 => "2xx",
+            300..=399 => "3xx",
+            400..=499 => "4xx",
+            _ => "5xx",
+        };
+        metrics::counter!("http_requests_total", "method" => method, "route" => route.clone(), "status" => class)
+            .increment(1);
+        metrics::histogram!("http_request_duration_seconds", "method" => method, "route" => route)
+            .record(elapsed.as_secs_f64());
+        drop(in_flight);
         response
     }
     .instrument(span)
     .await
+}
+
+/// Counts a request in `http_requests_in_flight` while it lives (a
+/// request whose client went away is dropped, and counted out, too).
+struct InFlight;
+
+impl InFlight {
+    fn start() -> Self {
+        metrics::gauge!("http_requests_in_flight").increment(1.0);
+        InFlight
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        metrics::gauge!("http_requests_in_flight").decrement(1.0);
+    }
 }

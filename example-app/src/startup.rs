@@ -114,6 +114,8 @@ pub async fn build_state(
     config: &LoadedConfig,
     settings: Settings,
 ) -> Result<AppState, StartupError> {
+    // The metrics recorder first: the stores count from their first call.
+    let metrics = crate::telemetry::metrics_handle();
     // How codes reach users: SMTP or the development echo, else no start.
     let sender = code_sender(&settings)?;
     settings.server.validate().map_err(StartupError::Settings)?;
@@ -162,6 +164,7 @@ pub async fn build_state(
         settings: Arc::new(settings),
         registry: Arc::new(registry),
         db,
+        metrics,
     })
 }
 
@@ -171,6 +174,7 @@ pub struct Application {
     limits: ServerLimits,
     router: Router,
     registry: Arc<ServiceRegistry>,
+    module: Arc<AppModule>,
 }
 
 impl Application {
@@ -196,7 +200,14 @@ impl Application {
             limits: state.settings.server.clone(),
             router,
             registry: state.registry.clone(),
+            module: state.module.clone(),
         })
+    }
+
+    /// The components (for an embedding program or a test that reads a
+    /// component's own counters).
+    pub fn module(&self) -> &Arc<AppModule> {
+        &self.module
     }
 
     /// The bound address (useful with port 0).

@@ -2,6 +2,7 @@
 //! [`AppState`], the router's state: the module and what is not a
 //! component.
 
+use metrics_exporter_prometheus::PrometheusHandle;
 use std::sync::Arc;
 
 use axum::extract::FromRef;
@@ -62,6 +63,8 @@ pub struct AppState {
     pub registry: Arc<ServiceRegistry>,
     /// SQLite, for `/readyz` (users go through [`UserCache`]).
     pub db: Database,
+    /// The Prometheus recorder's handle, for `/metrics`.
+    pub metrics: PrometheusHandle,
 }
 
 impl FromRef<AppState> for Arc<AppModule> {
@@ -75,6 +78,12 @@ impl FromRef<AppState> for Arc<AppModule> {
 impl FromRef<AppState> for Arc<dyn Sessions> {
     fn from_ref(state: &AppState) -> Self {
         state.module.resolve()
+    }
+}
+
+impl FromRef<AppState> for PrometheusHandle {
+    fn from_ref(state: &AppState) -> Self {
+        state.metrics.clone()
     }
 }
 

@@ -1,10 +1,119 @@
-//! Structured logs with `tracing`, filtered by `RUST_LOG`.
+//! Logs and metrics: the `tracing` subscriber (`RUST_LOG`, `LOG_FORMAT`)
+//! and the Prometheus recorder behind `GET /metrics`.
+//!
+//! * `LOG_FORMAT=text` (the default) writes lines for people, `json` one
+//!   JSON object per line for collectors; each carries the request's span
+//!   (`request_id`, `method`, `route`).
+//! * Colour (ANSI codes) only when standard output is a terminal and
+//!   `NO_COLOR` is unset: a file or a pipe gets plain text.
+//! * Lines go through a non-blocking writer: a request never waits for
+//!   the terminal or the disk. Should the writer fall behind by more than
+//!   its buffer (128 000 lines), lines are dropped rather than the request
+//!   path slowed.
+//! * Metrics go through the `metrics` facade (kv-module records its
+//!   stores' and components' figures there); [`metrics_handle`] installs
+//!   the Prometheus recorder once per process and renders its text.
 
+use std::io::IsTerminal;
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tracing_appender::non_blocking::WorkerGuard;
 use tracing_subscriber::EnvFilter;
 
-/// Installs the global subscriber (default filter `info`). Calling it
-/// twice is harmless: the second call changes nothing.
-pub fn init() {
+/// Buckets of every histogram, in seconds: 0.1 ms to 10 s.
+const BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
+];
+
+/// The log line format (`LOG_FORMAT`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Lines for people (the default).
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl LogFormat {
+    /// `LOG_FORMAT`'s value: `text`, `json` (any case), or unset/empty for
+    /// text; anything else is an error naming the accepted values.
+    pub fn parse(value: Option<&str>) -> Result<Self, String> {
+        match value.map(str::trim).unwrap_or("") {
+            "" => Ok(Self::Text),
+            v if v.eq_ignore_ascii_case("text") => Ok(Self::Text),
+            v if v.eq_ignore_ascii_case("json") => Ok(Self::Json),
+            other => Err(format!(
+                "LOG_FORMAT must be `text` or `json`, got `{other}`"
+            )),
+        }
+    }
+}
+
+/// Keeps the log writer's thread alive: drop it last (at exit), so that
+/// buffered lines are written.
+#[must_use = "dropping the guard stops the log writer"]
+pub struct LogGuard(#[allow(dead_code)] Option<WorkerGuard>);
+
+/// Installs the global subscriber (default filter `info`) writing to
+/// standard output in `format`. A second call changes nothing.
+pub fn init(format: LogFormat) -> LogGuard {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).try_init();
+    let ansi = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let (writer, guard) = tracing_appender::non_blocking(std::io::stdout());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer)
+        .with_ansi(ansi);
+    let installed = match format {
+        LogFormat::Text => builder.try_init().is_ok(),
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init()
+            .is_ok(),
+    };
+    LogGuard(installed.then_some(guard))
+}
+
+/// The process's Prometheus recorder, installed as the `metrics` facade's
+/// recorder on first use. Should another recorder already be installed
+/// (an embedding application's), the handle renders an empty registry.
+pub fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let builder = match PrometheusBuilder::new().set_buckets(BUCKETS) {
+                Ok(builder) => builder,
+                // Only an empty bucket list is refused.
+                Err(_) => PrometheusBuilder::new(),
+            };
+            let recorder = builder.build_recorder();
+            let handle = recorder.handle();
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!("a metrics recorder was already installed: /metrics stays empty");
+            }
+            handle
+        })
+        .clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_format_is_text_json_or_an_error() {
+        assert_eq!(LogFormat::parse(None), Ok(LogFormat::Text));
+        assert_eq!(LogFormat::parse(Some("")), Ok(LogFormat::Text));
+        assert_eq!(LogFormat::parse(Some("JSON")), Ok(LogFormat::Json));
+        assert_eq!(LogFormat::parse(Some("text")), Ok(LogFormat::Text));
+        let err = LogFormat::parse(Some("yaml")).unwrap_err();
+        assert!(
+            err.contains("`text` or `json`") && err.contains("yaml"),
+            "{err}"
+        );
+    }
 }

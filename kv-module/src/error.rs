@@ -118,7 +118,42 @@ pub enum KvError {
         /// The keys, as the caller gave them.
         keys: Vec<String>,
     },
-    /// Any other error the backend reported (wrong type, script error, ...).
+    /// The key holds a value of another type than the operation needs (a
+    /// hash operation on a list, `incr_by` on a set, ...): Redis's
+    /// `WRONGTYPE`. Nothing changed.
+    #[error(
+        "kv store `{store}`: the key `{key}` holds a value of another type than the operation needs (WRONGTYPE)"
+    )]
+    WrongType {
+        /// Store name.
+        store: Arc<str>,
+        /// The key, as the caller gave it.
+        key: String,
+    },
+    /// The store does not provide an operation family (a wrapper store that
+    /// does not forward [`hashes`](crate::KvStore::hashes) and the other
+    /// data-type accessors). Nothing was sent.
+    #[error("kv store: `{op}` is not provided by this store ({reason})")]
+    Unsupported {
+        /// Operation refused.
+        op: &'static str,
+        /// Why.
+        reason: &'static str,
+    },
+    /// A compare-and-set [`update`](crate::KvTransactions::update) met a
+    /// concurrent write on every one of its attempts; nothing was written.
+    #[error(
+        "kv store `{store}`: `update` of key `{key}` gave up after {attempts} conflicting attempts"
+    )]
+    Conflict {
+        /// Store name.
+        store: Arc<str>,
+        /// The key, as the caller gave it.
+        key: String,
+        /// Attempts made.
+        attempts: u32,
+    },
+    /// Any other error the backend reported (script error, ...).
     #[error("kv store `{store}`: `{op}` failed{}", key_suffix(key))]
     Backend {
         /// Store name.
@@ -152,7 +187,13 @@ impl KvError {
         matches!(self, Self::Timeout { .. })
     }
 
-    /// The name of the store the error came from.
+    /// True when a key held a value of another type (`WRONGTYPE`).
+    pub fn is_wrong_type(&self) -> bool {
+        matches!(self, Self::WrongType { .. })
+    }
+
+    /// The name of the store the error came from (empty for
+    /// [`KvError::Unsupported`], raised before any store is involved).
     pub fn store(&self) -> &str {
         match self {
             Self::Unavailable { store, .. }
@@ -164,7 +205,10 @@ impl KvError {
             | Self::InvalidArgument { store, .. }
             | Self::Config { store, .. }
             | Self::CrossSlot { store, .. }
+            | Self::WrongType { store, .. }
+            | Self::Conflict { store, .. }
             | Self::Backend { store, .. } => store,
+            Self::Unsupported { .. } => "",
         }
     }
 
@@ -174,12 +218,14 @@ impl KvError {
             Self::Encode { key, .. }
             | Self::Decode { key, .. }
             | Self::NotAnInteger { key, .. }
-            | Self::Overflow { key, .. } => Some(key),
+            | Self::Overflow { key, .. }
+            | Self::WrongType { key, .. }
+            | Self::Conflict { key, .. } => Some(key),
             Self::Timeout { key, .. }
             | Self::InvalidArgument { key, .. }
             | Self::Backend { key, .. } => key.as_deref(),
             Self::CrossSlot { keys, .. } => keys.first().map(String::as_str),
-            Self::Unavailable { .. } | Self::Config { .. } => None,
+            Self::Unavailable { .. } | Self::Config { .. } | Self::Unsupported { .. } => None,
         }
     }
 }

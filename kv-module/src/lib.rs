@@ -25,7 +25,15 @@
 //! * [`error`]: [`KvError`], the one error type, with context and
 //!   [`KvError::is_unavailable`] for fail-open decisions.
 //! * [`store`]: the contract ([`KvStore`], [`KvStoreExt`], [`Ttl`],
-//!   [`KeyTtl`], [`KeySpace`](store::KeySpace) for prefixing), atomic
+//!   [`KeyTtl`], [`KeySpace`](store::KeySpace) for prefixing), the data
+//!   types beside strings, one small object-safe trait each, reached from
+//!   the store and with typed (JSON) helpers beside it: [`KvHashes`]
+//!   (`store.hashes()`, [`KvHashesExt`]), [`KvLists`] with blocking pops
+//!   (`store.lists()`, [`KvListsExt`]), [`KvSets`] with `SSCAN` pages
+//!   (`store.sets()`, [`KvSetsExt`]), [`KvSortedSets`]
+//!   (`store.sorted_sets()`, [`KvSortedSetsExt`]) and [`KvTransactions`]
+//!   (`store.transactions()`: all-or-nothing batches over every type and
+//!   compare-and-set `update`, [`KvTransactionsExt`]), atomic
 //!   steps ([`Script`], with [`ScriptArgs`] for their `ARGV` and
 //!   [`ScriptRun`], the Rust twin's view limited to its `KEYS`), Redis
 //!   Cluster slots ([`key_slot`](store::key_slot),
@@ -129,5 +137,7 @@ pub use store::memory::{MemoryConfig, MemoryServer, MemoryStore};
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use store::redis::{NearCacheConfig, NearCacheStats, RedisConfig, RedisMode, RedisStore};
 pub use store::{
-    KeyTtl, KvStore, KvStoreExt, Script, ScriptArgs, ScriptOps, ScriptRun, ScriptValue, Ttl,
+    KeyTtl, KvHashes, KvHashesExt, KvLists, KvListsExt, KvSets, KvSetsExt, KvSortedSets,
+    KvSortedSetsExt, KvStore, KvStoreExt, KvTransactions, KvTransactionsExt, Script, ScriptArgs,
+    ScriptOps, ScriptRun, ScriptValue, Ttl,
 };

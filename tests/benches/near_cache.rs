@@ -19,7 +19,7 @@
 //! * plain: `get_bytes` on a `RedisStore` without a near cache;
 //! * miss: `get_bytes` on a near-cached store too small to keep anything
 //!   (`max_bytes` 16), so every read goes through the tracking connection
-//!   (`GET` + `PTTL` in one pipeline) and its insert is refused.
+//!   (`MGET` + `PTTL` in one pipeline) and its insert is refused.
 //!
 //! A hit never waits, so a task doing hits never yields: with 50 tasks the
 //! runtime's workers each run one task at a time to the deadline. The

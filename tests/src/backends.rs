@@ -205,6 +205,10 @@ impl Backend for ClusterBackend {
     async fn recover(&mut self) {
         // Only the closed store was affected; the cluster is up.
     }
+
+    fn is_cluster(&self) -> bool {
+        true
+    }
 }
 
 /// Stores on the primary of the test process's shared Sentinel set

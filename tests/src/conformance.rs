@@ -13,6 +13,15 @@ use std::time::Duration;
 use kv_module::{KeyTtl, KvError, KvStore, KvStoreExt, Script, ScriptValue, Ttl};
 use serde::{Deserialize, Serialize};
 
+// The sections of the suite for each data type, in files of their own;
+// their cases are listed in `conformance_suite!` with the others.
+pub use crate::conformance_hashes::*;
+pub use crate::conformance_lists::*;
+pub use crate::conformance_sets::*;
+pub use crate::conformance_sorted_sets::*;
+pub use crate::conformance_transactions::*;
+pub use crate::conformance_typed::*;
+
 /// Opens stores of one backend, all on one server, so cases can check how
 /// stores with different prefixes or databases see each other.
 pub trait Backend: Send + Sync {
@@ -32,6 +41,13 @@ pub trait Backend: Send + Sync {
     /// Makes new stores work again (Redis restarts on the same port with an
     /// empty data set; stores closed by an outage stay closed).
     fn recover(&mut self) -> impl Future<Output = ()> + Send;
+
+    /// Whether the stores are on a Redis Cluster, where an atomic
+    /// operation over keys of several slots is refused
+    /// ([`KvError::CrossSlot`]) rather than run.
+    fn is_cluster(&self) -> bool {
+        false
+    }
 }
 
 /// A backend lent to a case: [`backend_suite!`](crate::backend_suite)
@@ -53,6 +69,10 @@ impl<B: Backend> Backend for &mut B {
 
     fn recover(&mut self) -> impl Future<Output = ()> + Send {
         (**self).recover()
+    }
+
+    fn is_cluster(&self) -> bool {
+        (**self).is_cluster()
     }
 }
 
@@ -92,6 +112,31 @@ macro_rules! conformance_suite {
             scripts_are_atomic_and_see_stored_keys,
             script_commands_match_redis,
             ping_and_close,
+            hashes_follow_redis,
+            hash_incr_by_follows_redis,
+            hash_incr_by_concurrent_total_is_exact,
+            hashes_and_strings_are_different_types,
+            hash_keys_expire_and_delete_like_any_key,
+            sets_follow_redis,
+            set_scan_returns_every_member,
+            sets_and_other_types_are_different,
+            set_keys_expire_and_delete_like_any_key,
+            sorted_sets_follow_redis,
+            sorted_set_ranges_follow_redis,
+            sorted_sets_and_other_types_are_different,
+            lists_follow_redis,
+            lists_and_other_types_are_different,
+            blocking_pop_takes_first_ready_key_or_times_out,
+            blocking_pops_wait_for_pushes_without_holding_up_the_store,
+            transactions_apply_every_write,
+            transaction_with_a_wrong_type_writes_nothing,
+            transactions_are_never_seen_half_applied,
+            cross_slot_transactions_are_refused_on_a_cluster,
+            update_is_compare_and_set,
+            concurrent_updates_lose_nothing,
+            large_batches_are_applied_whole,
+            typed_helpers_round_trip,
+            typed_update_changes_json_values,
         ]);
     };
 }

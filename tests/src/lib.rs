@@ -55,7 +55,8 @@
 //!   app driver) and case, named `<backend>::<case>`.
 //! * [`conformance`]: the one conformance suite of the `KvStore` contract,
 //!   generic over a [`Backend`](conformance::Backend), instantiated per
-//!   backend by [`conformance_suite!`].
+//!   backend by [`conformance_suite!`]; its sections per data type are
+//!   [`conformance_hashes`] (and the like), listed in the same macro.
 //! * [`backends`]: the [`Backend`](conformance::Backend)s: a Redis server
 //!   per test, memory, the shared cluster and Sentinel set (namespaced),
 //!   and a mutual-TLS server per test.
@@ -114,6 +115,12 @@ pub mod cluster;
 pub mod command_monitor;
 pub mod command_stats;
 pub mod conformance;
+pub mod conformance_hashes;
+pub mod conformance_lists;
+pub mod conformance_sets;
+pub mod conformance_sorted_sets;
+pub mod conformance_transactions;
+pub mod conformance_typed;
 pub mod counting_store;
 pub mod error_chain;
 pub mod log_capture;

@@ -33,7 +33,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use kv_module::store::{KeySpace, key_slot};
-use kv_module::{KeyTtl, KvStore, Result, Script, ScriptValue, Ttl};
+use kv_module::{
+    KeyTtl, KvHashes, KvLists, KvSets, KvSortedSets, KvStore, KvTransactions, Result, Script,
+    ScriptValue, Ttl,
+};
 
 use crate::conformance::Backend;
 
@@ -202,6 +205,26 @@ impl KvStore for SlotCheckingStore {
         self.inner.ping().await
     }
 
+    fn hashes(&self) -> &dyn KvHashes {
+        self.inner.hashes()
+    }
+
+    fn transactions(&self) -> &dyn KvTransactions {
+        self.inner.transactions()
+    }
+
+    fn lists(&self) -> &dyn KvLists {
+        self.inner.lists()
+    }
+
+    fn sorted_sets(&self) -> &dyn KvSortedSets {
+        self.inner.sorted_sets()
+    }
+
+    fn sets(&self) -> &dyn KvSets {
+        self.inner.sets()
+    }
+
     async fn close(&self) {
         self.inner.close().await;
     }
@@ -260,6 +283,10 @@ impl<B: Backend> Backend for SlotCheckedBackend<B> {
 
     fn recover(&mut self) -> impl Future<Output = ()> + Send {
         self.inner.recover()
+    }
+
+    fn is_cluster(&self) -> bool {
+        self.inner.is_cluster()
     }
 }
 

@@ -8,8 +8,12 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use example_app::state::{AppModule, UserCache};
 use example_app::{AppOptions, Application};
+use kv_module::cache_aside::CacheMetrics;
+use kv_module::rate_limit::RateLimiter;
 use serde_json::{Value, json};
+use shaku::HasComponent;
 use tokio::sync::oneshot;
 
 use crate::{TestCluster, TestRedis};
@@ -51,6 +55,7 @@ pub struct TestApp {
     service: Service,
     stop: Option<oneshot::Sender<()>>,
     served: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    module: Arc<AppModule>,
 }
 
 /// What the instances of one service share: the configuration file, the
@@ -209,6 +214,7 @@ impl TestApp {
         .await
         .unwrap_or_else(|e| panic!("the app must start: {e}"));
         let addr = app.local_addr().expect("a bound address");
+        let module = app.module().clone();
         let (stop, stopped) = oneshot::channel::<()>();
         let served = tokio::spawn(app.run_until_stopped(async {
             let _ = stopped.await;
@@ -223,6 +229,7 @@ impl TestApp {
             service,
             stop: Some(stop),
             served: Some(served),
+            module,
         }
     }
 
@@ -324,20 +331,18 @@ impl TestApp {
         }
     }
 
-    /// A counter of `/metrics`, e.g. `kv_cache_loads_total{cache="users"}`.
-    pub async fn metric(&self, series: &str) -> u64 {
-        let text = self
-            .client
-            .get(self.url("/metrics"))
-            .send()
-            .await
-            .expect("GET /metrics")
-            .text()
-            .await
-            .expect("text");
-        text.lines()
-            .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
-            .unwrap_or_else(|| panic!("no series {series} in:\n{text}"))
+    /// This instance's user cache counters (the `/metrics` figures are
+    /// per process, shared by every app a test binary runs).
+    pub fn cache_metrics(&self) -> CacheMetrics {
+        let cache: &UserCache = self.module.resolve_ref();
+        cache.metrics()
+    }
+
+    /// How many checks this instance's API limiter let through because
+    /// its store failed.
+    pub fn failed_open(&self) -> u64 {
+        let limiter: &dyn RateLimiter = self.module.resolve_ref();
+        limiter.failed_open()
     }
 
     /// Stops the app gracefully (drains, closes stores) and waits.

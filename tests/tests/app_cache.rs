@@ -54,11 +54,14 @@ async fn created_user_is_found_after_a_cached_404(driver: Driver) {
     let app = TestApp::spawn(driver).await;
     let first = app.create_user("Ada", "ada@example.com").await;
     let next = first + 1;
-    let hits = "kv_cache_requests_total{cache=\"users\",result=\"negative_hit\"}";
     assert_eq!(get_user(&app, next).await.0, StatusCode::NOT_FOUND);
-    let before = app.metric(hits).await;
+    let before = app.cache_metrics().negative_hits;
     assert_eq!(get_user(&app, next).await.0, StatusCode::NOT_FOUND);
-    assert_eq!(app.metric(hits).await, before + 1, "a cached \"not found\"");
+    assert_eq!(
+        app.cache_metrics().negative_hits,
+        before + 1,
+        "a cached \"not found\""
+    );
 
     let id = app.create_user("Grace", "grace@example.com").await;
     assert_eq!(id, next, "SQLite gives the next id");

@@ -471,12 +471,17 @@ async fn fail_open_lets_requests_through_and_counts_them(b: &mut impl Backend) {
     b.outage(&store).await;
     for n in 1..=3 {
         let d = limiter
-            .check("k")
+            .check("unknown")
             .await
             .expect("fail open gives a decision");
         assert!(d.allowed, "{d:?}");
         assert_eq!(limiter.failed_open(), n);
     }
+    // A key the limiter saw denied stays denied until its retry time: the
+    // denial is known without the store.
+    let known = limiter.check("k").await.expect("a remembered denial");
+    assert!(!known.allowed, "{known:?}");
+    assert_eq!(limiter.failed_open(), 3);
     assert_eq!(limiter.failed_closed(), 0);
 }
 
@@ -617,7 +622,8 @@ impl KvStore for CountingStore {
 }
 
 /// Every check, allowed or denied, of every algorithm, is exactly one
-/// script call on the store and nothing else.
+/// script call on the store and nothing else (without the denial memo,
+/// which answers repeated denials from memory).
 async fn every_check_is_one_script_call(b: &mut impl Backend) {
     let counting = Arc::new(CountingStore {
         inner: store(b).await,
@@ -629,7 +635,8 @@ async fn every_check_is_one_script_call(b: &mut impl Backend) {
             &store,
             algorithm.as_str(),
             policy(algorithm, 2, Duration::from_secs(60)),
-        );
+        )
+        .with_denial_memo(0);
         for _ in 0..4 {
             check(&limiter, "k").await;
         }
@@ -657,7 +664,8 @@ async fn redis_check_is_one_evalsha() {
             &store,
             algorithm.as_str(),
             policy(algorithm, 3, Duration::from_secs(60)),
-        );
+        )
+        .with_denial_memo(0);
         // The first run loads the script (EVALSHA, NOSCRIPT, SCRIPT LOAD).
         check(&limiter, "warm-up").await;
         let before = command_calls(&mut raw).await;
@@ -697,7 +705,8 @@ async fn cluster_check_is_one_evalsha() {
     let stored = |name: &str, key: &str| format!("{}:{name}:{key}", store.prefix());
     for algorithm in ALGORITHMS {
         let name = algorithm.as_str();
-        let limiter = limiter(&store, name, policy(algorithm, 3, Duration::from_secs(60)));
+        let limiter = limiter(&store, name, policy(algorithm, 3, Duration::from_secs(60)))
+            .with_denial_memo(0);
         let primary = backend.cluster.primary_for_key(&stored(name, "k")).await;
         let mut warm_up = 0;
         while backend
@@ -727,6 +736,71 @@ async fn cluster_check_is_one_evalsha() {
                 "{algorithm}: `{command}` is not run by a limiter script: {calls:?}"
             );
         }
+    }
+    assert_every_key_expires(&backend).await;
+}
+
+/// A flood past the limit, from two instances on two connections: exactly
+/// the limit is allowed in total, and once an instance has seen a key
+/// denied, the store hears nothing more of that key from it this window
+/// (`INFO commandstats`): at most one denied call per key per instance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_denied_checks_is_answered_in_memory() {
+    use kv_module_tests::command_stats::{command_calls, delta};
+
+    let backend = RedisBackend::start().await;
+    let (first_store, second_store) = (store(&backend).await, store(&backend).await);
+    let mut raw = backend.server.raw(0).await;
+    for algorithm in ALGORITHMS {
+        let name = algorithm.as_str();
+        let window = Duration::from_secs(60);
+        let first = limiter(&first_store, name, policy(algorithm, 10, window));
+        let second = limiter(&second_store, name, policy(algorithm, 10, window));
+        // The scripts are loaded (EVALSHA, NOSCRIPT, SCRIPT LOAD) by a
+        // check of another key on each connection.
+        check(&first, "warm-up").await;
+        check(&second, "warm-up").await;
+        let before = command_calls(&mut raw).await;
+        let tasks: Vec<_> = (0..2_000)
+            .map(|i| {
+                let limiter = if i % 2 == 0 {
+                    first.clone()
+                } else {
+                    second.clone()
+                };
+                tokio::spawn(async move { limiter.check("flood").await })
+            })
+            .collect();
+        let mut allowed = 0;
+        for task in tasks {
+            let decision = task.await.expect("task").expect("check");
+            if !decision.allowed {
+                assert!(decision.retry_after.is_some(), "{decision:?}");
+            }
+            allowed += usize::from(decision.allowed);
+        }
+        assert_eq!(
+            allowed, 10,
+            "{algorithm}: exactly the limit across both instances"
+        );
+        let calls = delta(&before, &command_calls(&mut raw).await);
+        let evalsha = calls.get("evalsha").copied().unwrap_or(0);
+        // 10 allowed, and the checks already in flight when an
+        // instance's first denial came back (all 2 000 are spawned at
+        // once): fewer than one per check.
+        assert!(
+            evalsha < 2_000,
+            "{algorithm}: {evalsha} calls for 2 000 checks: {calls:?}"
+        );
+        // Once the denials are known, more checks send nothing.
+        let before = command_calls(&mut raw).await;
+        for limiter in [&first, &second] {
+            for _ in 0..500 {
+                assert!(!check(limiter, "flood").await.allowed);
+            }
+        }
+        let calls = delta(&before, &command_calls(&mut raw).await);
+        assert_eq!(calls.get("evalsha"), None, "{algorithm}: {calls:?}");
     }
     assert_every_key_expires(&backend).await;
 }

@@ -15,8 +15,8 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::get;
 use kv_module::rate_limit::{
-    Algorithm, KeyExtractor, KvRateLimiter, KvRateLimiterParameters, MissingKey, NamedPolicy,
-    OnStoreError, RateLimitLayer, RateLimitPolicy, RateLimiter, TrustedProxies,
+    Algorithm, KeyExtractor, KvRateLimiter, MissingKey, NamedPolicy, OnStoreError, RateLimitLayer,
+    RateLimitPolicy, RateLimiter, TrustedProxies,
 };
 use kv_module::{KeyTtl, KvStore};
 use kv_module_tests::conformance::Backend;
@@ -584,10 +584,9 @@ async fn a_shaku_component_limits_a_layer_and_a_handler(b: &mut impl Backend) {
     let policy = NamedPolicy::new("otp", fixed(5, Duration::from_secs(60))).expect("valid policy");
     let module = Arc::new(
         LimitModule::builder()
-            .with_component_parameters::<KvRateLimiter>(KvRateLimiterParameters {
-                store: store.clone(),
-                policy,
-            })
+            .with_component_parameters::<KvRateLimiter>(
+                KvRateLimiter::from_named(store.clone(), policy).into_parameters(),
+            )
             .build(),
     );
     let resolved: Arc<dyn RateLimiter> = shaku::HasComponent::resolve(&*module);

@@ -9,6 +9,7 @@
 //! [module documentation](super)), so a lease that expires mid-load is
 //! harmless: at worst two processes load.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
@@ -57,7 +58,7 @@ pub(crate) enum LeaseOutcome<V> {
 /// `cache`) or waits for the value of the process that holds it.
 pub(crate) async fn acquire_or_wait<V: DeserializeOwned>(
     store: &dyn KvStore,
-    cache: &str,
+    cache: &Arc<str>,
     config: &CacheAsideConfig,
     counters: &Counters,
     keys: &RecordKeys,
@@ -116,7 +117,7 @@ pub(crate) async fn acquire_or_wait<V: DeserializeOwned>(
                     Ok(Lookup::NotFound) => LeaseOutcome::Answered(None),
                     Ok(Lookup::Miss(observed)) => {
                         tracing::debug!(
-                            cache,
+                            cache = &**cache,
                             key = entry_key,
                             "lease wait ran out: loading without the lease"
                         );
@@ -155,7 +156,7 @@ pub(crate) async fn acquire_or_wait<V: DeserializeOwned>(
 /// counted and logged, and the lease then expires by itself.
 pub(crate) async fn release(
     store: &dyn KvStore,
-    cache: &str,
+    cache: &Arc<str>,
     counters: &Counters,
     lease_key: &str,
     token: &str,

@@ -1,6 +1,7 @@
 //! [`CacheMetrics`]: what a cache has done, as counters the application
 //! reads (and exports, for example to Prometheus).
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -109,7 +110,57 @@ pub(crate) fn bump(counter: &AtomicU64) {
     counter.fetch_add(1, Ordering::Relaxed);
 }
 
+/// What a cache counts: each is a [`CacheMetrics`] field and a metric of
+/// the [`metrics`] facade (the application installs the exporter).
+///
+/// | event | facade metric |
+/// |---|---|
+/// | `Hit`, `NegativeHit`, `Miss` | `kv_cache_requests_total{cache, result="hit"|"negative_hit"|"miss"}` |
+/// | `Load` | `kv_cache_loads_total{cache}` |
+/// | `LoadError` | `kv_cache_load_errors_total{cache}` |
+/// | `Fill` | `kv_cache_fills_total{cache}` |
+/// | `FillSkipped` | `kv_cache_fills_skipped_total{cache}` |
+/// | store errors | `kv_cache_store_errors_total{cache}` |
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Count {
+    Hit,
+    NegativeHit,
+    Miss,
+    Load,
+    LoadError,
+    Fill,
+    FillSkipped,
+    StoreError,
+}
+
 impl Counters {
+    /// Counts `what` for the cache `cache`, in its snapshot and through
+    /// the facade.
+    pub(crate) fn count(&self, cache: &Arc<str>, what: Count) {
+        let (counter, name, result) = match what {
+            Count::Hit => (&self.hits, "kv_cache_requests_total", Some("hit")),
+            Count::NegativeHit => (
+                &self.negative_hits,
+                "kv_cache_requests_total",
+                Some("negative_hit"),
+            ),
+            Count::Miss => (&self.misses, "kv_cache_requests_total", Some("miss")),
+            Count::Load => (&self.loads, "kv_cache_loads_total", None),
+            Count::LoadError => (&self.load_errors, "kv_cache_load_errors_total", None),
+            Count::Fill => (&self.fills, "kv_cache_fills_total", None),
+            Count::FillSkipped => (&self.fills_skipped, "kv_cache_fills_skipped_total", None),
+            Count::StoreError => (&self.store_errors, "kv_cache_store_errors_total", None),
+        };
+        bump(counter);
+        match result {
+            Some(result) => {
+                metrics::counter!(name, "cache" => Arc::clone(cache), "result" => result)
+                    .increment(1);
+            }
+            None => metrics::counter!(name, "cache" => Arc::clone(cache)).increment(1),
+        }
+    }
+
     pub(crate) fn snapshot(&self) -> CacheMetrics {
         let read = |c: &AtomicU64| c.load(Ordering::Relaxed);
         CacheMetrics {
@@ -138,8 +189,15 @@ impl Counters {
 
     /// Counts and logs a failed store operation, and has reads skip the
     /// store for [`READ_BYPASS`].
-    pub(crate) fn store_failed(&self, cache: &str, op: &'static str, key: &str, err: &KvError) {
-        bump(&self.store_errors);
+    pub(crate) fn store_failed(
+        &self,
+        cache: &Arc<str>,
+        op: &'static str,
+        key: &str,
+        err: &KvError,
+    ) {
+        self.count(cache, Count::StoreError);
+        let cache: &str = cache;
         let until = self.now_ms().saturating_add(READ_BYPASS.as_millis() as u64);
         self.health
             .bypass_until_ms
@@ -180,8 +238,9 @@ mod tests {
             store: "s".into(),
             reason: "x".into(),
         };
-        counters.store_failed("c", "GET", "k", &err);
-        counters.store_failed("c", "GET", "k", &err);
+        let cache: Arc<str> = Arc::from("c");
+        counters.store_failed(&cache, "GET", "k", &err);
+        counters.store_failed(&cache, "GET", "k", &err);
         assert!(counters.bypassing());
         counters.store_ok("c");
         let m = counters.snapshot();

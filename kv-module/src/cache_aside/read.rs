@@ -8,7 +8,7 @@ use super::error::{CacheError, LoadFailure};
 use super::keys::RecordKeys;
 use super::kv_cached_repository::{FlightResult, KvCachedRepository};
 use super::lease::{self, Lease, LeaseOutcome};
-use super::metrics::bump;
+use super::metrics::Count;
 use super::observe::observe;
 use super::repository::Repository;
 use super::scripts::FILL;
@@ -41,7 +41,7 @@ impl<R: Repository> KvCachedRepository<R> {
                 Ok(bytes) => {
                     counters.store_ok(self.name());
                     if let Some(value) = self.decode(&entry_key, bytes.as_deref()) {
-                        bump(&counters.hits);
+                        counters.count(&self.name, Count::Hit);
                         return Ok(Some(value));
                     }
                     // Nothing usable at the entry key: a cached "not found"
@@ -49,7 +49,7 @@ impl<R: Repository> KvCachedRepository<R> {
                     let negative_key = self.keys().negative_key(&entry_key);
                     match self.store.exists(&negative_key).await {
                         Ok(true) => {
-                            bump(&counters.negative_hits);
+                            counters.count(&self.name, Count::NegativeHit);
                             return Ok(None);
                         }
                         Ok(false) => true,
@@ -91,7 +91,7 @@ impl<R: Repository> KvCachedRepository<R> {
         });
         // Counted once registered with the flight, so that a miss counted
         // is a caller the flight will answer.
-        bump(&self.state.counters.misses);
+        self.state.counters.count(&self.name, Count::Miss);
         match flight.await {
             Some(Ok(value)) => Ok(value),
             Some(Err(failure)) => Err(failure.into_error(&self.name, entry_key)),
@@ -116,7 +116,7 @@ impl<R: Repository> KvCachedRepository<R> {
         } else if let Some(lease_key) = keys.lease.clone() {
             match lease::acquire_or_wait::<R::Value>(
                 self.store.as_ref(),
-                self.name(),
+                &self.name,
                 &self.config,
                 &self.state.counters,
                 &keys,
@@ -147,7 +147,7 @@ impl<R: Repository> KvCachedRepository<R> {
             }
         };
 
-        bump(&self.state.counters.loads);
+        self.state.counters.count(&self.name, Count::Load);
         match self.repository.load(&key).await {
             Ok(value) => {
                 if let Some(observed) = observed {
@@ -156,7 +156,7 @@ impl<R: Repository> KvCachedRepository<R> {
                 Ok(value)
             }
             Err(err) => {
-                bump(&self.state.counters.load_errors);
+                self.state.counters.count(&self.name, Count::LoadError);
                 self.release(held).await;
                 Err(LoadFailure::Repository(Arc::new(err)))
             }
@@ -180,7 +180,7 @@ impl<R: Repository> KvCachedRepository<R> {
             Some(value) => match encode_value(value) {
                 Ok(bytes) => Some(("v", bytes, millis(self.config.ttl))),
                 Err(err) => {
-                    bump(&counters.store_errors);
+                    counters.count(&self.name, Count::StoreError);
                     tracing::warn!(cache = name, key = entry_key, error = %err, "cannot encode the loaded value; not cached");
                     None
                 }
@@ -191,7 +191,7 @@ impl<R: Repository> KvCachedRepository<R> {
         let (Some((target, bytes, ttl_ms)), Some(ticket)) = (encoded.as_ref(), &observed.ticket)
         else {
             if encoded.is_some() {
-                bump(&counters.fills_skipped);
+                counters.count(&self.name, Count::FillSkipped);
                 tracing::debug!(
                     cache = name,
                     key = entry_key,
@@ -218,10 +218,10 @@ impl<R: Repository> KvCachedRepository<R> {
             args = args.str(&lease.token);
         }
         match self.store.run_script(&FILL, &script_keys, &args).await {
-            Ok(ScriptValue::Int(1)) => bump(&counters.fills),
+            Ok(ScriptValue::Int(1)) => counters.count(&self.name, Count::Fill),
             Ok(ScriptValue::Int(2)) => {
-                bump(&counters.fills_skipped);
-                bump(&counters.store_errors);
+                counters.count(&self.name, Count::FillSkipped);
+                counters.count(&self.name, Count::StoreError);
                 tracing::debug!(
                     cache = name,
                     key = entry_key,
@@ -229,7 +229,7 @@ impl<R: Repository> KvCachedRepository<R> {
                 );
             }
             Ok(_) => {
-                bump(&counters.fills_skipped);
+                counters.count(&self.name, Count::FillSkipped);
                 tracing::debug!(
                     cache = name,
                     key = entry_key,
@@ -249,7 +249,7 @@ impl<R: Repository> KvCachedRepository<R> {
         if let Some(lease) = lease {
             let counters = &self.state.counters;
             let store = self.store.as_ref();
-            lease::release(store, self.name(), counters, &lease.key, &lease.token).await;
+            lease::release(store, &self.name, counters, &lease.key, &lease.token).await;
         }
     }
 
@@ -258,7 +258,7 @@ impl<R: Repository> KvCachedRepository<R> {
     fn decode(&self, entry_key: &str, bytes: Option<&[u8]>) -> Option<R::Value> {
         let (value, err) = decode_entry(bytes);
         if let Some(err) = err {
-            bump(&self.state.counters.store_errors);
+            self.state.counters.count(&self.name, Count::StoreError);
             tracing::warn!(
                 cache = self.name(),
                 key = entry_key,

@@ -10,7 +10,7 @@ use super::config::WriteMode;
 use super::entry::{encode_value, write_marker};
 use super::keys::RecordKeys;
 use super::kv_cached_repository::KvCachedRepository;
-use super::metrics::bump;
+use super::metrics::Count;
 use super::random;
 use super::repository::Repository;
 use super::scripts::{FINISH_WRITE, MARK};
@@ -184,7 +184,7 @@ impl<R: Repository> KvCachedRepository<R> {
                 Ok(Some(marker))
             }
             Ok(_) => {
-                bump(&self.state.counters.store_errors);
+                self.state.counters.count(&self.name, Count::StoreError);
                 tracing::warn!(
                     cache = name,
                     key = keys.entry,
@@ -210,7 +210,7 @@ impl<R: Repository> KvCachedRepository<R> {
         let encoded = match encode_value(value) {
             Ok(bytes) => bytes,
             Err(err) => {
-                bump(&counters.store_errors);
+                counters.count(&self.name, Count::StoreError);
                 tracing::warn!(cache = name, key = entry_key, error = %err, "cannot encode the updated value; invalidating");
                 return self.invalidate_after_write(keys, true).await;
             }
@@ -226,7 +226,7 @@ impl<R: Repository> KvCachedRepository<R> {
         {
             Ok(ScriptValue::Int(1)) => counters.store_ok(name),
             Ok(ScriptValue::Int(2)) => {
-                bump(&counters.store_errors);
+                counters.count(&self.name, Count::StoreError);
                 tracing::warn!(
                     cache = name,
                     key = entry_key,

@@ -197,6 +197,17 @@ impl KvOneTimeCodes {
         }
     }
 
+    /// Counts a code event through the [`metrics`] facade:
+    /// `kv_otp_codes_total{store, event}`, `event` one of `issued`,
+    /// `refused` (cooldown, caps, lock), `verified` (consumed or claimed),
+    /// `failed` (a wrong code with attempts left), `burned` (the wrong
+    /// code that used the last attempt), `expired_or_unknown`, `locked`,
+    /// `in_progress`.
+    fn count(&self, event: &'static str) {
+        metrics::counter!("kv_otp_codes_total", "store" => self.store.name().to_owned(), "event" => event)
+            .increment(1);
+    }
+
     /// The verify script, consuming (`token` empty) or claiming.
     async fn check_code(
         &self,
@@ -233,6 +244,14 @@ impl KvOneTimeCodes {
             other => return Err(self.bad_status(other)),
         };
         tracing::debug!(?outcome, "one-time code checked");
+        self.count(match outcome {
+            VerifyOutcome::Verified => "verified",
+            VerifyOutcome::Invalid { attempts_left: 0 } => "burned",
+            VerifyOutcome::Invalid { .. } => "failed",
+            VerifyOutcome::ExpiredOrUnknown => "expired_or_unknown",
+            VerifyOutcome::Locked { .. } => "locked",
+            VerifyOutcome::InProgress => "in_progress",
+        });
         Ok((outcome, keys.code, digest))
     }
 
@@ -297,6 +316,7 @@ impl OneTimeCodes for KvOneTimeCodes {
         let (status, n) = self.run(&scripts::ISSUE, &keys, &args).await?;
         let refused = |reason| {
             tracing::debug!(?reason, "one-time code refused");
+            self.count("refused");
             Ok(IssueOutcome::Refused(RetryAfter {
                 reason,
                 retry_after: duration(n),
@@ -305,6 +325,7 @@ impl OneTimeCodes for KvOneTimeCodes {
         match status {
             status::OK => {
                 tracing::debug!("one-time code issued");
+                self.count("issued");
                 Ok(IssueOutcome::Issued(IssuedCode {
                     code,
                     lifetime: duration(n),

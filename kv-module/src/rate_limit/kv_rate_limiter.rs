@@ -1,9 +1,9 @@
 //! [`KvRateLimiter`]: a named policy enforced on a key-value store, and its
 //! shaku component.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 #[cfg(feature = "shaku")]
@@ -13,6 +13,7 @@ use super::algorithm::{Algorithm, OnStoreError};
 #[cfg(feature = "yaml")]
 use super::config::RateLimitConfig;
 use super::decision::Decision;
+use super::denial_memo::{DEFAULT_MAX_KEYS, DenialMemo};
 use super::error::RateLimitError;
 use super::policy::{NamedPolicy, RateLimitPolicy};
 use super::rate_limiter::RateLimiter;
@@ -114,6 +115,9 @@ pub struct KvRateLimiter {
     store: Arc<dyn KvStore>,
     /// The validated policy, from [`NamedPolicy::new`].
     policy: NamedPolicy,
+    /// How many denied keys are answered from memory at most (see
+    /// [`with_denial_memo`](Self::with_denial_memo)).
+    memo_keys: usize,
     #[cfg_attr(feature = "shaku", shaku(force_default))]
     counters: Arc<Counters>,
 }
@@ -126,6 +130,8 @@ struct Counters {
     /// Whether the last check met a store failure (so the first failure of
     /// a run is logged at `warn`, and the recovery at `info`).
     failing: AtomicBool,
+    /// The denials answered from memory, sized on first use.
+    denials: OnceLock<DenialMemo>,
 }
 
 impl KvRateLimiter {
@@ -170,6 +176,7 @@ impl KvRateLimiter {
         KvRateLimiterParameters {
             store: self.store,
             policy: self.policy,
+            memo_keys: self.memo_keys,
         }
     }
 
@@ -178,8 +185,29 @@ impl KvRateLimiter {
         Self {
             store,
             policy,
+            memo_keys: DEFAULT_MAX_KEYS,
             counters: Arc::default(),
         }
+    }
+
+    /// Sets how many denied keys this limiter answers from memory: once a
+    /// check of a key is denied, checks of that key (of at least that
+    /// cost) are denied without a round trip until the store's
+    /// `retry_after` has passed, with the same headers. It never denies
+    /// what the store would allow (the module `denial_memo.rs` says why),
+    /// and allowed checks always go to the store, so limits stay exact
+    /// across instances. Default: 10 000 keys (about 1 MB); 0 sends every
+    /// check to the store.
+    pub fn with_denial_memo(mut self, max_keys: usize) -> Self {
+        self.memo_keys = max_keys;
+        self.counters = Arc::default();
+        self
+    }
+
+    fn denials(&self) -> &DenialMemo {
+        self.counters
+            .denials
+            .get_or_init(|| DenialMemo::new(self.memo_keys))
     }
 
     /// The policy's name.
@@ -237,6 +265,13 @@ impl KvRateLimiter {
                 max,
             });
         }
+        let sent = Instant::now();
+        if let Some(decision) = self.denials().lookup(key, cost, self.policy.limit(), sent) {
+            self.record("denied");
+            metrics::counter!("kv_ratelimit_memo_denials_total", "policy" => Arc::clone(self.policy.shared_name()))
+                .increment(1);
+            return Ok(decision);
+        }
         let stored_key = self.stored_key(key);
         let (script, args) = self.invocation(cost);
         let outcome = self
@@ -259,7 +294,11 @@ impl KvRateLimiter {
                     tracing::info!(policy = %self.policy.name(), store = %self.store.name(),
                         "rate limit store answers again");
                 }
-                Ok(self.decision(reply))
+                let decision = self.decision(reply);
+                if !decision.allowed {
+                    self.denials().remember(key, cost, sent, &decision);
+                }
+                Ok(decision)
             }
             Err(error) => self.store_failed(cost, error),
         }
@@ -297,7 +336,23 @@ impl KvRateLimiter {
         )
     }
 
+    /// Counts a check's outcome through the [`metrics`] facade:
+    /// `kv_ratelimit_decisions_total{policy, outcome}` with `outcome`
+    /// `allowed`, `denied`, `failed_open` or `failed_closed`, and
+    /// `kv_ratelimit_failed_open_total{policy}` for the checks let through
+    /// because the store failed.
+    fn record(&self, outcome: &'static str) {
+        let policy = self.policy.shared_name();
+        metrics::counter!("kv_ratelimit_decisions_total", "policy" => Arc::clone(policy), "outcome" => outcome)
+            .increment(1);
+        if outcome == "failed_open" {
+            metrics::counter!("kv_ratelimit_failed_open_total", "policy" => Arc::clone(policy))
+                .increment(1);
+        }
+    }
+
     fn decision(&self, reply: Reply) -> Decision {
+        self.record(if reply.allowed { "allowed" } else { "denied" });
         Decision {
             allowed: reply.allowed,
             limit: self.policy.limit(),
@@ -314,6 +369,7 @@ impl KvRateLimiter {
         match self.policy.on_store_error() {
             OnStoreError::FailOpen => {
                 let n = self.counters.failed_open.fetch_add(1, Ordering::Relaxed) + 1;
+                self.record("failed_open");
                 if first || n.is_multiple_of(WARN_EVERY) {
                     tracing::warn!(%policy, %store, error = %error, failed_open = n,
                         "rate limit store failed; letting the request through (fail open)");
@@ -331,6 +387,7 @@ impl KvRateLimiter {
             }
             OnStoreError::FailClosed => {
                 let n = self.counters.failed_closed.fetch_add(1, Ordering::Relaxed) + 1;
+                self.record("failed_closed");
                 if first || n.is_multiple_of(WARN_EVERY) {
                     tracing::warn!(%policy, %store, error = %error, failed_closed = n,
                         "rate limit store failed; refusing the request (fail closed)");

@@ -46,6 +46,7 @@
 mod algorithm;
 mod config;
 mod decision;
+mod denial_memo;
 mod error;
 mod headers;
 #[cfg(feature = "axum")]

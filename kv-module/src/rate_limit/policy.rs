@@ -256,6 +256,11 @@ impl NamedPolicy {
         &self.name
     }
 
+    /// The name, shared (a metric label without a copy).
+    pub(crate) fn shared_name(&self) -> &Arc<str> {
+        &self.name
+    }
+
     /// The key prefix: the configured one, else the name.
     pub fn prefix(&self) -> &str {
         &self.prefix

@@ -17,6 +17,12 @@ use crate::error::{KvError, Result};
 use crate::registry::{RegistryError, ServiceRegistry};
 use crate::store::{KvStore, Script, ScriptArgs, ScriptValue, SlotTag};
 
+/// Sessions created, through the [`metrics`] facade (label `store`).
+pub const CREATED: &str = "kv_sessions_created_total";
+/// Sessions deleted by logout, "log out that device" or "log out
+/// everywhere" (label `store`); expiry is not counted.
+pub const REVOKED: &str = "kv_sessions_revoked_total";
+
 /// Attempts at drawing an unused id before giving up (a collision of
 /// 256-bit random ids does not happen; the loop only makes `NX` total).
 const CREATE_ATTEMPTS: usize = 3;
@@ -140,6 +146,13 @@ impl KvSessions {
             .validate()
             .map_err(|message| ConfigError::invalid_setting(component, message))?;
         Ok(Self { store, config })
+    }
+
+    /// Counts `n` sessions deleted (logout, a device, everywhere).
+    fn revoked(&self, n: u64) {
+        if n > 0 {
+            metrics::counter!(REVOKED, "store" => self.store.name().to_owned()).increment(n);
+        }
     }
 
     /// The store the sessions are kept in.
@@ -267,6 +280,7 @@ impl Sessions for KvSessions {
                 == 1
             {
                 tracing::debug!(%handle, "session created");
+                metrics::counter!(CREATED, "store" => self.store.name().to_owned()).increment(1);
                 return Ok(id);
             }
         }
@@ -336,6 +350,7 @@ impl Sessions for KvSessions {
             .await?
             == 1;
         tracing::debug!(%handle, deleted, "session deleted");
+        self.revoked(u64::from(deleted));
         Ok(deleted)
     }
 
@@ -404,10 +419,12 @@ impl Sessions for KvSessions {
         let tag = user_tag(&user);
         let keys = [record_key(&tag, handle.as_str()), index_key(&tag)];
         let args = ScriptArgs::new().str(handle.as_str()).str(&user);
-        Ok(self
+        let deleted = self
             .run_int(&scripts::DELETE, &[&keys[0], &keys[1]], &args)
             .await?
-            == 1)
+            == 1;
+        self.revoked(u64::from(deleted));
+        Ok(deleted)
     }
 
     #[tracing::instrument(skip_all, fields(store = %self.store.name()), err)]
@@ -433,6 +450,7 @@ impl Sessions for KvSessions {
                 .await?;
             let (round, pending) = self.delete_all_reply(&reply)?;
             deleted += round;
+            self.revoked(round);
             if pending.is_empty() {
                 tracing::debug!(deleted, "user sessions deleted");
                 return Ok(deleted);

@@ -5,7 +5,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::error::Result;
-use crate::store::{KeyTtl, Script, ScriptValue, Ttl};
+use crate::store::{
+    KeyTtl, KvHashes, KvLists, KvSets, KvSortedSets, KvTransactions, Script, ScriptValue, Ttl,
+    Unsupported,
+};
 
 /// A key-value store: the contract shared by the Redis and in-memory
 /// backends (and any backend an application adds).
@@ -47,8 +50,25 @@ use crate::store::{KeyTtl, Script, ScriptValue, Ttl};
 /// | [`get_many_bytes`](Self::get_many_bytes) | one `MGET` | one `MGET` per slot, concurrently; each part a snapshot of its slot |
 /// | [`delete_keys`](Self::delete_keys) | one `UNLINK` | one `UNLINK` per slot, concurrently |
 /// | [`keys`](Self::keys) | `SCAN` | `SCAN` of every primary; a key moving during a resharding may be missed |
+/// | data-type operations (one key each) | atomic | atomic |
+/// | [`KvTransactions::run`](crate::KvTransactions::run) | atomic, all or nothing | atomic when all keys share a slot; otherwise [`KvError::CrossSlot`](crate::KvError::CrossSlot) before anything is sent |
 ///
 /// Put one hash tag in the keys of a batch that must land together.
+///
+/// # Data types
+///
+/// Beside strings, a store holds hashes, lists, sets and sorted sets, each
+/// behind a small trait of its own reached through an accessor
+/// ([`hashes`](Self::hashes), [`lists`](Self::lists), [`sets`](Self::sets),
+/// [`sorted_sets`](Self::sorted_sets)), and runs all-or-nothing batches
+/// over all of them ([`transactions`](Self::transactions)). Each trait
+/// documents its contract (Redis's semantics, reply orders, atomicity).
+/// Whatever the type, a key takes part in `keys`, `exists`, `delete`,
+/// `delete_keys`, `expire`, `ttl` and `persist`; a key of one type used as
+/// another is [`KvError::WrongType`](crate::KvError::WrongType) (except
+/// that `set_bytes` replaces any type, and `get_many_bytes` reads a
+/// collection as missing, as `SET` and `MGET` do); an empty collection
+/// vanishes.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -145,6 +165,41 @@ pub trait KvStore: Send + Sync + 'static {
 
     /// Checks that the backend answers.
     async fn ping(&self) -> Result<()>;
+
+    /// The store's hashes ([`KvHashes`]): `store.hashes().set(key, field,
+    /// value)`.
+    ///
+    /// Both backends provide every data type. The defaults of these
+    /// accessors (for stores written before they existed) fail every call
+    /// with [`KvError::Unsupported`](crate::KvError::Unsupported), so a
+    /// store that wraps another must forward all five to it.
+    fn hashes(&self) -> &dyn KvHashes {
+        &Unsupported
+    }
+
+    /// The store's sets ([`KvSets`]): `store.sets().add(key, members)`.
+    fn sets(&self) -> &dyn KvSets {
+        &Unsupported
+    }
+
+    /// The store's sorted sets ([`KvSortedSets`]):
+    /// `store.sorted_sets().add(key, &[(score, member)])`.
+    fn sorted_sets(&self) -> &dyn KvSortedSets {
+        &Unsupported
+    }
+
+    /// The store's lists ([`KvLists`]), blocking pops included:
+    /// `store.lists().push(key, End::Back, values)`.
+    fn lists(&self) -> &dyn KvLists {
+        &Unsupported
+    }
+
+    /// The store's transactions ([`KvTransactions`]): all-or-nothing
+    /// batches over every type (`store.transactions().run(&tx)`) and
+    /// compare-and-set `update`.
+    fn transactions(&self) -> &dyn KvTransactions {
+        &Unsupported
+    }
 
     /// Releases the store's resources (connections, background tasks).
     /// Operations after `close` fail with

@@ -112,7 +112,7 @@ pub trait KvStoreExt: KvStore {
 
 impl<S: KvStore + ?Sized> KvStoreExt for S {}
 
-fn encode<T: Serialize + ?Sized>(store: &str, key: &str, value: &T) -> Result<Vec<u8>> {
+pub(crate) fn encode<T: Serialize + ?Sized>(store: &str, key: &str, value: &T) -> Result<Vec<u8>> {
     serde_json::to_vec(value).map_err(|source| KvError::Encode {
         store: Arc::from(store),
         key: key.to_owned(),
@@ -120,7 +120,7 @@ fn encode<T: Serialize + ?Sized>(store: &str, key: &str, value: &T) -> Result<Ve
     })
 }
 
-fn decode<T: DeserializeOwned>(store: &str, key: &str, bytes: &[u8]) -> Result<T> {
+pub(crate) fn decode<T: DeserializeOwned>(store: &str, key: &str, bytes: &[u8]) -> Result<T> {
     serde_json::from_slice(bytes).map_err(|source| KvError::Decode {
         store: Arc::from(store),
         key: key.to_owned(),

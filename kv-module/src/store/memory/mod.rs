@@ -2,10 +2,17 @@
 //! Redis semantics, for development and single-process applications.
 
 mod config;
+mod core;
 mod glob;
+mod hashes;
+mod lists;
 mod script_ops;
 mod server;
+mod sets;
+mod sorted_sets;
 mod store;
+mod transactions;
+mod value;
 
 pub use config::MemoryConfig;
 pub use glob::glob_match;

@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::time::Instant;
 
 use super::server::Db;
+use super::value::Value;
 use crate::store::ScriptOps;
 
 /// A locked database seen through the Redis commands scripts use. Every
@@ -26,21 +27,34 @@ impl DbOps<'_> {
 
 impl ScriptOps for DbOps<'_> {
     fn get(&mut self, key: &str) -> Option<Vec<u8>> {
-        self.db.get(key, self.now).map(|entry| entry.value.to_vec())
+        // A key of another type reads as missing here (a script only ever
+        // reads the string keys it writes itself).
+        self.db
+            .get(key, self.now)
+            .and_then(|entry| entry.value.as_string().map(|bytes| bytes.to_vec()))
     }
 
     fn set(&mut self, key: &str, value: &[u8], px: Option<u64>) {
         let deadline = px.and_then(|ms| self.deadline(ms));
-        self.db
-            .insert(key.to_owned(), Arc::from(value), deadline, self.now);
+        self.db.insert(
+            key.to_owned(),
+            Value::String(Arc::from(value)),
+            deadline,
+            self.now,
+        );
     }
 
     fn set_keep_ttl(&mut self, key: &str, value: &[u8]) {
         match self.db.value_mut(key, self.now) {
-            Some(slot) => *slot = Arc::from(value),
+            // `SET … KEEPTTL` replaces a value of any type.
+            Some(slot) => *slot = Value::String(Arc::from(value)),
             None => {
-                self.db
-                    .insert(key.to_owned(), Arc::from(value), None, self.now);
+                self.db.insert(
+                    key.to_owned(),
+                    Value::String(Arc::from(value)),
+                    None,
+                    self.now,
+                );
             }
         }
     }

@@ -11,9 +11,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
-use tokio::sync::oneshot;
+use tokio::sync::{Notify, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
+
+use super::value::Value;
 
 /// Number of databases, as in a default `redis-server`.
 const DATABASES: usize = 16;
@@ -71,6 +73,9 @@ pub struct MemoryServer {
 /// What every handle of one server shares.
 struct Shared {
     dbs: [Mutex<Db>; DATABASES],
+    /// Woken on every push to a list of the database, so that blocking
+    /// pops waiting on it look again (instead of polling).
+    pushed: [Notify; DATABASES],
     purge_interval: Duration,
     /// Never sent on: dropping it with the last handle wakes the purge
     /// task at once, so it ends now rather than at its next tick.
@@ -107,6 +112,7 @@ impl MemoryServer {
         let (stop_tx, stop_rx) = oneshot::channel();
         let shared = Arc::new(Shared {
             dbs: std::array::from_fn(|_| Mutex::new(Db::default())),
+            pushed: std::array::from_fn(|_| Notify::new()),
             purge_interval: interval,
             _stop_purge: stop_tx,
         });
@@ -140,6 +146,14 @@ impl MemoryServer {
         self.shared.dbs[db.index()]
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl MemoryServer {
+    /// What blocking pops on database `db` wait on: notified (all waiters)
+    /// after every push to a list of that database.
+    pub(crate) fn pushed(&self, db: DbIndex) -> &Notify {
+        &self.shared.pushed[db.index()]
     }
 }
 
@@ -221,13 +235,26 @@ pub(crate) struct Db {
     /// lets an entry be found again without building a key to compare.
     expiries: BTreeMap<(Instant, u64), String>,
     next_id: u64,
+    /// The blocking pops waiting on this database, by arrival (see
+    /// `lists.rs`): a push serves the earliest first, as Redis does.
+    pub(crate) poppers: BTreeMap<u64, Popper>,
+    pub(crate) next_popper: u64,
+}
+
+/// One blocking pop waiting on a database.
+pub(crate) struct Popper {
+    /// The stored keys it waits on, in the order given.
+    pub(crate) keys: Vec<String>,
+    /// Which end it pops.
+    pub(crate) end: crate::store::End,
+    /// What a push handed it: the index of the key in `keys`, the value.
+    pub(crate) served: Option<(usize, Vec<u8>)>,
 }
 
 /// One stored value.
 pub(crate) struct Entry {
-    /// Shared so that a read clones a pointer under the lock and copies the
-    /// bytes after releasing it.
-    pub(crate) value: Arc<[u8]>,
+    /// A string or a collection.
+    pub(crate) value: Value,
     expiry: Option<Expiry>,
 }
 
@@ -263,7 +290,7 @@ impl Db {
 
     /// The value of the live entry at `key`, to replace in place; the
     /// entry keeps its expiry.
-    pub(crate) fn value_mut(&mut self, key: &str, now: Instant) -> Option<&mut Arc<[u8]>> {
+    pub(crate) fn value_mut(&mut self, key: &str, now: Instant) -> Option<&mut Value> {
         self.entries
             .get_mut(key)
             .filter(|entry| entry.is_live(now))
@@ -284,7 +311,7 @@ impl Db {
     pub(crate) fn insert(
         &mut self,
         key: String,
-        value: Arc<[u8]>,
+        value: Value,
         expires_at: Option<Instant>,
         now: Instant,
     ) -> Option<Entry> {
@@ -369,8 +396,8 @@ mod tests {
         DbIndex::default()
     }
 
-    fn bytes(text: &str) -> Arc<[u8]> {
-        Arc::from(text.as_bytes())
+    fn bytes(text: &str) -> Value {
+        Value::String(Arc::from(text.as_bytes()))
     }
 
     /// Checks the index invariant of a database.

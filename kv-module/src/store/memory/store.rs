@@ -8,14 +8,16 @@ use async_trait::async_trait;
 use tokio::time::Instant;
 
 use super::config::MemoryConfig;
+use super::core::Core;
 use super::glob::glob_match;
 use super::script_ops::DbOps;
-use super::server::{Db, DbIndex, MemoryServer};
+use super::server::{DbIndex, MemoryServer};
+use super::value::Value;
 use crate::error::{KvError, Result};
-use crate::store::{KeySpace, KeyTtl, KvStore, Script, ScriptValue, Ttl, duration_millis};
-
-/// What [`KvError::Unavailable`] names as the address of a memory store.
-const ADDR: &str = "memory";
+use crate::store::{
+    KeySpace, KeyTtl, KvHashes, KvLists, KvSets, KvSortedSets, KvStore, KvTransactions, Script,
+    ScriptValue, Ttl, duration_millis,
+};
 
 /// A [`KvStore`] on a [`MemoryServer`] (service type `kvstore_memory`):
 /// the same semantics as [`RedisStore`](crate::RedisStore) on one
@@ -52,11 +54,7 @@ const ADDR: &str = "memory";
 /// ```
 #[derive(Debug)]
 pub struct MemoryStore {
-    name: Arc<str>,
-    space: KeySpace,
-    server: MemoryServer,
-    db: DbIndex,
-    closed: AtomicBool,
+    pub(super) core: Core,
 }
 
 impl MemoryStore {
@@ -68,11 +66,13 @@ impl MemoryStore {
     /// see [`MemoryServer`].
     pub fn new(name: impl Into<String>, prefix: impl Into<String>) -> Self {
         Self {
-            name: Arc::from(name.into()),
-            space: KeySpace::new(prefix),
-            server: MemoryServer::new(),
-            db: DbIndex::default(),
-            closed: AtomicBool::new(false),
+            core: Core {
+                name: Arc::from(name.into()),
+                space: KeySpace::new(prefix),
+                server: MemoryServer::new(),
+                db: DbIndex::default(),
+                closed: AtomicBool::new(false),
+            },
         }
     }
 
@@ -98,69 +98,34 @@ impl MemoryStore {
             });
         };
         Ok(Self {
-            name,
-            space: KeySpace::new(config.prefix),
-            server: server.clone(),
-            db,
-            closed: AtomicBool::new(false),
+            core: Core {
+                name,
+                space: KeySpace::new(config.prefix),
+                server: server.clone(),
+                db,
+                closed: AtomicBool::new(false),
+            },
         })
     }
 
     /// The server this store's data lives on.
     pub fn server(&self) -> &MemoryServer {
-        &self.server
-    }
-
-    /// Fails once the store is closed.
-    ///
-    /// Checked where the Redis store would first need its connection
-    /// (after validating arguments, after short-circuiting empty batches),
-    /// so that both backends report the same error for the same call.
-    fn ensure_open(&self) -> Result<()> {
-        if self.closed.load(Ordering::Acquire) {
-            return Err(KvError::Unavailable {
-                store: self.name.clone(),
-                addr: Arc::from(ADDR),
-                source: "the store is closed".into(),
-            });
-        }
-        Ok(())
-    }
-
-    /// Locks this store's database.
-    fn db(&self) -> std::sync::MutexGuard<'_, Db> {
-        self.server.lock(self.db)
-    }
-
-    /// The deadline `millis` from `now`, `None` for no expiry.
-    fn deadline(&self, now: Instant, millis: Option<u64>, key: &str) -> Result<Option<Instant>> {
-        let Some(millis) = millis else {
-            return Ok(None);
-        };
-        // `MAX_TTL` keeps this far inside the clock's range; the check
-        // only turns an impossible overflow into an error, not a panic.
-        now.checked_add(Duration::from_millis(millis))
-            .map(Some)
-            .ok_or_else(|| KvError::InvalidArgument {
-                store: self.name.clone(),
-                key: Some(key.to_owned()),
-                reason: "the TTL is beyond the clock's range".to_owned(),
-            })
+        &self.core.server
     }
 
     /// Shared by `set_bytes` and `set_bytes_if_absent` (`SET [NX] [PX]`).
     fn write(&self, key: &str, value: &[u8], ttl: Ttl, only_if_absent: bool) -> Result<bool> {
-        let millis = ttl.to_millis(&self.name, key)?;
-        self.ensure_open()?;
-        let stored = self.space.stored_key(key);
-        let value: Arc<[u8]> = Arc::from(value);
+        let millis = ttl.to_millis(&self.core.name, key)?;
+        self.core.ensure_open()?;
+        let stored = self.core.space.stored_key(key);
+        let value = Value::String(Arc::from(value));
         let replaced = {
-            let mut db = self.db();
+            let mut db = self.core.lock();
             let now = Instant::now();
             if only_if_absent && db.get(&stored, now).is_some() {
                 return Ok(false);
             }
-            let expires_at = self.deadline(now, millis, key)?;
+            let expires_at = self.core.deadline(now, millis, key)?;
             db.insert(stored, value, expires_at, now)
         };
         // Freed here, not under the lock.
@@ -172,20 +137,23 @@ impl MemoryStore {
 #[async_trait]
 impl KvStore for MemoryStore {
     fn name(&self) -> &str {
-        &self.name
+        &self.core.name
     }
 
     fn prefix(&self) -> &str {
-        self.space.prefix()
+        self.core.space.prefix()
     }
 
     async fn get_bytes(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        self.ensure_open()?;
-        let stored = self.space.stored_key(key);
-        let value = self
-            .db()
-            .get(&stored, Instant::now())
-            .map(|entry| Arc::clone(&entry.value));
+        self.core.ensure_open()?;
+        let stored = self.core.space.stored_key(key);
+        let value = match self.core.lock().get(&stored, Instant::now()) {
+            None => None,
+            Some(entry) => match entry.value.as_string() {
+                Some(bytes) => Some(Arc::clone(bytes)),
+                None => return Err(self.core.wrong_type(key)),
+            },
+        };
         Ok(value.map(|value| value.to_vec()))
     }
 
@@ -201,14 +169,21 @@ impl KvStore for MemoryStore {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        self.ensure_open()?;
-        let stored: Vec<String> = keys.iter().map(|key| self.space.stored_key(key)).collect();
+        self.core.ensure_open()?;
+        let stored: Vec<String> = keys
+            .iter()
+            .map(|key| self.core.space.stored_key(key))
+            .collect();
         let values: Vec<Option<Arc<[u8]>>> = {
-            let db = self.db();
+            let db = self.core.lock();
             let now = Instant::now();
             stored
                 .iter()
-                .map(|key| db.get(key, now).map(|entry| Arc::clone(&entry.value)))
+                // `MGET` reads a key of another type as missing.
+                .map(|key| {
+                    db.get(key, now)
+                        .and_then(|entry| entry.value.as_string().map(Arc::clone))
+                })
                 .collect()
         };
         Ok(values
@@ -226,20 +201,20 @@ impl KvStore for MemoryStore {
         // sent when one of its `SET`s is invalid.
         let mut batch = Vec::with_capacity(entries.len());
         for (key, value, ttl) in entries {
-            let millis = ttl.to_millis(&self.name, key)?;
+            let millis = ttl.to_millis(&self.core.name, key)?;
             batch.push(BatchEntry {
                 key,
-                stored: self.space.stored_key(key),
-                value: Arc::from(*value),
+                stored: self.core.space.stored_key(key),
+                value: Value::String(Arc::from(*value)),
                 millis,
                 expires_at: None,
             });
         }
-        self.ensure_open()?;
-        let mut db = self.db();
+        self.core.ensure_open()?;
+        let mut db = self.core.lock();
         let now = Instant::now();
         for entry in &mut batch {
-            entry.expires_at = self.deadline(now, entry.millis, entry.key)?;
+            entry.expires_at = self.core.deadline(now, entry.millis, entry.key)?;
         }
         for entry in batch {
             db.insert(entry.stored, entry.value, entry.expires_at, now);
@@ -248,9 +223,9 @@ impl KvStore for MemoryStore {
     }
 
     async fn delete(&self, key: &str) -> Result<bool> {
-        self.ensure_open()?;
-        let stored = self.space.stored_key(key);
-        let removed = self.db().remove(&stored, Instant::now());
+        self.core.ensure_open()?;
+        let stored = self.core.space.stored_key(key);
+        let removed = self.core.lock().remove(&stored, Instant::now());
         Ok(removed.is_some())
     }
 
@@ -258,9 +233,12 @@ impl KvStore for MemoryStore {
         if keys.is_empty() {
             return Ok(0);
         }
-        self.ensure_open()?;
-        let stored: Vec<String> = keys.iter().map(|key| self.space.stored_key(key)).collect();
-        let mut db = self.db();
+        self.core.ensure_open()?;
+        let stored: Vec<String> = keys
+            .iter()
+            .map(|key| self.core.space.stored_key(key))
+            .collect();
+        let mut db = self.core.lock();
         let now = Instant::now();
         // In order, so a key listed twice counts once, as with `DEL k k`.
         let removed = stored
@@ -271,41 +249,41 @@ impl KvStore for MemoryStore {
     }
 
     async fn keys(&self, pattern: &str) -> Result<Vec<String>> {
-        self.ensure_open()?;
+        self.core.ensure_open()?;
         // Matched against whole stored keys with the escaped prefix in
         // front, exactly the pattern the Redis store sends to `SCAN`.
-        let pattern = self.space.stored_pattern(pattern);
-        let db = self.db();
+        let pattern = self.core.space.stored_pattern(pattern);
+        let db = self.core.lock();
         let now = Instant::now();
         Ok(db
             .keys(now)
             .filter_map(|stored| {
-                let key = self.space.caller_key(stored)?;
+                let key = self.core.space.caller_key(stored)?;
                 glob_match(&pattern, stored).then(|| key.to_owned())
             })
             .collect())
     }
 
     async fn exists(&self, key: &str) -> Result<bool> {
-        self.ensure_open()?;
-        let stored = self.space.stored_key(key);
-        Ok(self.db().get(&stored, Instant::now()).is_some())
+        self.core.ensure_open()?;
+        let stored = self.core.space.stored_key(key);
+        Ok(self.core.lock().get(&stored, Instant::now()).is_some())
     }
 
     async fn expire(&self, key: &str, ttl: Duration) -> Result<bool> {
-        let millis = duration_millis(ttl, &self.name, key)?;
-        self.ensure_open()?;
-        let stored = self.space.stored_key(key);
-        let mut db = self.db();
+        let millis = duration_millis(ttl, &self.core.name, key)?;
+        self.core.ensure_open()?;
+        let stored = self.core.space.stored_key(key);
+        let mut db = self.core.lock();
         let now = Instant::now();
-        let expires_at = self.deadline(now, Some(millis), key)?;
+        let expires_at = self.core.deadline(now, Some(millis), key)?;
         Ok(db.set_expiry(&stored, expires_at, now).is_some())
     }
 
     async fn ttl(&self, key: &str) -> Result<KeyTtl> {
-        self.ensure_open()?;
-        let stored = self.space.stored_key(key);
-        let db = self.db();
+        self.core.ensure_open()?;
+        let stored = self.core.space.stored_key(key);
+        let db = self.core.lock();
         let now = Instant::now();
         Ok(match db.get(&stored, now).map(|entry| entry.expires_at()) {
             None => KeyTtl::Missing,
@@ -322,22 +300,22 @@ impl KvStore for MemoryStore {
     }
 
     async fn persist(&self, key: &str) -> Result<bool> {
-        self.ensure_open()?;
-        let stored = self.space.stored_key(key);
-        let previous = self.db().set_expiry(&stored, None, Instant::now());
+        self.core.ensure_open()?;
+        let stored = self.core.space.stored_key(key);
+        let previous = self.core.lock().set_expiry(&stored, None, Instant::now());
         Ok(matches!(previous, Some(Some(_))))
     }
 
     async fn incr_by(&self, key: &str, delta: i64) -> Result<i64> {
-        self.ensure_open()?;
-        let stored = self.space.stored_key(key);
+        self.core.ensure_open()?;
+        let stored = self.core.space.stored_key(key);
         let outcome = {
-            let mut db = self.db();
+            let mut db = self.core.lock();
             let now = Instant::now();
             match db.value_mut(&stored, now) {
                 // `INCRBY` on an existing key: the value must be an integer
                 // as Redis reads one, and the key keeps its expiry.
-                Some(value) => match parse_integer(value) {
+                Some(Value::String(value)) => match parse_integer(value) {
                     None => Err(IncrError::NotAnInteger),
                     Some(current) => match current.checked_add(delta) {
                         None => Err(IncrError::Overflow),
@@ -347,20 +325,22 @@ impl KvStore for MemoryStore {
                         }
                     },
                 },
+                Some(_) => Err(IncrError::WrongType),
                 // A missing (or expired) key counts as 0 and is created
                 // without expiry.
                 None => {
-                    let value = Arc::from(format_integer(delta).as_bytes());
+                    let value = Value::String(Arc::from(format_integer(delta).as_bytes()));
                     db.insert(stored, value, None, now);
                     Ok(delta)
                 }
             }
         };
         outcome.map_err(|error| {
-            let (store, key) = (self.name.clone(), key.to_owned());
+            let (store, key) = (self.core.name.clone(), key.to_owned());
             match error {
                 IncrError::NotAnInteger => KvError::NotAnInteger { store, key },
                 IncrError::Overflow => KvError::Overflow { store, key },
+                IncrError::WrongType => KvError::WrongType { store, key },
             }
         })
     }
@@ -371,10 +351,10 @@ impl KvStore for MemoryStore {
         keys: &[&str],
         args: &[Vec<u8>],
     ) -> Result<ScriptValue> {
-        self.ensure_open()?;
-        let stored: Vec<String> = keys.iter().map(|k| self.space.stored_key(k)).collect();
+        self.core.ensure_open()?;
+        let stored: Vec<String> = keys.iter().map(|k| self.core.space.stored_key(k)).collect();
         let outcome = {
-            let mut db = self.db();
+            let mut db = self.core.lock();
             let mut ops = DbOps {
                 db: &mut db,
                 now: Instant::now(),
@@ -382,7 +362,7 @@ impl KvStore for MemoryStore {
             script.run_memory(&mut ops, &stored, args)
         };
         outcome.map_err(|message| KvError::Backend {
-            store: self.name.clone(),
+            store: self.core.name.clone(),
             op: "script",
             key: keys.first().map(|k| (*k).to_owned()),
             source: message.into(),
@@ -390,7 +370,27 @@ impl KvStore for MemoryStore {
     }
 
     async fn ping(&self) -> Result<()> {
-        self.ensure_open()
+        self.core.ensure_open()
+    }
+
+    fn hashes(&self) -> &dyn KvHashes {
+        &self.core
+    }
+
+    fn transactions(&self) -> &dyn KvTransactions {
+        &self.core
+    }
+
+    fn lists(&self) -> &dyn KvLists {
+        &self.core
+    }
+
+    fn sorted_sets(&self) -> &dyn KvSortedSets {
+        &self.core
+    }
+
+    fn sets(&self) -> &dyn KvSets {
+        &self.core
     }
 
     /// Marks the store closed; later operations fail with
@@ -398,7 +398,7 @@ impl KvStore for MemoryStore {
     /// stores sharing it, and the server (with its purge task) is freed
     /// when its last store or handle is dropped.
     async fn close(&self) {
-        self.closed.store(true, Ordering::Release);
+        self.core.closed.store(true, Ordering::Release);
     }
 }
 
@@ -406,7 +406,7 @@ impl KvStore for MemoryStore {
 struct BatchEntry<'a> {
     key: &'a str,
     stored: String,
-    value: Arc<[u8]>,
+    value: Value,
     millis: Option<u64>,
     expires_at: Option<Instant>,
 }
@@ -416,13 +416,14 @@ struct BatchEntry<'a> {
 enum IncrError {
     NotAnInteger,
     Overflow,
+    WrongType,
 }
 
 /// Reads an `i64` the way Redis's `string2ll` does, which is what `INCRBY`
 /// accepts: an optional `-`, then digits without leading zeros (`0` alone
 /// is fine, `-0` is not), nothing else (no `+`, no spaces), at most 20
 /// bytes, within `i64`.
-fn parse_integer(bytes: &[u8]) -> Option<i64> {
+pub(super) fn parse_integer(bytes: &[u8]) -> Option<i64> {
     if bytes.is_empty() || bytes.len() > 20 {
         return None;
     }
@@ -454,7 +455,7 @@ fn parse_integer(bytes: &[u8]) -> Option<i64> {
 
 /// An `i64` in decimal ASCII, as Redis stores a counter, without a heap
 /// allocation.
-fn format_integer(n: i64) -> IntegerText {
+pub(super) fn format_integer(n: i64) -> IntegerText {
     let mut text = IntegerText {
         buf: [0; 20],
         start: 20,
@@ -477,13 +478,13 @@ fn format_integer(n: i64) -> IntegerText {
 }
 
 /// The decimal text of an `i64`: at most 19 digits and a sign.
-struct IntegerText {
+pub(super) struct IntegerText {
     buf: [u8; 20],
     start: usize,
 }
 
 impl IntegerText {
-    fn as_bytes(&self) -> &[u8] {
+    pub(super) fn as_bytes(&self) -> &[u8] {
         self.buf.get(self.start..).unwrap_or_default()
     }
 }

@@ -43,6 +43,7 @@
 //!   a finished repair wakes it at once. The task holds the breaker and
 //!   the stores weakly: it stops when they are dropped.
 
+use super::store_metrics;
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
@@ -267,6 +268,7 @@ impl Breaker {
                 state.opened_at = Some(Instant::now());
                 tracing::warn!(server = %self.server, error = %error,
                     "redis circuit breaker open: calls to this server fail at once until it answers");
+                store_metrics::breaker(&self.server, true);
             }
             state.last_error = error;
             self.open.store(true, Ordering::Release);
@@ -299,6 +301,7 @@ impl Breaker {
         if let Some(opened_at) = state.opened_at.take() {
             tracing::info!(server = %self.server, open_for = ?opened_at.elapsed(),
                 "redis circuit breaker closed: the server answers again");
+            store_metrics::breaker(&self.server, false);
         }
     }
 

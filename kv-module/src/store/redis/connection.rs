@@ -64,7 +64,7 @@ pub(crate) async fn connect(topology: &Topology) -> RedisResult<Vec<Conn>> {
 async fn connect_one(topology: &Topology) -> RedisResult<Conn> {
     let mut conn = match &topology.kind {
         Kind::Standalone(client) => Conn::Single(manager(client.clone(), topology).await?),
-        Kind::Cluster(client, _) => Conn::Cluster(client.get_async_connection().await?),
+        Kind::Cluster(clients) => Conn::Cluster(clients.calls.get_async_connection().await?),
         Kind::Sentinel(target) => {
             let client = master_client(target, topology.connect_timeout).await?;
             let mut conn = manager(client, topology).await?;
@@ -76,10 +76,39 @@ async fn connect_one(topology: &Topology) -> RedisResult<Conn> {
     Ok(conn)
 }
 
+/// Opens one connection for blocking pops: the same server(s) and
+/// settings as [`connect`]'s, but without a response timeout (a pop's
+/// reply comes when a value does; the caller bounds the call with its own
+/// deadline), and used by one call at a time.
+pub(crate) async fn connect_blocking(topology: &Topology) -> RedisResult<Conn> {
+    let mut conn = match &topology.kind {
+        Kind::Standalone(client) => {
+            Conn::Single(manager_with(client.clone(), topology, None).await?)
+        }
+        Kind::Cluster(clients) => Conn::Cluster(clients.blocking.get_async_connection().await?),
+        Kind::Sentinel(target) => {
+            let client = master_client(target, topology.connect_timeout).await?;
+            let mut conn = manager_with(client, topology, None).await?;
+            check_primary(&mut conn).await?;
+            Conn::Single(conn)
+        }
+    };
+    redis::cmd("PING").query_async::<()>(&mut conn).await?;
+    Ok(conn)
+}
+
 async fn manager(client: redis::Client, topology: &Topology) -> RedisResult<ConnectionManager> {
+    manager_with(client, topology, Some(topology.response_timeout)).await
+}
+
+async fn manager_with(
+    client: redis::Client,
+    topology: &Topology,
+    response_timeout: Option<Duration>,
+) -> RedisResult<ConnectionManager> {
     let config = ConnectionManagerConfig::new()
         .set_connection_timeout(Some(topology.connect_timeout))
-        .set_response_timeout(Some(topology.response_timeout))
+        .set_response_timeout(response_timeout)
         .set_number_of_retries(RECONNECT_RETRIES)
         .set_min_delay(Duration::from_millis(50))
         .set_max_delay(Duration::from_millis(500));

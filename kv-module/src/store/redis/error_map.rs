@@ -54,12 +54,25 @@ impl ErrorContext {
                 source: Box::new(err),
             };
         }
+        if let (Some("WRONGTYPE"), Some(key)) = (err.code(), key) {
+            return KvError::WrongType {
+                store,
+                key: key.to_owned(),
+            };
+        }
         let response_error = err.kind() == ErrorKind::Server(redis::ServerErrorKind::ResponseError);
         if let (true, Some(key), Some(detail)) = (response_error, key, err.detail()) {
             if detail.contains("not an integer") {
                 return KvError::NotAnInteger {
                     store,
                     key: key.to_owned(),
+                };
+            }
+            if detail.contains("not a number (NaN)") {
+                return KvError::InvalidArgument {
+                    store,
+                    key: Some(key.to_owned()),
+                    reason: "the resulting score is not a number (NaN)".to_owned(),
                 };
             }
             if detail.contains("would overflow") {

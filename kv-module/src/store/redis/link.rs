@@ -39,14 +39,17 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use redis::{ErrorKind, RedisError, RedisResult, ServerErrorKind};
+use tracing::Instrument;
 
 use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 
+use super::blocking::{BLOCKING_POOL_SIZE, BlockingPool};
 use super::breaker::{Breaker, BreakerOpen, BreakerState, PROBE_DEADLINE, Prober, Symptom};
-use super::connection::{Conn, connect};
+use super::connection::{Conn, connect, connect_blocking};
 use super::error_map::ErrorContext;
 use super::node_map::NodeMap;
 use super::sentinel_watch;
+use super::store_metrics;
 use super::topology::{Kind, Topology};
 use crate::error::{KvError, Result};
 use crate::store::key_slot;
@@ -85,6 +88,8 @@ pub(crate) struct Link {
     /// Counts the repairs that swapped connections in, for those who must
     /// react to a possible change of server (the near cache flushes).
     repairs: tokio::sync::watch::Sender<u64>,
+    /// Connections of blocking pops, one per pop in progress.
+    blocking: BlockingPool,
 }
 
 struct State {
@@ -205,7 +210,9 @@ impl Link {
             repair: Mutex::new(Repair::default()),
             watchers: Mutex::new(Vec::new()),
             repairs: tokio::sync::watch::Sender::new(0),
+            blocking: BlockingPool::new(),
         });
+        store_metrics::connection_up(&link.ctx.store, true);
         let prober: Arc<dyn Prober> = link.clone();
         for breaker in link.all_breakers() {
             breaker.join(Arc::downgrade(&prober));
@@ -319,9 +326,101 @@ impl Link {
         F: FnOnce(Conn) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
     {
-        let (conn, guard) = self.admit(route)?;
-        match tokio::time::timeout(self.topology.command_timeout, f(conn)).await {
+        let started = Instant::now();
+        let span = tracing::debug_span!("kv_store", store = %self.ctx.store, op, outcome = tracing::field::Empty);
+        let (conn, guard) = match self.admit(route) {
+            Ok(admitted) => admitted,
+            Err(e) => {
+                span.record("outcome", "unavailable");
+                store_metrics::call_ended(&self.ctx.store, op, started, Some("unavailable"));
+                return Err(e);
+            }
+        };
+        let result = match tokio::time::timeout(self.topology.command_timeout, f(conn))
+            .instrument(span.clone())
+            .await
+        {
             Ok(Ok(value)) => {
+                self.answered();
+                guard.answered();
+                Ok(value)
+            }
+            Ok(Err(e)) => {
+                let kind = match symptom(&e) {
+                    Symptom::Timeout => "timeout",
+                    Symptom::ConnectionError => "connection",
+                    Symptom::Answered => "server",
+                };
+                self.failed(classify(&e));
+                guard.failed(symptom(&e), || format!("`{op}`: {e}"));
+                Err((kind, self.ctx.map(op, key, e)))
+            }
+            Err(_) => {
+                self.failed(Failure::Lost);
+                let timeout = self.topology.command_timeout;
+                guard.failed(Symptom::Timeout, || {
+                    format!("`{op}`: no reply within command_timeout ({timeout:?})")
+                });
+                Err(("timeout", self.deadline_passed(op, key)))
+            }
+        };
+        let kind = result.as_ref().err().map(|(kind, _)| *kind);
+        span.record("outcome", kind.unwrap_or("ok"));
+        store_metrics::call_ended(&self.ctx.store, op, started, kind);
+        result.map_err(|(_, e)| e)
+    }
+
+    /// Runs a blocking command `f` on a dedicated connection (see
+    /// `blocking.rs`), never on the shared ones: through the breaker(s) of
+    /// `route` like [`call`](Self::call), waiting at most `wait` for a free
+    /// connection, and bounded as a whole by `wait` plus
+    /// `command_timeout`. The connection is kept for the next blocking
+    /// call only after a reply.
+    pub(crate) async fn call_blocking<T, F, Fut>(
+        self: &Arc<Self>,
+        op: &'static str,
+        key: Option<&str>,
+        route: Route<'_>,
+        wait: Duration,
+        f: F,
+    ) -> Result<T>
+    where
+        F: FnOnce(Conn) -> Fut,
+        Fut: Future<Output = RedisResult<T>>,
+    {
+        let guard = self.guard(route);
+        guard
+            .admit()
+            .map_err(|open| self.ctx.unavailable(Box::new(open)))?;
+        if self.is_closed() {
+            return Err(self.ctx.closed());
+        }
+        let deadline = tokio::time::Instant::now() + wait + self.topology.command_timeout;
+        let Some(_permit) = self.blocking.acquire(wait).await else {
+            if self.is_closed() {
+                return Err(self.ctx.closed());
+            }
+            return Err(KvError::Timeout {
+                store: self.ctx.store.clone(),
+                op,
+                key: key.map(str::to_owned),
+                source: format!(
+                    "all {BLOCKING_POOL_SIZE} connections for blocking calls stayed busy for {wait:?}"
+                )
+                .into(),
+            });
+        };
+        let run = async {
+            let conn = match self.blocking.take_idle() {
+                Some(conn) => conn,
+                None => connect_blocking(&self.topology).await?,
+            };
+            let reply = f(conn.clone()).await?;
+            Ok((conn, reply))
+        };
+        match tokio::time::timeout_at(deadline, run).await {
+            Ok(Ok((conn, value))) => {
+                self.blocking.put_back(conn);
                 self.answered();
                 guard.answered();
                 Ok(value)
@@ -335,7 +434,7 @@ impl Link {
                 self.failed(Failure::Lost);
                 let timeout = self.topology.command_timeout;
                 guard.failed(Symptom::Timeout, || {
-                    format!("`{op}`: no reply within command_timeout ({timeout:?})")
+                    format!("`{op}`: no reply within its wait plus command_timeout ({timeout:?})")
                 });
                 Err(self.deadline_passed(op, key))
             }
@@ -381,6 +480,7 @@ impl Link {
         // A plain load first: the hot path stays read-only.
         if self.failures.load(Ordering::Relaxed) != 0 {
             self.failures.store(0, Ordering::Relaxed);
+            store_metrics::connection_up(&self.ctx.store, true);
         }
     }
 
@@ -390,6 +490,9 @@ impl Link {
             Failure::Answered => self.answered(),
             Failure::Lost => {
                 let failures = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
+                if failures == 1 {
+                    store_metrics::connection_up(&self.ctx.store, false);
+                }
                 if repairable && failures >= REPAIR_AFTER {
                     self.start_repair(false);
                 }
@@ -457,14 +560,18 @@ impl Link {
                         return;
                     }
                     state.conns = conns;
+                    // Kept blocking connections may reach the old primary.
+                    self.blocking.clear();
                     if let (Breakers::Cluster(map), Some(nodes)) = (&self.breakers, nodes) {
                         *map.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(nodes);
                     }
                     self.failures.store(0, Ordering::Relaxed);
                 }
+                store_metrics::connection_up(&self.ctx.store, true);
                 tracing::info!(store = %self.ctx.store, addr = %self.ctx.addr,
                     "redis connections rebuilt");
                 self.repairs.send_modify(|n| *n = n.wrapping_add(1));
+                store_metrics::reconnected(&self.ctx.store);
                 let prober: Arc<dyn Prober> = self.clone();
                 for breaker in self.all_breakers() {
                     // New primaries (a promoted replica) are probed through
@@ -498,6 +605,7 @@ impl Link {
             // commands (which hold clones) finish.
             state.conns.clear();
         }
+        self.blocking.close();
         self.stop_watchers();
     }
 
@@ -552,7 +660,9 @@ impl Prober for Link {
             let deadline = PROBE_DEADLINE.min(self.topology.command_timeout);
             match tokio::time::timeout(deadline, ping).await {
                 Ok(Ok(())) => {
-                    self.failures.store(0, Ordering::Relaxed);
+                    if self.failures.swap(0, Ordering::Relaxed) != 0 {
+                        store_metrics::connection_up(&self.ctx.store, true);
+                    }
                     Some(true)
                 }
                 Ok(Err(e)) => {

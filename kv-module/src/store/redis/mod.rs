@@ -8,6 +8,7 @@
 //!   opening them, including asking the Sentinels for the primary.
 //! * `link`: the live connections, the per-call deadline, and their
 //!   repair after a failover.
+//! * `blocking`: the dedicated connections of blocking pops.
 //! * `breaker`: [`BreakerState`] and the circuit breaker the stores of
 //!   one server share: fail at once while it is known to be failing.
 //! * `node_map`: which primary of a cluster serves each slot, with its
@@ -22,18 +23,26 @@
 //! * `error_map`: redis-rs errors to [`KvError`](crate::KvError)s.
 //! * `store`: [`RedisStore`], the [`KvStore`](crate::KvStore).
 
+mod blocking;
 mod breaker;
 pub(crate) mod config;
 mod connection;
+mod core;
 mod error_map;
+mod hashes;
 mod link;
+mod lists;
 mod near_cache;
 mod node_map;
 mod routing;
 mod sentinel_watch;
+mod sets;
+mod sorted_sets;
 mod store;
+pub mod store_metrics;
 mod tls;
 mod topology;
+mod transactions;
 
 pub use breaker::BreakerState;
 pub use config::{MAX_POOL_SIZE, RedisConfig, RedisMode};

@@ -30,10 +30,20 @@ pub(crate) struct Topology {
 #[derive(Clone)]
 pub(crate) enum Kind {
     Standalone(redis::Client),
-    /// The store's client, and how to build more with its settings (the
-    /// near cache's tracking client).
-    Cluster(Box<redis::cluster::ClusterClient>, ClusterFactory),
+    Cluster(Box<ClusterClients>),
     Sentinel(SentinelTarget),
+}
+
+/// The clients of a cluster: one for the shared connections, and one for
+/// the dedicated connections of blocking pops, whose replies may take as
+/// long as the pop waits (`response_timeout` would cut them short).
+#[derive(Clone)]
+pub(crate) struct ClusterClients {
+    pub(crate) calls: redis::cluster::ClusterClient,
+    pub(crate) blocking: redis::cluster::ClusterClient,
+    /// Builds the near cache's tracking client (RESP3, with its push
+    /// sender) with the same settings.
+    pub(crate) tracking: ClusterFactory,
 }
 
 /// Builds a cluster client with a store's settings: RESP3 with the given
@@ -257,43 +267,53 @@ impl RedisConfig {
         // redirection, or by a repair racing a failover, when a frozen node
         // accepts TCP but never answers): it must fit in the call's deadline.
         let node_connect_timeout = self.connect_timeout.min(self.command_timeout);
-        let factory = self.cluster_factory(seeds, node_connect_timeout, tls, certificates);
-        let client = factory(None).map_err(|e| format!("invalid cluster settings: {e}"))?;
-        Ok((Kind::Cluster(Box::new(client), factory), display, server))
-    }
-
-    /// Builds the store's cluster clients: its own (`None`), and the near
-    /// cache's (RESP3, with its push sender), with the same settings.
-    fn cluster_factory(
-        &self,
-        seeds: Vec<ConnectionInfo>,
-        node_connect_timeout: Duration,
-        tls: bool,
-        certificates: Option<Certificates>,
-    ) -> ClusterFactory {
-        let config = self.clone();
-        Arc::new(move |push| {
-            config.cluster_builder(
+        let build = |response_timeout: Duration| {
+            self.cluster_builder(
                 seeds.clone(),
                 node_connect_timeout,
                 tls,
                 certificates.clone(),
+                response_timeout,
+                None,
+            )
+            .map_err(|e| format!("invalid cluster settings: {e}"))
+        };
+        let (config, tracking_seeds, tracking_certificates) =
+            (self.clone(), seeds.clone(), certificates.clone());
+        let tracking: ClusterFactory = Arc::new(move |push| {
+            config.cluster_builder(
+                tracking_seeds.clone(),
+                node_connect_timeout,
+                tls,
+                tracking_certificates.clone(),
+                config.response_timeout,
                 push,
             )
-        })
+        });
+        let clients = ClusterClients {
+            calls: build(self.response_timeout)?,
+            // A blocking pop is bounded by the store (its timeout plus
+            // `command_timeout`), never by the client.
+            blocking: build(crate::store::MAX_BLOCKING_TIMEOUT + self.command_timeout)?,
+            tracking,
+        };
+        Ok((Kind::Cluster(Box::new(clients)), display, server))
     }
 
+    /// A cluster client with this config's settings and `response_timeout`;
+    /// RESP3 with `push` as its push sender when given (the near cache's).
     fn cluster_builder(
         &self,
         seeds: Vec<ConnectionInfo>,
         node_connect_timeout: Duration,
         tls: bool,
         certificates: Option<Certificates>,
+        response_timeout: Duration,
         push: Option<Arc<dyn redis::aio::AsyncPushSender>>,
     ) -> redis::RedisResult<redis::cluster::ClusterClient> {
         let mut builder = redis::cluster::ClusterClientBuilder::new(seeds)
             .connection_timeout(node_connect_timeout)
-            .response_timeout(self.response_timeout)
+            .response_timeout(response_timeout)
             // The store's own deadline bounds every call, and a failed call
             // is repaired by rebuilding the connection (see `link.rs`), so
             // redis-rs's own retries (16, from 1.28 s each by default) would

@@ -57,10 +57,13 @@ pub(crate) async fn on_every_primary(conn: &ClusterConnection, cmd: redis::Cmd) 
     conn.route_command(cmd, route).await.map(drop)
 }
 
-/// `GET` and `PTTL` of each key, on the primary of its slot, one pipeline
-/// per slot (after `CLIENT TRACKING ON`), sent concurrently; the replies
-/// in the order of `keys`, two per key.
-pub(crate) async fn read(conn: &ClusterConnection, keys: &[&str]) -> RedisResult<Vec<Value>> {
+/// `MGET` of the keys of each slot, then `PTTL` of each, on the primary
+/// of the slot (after `CLIENT TRACKING ON`), one pipeline per slot, sent
+/// concurrently; the values and the `PTTL` replies in the order of `keys`.
+pub(crate) async fn read(
+    conn: &ClusterConnection,
+    keys: &[&str],
+) -> RedisResult<(Vec<Value>, Vec<Value>)> {
     let mut by_slot: Vec<(u16, Vec<usize>)> = Vec::new();
     for (i, key) in keys.iter().enumerate() {
         let slot = key_slot(key);
@@ -73,24 +76,33 @@ pub(crate) async fn read(conn: &ClusterConnection, keys: &[&str]) -> RedisResult
         let mut conn = conn.clone();
         let mut pipe = redis::pipe();
         pipe.cmd("CLIENT").arg("TRACKING").arg("ON");
+        let mget = pipe.cmd("MGET");
         for &i in indexes {
-            pipe.cmd("GET").arg(keys[i]).cmd("PTTL").arg(keys[i]);
+            mget.arg(keys[i]);
+        }
+        for &i in indexes {
+            pipe.cmd("PTTL").arg(keys[i]);
         }
         let route = SingleNodeRoutingInfo::SpecificNode(Route::new(*slot, SlotAddr::Master));
-        let count = indexes.len() * 2;
+        let count = 1 + indexes.len();
         async move { conn.route_pipeline(pipe, 1, count, route).await }
     });
     let parts = futures::future::try_join_all(sends).await?;
-    let mut replies = vec![Value::Nil; keys.len() * 2];
+    let mut values = vec![Value::Nil; keys.len()];
+    let mut pttls = vec![Value::Nil; keys.len()];
     for ((_, indexes), part) in by_slot.iter().zip(parts) {
         let mut part = part.into_iter();
-        for &i in indexes {
-            let (Some(get), Some(pttl)) = (part.next(), part.next()) else {
-                break;
-            };
-            replies[2 * i] = get;
-            replies[2 * i + 1] = pttl;
+        let Some(Value::Array(slot_values)) = part.next() else {
+            return Err(redis::RedisError::from((
+                redis::ErrorKind::UnexpectedReturnType,
+                "MGET",
+                "expected an array".to_owned(),
+            )));
+        };
+        for ((&i, value), pttl) in indexes.iter().zip(slot_values).zip(part.by_ref()) {
+            values[i] = value;
+            pttls[i] = pttl;
         }
     }
-    Ok(replies)
+    Ok((values, pttls))
 }

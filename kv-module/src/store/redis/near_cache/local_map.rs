@@ -180,12 +180,14 @@ impl LocalMap {
         pttl_ms: i64,
     ) -> bool {
         let lifetime = match pttl_ms {
+            // It exists but has no value for us: not a string.
+            -1.. if value.is_none() => return false,
             // No expiry.
             -1 => self.ttl,
             // A missing key (Redis tracks those too).
             -2 if value.is_none() => self.ttl,
             ms if ms > 0 => Duration::from_millis(ms.unsigned_abs()).min(self.ttl),
-            // Expired between GET and PTTL: its invalidation follows.
+            // Expired between MGET and PTTL: its invalidation follows.
             _ => return false,
         };
         let entry = Entry {
@@ -201,6 +203,20 @@ impl LocalMap {
         }
         self.cache.insert(key.to_owned(), entry);
         true
+    }
+
+    /// Whether no key of `tickets` was invalidated, and the cache not
+    /// flushed, since they were taken: copies read after taking them are
+    /// then all valid at one instant.
+    pub(crate) fn unchanged(&self, tickets: &[Ticket]) -> bool {
+        let epoch = self.epoch.load(Ordering::Acquire);
+        tickets.iter().all(|ticket| {
+            ticket.epoch == epoch
+                && *self.stripes[ticket.stripe]
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    == ticket.generation
+        })
     }
 
     /// Drops the local copy of `key` (stored form, as Redis names it in an

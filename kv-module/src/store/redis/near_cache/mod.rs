@@ -9,7 +9,14 @@
 //!   Standalone, Sentinel and Cluster (tracking per node, `cluster.rs`).
 //! * **What is cached**: `get_bytes` and `get_many_bytes` (so the typed
 //!   `get`/`get_many` and every component reading through them), values
-//!   and missing keys alike. Every other operation goes to Redis as before.
+//!   and missing keys alike (a key of another type is never held). Every
+//!   other operation goes to Redis as before, and every command the store
+//!   sends on a key (hashes, lists, sets, transactions, scripts included)
+//!   drops its local copy.
+//! * **`get_many` stays one point in time**, as `MGET` is: it answers from
+//!   memory only when every key has a local copy and none was invalidated
+//!   while they were read; otherwise all its keys are read in one `MGET`
+//!   (so a transaction is never seen half applied).
 //! * **Other instances' writes**: Redis pushes an invalidation for every
 //!   key this store read, whoever changes it (any client, a Lua script,
 //!   expiry, eviction, `FLUSHDB`); it is applied before the reply to any
@@ -63,7 +70,8 @@
 //!   kv-module-tests --bench near_cache` (`docs/BENCHMARKS.md`, 2 shared
 //!   vCPUs, loopback): 2.27 M hits/s against 24 k raw redis-rs `GET`/s on
 //!   one task (95×), 1.62 M against 88 k at 50 tasks (20×). A miss, a
-//!   `GET` and a `PTTL` through the tracking connection, is level with a
+//!   `GET` and a `PTTL` through the tracking connection (measured before
+//!   the miss became `MGET` + `PTTL`), is level with a
 //!   plain `get` on one task and 0.64× at 50 tasks.
 //!
 //! # Layout
@@ -73,7 +81,7 @@
 //!   against the read/invalidate race, and the epoch that flushes in O(1).
 //! * `tracking`: the dedicated RESP3 connection, `CLIENT TRACKING ON`,
 //!   push handling, the liveness `PING`, reconnect → flush, and the reads
-//!   of missed keys (`GET` + `PTTL` in one pipeline).
+//!   of missed keys (`MGET` + `PTTL` in one pipeline).
 //! * `cluster`: tracking per node on a Redis Cluster: misses per slot to
 //!   its primary after `CLIENT TRACKING ON`, the slot-map check.
 //! * `stats`: [`NearCacheStats`].

@@ -50,42 +50,38 @@ impl Tracking {
             return Ok(None);
         };
         let keys = [stored];
-        let read = |pool| async move { self.read(live, pool, &keys).await };
+        let read = |pool| async move { self.read(live, pool, &keys, true).await };
         let mut values = link
             .call("GET", Some(key), Route::Key(stored), read)
             .await?;
         Ok(Some(values.pop().flatten()))
     }
 
-    /// `get_many_bytes` of `stored` keys: local copies where there are,
-    /// the others read through the tracking connection in one round trip;
-    /// `None` as for [`get`](Self::get).
+    /// `get_many_bytes` of `stored` keys, one point in time as `MGET` is:
+    /// from memory when every key has a local copy and none was
+    /// invalidated while they were read, else all read through the
+    /// tracking connection (one `MGET`); `None` as for [`get`](Self::get).
     pub(crate) async fn get_many(
         &self,
         link: &Arc<Link>,
         stored: &[String],
     ) -> Result<Option<Vec<Option<Vec<u8>>>>> {
-        let mut values: Vec<Option<Option<Vec<u8>>>> =
+        let tickets: Vec<_> = stored.iter().map(|key| self.map.ticket(key)).collect();
+        let local: Option<Vec<Option<Vec<u8>>>> =
             stored.iter().map(|key| self.lookup(key)).collect();
-        let missed: Vec<&str> = (stored.iter().zip(&values))
-            .filter(|(_, value)| value.is_none())
-            .map(|(key, _)| key.as_str())
-            .collect();
-        if !missed.is_empty() {
-            let Some(live) = self.live() else {
-                return Ok(None);
-            };
-            let missed = &missed;
-            let read = |pool| async move { self.read(live, pool, missed).await };
-            let mut read = link
-                .call("MGET", None, Route::Keys(stored), read)
-                .await?
-                .into_iter();
-            for value in values.iter_mut().filter(|value| value.is_none()) {
-                *value = Some(read.next().flatten());
-            }
+        if let Some(values) = local
+            && self.map.unchanged(&tickets)
+        {
+            return Ok(Some(values));
         }
-        Ok(Some(values.into_iter().map(Option::flatten).collect()))
+        let Some(live) = self.live() else {
+            return Ok(None);
+        };
+        let keys: Vec<&str> = stored.iter().map(String::as_str).collect();
+        let keys = &keys;
+        let read = |pool| async move { self.read(live, pool, keys, false).await };
+        let values = link.call("MGET", None, Route::Keys(stored), read).await?;
+        Ok(Some(values))
     }
 }
 

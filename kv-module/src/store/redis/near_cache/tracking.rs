@@ -81,7 +81,7 @@ pub(crate) struct Live {
 pub(crate) struct Tracking {
     store: Arc<str>,
     source: Source,
-    map: LocalMap,
+    pub(super) map: LocalMap,
     counters: Arc<Counters>,
     /// `None` while down. A std lock: held to clone or swap, never across
     /// an `.await`.
@@ -111,7 +111,7 @@ impl Tracking {
         let source = match &topology.kind {
             Kind::Standalone(client) => Source::Server(resp3(client)?),
             Kind::Sentinel(target) => Source::Sentinel(target.clone()),
-            Kind::Cluster(_, factory) => Source::Cluster(factory.clone()),
+            Kind::Cluster(clients) => Source::Cluster(clients.tracking.clone()),
         };
         let tracking = Arc::new(Self {
             store,
@@ -341,17 +341,23 @@ impl Tracking {
         Ok(())
     }
 
-    /// Reads `keys` (stored form) through the tracking connection — `GET`
-    /// and `PTTL` of each in one pipeline, so that Redis tracks them —
-    /// keeping the replies no invalidation raced. When the tracking
-    /// connection turns out to be broken, it is marked lost and the keys
-    /// are read through `pool` instead (nothing kept): a lost tracking
-    /// connection never fails a read the pool can serve.
+    /// Reads `keys` (stored form) through the tracking connection —
+    /// `MGET` of them all, then `PTTL` of each, in one pipeline, so that
+    /// Redis tracks them and the values are one point in time (on a
+    /// cluster, per slot, as a plain `MGET` there) — keeping the replies
+    /// no invalidation raced. A key that exists but is not a string reads
+    /// as missing (as `MGET` says) and is not kept; with `strict` (one
+    /// key, `get`) it is read again with `GET` through `pool`, so that the
+    /// caller gets the same error as without a near cache. When the
+    /// tracking connection turns out to be broken, it is marked lost and
+    /// the keys are read through `pool` instead (nothing kept): a lost
+    /// tracking connection never fails a read the pool can serve.
     pub(crate) async fn read(
         &self,
         live: Live,
         mut pool: Conn,
         keys: &[&str],
+        strict: bool,
     ) -> RedisResult<Vec<Option<Vec<u8>>>> {
         let tickets: Vec<_> = keys.iter().map(|key| self.map.ticket(key)).collect();
         // A loss after the tickets moves the epoch, which refuses the
@@ -363,48 +369,66 @@ impl Tracking {
             match &live.conn {
                 TrackConn::Server(conn) => {
                     let mut pipe = redis::pipe();
+                    pipe.cmd("MGET").arg(keys);
                     for key in keys {
-                        pipe.cmd("GET").arg(*key).cmd("PTTL").arg(*key);
+                        pipe.cmd("PTTL").arg(*key);
                     }
-                    pipe.query_async(&mut conn.clone()).await
+                    let mut replies: Vec<Value> = pipe.query_async(&mut conn.clone()).await?;
+                    if replies.is_empty() {
+                        return Err(unexpected("MGET/PTTL pipeline", "a reply per command"));
+                    }
+                    let values = match replies.remove(0) {
+                        Value::Array(values) => values,
+                        _ => return Err(unexpected("MGET", "an array")),
+                    };
+                    Ok((values, replies))
                 }
                 TrackConn::Cluster(conn, _) => cluster::read(conn, keys).await,
             }
         };
-        let replies: Vec<Value> = match sent.await {
+        let (values, pttls) = match sent.await {
             Ok(replies) => replies,
             Err(e) if is_lost(&e) => {
                 self.lost(live.id, "a read failed");
-                let mut plain = redis::cmd("MGET");
+                let mut plain = redis::cmd(if strict { "GET" } else { "MGET" });
                 plain.arg(keys);
-                return plain.query_async(&mut pool).await;
+                return if strict {
+                    plain
+                        .query_async::<Option<Vec<u8>>>(&mut pool)
+                        .await
+                        .map(|value| vec![value])
+                } else {
+                    plain.query_async(&mut pool).await
+                };
             }
             Err(e) => return Err(e),
         };
-        if replies.len() != keys.len() * 2 {
-            return Err(unexpected("GET/PTTL pipeline", "a reply per command"));
+        if values.len() != keys.len() || pttls.len() != keys.len() {
+            return Err(unexpected("MGET/PTTL pipeline", "a reply per key"));
         }
-        let mut values = Vec::with_capacity(keys.len());
-        let mut replies = replies.into_iter();
-        for (key, ticket) in keys.iter().zip(tickets) {
-            let (Some(get), Some(pttl)) = (replies.next(), replies.next()) else {
-                return Err(unexpected("GET/PTTL pipeline", "a reply per command"));
-            };
-            let value = match get {
+        let mut out = Vec::with_capacity(keys.len());
+        for (((key, ticket), value), pttl) in keys.iter().zip(tickets).zip(values).zip(pttls) {
+            let value = match value {
                 Value::Nil => None,
                 Value::BulkString(bytes) => Some(bytes),
-                Value::ServerError(e) => return Err(e.into()),
-                _ => return Err(unexpected("GET", "a string or nil")),
+                _ => return Err(unexpected("MGET", "strings or nils")),
             };
             let Value::Int(pttl) = pttl else {
                 return Err(unexpected("PTTL", "an integer"));
             };
+            if value.is_none() && pttl != -2 && strict {
+                // It exists, yet `MGET` gave nil: not a string.
+                let mut get = redis::cmd("GET");
+                get.arg(*key);
+                let value: Option<Vec<u8>> = get.query_async(&mut pool).await?;
+                return Ok(vec![value]);
+            }
             if keep {
                 self.map.fill(key, ticket, value.as_deref(), pttl);
             }
-            values.push(value);
+            out.push(value);
         }
-        Ok(values)
+        Ok(out)
     }
 }
 

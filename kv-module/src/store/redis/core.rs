@@ -1,0 +1,153 @@
+//! [`Core`]: what a [`RedisStore`](super::RedisStore) is (its connections
+//! and prefix), the one path every command takes (deadline, breaker,
+//! error mapping, repair: [`Link::call`]), and the type the data-type
+//! traits ([`KvHashes`](crate::KvHashes), ...) are implemented on.
+//!
+//! The traits live on this inner value rather than on `RedisStore` itself
+//! so that their method names (`get`, `set`, `delete`, ...) never clash
+//! with [`KvStore`](crate::KvStore)'s or [`KvStoreExt`](crate::KvStoreExt)'s
+//! on the store: callers reach them through `store.hashes()`.
+
+use std::sync::Arc;
+
+use redis::{ErrorKind, ServerErrorKind};
+
+use super::error_map::ErrorContext;
+use super::link::{Link, Route};
+use super::near_cache::{ForgetOnDrop, Tracking};
+use crate::error::{KvError, Result};
+use crate::store::{KeySpace, Script, ScriptRun, ScriptValue, key_slot};
+
+/// One Redis store's connections and key space.
+pub(crate) struct Core {
+    pub(crate) link: Arc<Link>,
+    pub(crate) space: KeySpace,
+    /// The near cache, when configured.
+    pub(crate) near: Option<Arc<Tracking>>,
+}
+
+impl Core {
+    /// The error context (store name, address).
+    pub(crate) fn ctx(&self) -> &ErrorContext {
+        self.link.ctx()
+    }
+
+    /// A guard that drops the near cache's copies of the `stored` keys of
+    /// a write when it goes, at the end of the write (see [`ForgetOnDrop`]).
+    pub(crate) fn forget_after<'a>(&'a self, stored: &'a [String]) -> ForgetOnDrop<'a> {
+        ForgetOnDrop::new(self.near.as_deref(), stored)
+    }
+
+    /// Sends `cmd` through the store's one call path: the store's deadline
+    /// (`command_timeout`), its circuit breaker, error mapping with `op`
+    /// and the caller's `key`, and connection repair.
+    pub(crate) async fn query<T: redis::FromRedisValue>(
+        &self,
+        cmd: &redis::Cmd,
+        op: &'static str,
+        key: Option<&str>,
+        route: Route<'_>,
+    ) -> Result<T> {
+        self.link
+            .call(op, key, route, |mut conn| async move {
+                cmd.query_async(&mut conn).await
+            })
+            .await
+    }
+
+    /// `cmd` on the caller's `key`: prefixed, routed by it, errors naming
+    /// it. The stored key is the command's first argument after its name.
+    #[tracing::instrument(level = "trace", skip(self, args), fields(store = %self.ctx().store), err(level = "debug"))]
+    pub(crate) async fn on_key<T: redis::FromRedisValue>(
+        &self,
+        name: &'static str,
+        key: &str,
+        args: impl FnOnce(&mut redis::Cmd),
+    ) -> Result<T> {
+        let stored = self.space.stored_key(key);
+        // Reads as well as writes: a key of another type may be held as
+        // missing, and a drop costs no more than a later miss.
+        let _forget = self.forget_after(std::slice::from_ref(&stored));
+        let mut cmd = redis::cmd(name);
+        cmd.arg(&stored);
+        args(&mut cmd);
+        self.query(&cmd, name, Some(key), Route::Key(&stored)).await
+    }
+
+    /// Runs `script` with the caller's `keys` (prefixed here) and `args`:
+    /// `EVALSHA`, loading the script on `NOSCRIPT`, through the store's
+    /// call path; on a cluster keys of several slots are
+    /// [`KvError::CrossSlot`] before anything is sent. Errors name the
+    /// first key.
+    #[tracing::instrument(level = "trace", skip_all, fields(store = %self.ctx().store, script = script.name()), err(level = "debug"))]
+    pub(crate) async fn eval<T: redis::FromRedisValue, A: redis::ToRedisArgs>(
+        &self,
+        script: &Script,
+        keys: &[&str],
+        args: &[A],
+    ) -> Result<T> {
+        let stored: Vec<String> = keys.iter().map(|k| self.space.stored_key(k)).collect();
+        let _forget = self.forget_after(&stored);
+        self.check_one_slot("EVALSHA", keys, &stored)?;
+        // One slot (checked above on a cluster): the first key routes it.
+        let route = stored.first().map_or(Route::All, |key| Route::Key(key));
+        let mut evalsha = redis::cmd("EVALSHA");
+        evalsha.arg(script.sha1()).arg(stored.len());
+        for key in &stored {
+            evalsha.arg(key.as_str());
+        }
+        for arg in args {
+            evalsha.arg(arg);
+        }
+        self.link
+            .call(
+                "EVALSHA",
+                keys.first().copied(),
+                route,
+                |mut conn| async move {
+                    // As redis-rs' `Script` does: one round trip while the server
+                    // has the script cached; after NOSCRIPT (a restarted or flushed
+                    // server, a new primary) load it and run it again.
+                    match evalsha.query_async(&mut conn).await {
+                        Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                            let mut load = redis::cmd("SCRIPT");
+                            load.arg("LOAD").arg(script.lua());
+                            load.query_async::<()>(&mut conn).await?;
+                            evalsha.query_async(&mut conn).await
+                        }
+                        reply => reply,
+                    }
+                },
+            )
+            .await
+    }
+
+    /// Refuses, on a cluster, an atomic operation whose keys span hash
+    /// slots: the server would refuse it too, after a round trip, with a
+    /// message that names no key.
+    pub(crate) fn check_one_slot(
+        &self,
+        op: &'static str,
+        keys: &[&str],
+        stored: &[String],
+    ) -> Result<()> {
+        let Some(first) = stored.first() else {
+            return Ok(());
+        };
+        let slot = key_slot(first);
+        if self.link.is_cluster() && stored.iter().any(|key| key_slot(key) != slot) {
+            return Err(KvError::CrossSlot {
+                store: self.ctx().store.clone(),
+                op,
+                keys: keys.iter().map(|k| (*k).to_owned()).collect(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The memory twin of scripts the memory backend never runs (it has its
+/// own implementation of the operation).
+pub(crate) fn redis_only(_: &mut ScriptRun<'_>) -> std::result::Result<ScriptValue, String> {
+    Err("this script runs on Redis only".to_owned())
+}

@@ -1,0 +1,66 @@
+//! The Redis backend's metrics, emitted through the [`metrics`] facade:
+//! the library records, the application installs the exporter (without
+//! one, each record is a no-op). Names follow Prometheus conventions.
+//!
+//! | metric | type | labels | what |
+//! |---|---|---|---|
+//! | `kv_store_commands_total` | counter | `store`, `op` | calls made (each store method is one `op`) |
+//! | `kv_store_errors_total` | counter | `store`, `op`, `kind` | calls that failed: `timeout`, `connection`, `server` (an error reply), `unavailable` (refused by the open circuit breaker) |
+//! | `kv_store_command_duration_seconds` | histogram | `store`, `op` | call latency, deadline and queueing included |
+//! | `kv_store_connection_up` | gauge | `store` | 1 while calls are answered, 0 after a lost one until one is answered again |
+//! | `kv_store_reconnects_total` | counter | `store` | connection rebuilds (Cluster slot-map refresh, Sentinel failover) |
+//! | `kv_store_breaker_open` | gauge | `server` | 1 while the server's circuit breaker is open |
+//! | `kv_store_breaker_trips_total` | counter | `server` | times the breaker opened |
+
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Calls made.
+pub const COMMANDS: &str = "kv_store_commands_total";
+/// Calls that failed, by kind.
+pub const ERRORS: &str = "kv_store_errors_total";
+/// Call latency.
+pub const DURATION: &str = "kv_store_command_duration_seconds";
+/// Whether the store's calls are answered.
+pub const CONNECTION_UP: &str = "kv_store_connection_up";
+/// Connection rebuilds.
+pub const RECONNECTS: &str = "kv_store_reconnects_total";
+/// Whether a server's circuit breaker is open.
+pub const BREAKER_OPEN: &str = "kv_store_breaker_open";
+/// Times a server's circuit breaker opened.
+pub const BREAKER_TRIPS: &str = "kv_store_breaker_trips_total";
+
+/// A call of `op` on `store` that started at `started` ended, failed with
+/// `error` (its kind) or not.
+pub(crate) fn call_ended(
+    store: &Arc<str>,
+    op: &'static str,
+    started: Instant,
+    error: Option<&'static str>,
+) {
+    metrics::counter!(COMMANDS, "store" => Arc::clone(store), "op" => op).increment(1);
+    metrics::histogram!(DURATION, "store" => Arc::clone(store), "op" => op)
+        .record(started.elapsed().as_secs_f64());
+    if let Some(kind) = error {
+        metrics::counter!(ERRORS, "store" => Arc::clone(store), "op" => op, "kind" => kind)
+            .increment(1);
+    }
+}
+
+/// The store's calls are answered again (`true`) or one was lost.
+pub(crate) fn connection_up(store: &Arc<str>, up: bool) {
+    metrics::gauge!(CONNECTION_UP, "store" => Arc::clone(store)).set(if up { 1.0 } else { 0.0 });
+}
+
+/// The store rebuilt its connections.
+pub(crate) fn reconnected(store: &Arc<str>) {
+    metrics::counter!(RECONNECTS, "store" => Arc::clone(store)).increment(1);
+}
+
+/// `server`'s breaker opened (`true`) or closed.
+pub(crate) fn breaker(server: &Arc<str>, open: bool) {
+    metrics::gauge!(BREAKER_OPEN, "server" => Arc::clone(server)).set(if open { 1.0 } else { 0.0 });
+    if open {
+        metrics::counter!(BREAKER_TRIPS, "server" => Arc::clone(server)).increment(1);
+    }
+}
