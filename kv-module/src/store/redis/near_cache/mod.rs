@@ -68,11 +68,10 @@
 //!   (`tracking.rs`).
 //! * A hit never touches the network. Measured with `cargo bench -p
 //!   kv-module-tests --bench near_cache` (`docs/BENCHMARKS.md`, 2 shared
-//!   vCPUs, loopback): 2.27 M hits/s against 24 k raw redis-rs `GET`/s on
-//!   one task (95×), 1.62 M against 88 k at 50 tasks (20×). A miss, a
-//!   `GET` and a `PTTL` through the tracking connection (measured before
-//!   the miss became `MGET` + `PTTL`), is level with a
-//!   plain `get` on one task and 0.64× at 50 tasks.
+//!   vCPUs, loopback): 3.3 M hits/s against 8.5 k raw redis-rs `GET`/s on
+//!   one task (374×), 3.0 M against 138 k at 50 tasks (23×). A miss
+//!   (`MGET` + `PTTL` through the tracking connection) is 0.90× a plain
+//!   `get` on one task and 0.70× at 50 tasks.
 //!
 //! # Layout
 //!
