@@ -4,86 +4,31 @@
 //! a terminal (`NO_COLOR` unset here on purpose); the request's line has
 //! its id, method, route, status and latency, and never the query string;
 //! an unknown `LOG_FORMAT` stops the start with a message.
-//!
-//! The binary is cargo's `CARGO_BIN_EXE_example-app`, or `EXAMPLE_APP_BIN`.
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod support;
+
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::process::Command;
 
-/// Kills the app if the test ends before it has exited.
-struct App(Child);
-
-impl Drop for App {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
-
-fn bin() -> PathBuf {
-    std::env::var_os("EXAMPLE_APP_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_example-app")))
-}
+use support::App;
 
 fn command(log_format: &str, dir: &tempfile::TempDir) -> Command {
-    let config = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config/services.yaml");
-    let mut command = Command::new(bin());
+    let mut command = support::command(dir);
     command
-        .arg("--config")
-        .arg(&config)
-        .env("KV_DRIVER", "kvstore_memory")
-        .env("APP_ADDR", "127.0.0.1:0")
-        .env("DATABASE_URL", dir.path().join("app.db"))
-        .env("OTP_DEV_ECHO", "true")
         .env("SHUTDOWN_TIMEOUT", "1s")
-        .env("RUST_LOG", "info")
         .env("LOG_FORMAT", log_format)
         .env_remove("NO_COLOR")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .stderr(std::process::Stdio::piped());
     command
-}
-
-/// The port in the `listening` line.
-fn port_in(line: &str) -> Option<u16> {
-    let rest = &line[line.find("127.0.0.1:")? + "127.0.0.1:".len()..];
-    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-    digits.parse().ok()
 }
 
 /// Starts the app, sends one request whose query holds an e-mail address,
 /// stops it with SIGTERM and returns every line it wrote.
 fn run(log_format: &str) -> Vec<String> {
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let mut app = App(command(log_format, &dir).spawn().expect("start the app"));
-    let stdout = app.0.stdout.take().expect("piped stdout");
-    let (tx, lines) = mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let mut log = Vec::new();
-    let port = loop {
-        let line = lines
-            .recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|e| panic!("no `listening` line ({e}); log so far: {log:#?}"));
-        let port = line.contains("listening").then(|| port_in(&line)).flatten();
-        log.push(line);
-        if let Some(port) = port {
-            break port;
-        }
-    };
+    let mut app = App::start(command(log_format, &dir));
+    let port = app.port;
     let mut client = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     client
         .write_all(
@@ -93,19 +38,10 @@ fn run(log_format: &str) -> Vec<String> {
     let mut response = String::new();
     client.read_to_string(&mut response).expect("a response");
     assert!(response.starts_with("HTTP/1.1 200"), "{response:?}");
-    let status = Command::new("sh")
-        .arg("-c")
-        .arg(r#"kill -TERM "$1""#)
-        .arg("sh")
-        .arg(app.0.id().to_string())
-        .status()
-        .expect("run kill");
-    assert!(status.success());
-    let exit = app.0.wait().expect("the app exits");
+    app.terminate();
+    let exit = app.wait();
     assert!(exit.success(), "exit status {exit}");
-    // The writer flushed at exit and the pipe closed: every line is here.
-    log.extend(lines.iter());
-    log
+    std::mem::take(&mut app.log)
 }
 
 #[test]

@@ -6,78 +6,25 @@
 //! The binary is cargo's `CARGO_BIN_EXE_example-app`, or `EXAMPLE_APP_BIN`
 //! when set (to run this test against another build).
 
-use std::io::{BufRead, BufReader, Write};
+mod support;
+
+use std::io::Write;
 use std::net::TcpStream;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-/// Kills the app if the test ends before it has exited.
-struct App(Child);
-
-impl Drop for App {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
-
-/// The port in a `listening` log line (`addr=127.0.0.1:PORT`, maybe with
-/// colour codes around the field name).
-fn port_in(line: &str) -> Option<u16> {
-    let rest = &line[line.find("127.0.0.1:")? + "127.0.0.1:".len()..];
-    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-    digits.parse().ok()
-}
+use support::App;
 
 #[test]
 fn sigterm_with_a_partial_request_exits_within_the_shutdown_deadline() {
-    let bin = std::env::var_os("EXAMPLE_APP_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_example-app")));
-    let config = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config/services.yaml");
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let child = Command::new(&bin)
-        .arg("--config")
-        .arg(&config)
-        .env("KV_DRIVER", "kvstore_memory")
-        .env("APP_ADDR", "127.0.0.1:0")
-        .env("DATABASE_URL", dir.path().join("app.db"))
-        .env("OTP_DEV_ECHO", "true")
+    let mut command = support::command(&dir);
+    command
         .env("SHUTDOWN_TIMEOUT", "1s")
         // Far away: only the shutdown deadline can end the partial request.
         .env("HTTP_HEADER_READ_TIMEOUT", "60s")
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-    let mut app = App(child);
-    let stdout = app.0.stdout.take().expect("piped stdout");
-    let (lines_tx, lines) = mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if lines_tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let mut log = Vec::new();
-    let port = loop {
-        let line = lines
-            .recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|e| panic!("no `listening` line ({e}); log so far: {log:#?}"));
-        let port = line.contains("listening").then(|| port_in(&line)).flatten();
-        log.push(line);
-        if let Some(port) = port {
-            break port;
-        }
-    };
+        .env("NO_COLOR", "1");
+    let mut app = App::start(command);
+    let port = app.port;
 
     let mut partial = TcpStream::connect(("127.0.0.1", port)).expect("connect to the app");
     partial
@@ -91,18 +38,11 @@ fn sigterm_with_a_partial_request_exits_within_the_shutdown_deadline() {
     std::io::Read::read_to_string(&mut healthy, &mut response).expect("a response");
     assert!(response.starts_with("HTTP/1.1 200"), "{response:?}");
 
-    let status = Command::new("sh")
-        .arg("-c")
-        .arg(r#"kill -TERM "$1""#)
-        .arg("sh")
-        .arg(app.0.id().to_string())
-        .status()
-        .expect("run kill");
-    assert!(status.success(), "kill -TERM failed: {status}");
+    app.terminate();
     let signalled = Instant::now();
     let deadline = Duration::from_secs(1) + Duration::from_secs(3);
     let exit = loop {
-        if let Some(exit) = app.0.try_wait().expect("poll the app") {
+        if let Some(exit) = app.try_wait() {
             break exit;
         }
         assert!(
@@ -112,7 +52,7 @@ fn sigterm_with_a_partial_request_exits_within_the_shutdown_deadline() {
         std::thread::sleep(Duration::from_millis(20));
     };
     let took = signalled.elapsed();
-    log.extend(lines.try_iter());
+    let log = &app.log;
     assert!(exit.success(), "exit status {exit}; log: {log:#?}");
     assert!(
         took >= Duration::from_millis(900),

@@ -26,11 +26,18 @@
 //! Round trips are counted separately from `INFO commandstats`: the
 //! `EVALSHA`s sent per check, and the commands the script runs inside
 //! the server per check.
+//!
+//! Then a flood: every key over its limit, so that checks are denied;
+//! after each key's first denial the limiter answers from its denial
+//! memo. Compared with `governor`'s in-process keyed limiter on the same
+//! keys, and the Redis commands the flood sends counted.
 
 use std::collections::BTreeMap;
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter as GovernorLimiter};
 use kv_module::rate_limit::{Algorithm, KvRateLimiter, RateLimitPolicy};
 use kv_module::{KvStore, MemoryStore, RedisConfig, RedisStore};
 use kv_module_tests::TestRedis;
@@ -50,6 +57,10 @@ const COUNTED_CHECKS: u64 = 1_000;
 /// A quota no bench run reaches, so every check is allowed.
 const LIMIT: u64 = 10_000_000;
 const WINDOW: Duration = Duration::from_secs(60);
+/// The flood's quota, exhausted before it is measured.
+const FLOOD_LIMIT: u64 = 10;
+/// The governor release compared with (from Cargo.toml).
+const GOVERNOR_VERSION: &str = "0.10";
 const ALGORITHMS: [Algorithm; 3] = [
     Algorithm::FixedWindow,
     Algorithm::SlidingWindow,
@@ -62,11 +73,18 @@ enum Target {
     RawScript(Algorithm),
     Redis(Algorithm),
     Memory(Algorithm),
+    /// A check of a key over its limit, answered by the denial memo.
+    Flood(Algorithm),
+    /// The same keys through an in-process `governor` keyed limiter.
+    Governor,
 }
 
 struct Fixture {
     raw: ConnectionManager,
     redis: BTreeMap<&'static str, KvRateLimiter>,
+    /// Limiters whose keys are all over their limit (the flood).
+    flood: BTreeMap<&'static str, KvRateLimiter>,
+    governor: DefaultKeyedRateLimiter<String>,
     memory: BTreeMap<&'static str, KvRateLimiter>,
     /// The limiter's scripts and arguments, for raw redis-rs.
     scripts: BTreeMap<&'static str, (redis::Script, [String; 3])>,
@@ -149,6 +167,61 @@ async fn main() {
         );
     }
 
+    // A flood: every key over its limit. The first denial of each key
+    // asks Redis; the rest are answered from the denial memo. Against an
+    // in-process `governor` keyed limiter (no store at all), over the same
+    // keys, likewise exhausted.
+    for i in 0..KEY_COUNT {
+        for algorithm in ALGORITHMS {
+            for _ in 0..=FLOOD_LIMIT {
+                let _ = fixture.flood[algorithm.as_str()]
+                    .check(&fixture.keys[i])
+                    .await;
+            }
+        }
+        for _ in 0..=FLOOD_LIMIT {
+            let _ = fixture.governor.check_key(&fixture.keys[i]);
+        }
+    }
+    println!(
+        "\nA flood (every key over its limit of {FLOOD_LIMIT} per {} s; denials answered \
+         from memory) against governor {}'s in-process keyed limiter:\n",
+        WINDOW.as_secs(),
+        GOVERNOR_VERSION
+    );
+    println!(
+        "| algorithm | concurrency | governor checks/s | denied checks/s | ratio (check/governor) |"
+    );
+    println!("|---|---:|---:|---:|---:|");
+    for concurrency in CONCURRENCIES {
+        for algorithm in ALGORITHMS {
+            let c = plan
+                .compare(
+                    &fixture,
+                    Target::Governor,
+                    Target::Flood(algorithm),
+                    concurrency,
+                )
+                .await;
+            println!("| {algorithm} | {concurrency} | {c} |");
+        }
+    }
+    let before = command_calls(&mut raw_conn).await;
+    for i in 0..COUNTED_CHECKS as usize {
+        fixture
+            .run_once(Target::Flood(Algorithm::FixedWindow), i % KEY_COUNT)
+            .await;
+    }
+    let calls = delta(&before, &command_calls(&mut raw_conn).await);
+    println!(
+        "\nRedis commands for {COUNTED_CHECKS} flood checks: {}",
+        if calls.is_empty() {
+            "none".to_owned()
+        } else {
+            format!("{calls:?}")
+        }
+    );
+
     println!("\nMemoryStore (same checks, no network):\n");
     println!("| algorithm | concurrency | checks/s |");
     println!("|---|---:|---:|");
@@ -203,9 +276,22 @@ impl Fixture {
                 (algorithm.as_str(), (script, args.map(|n| n.to_string())))
             })
             .collect();
+        let flood = ALGORITHMS
+            .iter()
+            .map(|algorithm| {
+                let policy = RateLimitPolicy::new(*algorithm, FLOOD_LIMIT, WINDOW);
+                let name = format!("flood-{algorithm}");
+                let limiter = KvRateLimiter::new(redis_store.clone(), name, policy)
+                    .expect("the bench policies are valid");
+                (algorithm.as_str(), limiter)
+            })
+            .collect();
+        let quota = Quota::per_minute(NonZeroU32::new(FLOOD_LIMIT as u32).expect("non-zero"));
         Self {
             raw,
             scripts,
+            flood,
+            governor: GovernorLimiter::keyed(quota),
             redis: limiters(&redis_store),
             memory: limiters(&memory_store),
             keys: (0..KEY_COUNT).map(|i| format!("ip:{i}")).collect(),
@@ -243,6 +329,18 @@ impl Fixture {
                 );
             }
             Target::Redis(algorithm) => check(&self.redis, algorithm, &self.keys[index]).await,
+            // Over its limit, a key earns one check back every 6 s (GCRA,
+            // sliding window, governor): nearly every check is denied.
+            Target::Flood(algorithm) => {
+                let limiter = &self.flood[algorithm.as_str()];
+                limiter
+                    .check(&self.keys[index])
+                    .await
+                    .expect("the check must succeed");
+            }
+            Target::Governor => {
+                let _ = self.governor.check_key(&self.keys[index]);
+            }
             Target::Memory(algorithm) => check(&self.memory, algorithm, &self.keys[index]).await,
         }
     }

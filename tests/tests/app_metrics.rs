@@ -8,7 +8,6 @@
 use kv_module_tests::test_app::{Driver, TestApp};
 use openmetrics_parser::prometheus::parse_prometheus;
 use openmetrics_parser::{MetricsExposition, PrometheusType, PrometheusValue};
-use serde_json::{Value as Json, json};
 
 type Scrape = MetricsExposition<PrometheusType, PrometheusValue>;
 
@@ -80,26 +79,7 @@ async fn metrics_count_exactly_what_a_run_did_and_survive_redis_down() {
         assert_eq!(r.status(), 200);
     }
     // One login: a code issued, verified, one session created.
-    let r = app
-        .client
-        .post(app.url("/api/auth/otp"))
-        .json(&json!({"user_id": id}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 202);
-    let code = r.json::<Json>().await.unwrap()["dev_code"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let r = app
-        .client
-        .post(app.url("/api/auth/otp/verify"))
-        .json(&json!({"user_id": id, "code": code}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    app.login(id).await;
     // 100 concurrent reads of a user nobody has read yet: one load.
     let cold = app.create_user("Bob", "bob@example.com").await;
     let mid = scrape(&app).await;

@@ -132,6 +132,53 @@ struct Counters {
     failing: AtomicBool,
     /// The denials answered from memory, sized on first use.
     denials: OnceLock<DenialMemo>,
+    /// The facade's counters, registered on the first check.
+    metrics: OnceLock<Metrics>,
+}
+
+/// What a check came to, as counted.
+#[derive(Clone, Copy)]
+enum Outcome {
+    Allowed,
+    Denied,
+    DeniedFromMemory,
+    FailedOpen,
+    FailedClosed,
+}
+
+/// The limiter's counters in the [`metrics`] facade, registered once (an
+/// increment is then one atomic add, or nothing without a recorder):
+/// `kv_ratelimit_decisions_total{policy, outcome}` (`allowed`, `denied`,
+/// `failed_open`, `failed_closed`; denials from memory included),
+/// `kv_ratelimit_memo_denials_total{policy}` (the denials answered from
+/// memory) and `kv_ratelimit_failed_open_total{policy}`.
+struct Metrics {
+    allowed: metrics::Counter,
+    denied: metrics::Counter,
+    memo_denied: metrics::Counter,
+    failed_open: metrics::Counter,
+    failed_closed: metrics::Counter,
+    failed_open_total: metrics::Counter,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Metrics {
+    fn new(policy: &Arc<str>) -> Self {
+        let decisions = |outcome: &'static str| metrics::counter!("kv_ratelimit_decisions_total", "policy" => Arc::clone(policy), "outcome" => outcome);
+        Self {
+            allowed: decisions("allowed"),
+            denied: decisions("denied"),
+            memo_denied: metrics::counter!("kv_ratelimit_memo_denials_total", "policy" => Arc::clone(policy)),
+            failed_open: decisions("failed_open"),
+            failed_closed: decisions("failed_closed"),
+            failed_open_total: metrics::counter!("kv_ratelimit_failed_open_total", "policy" => Arc::clone(policy)),
+        }
+    }
 }
 
 impl KvRateLimiter {
@@ -267,9 +314,7 @@ impl KvRateLimiter {
         }
         let sent = Instant::now();
         if let Some(decision) = self.denials().lookup(key, cost, self.policy.limit(), sent) {
-            self.record("denied");
-            metrics::counter!("kv_ratelimit_memo_denials_total", "policy" => Arc::clone(self.policy.shared_name()))
-                .increment(1);
+            self.record(Outcome::DeniedFromMemory);
             return Ok(decision);
         }
         let stored_key = self.stored_key(key);
@@ -341,18 +386,32 @@ impl KvRateLimiter {
     /// `allowed`, `denied`, `failed_open` or `failed_closed`, and
     /// `kv_ratelimit_failed_open_total{policy}` for the checks let through
     /// because the store failed.
-    fn record(&self, outcome: &'static str) {
-        let policy = self.policy.shared_name();
-        metrics::counter!("kv_ratelimit_decisions_total", "policy" => Arc::clone(policy), "outcome" => outcome)
-            .increment(1);
-        if outcome == "failed_open" {
-            metrics::counter!("kv_ratelimit_failed_open_total", "policy" => Arc::clone(policy))
-                .increment(1);
+    fn record(&self, outcome: Outcome) {
+        let counters = self
+            .counters
+            .metrics
+            .get_or_init(|| Metrics::new(self.policy.shared_name()));
+        match outcome {
+            Outcome::Allowed => counters.allowed.increment(1),
+            Outcome::Denied => counters.denied.increment(1),
+            Outcome::DeniedFromMemory => {
+                counters.denied.increment(1);
+                counters.memo_denied.increment(1);
+            }
+            Outcome::FailedOpen => {
+                counters.failed_open.increment(1);
+                counters.failed_open_total.increment(1);
+            }
+            Outcome::FailedClosed => counters.failed_closed.increment(1),
         }
     }
 
     fn decision(&self, reply: Reply) -> Decision {
-        self.record(if reply.allowed { "allowed" } else { "denied" });
+        self.record(if reply.allowed {
+            Outcome::Allowed
+        } else {
+            Outcome::Denied
+        });
         Decision {
             allowed: reply.allowed,
             limit: self.policy.limit(),
@@ -369,7 +428,7 @@ impl KvRateLimiter {
         match self.policy.on_store_error() {
             OnStoreError::FailOpen => {
                 let n = self.counters.failed_open.fetch_add(1, Ordering::Relaxed) + 1;
-                self.record("failed_open");
+                self.record(Outcome::FailedOpen);
                 if first || n.is_multiple_of(WARN_EVERY) {
                     tracing::warn!(%policy, %store, error = %error, failed_open = n,
                         "rate limit store failed; letting the request through (fail open)");
@@ -387,7 +446,7 @@ impl KvRateLimiter {
             }
             OnStoreError::FailClosed => {
                 let n = self.counters.failed_closed.fetch_add(1, Ordering::Relaxed) + 1;
-                self.record("failed_closed");
+                self.record(Outcome::FailedClosed);
                 if first || n.is_multiple_of(WARN_EVERY) {
                     tracing::warn!(%policy, %store, error = %error, failed_closed = n,
                         "rate limit store failed; refusing the request (fail closed)");
