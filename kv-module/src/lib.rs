@@ -77,7 +77,7 @@
 //!
 //! | Feature | Adds | Brings |
 //! |---|---|---|
-//! | `redis` | [`RedisStore`], [`RedisConfig`]: standalone, Sentinel and Cluster; service type `kvstore_redis` | redis |
+//! | `redis` | [`RedisStore`], [`RedisConfig`]: standalone, Sentinel and Cluster; service type `kvstore_redis`; the near cache ([`NearCacheConfig`]) | redis, quick_cache |
 //! | `tls` | `tls:` settings and `rediss://` (rustls, ring, webpki roots); implies `redis` | rustls |
 //! | `yaml` | [`config::ConfigLoader`], `${VAR}` expansion, [`ServiceRegistry`](registry::ServiceRegistry), [`ServiceTypes`](registry::ServiceTypes), the components' `from_registry` | granit-parser |
 //! | `shaku` | the components as shaku `Component`s: `*Parameters`, `into_parameters`; [`Interface`] becomes `shaku::Interface` | shaku |
@@ -135,7 +135,7 @@ pub use secret::Secret;
 pub use store::memory::{MemoryConfig, MemoryServer, MemoryStore};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
-pub use store::redis::{RedisConfig, RedisMode, RedisStore};
+pub use store::redis::{NearCacheConfig, NearCacheStats, RedisConfig, RedisMode, RedisStore};
 pub use store::{
     KeyTtl, KvHashes, KvHashesExt, KvLists, KvListsExt, KvSets, KvSetsExt, KvSortedSets,
     KvSortedSetsExt, KvStore, KvStoreExt, KvTransactions, KvTransactionsExt, Script, ScriptArgs,

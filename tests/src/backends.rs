@@ -1,11 +1,14 @@
 //! The [`Backend`]s the suites run on: a Redis server of the test's own,
 //! the memory backend, the shared Redis Cluster, the shared Sentinel set,
-//! and a mutual-TLS server.
+//! and a mutual-TLS server; and the same with a near cache on every store
+//! (a server of the test's own, the shared Sentinel set, mutual TLS).
 
 use std::sync::Arc;
 
 use kv_module::store::redis::TlsConfig;
-use kv_module::{KvStore, MemoryConfig, MemoryServer, MemoryStore, RedisConfig, RedisStore};
+use kv_module::{
+    KvStore, MemoryConfig, MemoryServer, MemoryStore, NearCacheConfig, RedisConfig, RedisStore,
+};
 
 use crate::conformance::Backend;
 use crate::{TestCerts, TestCluster, TestRedis, TestSentinel, TlsClientAuth};
@@ -28,6 +31,49 @@ impl RedisBackend {
 impl Backend for RedisBackend {
     async fn store(&self, name: &str, db: u8, prefix: &str) -> Arc<dyn KvStore> {
         Arc::new(self.server.store(name, db, prefix).await)
+    }
+
+    async fn outage(&mut self, _store: &Arc<dyn KvStore>) {
+        self.server.stop();
+    }
+
+    async fn recover(&mut self) {
+        self.server.restart().await;
+    }
+}
+
+/// The near cache the near-cached backends give every store: small, so
+/// that evictions happen in the suites too.
+fn near_cache() -> NearCacheConfig {
+    NearCacheConfig::new().with_max_bytes(256 * 1024)
+}
+
+/// Redis stores with a near cache ([`NearCacheConfig`]) on a
+/// `redis-server` of the test's own: the contract must not change.
+pub struct NearCacheBackend {
+    /// The server; public so tests can stop or inspect it.
+    pub server: TestRedis,
+}
+
+impl NearCacheBackend {
+    /// Starts a fresh server.
+    pub async fn start() -> Self {
+        Self {
+            server: TestRedis::start().await,
+        }
+    }
+}
+
+impl Backend for NearCacheBackend {
+    async fn store(&self, name: &str, db: u8, prefix: &str) -> Arc<dyn KvStore> {
+        let config = RedisConfig::new(self.server.addr())
+            .with_db(db)
+            .with_prefix(prefix)
+            .with_near_cache(near_cache());
+        match RedisStore::open(name, config).await {
+            Ok(store) => Arc::new(store),
+            Err(e) => panic!("near-cached store {name}: {e}"),
+        }
     }
 
     async fn outage(&mut self, _store: &Arc<dyn KvStore>) {
@@ -106,6 +152,7 @@ pub struct ClusterBackend {
     /// The shared cluster.
     pub cluster: Arc<TestCluster>,
     namespace: String,
+    near_cache: Option<NearCacheConfig>,
 }
 
 impl ClusterBackend {
@@ -114,16 +161,27 @@ impl ClusterBackend {
         Self {
             cluster: TestCluster::shared(),
             namespace: TestCluster::namespace(),
+            near_cache: None,
         }
+    }
+
+    /// The same backend with a near cache on every store.
+    pub fn with_near_cache(mut self) -> Self {
+        self.near_cache = Some(near_cache());
+        self
     }
 
     /// The configuration of a store of this backend.
     pub fn config(&self, db: u8, prefix: &str) -> RedisConfig {
-        RedisConfig::cluster(self.cluster.seed_nodes()).with_prefix(namespaced(
+        let config = RedisConfig::cluster(self.cluster.seed_nodes()).with_prefix(namespaced(
             &self.namespace,
             db,
             prefix,
-        ))
+        ));
+        match self.near_cache {
+            Some(near_cache) => config.with_near_cache(near_cache),
+            None => config,
+        }
     }
 
     /// The store prefix (namespace included) that `prefix` on `db` gets.
@@ -163,6 +221,7 @@ pub struct SentinelBackend {
     /// The shared set.
     pub sentinel: Arc<TestSentinel>,
     namespace: String,
+    near_cache: Option<NearCacheConfig>,
 }
 
 impl SentinelBackend {
@@ -171,7 +230,14 @@ impl SentinelBackend {
         Self {
             sentinel: TestSentinel::shared(),
             namespace: TestCluster::namespace(),
+            near_cache: None,
         }
+    }
+
+    /// The same backend with a near cache on every store.
+    pub fn with_near_cache(mut self) -> Self {
+        self.near_cache = Some(near_cache());
+        self
     }
 }
 
@@ -181,6 +247,10 @@ impl Backend for SentinelBackend {
             RedisConfig::sentinel(self.sentinel.sentinel_addrs(), self.sentinel.master_name())
                 .with_db(db)
                 .with_prefix(namespaced(&self.namespace, 0, prefix));
+        let config = match self.near_cache {
+            Some(near_cache) => config.with_near_cache(near_cache),
+            None => config,
+        };
         match RedisStore::open(name, config).await {
             Ok(store) => Arc::new(store),
             Err(e) => panic!("sentinel store {name}: {e}"),
@@ -204,6 +274,7 @@ pub struct TlsBackend {
     pub server: TestRedis,
     /// The certificates the server and the stores use.
     pub certs: TestCerts,
+    near_cache: Option<NearCacheConfig>,
 }
 
 impl TlsBackend {
@@ -211,7 +282,18 @@ impl TlsBackend {
     pub async fn start() -> Self {
         let certs = TestCerts::generate();
         let server = TestRedis::start_tls(&certs, TlsClientAuth::Required).await;
-        Self { server, certs }
+        Self {
+            server,
+            certs,
+            near_cache: None,
+        }
+    }
+
+    /// The same backend with a near cache on every store (its tracking
+    /// connection over mutual TLS too).
+    pub fn with_near_cache(mut self) -> Self {
+        self.near_cache = Some(near_cache());
+        self
     }
 
     /// The TLS settings of the stores: the test CA and client certificate.
@@ -228,6 +310,10 @@ impl Backend for TlsBackend {
             .with_db(db)
             .with_prefix(prefix)
             .with_tls(self.tls());
+        let config = match self.near_cache {
+            Some(near_cache) => config.with_near_cache(near_cache),
+            None => config,
+        };
         match RedisStore::open(name, config).await {
             Ok(store) => Arc::new(store),
             Err(e) => panic!("TLS store {name}: {e}"),

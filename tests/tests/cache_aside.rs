@@ -336,6 +336,31 @@ kv_module_tests::backend_suite! {
     entry_key_holds_the_value_json_or_nothing,
 }
 
+// The same cases on a Redis server whose stores have a near cache
+// (issue 14): cache-aside reads through it unchanged, and its guarantees
+// (single flight, no stale write-back, tombstones) hold as they are.
+kv_module_tests::backend_suite! {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    near_cache: kv_module_tests::slot_checking_store::SlotCheckedBackend::new(
+        kv_module_tests::backends::NearCacheBackend::start().await,
+    );
+    cold_key_stampede_loads_once,
+    two_processes_with_lease_load_at_most_twice,
+    missing_row_is_negatively_cached_until_its_ttl,
+    load_racing_an_update_never_writes_the_old_value,
+    load_racing_a_delete_never_writes_the_old_value,
+    racing_write_through_updates_never_cache_the_loser,
+    store_outage_reads_and_writes_go_to_the_repository,
+    ttls_of_keys_written_together_are_spread,
+    repository_errors_pass_through_and_are_not_cached,
+    undecodable_entry_is_reloaded_and_replaced,
+    cancelled_caller_does_not_strand_the_others,
+    stuck_lease_holder_delays_but_never_fails_a_read,
+    write_through_and_invalidate_modes,
+    create_after_a_cached_miss_is_found_at_once,
+    entry_key_holds_the_value_json_or_nothing,
+}
+
 // ---------------------------------------------------------------------
 // 1. Stampede protection.
 // ---------------------------------------------------------------------

@@ -3,7 +3,9 @@
 //! disabled), the in-memory backend, a Redis Cluster (3 primaries, 3
 //! replicas, shared by the tests of this binary), the primary of a
 //! Sentinel set (shared likewise), and a Redis server that requires mutual
-//! TLS (one per test).
+//! TLS (one per test); then a server, the Sentinel set, mutual TLS and
+//! the cluster again with a near cache on every store, which must not change the
+//! contract.
 
 mod redis {
     use kv_module_tests::backends::RedisBackend;
@@ -28,4 +30,24 @@ mod sentinel {
 mod tls {
     use kv_module_tests::backends::TlsBackend;
     kv_module_tests::conformance_suite!(TlsBackend::start().await);
+}
+
+mod near_cache {
+    use kv_module_tests::backends::NearCacheBackend;
+    kv_module_tests::conformance_suite!(NearCacheBackend::start().await);
+}
+
+mod near_cache_sentinel {
+    use kv_module_tests::backends::SentinelBackend;
+    kv_module_tests::conformance_suite!(SentinelBackend::shared().with_near_cache());
+}
+
+mod near_cache_tls {
+    use kv_module_tests::backends::TlsBackend;
+    kv_module_tests::conformance_suite!(TlsBackend::start().await.with_near_cache());
+}
+
+mod near_cache_cluster {
+    use kv_module_tests::backends::ClusterBackend;
+    kv_module_tests::conformance_suite!(ClusterBackend::shared().with_near_cache());
 }

@@ -1,6 +1,7 @@
 //! Configuration: YAML service definitions with `${VAR}` expansion,
 //! located errors, and typed application sections.
 
+mod byte_size;
 #[cfg(feature = "yaml")]
 mod de;
 mod duration;
@@ -21,6 +22,7 @@ mod node;
 ))]
 mod validated;
 
+pub use byte_size::{parse_byte_size, serde_byte_size};
 pub use duration::{parse_duration, serde_duration, serde_duration_opt};
 pub use error::{ConfigError, Location};
 #[cfg(feature = "yaml")]

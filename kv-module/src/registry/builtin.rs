@@ -16,7 +16,8 @@ use crate::store::redis::{RedisConfig, RedisStore};
 /// It accepts the connection fields of `kvstore_redis` (`mode`, `addr`,
 /// `url`, `nodes`, `master_name`, `sentinel_password`, `username`,
 /// `password`, `tls`, `pool_size`, `connect_timeout`, `response_timeout`,
-/// `command_timeout`) and ignores them, so one file serves both drivers;
+/// `command_timeout`, `near_cache`) and ignores them (a memory store has
+/// no network round trip for a near cache to save), so one file serves both drivers;
 /// any other field is an error.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -41,6 +42,7 @@ pub struct MemoryServiceConfig {
     pool_size: Option<IgnoredAny>,
     connect_timeout: Option<IgnoredAny>,
     response_timeout: Option<IgnoredAny>,
+    near_cache: Option<IgnoredAny>,
 }
 
 impl ServiceTypes {

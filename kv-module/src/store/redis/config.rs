@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
+use super::near_cache::NearCacheConfig;
 use super::tls::TlsConfig;
 use crate::config::{deserialize_db, deserialize_text};
 use crate::secret::Secret;
@@ -69,6 +70,9 @@ pub enum RedisMode {
 ///   connect_timeout: 5s
 ///   response_timeout: 2s
 ///   command_timeout: 2s            # the outer deadline of every store call
+///   near_cache:                    # optional: hot reads from memory
+///     max_bytes: 64MiB             # keys and values counted; default 64MiB
+///     ttl: 30s                     # longest life of a local copy; default 30s
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -131,6 +135,10 @@ pub struct RedisConfig {
     /// Default: 2 s.
     #[serde(with = "crate::config::serde_duration")]
     pub command_timeout: Duration,
+    /// A near cache: `get`/`get_many` answered from memory while Redis
+    /// (RESP3 `CLIENT TRACKING`) reports no change of the key; see
+    /// [`NearCacheConfig`]. Every mode. Default: none.
+    pub near_cache: Option<NearCacheConfig>,
 }
 
 /// An optional text field where empty counts as absent.
@@ -195,6 +203,7 @@ impl Default for RedisConfig {
             connect_timeout: Duration::from_secs(5),
             response_timeout: Duration::from_secs(2),
             command_timeout: Duration::from_secs(2),
+            near_cache: None,
         }
     }
 }
@@ -305,6 +314,24 @@ impl RedisConfig {
     /// Sets the outer deadline of every store call. Default: 2 s.
     pub fn with_command_timeout(mut self, timeout: Duration) -> Self {
         self.command_timeout = timeout;
+        self
+    }
+
+    /// Turns the near cache on: reads of recently read keys answered from
+    /// this process's memory, dropped when any client changes them (Redis
+    /// pushes an invalidation on a dedicated RESP3 connection; on a
+    /// cluster, on one per node). Every mode. Default: off.
+    ///
+    /// ```
+    /// use kv_module::{NearCacheConfig, RedisConfig};
+    ///
+    /// let config = RedisConfig::new("localhost:6379")
+    ///     .with_prefix("users")
+    ///     .with_near_cache(NearCacheConfig::new().with_max_bytes(8 << 20));
+    /// assert!(config.near_cache.is_some());
+    /// ```
+    pub fn with_near_cache(mut self, near_cache: NearCacheConfig) -> Self {
+        self.near_cache = Some(near_cache);
         self
     }
 

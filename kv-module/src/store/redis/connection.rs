@@ -120,7 +120,10 @@ async fn manager_with(
 /// Every Sentinel is asked at once, each bounded by `timeout`, and the
 /// address most of the answering ones give wins (ties: the first listed):
 /// one frozen or stale Sentinel can neither stall nor misdirect the store.
-async fn master_client(target: &SentinelTarget, timeout: Duration) -> RedisResult<redis::Client> {
+pub(crate) async fn master_client(
+    target: &SentinelTarget,
+    timeout: Duration,
+) -> RedisResult<redis::Client> {
     let config = redis::AsyncConnectionConfig::new()
         .set_connection_timeout(Some(timeout))
         .set_response_timeout(Some(timeout));
@@ -164,7 +167,7 @@ async fn master_client(target: &SentinelTarget, timeout: Duration) -> RedisResul
 
 /// Fails unless the server is a primary: right after a failover a
 /// Sentinel may still name the old one, which now refuses writes.
-async fn check_primary(conn: &mut ConnectionManager) -> RedisResult<()> {
+pub(crate) async fn check_primary<C: ConnectionLike + Send>(conn: &mut C) -> RedisResult<()> {
     let role: Vec<Value> = redis::cmd("ROLE").query_async(conn).await?;
     match role.first() {
         Some(Value::BulkString(role)) if role == b"master" => Ok(()),

@@ -14,6 +14,7 @@ use redis::{ErrorKind, ServerErrorKind};
 
 use super::error_map::ErrorContext;
 use super::link::{Link, Route};
+use super::near_cache::{ForgetOnDrop, Tracking};
 use crate::error::{KvError, Result};
 use crate::store::{KeySpace, Script, ScriptRun, ScriptValue, key_slot};
 
@@ -21,12 +22,20 @@ use crate::store::{KeySpace, Script, ScriptRun, ScriptValue, key_slot};
 pub(crate) struct Core {
     pub(crate) link: Arc<Link>,
     pub(crate) space: KeySpace,
+    /// The near cache, when configured.
+    pub(crate) near: Option<Arc<Tracking>>,
 }
 
 impl Core {
     /// The error context (store name, address).
     pub(crate) fn ctx(&self) -> &ErrorContext {
         self.link.ctx()
+    }
+
+    /// A guard that drops the near cache's copies of the `stored` keys of
+    /// a write when it goes, at the end of the write (see [`ForgetOnDrop`]).
+    pub(crate) fn forget_after<'a>(&'a self, stored: &'a [String]) -> ForgetOnDrop<'a> {
+        ForgetOnDrop::new(self.near.as_deref(), stored)
     }
 
     /// Sends `cmd` through the store's one call path: the store's deadline
@@ -56,6 +65,9 @@ impl Core {
         args: impl FnOnce(&mut redis::Cmd),
     ) -> Result<T> {
         let stored = self.space.stored_key(key);
+        // Reads as well as writes: a key of another type may be held as
+        // missing, and a drop costs no more than a later miss.
+        let _forget = self.forget_after(std::slice::from_ref(&stored));
         let mut cmd = redis::cmd(name);
         cmd.arg(&stored);
         args(&mut cmd);
@@ -75,6 +87,7 @@ impl Core {
         args: &[A],
     ) -> Result<T> {
         let stored: Vec<String> = keys.iter().map(|k| self.space.stored_key(k)).collect();
+        let _forget = self.forget_after(&stored);
         self.check_one_slot("EVALSHA", keys, &stored)?;
         // One slot (checked above on a cluster): the first key routes it.
         let route = stored.first().map_or(Route::All, |key| Route::Key(key));

@@ -85,6 +85,9 @@ pub(crate) struct Link {
     /// Background tasks that watch the topology (the Sentinels'
     /// announcements); aborted when the link closes or is dropped.
     watchers: Mutex<Vec<tokio::task::AbortHandle>>,
+    /// Counts the repairs that swapped connections in, for those who must
+    /// react to a possible change of server (the near cache flushes).
+    repairs: tokio::sync::watch::Sender<u64>,
     /// Connections of blocking pops, one per pop in progress.
     blocking: BlockingPool,
 }
@@ -206,6 +209,7 @@ impl Link {
             failures: AtomicU32::new(0),
             repair: Mutex::new(Repair::default()),
             watchers: Mutex::new(Vec::new()),
+            repairs: tokio::sync::watch::Sender::new(0),
             blocking: BlockingPool::new(),
         });
         store_metrics::connection_up(&link.ctx.store, true);
@@ -225,9 +229,15 @@ impl Link {
         Ok(link)
     }
 
+    /// Changes each time a repair swaps fresh connections in (the server
+    /// behind them may have changed: a Sentinel switch, a failover).
+    pub(crate) fn repairs(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.repairs.subscribe()
+    }
+
     /// Whether the connections are to a Redis Cluster.
     pub(crate) fn is_cluster(&self) -> bool {
-        matches!(self.topology.kind, Kind::Cluster(_))
+        matches!(self.topology.kind, Kind::Cluster(..))
     }
 
     /// The outer deadline of one call.
@@ -475,7 +485,7 @@ impl Link {
     }
 
     fn failed(self: &Arc<Self>, failure: Failure) {
-        let repairable = matches!(self.topology.kind, Kind::Cluster(_) | Kind::Sentinel(_));
+        let repairable = matches!(self.topology.kind, Kind::Cluster(..) | Kind::Sentinel(_));
         match failure {
             Failure::Answered => self.answered(),
             Failure::Lost => {
@@ -560,6 +570,7 @@ impl Link {
                 store_metrics::connection_up(&self.ctx.store, true);
                 tracing::info!(store = %self.ctx.store, addr = %self.ctx.addr,
                     "redis connections rebuilt");
+                self.repairs.send_modify(|n| *n = n.wrapping_add(1));
                 store_metrics::reconnected(&self.ctx.store);
                 let prober: Arc<dyn Prober> = self.clone();
                 for breaker in self.all_breakers() {

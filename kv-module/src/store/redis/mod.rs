@@ -17,6 +17,9 @@
 //!   announcements.
 //! * `routing`: operations spread over several nodes (cluster `SCAN`,
 //!   `set_many` per slot).
+//! * `near_cache`: [`NearCacheConfig`], [`NearCacheStats`] and the near
+//!   cache itself: hot reads from memory, invalidated by RESP3
+//!   `CLIENT TRACKING` (opt-in).
 //! * `error_map`: redis-rs errors to [`KvError`](crate::KvError)s.
 //! * `store`: [`RedisStore`], the [`KvStore`](crate::KvStore).
 
@@ -29,6 +32,7 @@ mod error_map;
 mod hashes;
 mod link;
 mod lists;
+mod near_cache;
 mod node_map;
 mod routing;
 mod sentinel_watch;
@@ -42,5 +46,6 @@ mod transactions;
 
 pub use breaker::BreakerState;
 pub use config::{MAX_POOL_SIZE, RedisConfig, RedisMode};
+pub use near_cache::{NearCacheConfig, NearCacheStats};
 pub use store::RedisStore;
 pub use tls::TlsConfig;

@@ -10,6 +10,7 @@ use super::config::RedisConfig;
 use super::core::Core;
 use super::error_map::ErrorContext;
 use super::link::{Link, Route};
+use super::near_cache::{NearCacheStats, Tracking};
 use super::routing;
 use crate::error::{KvError, Result};
 use crate::store::{
@@ -41,6 +42,11 @@ use crate::store::{
 /// sent concurrently, `set_many` is one `MULTI` per slot (atomic within a
 /// slot only), `keys` scans every primary, and a script whose keys span
 /// slots is refused with [`KvError::CrossSlot`] before anything is sent.
+///
+/// With a near cache ([`RedisConfig::with_near_cache`]), `get` and
+/// `get_many` answer recently read keys from memory until Redis reports a
+/// change; see [`near_cache_stats`](Self::near_cache_stats) and
+/// [`sync_near_cache`](Self::sync_near_cache).
 ///
 /// ```no_run
 /// use kv_module::{KvStoreExt, RedisConfig, RedisStore, Ttl};
@@ -89,14 +95,48 @@ impl RedisStore {
             store: name,
             addr: Arc::from(topology.display.as_str()),
         };
+        let near_topology = config.near_cache.map(|near| (near, topology.clone()));
         let link = Link::open(topology, ctx).await?;
-        tracing::debug!(addr = %link.ctx().addr, "redis store open");
+        let near = match near_topology {
+            Some((near, topology)) => {
+                Some(Tracking::open_for_store(&link, &topology, &near).await?)
+            }
+            None => None,
+        };
+        tracing::debug!(addr = %link.ctx().addr, near_cache = near.is_some(), "redis store open");
         Ok(Self {
             core: Core {
                 link,
                 space: KeySpace::new(config.prefix),
+                near,
             },
         })
+    }
+
+    /// What the near cache did and holds (`None` without one): hits,
+    /// misses, invalidations, flushes, evictions, bytes held. Reading it
+    /// sends nothing.
+    pub fn near_cache_stats(&self) -> Option<NearCacheStats> {
+        self.core.near.as_ref().map(|near| near.stats())
+    }
+
+    /// Waits until every invalidation Redis sent this store's near cache
+    /// before now has been applied: one `PING` on the tracking connection,
+    /// under `command_timeout`. A read that starts after it returns sees
+    /// every write acknowledged (to any client) before it was called. On a
+    /// cluster, pings every primary but cannot wait for redis-rs's push
+    /// forwarding (see the near cache's documentation). Without a near
+    /// cache, or while its connection is down (when reads go to Redis
+    /// anyway), returns at once.
+    pub async fn sync_near_cache(&self) -> Result<()> {
+        let Some(near) = &self.core.near else {
+            return Ok(());
+        };
+        let Some(live) = near.live() else {
+            return Ok(());
+        };
+        let pinged = near.ping(&live).await;
+        pinged.map_err(|e| self.core.ctx().map("PING", None, e))
     }
 
     /// The server address(es): `host:port/db`, `cluster host:port,...` or
@@ -154,6 +194,11 @@ impl KvStore for RedisStore {
     #[tracing::instrument(level = "trace", skip(self), fields(store = %self.core.ctx().store), err(level = "debug"))]
     async fn get_bytes(&self, key: &str) -> Result<Option<Vec<u8>>> {
         let stored = self.core.space.stored_key(key);
+        if let Some(near) = &self.core.near
+            && let Some(answer) = near.get(&self.core.link, key, &stored).await?
+        {
+            return Ok(answer);
+        }
         let mut cmd = redis::cmd("GET");
         cmd.arg(&stored);
         self.core
@@ -164,6 +209,7 @@ impl KvStore for RedisStore {
     #[tracing::instrument(level = "trace", skip(self, value), fields(store = %self.core.ctx().store), err(level = "debug"))]
     async fn set_bytes(&self, key: &str, value: &[u8], ttl: Ttl) -> Result<()> {
         let stored = self.core.space.stored_key(key);
+        let _forget = self.core.forget_after(std::slice::from_ref(&stored));
         let cmd = self.set_cmd(&stored, key, value, ttl)?;
         self.core
             .query(&cmd, "SET", Some(key), Route::Key(&stored))
@@ -173,6 +219,7 @@ impl KvStore for RedisStore {
     #[tracing::instrument(level = "trace", skip(self, value), fields(store = %self.core.ctx().store), err(level = "debug"))]
     async fn set_bytes_if_absent(&self, key: &str, value: &[u8], ttl: Ttl) -> Result<bool> {
         let stored = self.core.space.stored_key(key);
+        let _forget = self.core.forget_after(std::slice::from_ref(&stored));
         let mut cmd = self.set_cmd(&stored, key, value, ttl)?;
         cmd.arg("NX");
         let reply: Option<String> = self
@@ -188,6 +235,11 @@ impl KvStore for RedisStore {
             return Ok(Vec::new());
         }
         let stored: Vec<String> = keys.iter().map(|k| self.core.space.stored_key(k)).collect();
+        if let Some(near) = &self.core.near
+            && let Some(answer) = near.get_many(&self.core.link, &stored).await?
+        {
+            return Ok(answer);
+        }
         let mut cmd = redis::cmd("MGET");
         cmd.arg(&stored);
         self.core
@@ -207,6 +259,7 @@ impl KvStore for RedisStore {
             cmds.push((stored, cmd));
         }
         let stored: Vec<String> = cmds.iter().map(|(key, _)| key.clone()).collect();
+        let _forget = self.core.forget_after(&stored);
         // One MULTI on one server; one per hash slot on a cluster (a MULTI
         // cannot span slots there), sent concurrently.
         let groups = if self.core.link.is_cluster() {
@@ -234,6 +287,7 @@ impl KvStore for RedisStore {
     #[tracing::instrument(level = "trace", skip(self), fields(store = %self.core.ctx().store), err(level = "debug"))]
     async fn delete(&self, key: &str) -> Result<bool> {
         let stored = self.core.space.stored_key(key);
+        let _forget = self.core.forget_after(std::slice::from_ref(&stored));
         let mut cmd = redis::cmd("UNLINK");
         cmd.arg(&stored);
         let n: u64 = self
@@ -251,6 +305,7 @@ impl KvStore for RedisStore {
         // `UNLINK`: the server frees the values off its main thread. On a
         // cluster redis-rs splits it per slot and sums the counts.
         let stored: Vec<String> = keys.iter().map(|k| self.core.space.stored_key(k)).collect();
+        let _forget = self.core.forget_after(&stored);
         let mut cmd = redis::cmd("UNLINK");
         cmd.arg(&stored);
         self.core
@@ -287,6 +342,7 @@ impl KvStore for RedisStore {
     async fn expire(&self, key: &str, ttl: Duration) -> Result<bool> {
         let ms = duration_millis(ttl, &self.core.ctx().store, key)?;
         let stored = self.core.space.stored_key(key);
+        let _forget = self.core.forget_after(std::slice::from_ref(&stored));
         let mut cmd = redis::cmd("PEXPIRE");
         cmd.arg(&stored).arg(ms);
         self.core
@@ -313,6 +369,7 @@ impl KvStore for RedisStore {
     #[tracing::instrument(level = "trace", skip(self), fields(store = %self.core.ctx().store), err(level = "debug"))]
     async fn persist(&self, key: &str) -> Result<bool> {
         let stored = self.core.space.stored_key(key);
+        let _forget = self.core.forget_after(std::slice::from_ref(&stored));
         let mut cmd = redis::cmd("PERSIST");
         cmd.arg(&stored);
         self.core
@@ -323,6 +380,7 @@ impl KvStore for RedisStore {
     #[tracing::instrument(level = "trace", skip(self), fields(store = %self.core.ctx().store), err(level = "debug"))]
     async fn incr_by(&self, key: &str, delta: i64) -> Result<i64> {
         let stored = self.core.space.stored_key(key);
+        let _forget = self.core.forget_after(std::slice::from_ref(&stored));
         let mut cmd = redis::cmd("INCRBY");
         cmd.arg(&stored).arg(delta);
         self.core
@@ -369,6 +427,9 @@ impl KvStore for RedisStore {
     }
 
     async fn close(&self) {
+        if let Some(near) = &self.core.near {
+            near.close();
+        }
         self.core.link.close();
     }
 }

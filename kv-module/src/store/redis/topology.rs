@@ -2,6 +2,7 @@
 //! store connects to — one server, a cluster, or Sentinels — before any
 //! connection is made, so every mistake is a start-up error.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisConnectionInfo};
@@ -40,7 +41,20 @@ pub(crate) enum Kind {
 pub(crate) struct ClusterClients {
     pub(crate) calls: redis::cluster::ClusterClient,
     pub(crate) blocking: redis::cluster::ClusterClient,
+    /// Builds the near cache's tracking client (RESP3, with its push
+    /// sender) with the same settings.
+    pub(crate) tracking: ClusterFactory,
 }
+
+/// Builds a cluster client with a store's settings: RESP3 with the given
+/// push sender when there is one.
+pub(crate) type ClusterFactory = Arc<
+    dyn Fn(
+            Option<Arc<dyn redis::aio::AsyncPushSender>>,
+        ) -> redis::RedisResult<redis::cluster::ClusterClient>
+        + Send
+        + Sync,
+>;
 
 /// How to find and reach the primary behind a set of Sentinels.
 #[derive(Clone)]
@@ -110,6 +124,9 @@ impl RedisConfig {
         ];
         if let Some((name, _)) = timeouts.iter().find(|(_, t)| t.is_zero()) {
             return Err(format!("{name} must be greater than zero"));
+        }
+        if let Some(near_cache) = &self.near_cache {
+            near_cache.check()?;
         }
         let certificates = self.certificates()?;
         let (kind, display, server) = match self.mode {
@@ -251,43 +268,81 @@ impl RedisConfig {
         // accepts TCP but never answers): it must fit in the call's deadline.
         let node_connect_timeout = self.connect_timeout.min(self.command_timeout);
         let build = |response_timeout: Duration| {
-            let mut builder = redis::cluster::ClusterClientBuilder::new(seeds.clone())
-                .connection_timeout(node_connect_timeout)
-                .response_timeout(response_timeout)
-                // The store's own deadline bounds every call, and a failed call
-                // is repaired by rebuilding the connection (see `link.rs`), so
-                // redis-rs's own retries (16, from 1.28 s each by default) would
-                // only hold a caller past its deadline.
-                .retries(2)
-                .min_retry_wait(10)
-                .max_retry_wait(100)
-                .tcp_settings(tcp_settings());
-            if let Some(username) = &self.username {
-                builder = builder.username(username);
-            }
-            if !self.password.is_empty() {
-                builder = builder.password(self.password.expose());
-            }
-            #[cfg(feature = "tls")]
-            if tls {
-                builder = builder.tls(redis::TlsMode::Secure);
-                if let Some(certificates) = certificates.clone() {
-                    builder = builder.certs(certificates);
-                }
-            }
-            builder
-                .build()
-                .map_err(|e| format!("invalid cluster settings: {e}"))
+            self.cluster_builder(
+                seeds.clone(),
+                node_connect_timeout,
+                tls,
+                certificates.clone(),
+                response_timeout,
+                None,
+            )
+            .map_err(|e| format!("invalid cluster settings: {e}"))
         };
-        #[cfg(not(feature = "tls"))]
-        let _ = (tls, &certificates);
+        let (config, tracking_seeds, tracking_certificates) =
+            (self.clone(), seeds.clone(), certificates.clone());
+        let tracking: ClusterFactory = Arc::new(move |push| {
+            config.cluster_builder(
+                tracking_seeds.clone(),
+                node_connect_timeout,
+                tls,
+                tracking_certificates.clone(),
+                config.response_timeout,
+                push,
+            )
+        });
         let clients = ClusterClients {
             calls: build(self.response_timeout)?,
             // A blocking pop is bounded by the store (its timeout plus
             // `command_timeout`), never by the client.
             blocking: build(crate::store::MAX_BLOCKING_TIMEOUT + self.command_timeout)?,
+            tracking,
         };
         Ok((Kind::Cluster(Box::new(clients)), display, server))
+    }
+
+    /// A cluster client with this config's settings and `response_timeout`;
+    /// RESP3 with `push` as its push sender when given (the near cache's).
+    fn cluster_builder(
+        &self,
+        seeds: Vec<ConnectionInfo>,
+        node_connect_timeout: Duration,
+        tls: bool,
+        certificates: Option<Certificates>,
+        response_timeout: Duration,
+        push: Option<Arc<dyn redis::aio::AsyncPushSender>>,
+    ) -> redis::RedisResult<redis::cluster::ClusterClient> {
+        let mut builder = redis::cluster::ClusterClientBuilder::new(seeds)
+            .connection_timeout(node_connect_timeout)
+            .response_timeout(response_timeout)
+            // The store's own deadline bounds every call, and a failed call
+            // is repaired by rebuilding the connection (see `link.rs`), so
+            // redis-rs's own retries (16, from 1.28 s each by default) would
+            // only hold a caller past its deadline.
+            .retries(2)
+            .min_retry_wait(10)
+            .max_retry_wait(100)
+            .tcp_settings(tcp_settings());
+        if let Some(username) = &self.username {
+            builder = builder.username(username);
+        }
+        if !self.password.is_empty() {
+            builder = builder.password(self.password.expose());
+        }
+        #[cfg(feature = "tls")]
+        if tls {
+            builder = builder.tls(redis::TlsMode::Secure);
+            if let Some(certificates) = certificates {
+                builder = builder.certs(certificates);
+            }
+        }
+        #[cfg(not(feature = "tls"))]
+        let _ = (tls, certificates);
+        if let Some(push) = push {
+            builder = builder
+                .use_protocol(redis::ProtocolVersion::RESP3)
+                .push_sender(push);
+        }
+        builder.build()
     }
 
     fn sentinel_target(

@@ -1,0 +1,88 @@
+//! [`NearCacheConfig`]: the memory bound and the lifetime cap of a Redis
+//! store's near cache.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Settings of a [`RedisStore`](crate::RedisStore)'s near cache: recent
+/// reads kept in the process's memory, dropped the moment Redis reports
+/// (RESP3 `CLIENT TRACKING`) that any client changed them. See
+/// [`RedisConfig::with_near_cache`](crate::RedisConfig::with_near_cache)
+/// and the module documentation of `store::redis::near_cache`.
+///
+/// ```
+/// use std::time::Duration;
+/// use kv_module::{NearCacheConfig, RedisConfig};
+///
+/// let near = NearCacheConfig::new()
+///     .with_max_bytes(16 * 1024 * 1024)
+///     .with_ttl(Duration::from_secs(10));
+/// let config = RedisConfig::new("localhost:6379").with_near_cache(near);
+/// assert_eq!(config.near_cache.map(|n| n.max_bytes), Some(16 << 20));
+/// assert_eq!(NearCacheConfig::default().max_bytes, 64 << 20);
+/// ```
+///
+/// In YAML, under a `kvstore_redis` service's `config:` (both fields are
+/// optional; `near_cache: {}` turns it on with the defaults):
+///
+/// ```yaml
+/// near_cache:
+///   max_bytes: 64MiB   # or 512KiB, 1GiB, a plain number of bytes
+///   ttl: 30s
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NearCacheConfig {
+    /// The memory bound of the local copies: keys, values and a fixed
+    /// per-entry overhead are counted. Greater than zero. Default: 64 MiB.
+    #[serde(with = "crate::config::serde_byte_size")]
+    pub max_bytes: u64,
+    /// The longest a local copy may live, even when no invalidation comes
+    /// (a copy never outlives the key's Redis TTL either). Greater than
+    /// zero. Default: 30 s.
+    #[serde(with = "crate::config::serde_duration")]
+    pub ttl: Duration,
+}
+
+impl Default for NearCacheConfig {
+    fn default() -> Self {
+        Self {
+            max_bytes: 64 << 20,
+            ttl: Duration::from_secs(30),
+        }
+    }
+}
+
+impl NearCacheConfig {
+    /// The defaults: 64 MiB, 30 s.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the memory bound in bytes. Default: 64 MiB.
+    #[must_use]
+    pub fn with_max_bytes(mut self, max_bytes: u64) -> Self {
+        self.max_bytes = max_bytes;
+        self
+    }
+
+    /// Sets the longest lifetime of a local copy. Default: 30 s.
+    #[must_use]
+    pub fn with_ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl;
+        self
+    }
+
+    /// The rules a near cache's settings must follow, as a sentence for
+    /// the user.
+    pub(crate) fn check(&self) -> Result<(), String> {
+        if self.max_bytes == 0 {
+            return Err("near_cache.max_bytes must be greater than zero".into());
+        }
+        if self.ttl.is_zero() {
+            return Err("near_cache.ttl must be greater than zero".into());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,195 @@
+//! The near cache (issue 14): a local hit against raw redis-rs `GET` of
+//! the same value, and a miss against a plain `get` of a store without
+//! one, in operations per second.
+//!
+//! ```text
+//! cargo bench -p kv-module-tests --bench near_cache
+//! BENCH_SECS=1 cargo bench -p kv-module-tests --bench near_cache
+//! ```
+//!
+//! A [`TestRedis`] is started for the run; 1,000 keys of about 200 bytes
+//! are written first. For each comparison and concurrency (1 and 50
+//! tasks), 9 paired short runs alternate which side goes first; medians
+//! are reported (see `kv_module_tests::bench`).
+//!
+//! * raw: a redis-rs `ConnectionManager` (TCP_NODELAY, as `RedisStore`)
+//!   doing `GET` of the stored key;
+//! * hit: `get_bytes` on a near-cached `RedisStore` whose copies are all
+//!   local (checked before measuring: every read of the run is a hit);
+//! * plain: `get_bytes` on a `RedisStore` without a near cache;
+//! * miss: `get_bytes` on a near-cached store too small to keep anything
+//!   (`max_bytes` 16), so every read goes through the tracking connection
+//!   (`MGET` + `PTTL` in one pipeline) and its insert is refused.
+//!
+//! A hit never waits, so a task doing hits never yields: with 50 tasks the
+//! runtime's workers each run one task at a time to the deadline. The
+//! number is then what all workers together serve.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kv_module::{KvStore, NearCacheConfig, RedisConfig, RedisStore, Ttl};
+use kv_module_tests::TestRedis;
+use kv_module_tests::bench::{Plan, Workload, print_machine, run_duration, thousands};
+use redis::AsyncCommands;
+use redis::aio::ConnectionManager;
+
+const KEY_COUNT: usize = 1_000;
+const PREFIX: &str = "bench";
+const CONCURRENCIES: [usize; 2] = [1, 50];
+const ROUNDS: usize = 9;
+const DEFAULT_SECS: f64 = 0.5;
+const WARM_UP: Duration = Duration::from_millis(100);
+
+#[derive(Clone, Copy, Debug)]
+enum Target {
+    Raw,
+    Hit,
+    Plain,
+    Miss,
+}
+
+struct Fixture {
+    raw: ConnectionManager,
+    hit: RedisStore,
+    plain: RedisStore,
+    miss: RedisStore,
+    keys: Vec<String>,
+    stored_keys: Vec<String>,
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    let plan = Plan {
+        rounds: ROUNDS,
+        key_count: KEY_COUNT,
+        warm_up: WARM_UP,
+        run_for: run_duration(DEFAULT_SECS),
+    };
+    let server = TestRedis::start().await;
+    let fixture = Arc::new(Fixture::new(&server).await);
+    print_machine("kv-module near cache benchmark", &fixture.raw).await;
+    println!("{plan}, {KEY_COUNT} keys, values of 200 bytes.\n");
+
+    println!("| read | concurrency | raw GET ops/s | near-cache hit ops/s | ratio (hit/raw) |");
+    println!("|---|---:|---:|---:|---:|");
+    for concurrency in CONCURRENCIES {
+        let c = plan
+            .compare(&fixture, Target::Raw, Target::Hit, concurrency)
+            .await;
+        println!("| hit | {concurrency} | {c} |");
+    }
+    println!(
+        "\n| read | concurrency | plain get ops/s | near-cache miss ops/s | ratio (miss/plain) |"
+    );
+    println!("|---|---:|---:|---:|---:|");
+    for concurrency in CONCURRENCIES {
+        let c = plan
+            .compare(&fixture, Target::Plain, Target::Miss, concurrency)
+            .await;
+        println!("| miss | {concurrency} | {c} |");
+    }
+    let hit = fixture.hit.near_cache_stats().expect("near cache");
+    let miss = fixture.miss.near_cache_stats().expect("near cache");
+    println!(
+        "\nnear-cached store: {} hits, {} misses; the store too small to keep anything: {} hits, {} misses",
+        thousands(hit.hits as f64),
+        thousands(hit.misses as f64),
+        thousands(miss.hits as f64),
+        thousands(miss.misses as f64)
+    );
+    assert_eq!(miss.hits, 0, "the miss side never hits");
+    for store in [&fixture.hit, &fixture.plain, &fixture.miss] {
+        store.close().await;
+    }
+}
+
+impl Fixture {
+    async fn new(server: &TestRedis) -> Self {
+        let info = redis::IntoConnectionInfo::into_connection_info(server.url(0))
+            .expect("test Redis URL must parse")
+            .set_tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true));
+        let client = redis::Client::open(info).expect("test Redis URL must parse");
+        let raw = ConnectionManager::new(client)
+            .await
+            .expect("raw ConnectionManager must connect to the test Redis");
+        let config = RedisConfig::new(server.addr()).with_prefix(PREFIX);
+        let open = |name: &'static str, config: RedisConfig| async move {
+            RedisStore::open(name, config)
+                .await
+                .unwrap_or_else(|e| panic!("RedisStore `{name}` must open: {e}"))
+        };
+        let hit = open(
+            "hit",
+            config
+                .clone()
+                .with_near_cache(NearCacheConfig::new().with_max_bytes(16 << 20)),
+        )
+        .await;
+        let miss = open(
+            "miss",
+            config
+                .clone()
+                .with_near_cache(NearCacheConfig::new().with_max_bytes(16)),
+        )
+        .await;
+        let plain = open("plain", config).await;
+        let keys: Vec<String> = (0..KEY_COUNT).map(|i| format!("item:{i}")).collect();
+        let stored_keys = keys.iter().map(|key| format!("{PREFIX}:{key}")).collect();
+        let value = vec![b'v'; 200];
+        for key in &keys {
+            plain
+                .set_bytes(key, &value, Ttl::Never)
+                .await
+                .expect("populate");
+        }
+        // Every key local on the hit side: a first read keeps it, a
+        // second must be a hit.
+        for key in &keys {
+            hit.get_bytes(key).await.expect("warm the near cache");
+        }
+        let before = hit.near_cache_stats().expect("near cache").hits;
+        for key in &keys {
+            hit.get_bytes(key).await.expect("read");
+        }
+        let after = hit.near_cache_stats().expect("near cache").hits;
+        assert_eq!(
+            after - before,
+            KEY_COUNT as u64,
+            "every key is local before measuring"
+        );
+        Self {
+            raw,
+            hit,
+            plain,
+            miss,
+            keys,
+            stored_keys,
+        }
+    }
+}
+
+impl Workload for Fixture {
+    type Op = Target;
+
+    async fn run(&self, target: Target, index: usize) {
+        let value = match target {
+            Target::Raw => {
+                let mut raw = self.raw.clone();
+                let value: Option<Vec<u8>> = raw
+                    .get(&self.stored_keys[index])
+                    .await
+                    .expect("raw GET must succeed");
+                value
+            }
+            Target::Hit => self.hit.get_bytes(&self.keys[index]).await.expect("hit"),
+            Target::Plain => self
+                .plain
+                .get_bytes(&self.keys[index])
+                .await
+                .expect("plain get"),
+            Target::Miss => self.miss.get_bytes(&self.keys[index]).await.expect("miss"),
+        };
+        assert!(value.is_some(), "no value at item {index}");
+    }
+}
