@@ -116,7 +116,7 @@ pub struct KvRateLimiter {
     /// The validated policy, from [`NamedPolicy::new`].
     policy: NamedPolicy,
     /// How many denied keys are answered from memory at most (see
-    /// [`with_denial_memo`](Self::with_denial_memo)).
+    /// [`with_denial_memo`](KvRateLimiter::with_denial_memo)).
     memo_keys: usize,
     #[cfg_attr(feature = "shaku", shaku(force_default))]
     counters: Arc<Counters>,

@@ -95,7 +95,10 @@ impl RedisStore {
             store: name,
             addr: Arc::from(topology.display.as_str()),
         };
-        let near_topology = config.near_cache.map(|near| (near, topology.clone()));
+        let near_topology = config
+            .near_cache
+            .filter(|near| near.enabled)
+            .map(|near| (near, topology.clone()));
         let link = Link::open(topology, ctx).await?;
         let near = match near_topology {
             Some((near, topology)) => {

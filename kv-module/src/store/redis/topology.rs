@@ -125,7 +125,7 @@ impl RedisConfig {
         if let Some((name, _)) = timeouts.iter().find(|(_, t)| t.is_zero()) {
             return Err(format!("{name} must be greater than zero"));
         }
-        if let Some(near_cache) = &self.near_cache {
+        if let Some(near_cache) = self.near_cache.as_ref().filter(|n| n.enabled) {
             near_cache.check()?;
         }
         let certificates = self.certificates()?;

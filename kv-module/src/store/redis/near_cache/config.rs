@@ -28,12 +28,17 @@ use serde::Deserialize;
 ///
 /// ```yaml
 /// near_cache:
+///   enabled: true      # false: no near cache (default true)
 ///   max_bytes: 64MiB   # or 512KiB, 1GiB, a plain number of bytes
 ///   ttl: 30s
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct NearCacheConfig {
+    /// Whether the near cache is on. Default: `true`; `false` keeps the
+    /// section but opens the store without a near cache (a switch for an
+    /// environment variable: `enabled: ${NEAR_CACHE:true}`).
+    pub enabled: bool,
     /// The memory bound of the local copies: keys, values and a fixed
     /// per-entry overhead are counted. Greater than zero. Default: 64 MiB.
     #[serde(with = "crate::config::serde_byte_size")]
@@ -48,6 +53,7 @@ pub struct NearCacheConfig {
 impl Default for NearCacheConfig {
     fn default() -> Self {
         Self {
+            enabled: true,
             max_bytes: 64 << 20,
             ttl: Duration::from_secs(30),
         }
@@ -58,6 +64,13 @@ impl NearCacheConfig {
     /// The defaults: 64 MiB, 30 s.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Sets [`enabled`](Self::enabled). Default: `true`.
+    #[must_use]
+    pub fn with_enabled(mut self, enabled: bool) -> Self {
+        self.enabled = enabled;
+        self
     }
 
     /// Sets the memory bound in bytes. Default: 64 MiB.
