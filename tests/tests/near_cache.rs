@@ -918,3 +918,27 @@ async fn cluster_failover_flushes_and_tracks_the_new_primary() {
     .await;
     assert_eq!(a.get::<u32>("k").await.expect("get"), Some(3));
 }
+
+/// `enabled: false` keeps the section but opens the store without a near
+/// cache (the example app's `USER_NEAR_CACHE=false`): every read goes to
+/// Redis.
+#[tokio::test]
+async fn a_disabled_near_cache_is_not_opened() {
+    let redis = TestRedis::start().await;
+    let config = RedisConfig::new(redis.addr())
+        .with_prefix(PREFIX)
+        .with_near_cache(NearCacheConfig::new().with_enabled(false));
+    let store = RedisStore::open("off", config).await.expect("opens");
+    assert!(store.near_cache_stats().is_none());
+    store.set_bytes("k", b"v", Ttl::Never).await.expect("set");
+    let mut raw = redis.raw(0).await;
+    let before = command_calls(&mut raw).await;
+    for _ in 0..3 {
+        assert_eq!(
+            store.get_bytes("k").await.expect("get").as_deref(),
+            Some(&b"v"[..])
+        );
+    }
+    let calls = delta(&before, &command_calls(&mut raw).await);
+    assert_eq!(calls.get("get"), Some(&3), "{calls:?}");
+}
