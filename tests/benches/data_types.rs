@@ -41,7 +41,10 @@
 //! * transactions: `run` of a 3-write batch (`set` of a string, `hash_set`
 //!   of a field, `set_add` of a member, on three keys sharing a hash tag),
 //!   against the same three writes in a raw `MULTI`/`EXEC` and, in a second
-//!   table, against a raw `EVALSHA` of the very script kv-module runs; and
+//!   table, against a raw `EVALSHA` of the very script kv-module runs (a
+//!   batch with a write that needs a type is a script, for all or
+//!   nothing); `run` of three `set`s, which kv-module sends as a
+//!   `MULTI`/`EXEC`, against the same raw `MULTI`/`EXEC`; and
 //!   `update` (compare-and-set: a counter read and written back plus one),
 //!   against the same `GET` and compare-and-set `EVALSHA` sent raw.
 
@@ -85,9 +88,11 @@ const TRANSACTION_LUA: &str = r#"
       local cmd, k, argc = ARGV[pos], tonumber(ARGV[pos + 1]), tonumber(ARGV[pos + 2])
       ops[i] = {cmd, k, pos + 3, pos + 2 + argc}
       pos = pos + 3 + argc
-      if types[k] == nil then types[k] = redis.call('TYPE', KEYS[k]).ok end
       local n = need[cmd]
-      if n and types[k] ~= 'none' and types[k] ~= n then return {0, i} end
+      if n then
+        if types[k] == nil then types[k] = redis.call('TYPE', KEYS[k]).ok end
+        if types[k] ~= 'none' and types[k] ~= n then return {0, i} end
+      end
       if makes[cmd] then types[k] = makes[cmd] end
     end
     for i = 1, #ops do
@@ -137,11 +142,12 @@ enum Op {
     SortedSetAdd,
     SortedSetRange,
     TxRun,
+    TxAny,
     Update,
 }
 
 impl Op {
-    const ALL: [Op; 10] = [
+    const ALL: [Op; 11] = [
         Op::HashSet,
         Op::HashGet,
         Op::ListPush,
@@ -151,6 +157,7 @@ impl Op {
         Op::SortedSetAdd,
         Op::SortedSetRange,
         Op::TxRun,
+        Op::TxAny,
         Op::Update,
     ];
 
@@ -178,6 +185,11 @@ impl Op {
                 "`run` (3 writes)",
                 "`MULTI` 3 writes `EXEC`",
             ),
+            Self::TxAny => (
+                "transactions",
+                "`run` (3 `set`s)",
+                "`MULTI` 3 `SET`s `EXEC`",
+            ),
             Self::Update => ("transactions", "`update`", "`GET` + CAS `EVALSHA`"),
         }
     }
@@ -201,6 +213,8 @@ struct Keys {
     zset: String,
     /// Three keys sharing the hash tag `{t<i>}`: string, hash, set.
     tx: [String; 3],
+    /// Three strings sharing the hash tag `{a<i>}`.
+    any: [String; 3],
     counter: String,
 }
 
@@ -216,6 +230,11 @@ impl Keys {
                 format!("{{t{i}}}:hash"),
                 format!("{{t{i}}}:set"),
             ],
+            any: [
+                format!("{{a{i}}}:0"),
+                format!("{{a{i}}}:1"),
+                format!("{{a{i}}}:2"),
+            ],
             counter: format!("c:{i}"),
         }
     }
@@ -228,6 +247,7 @@ impl Keys {
             set: s(&self.set),
             zset: s(&self.zset),
             tx: [s(&self.tx[0]), s(&self.tx[1]), s(&self.tx[2])],
+            any: [s(&self.any[0]), s(&self.any[1]), s(&self.any[2])],
             counter: s(&self.counter),
         }
     }
@@ -482,6 +502,20 @@ impl Fixture {
                     .await
                     .expect("raw MULTI/EXEC");
             }
+            Op::TxAny => {
+                let [a, b, c] = &keys.any;
+                let () = redis::pipe()
+                    .atomic()
+                    .set(a, VALUE)
+                    .ignore()
+                    .set(b, VALUE)
+                    .ignore()
+                    .set(c, VALUE)
+                    .ignore()
+                    .query_async(&mut raw)
+                    .await
+                    .expect("raw MULTI/EXEC");
+            }
             Op::Update => self.raw_update(&mut raw, &keys.counter).await,
         }
     }
@@ -621,6 +655,18 @@ impl Fixture {
                     .set(string, VALUE, Ttl::Never)
                     .hash_set(hash, "f0", VALUE)
                     .set_add(set, &[member]);
+                store
+                    .transactions()
+                    .run(&tx)
+                    .await
+                    .expect("kv-module transactions().run");
+            }
+            Op::TxAny => {
+                let [a, b, c] = &keys.any;
+                let tx = Transaction::new()
+                    .set(a, VALUE, Ttl::Never)
+                    .set(b, VALUE, Ttl::Never)
+                    .set(c, VALUE, Ttl::Never);
                 store
                     .transactions()
                     .run(&tx)

@@ -131,6 +131,7 @@ macro_rules! conformance_suite {
             transactions_apply_every_write,
             transaction_with_a_wrong_type_writes_nothing,
             transactions_are_never_seen_half_applied,
+            any_type_transactions_replace_and_are_never_seen_half_applied,
             cross_slot_transactions_are_refused_on_a_cluster,
             update_is_compare_and_set,
             concurrent_updates_lose_nothing,

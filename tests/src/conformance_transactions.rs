@@ -184,6 +184,57 @@ pub async fn transactions_are_never_seen_half_applied(b: &impl Backend) {
     assert_eq!(s.lists().len("{t}log").await.unwrap(), u64::from(ROUNDS));
 }
 
+/// A batch of writes that take a key of any type (`set`, `delete`,
+/// `expire`: one `MULTI`/`EXEC` on Redis) replaces keys of every type,
+/// keeps its TTLs, and is never seen half applied either.
+pub async fn any_type_transactions_replace_and_are_never_seen_half_applied(b: &impl Backend) {
+    let s = b.store("tx_any", 0, "app").await;
+    s.hashes().set("{t}a", "f", b"1").await.unwrap();
+    s.lists().push("{t}b", End::Back, &[b"1"]).await.unwrap();
+    s.sets().add("{t}gone", &[b"1"]).await.unwrap();
+    let tx = Transaction::new()
+        .set("{t}a", b"0", Ttl::secs(60))
+        .set("{t}b", b"0", Ttl::Never)
+        .delete("{t}gone")
+        .expire("{t}b", Duration::from_secs(60));
+    s.transactions().run(&tx).await.unwrap();
+    assert_eq!(
+        s.get_many_bytes(&["{t}a", "{t}b"]).await.unwrap(),
+        vec![Some(b"0".to_vec()), Some(b"0".to_vec())]
+    );
+    assert!(s.ttl("{t}a").await.unwrap().remaining().is_some());
+    assert!(s.ttl("{t}b").await.unwrap().remaining().is_some());
+    assert!(!s.exists("{t}gone").await.unwrap());
+
+    const ROUNDS: u32 = 200;
+    let writer = {
+        let s = s.clone();
+        tokio::spawn(async move {
+            for i in 1..=ROUNDS {
+                let n = i.to_string();
+                let tx = Transaction::new()
+                    .set("{t}a", n.as_bytes(), Ttl::Never)
+                    .delete("{t}gone")
+                    .set("{t}b", n.as_bytes(), Ttl::secs(60));
+                s.transactions().run(&tx).await?;
+            }
+            Ok::<_, KvError>(())
+        })
+    };
+    let mut reads = 0;
+    while !writer.is_finished() {
+        let both = s.get_many_bytes(&["{t}a", "{t}b"]).await.unwrap();
+        assert_eq!(both[0], both[1], "half a transaction seen");
+        reads += 1;
+    }
+    writer.await.unwrap().unwrap();
+    assert!(reads > 0);
+    assert_eq!(
+        s.get_bytes("{t}b").await.unwrap(),
+        Some(ROUNDS.to_string().into_bytes())
+    );
+}
+
 /// On a cluster, a transaction whose keys do not share a slot is
 /// `CrossSlot` naming its keys, and nothing is written; elsewhere it runs.
 pub async fn cross_slot_transactions_are_refused_on_a_cluster(b: &impl Backend) {
@@ -202,6 +253,16 @@ pub async fn cross_slot_transactions_are_refused_on_a_cluster(b: &impl Backend) 
         );
         assert!(!s.exists("user:1").await.unwrap(), "nothing written");
         assert!(!s.exists("user:2").await.unwrap());
+        // The same for a batch of writes of any type (a `MULTI` on Redis).
+        let any = Transaction::new()
+            .set("user:1", b"a", Ttl::Never)
+            .delete("user:2");
+        let err = s.transactions().run(&any).await.unwrap_err();
+        assert!(
+            matches!(&err, KvError::CrossSlot { keys, .. } if keys == &["user:1", "user:2"]),
+            "{err:?}"
+        );
+        assert!(!s.exists("user:1").await.unwrap(), "nothing written");
     } else {
         outcome.unwrap();
         assert_eq!(

@@ -54,6 +54,57 @@ async fn batches_are_single_round_trips() {
     );
 }
 
+/// A transaction of writes that take any type is one `MULTI`/`EXEC`; one
+/// with a write that needs a type is one script, which asks the type only
+/// of the keys such writes touch.
+#[tokio::test]
+async fn transactions_send_a_multi_or_one_script() {
+    use kv_module::store::Transaction;
+    let redis = TestRedis::start().await;
+    let store = redis.store("tx", 0, "rt").await;
+    let mut raw = redis.raw(0).await;
+
+    let any = Transaction::new()
+        .set("{t}a", b"1", Ttl::secs(60))
+        .set("{t}b", b"1", Ttl::Never)
+        .delete("{t}c")
+        .expire("{t}b", Duration::from_secs(60));
+    let before = command_calls(&mut raw).await;
+    store.transactions().run(&any).await.unwrap();
+    let after = command_calls(&mut raw).await;
+    assert_eq!(
+        delta(&before, &after),
+        calls(&[
+            ("multi", 1),
+            ("set", 2),
+            ("del", 1),
+            ("pexpire", 1),
+            ("exec", 1)
+        ]),
+    );
+
+    let typed = Transaction::new()
+        .set("{t}a", b"2", Ttl::Never)
+        .hash_set("{t}h", "f", b"v")
+        .hash_set("{t}a", "f", b"v");
+    // Loads the script, so that the count below is of one run only.
+    let warm = Transaction::new().hash_set("{t}warm", "f", b"v");
+    store.transactions().run(&warm).await.unwrap();
+    let before = command_calls(&mut raw).await;
+    let err = store.transactions().run(&typed).await.unwrap_err();
+    let after = command_calls(&mut raw).await;
+    assert!(
+        matches!(&err, KvError::WrongType { key, .. } if key == "{t}a"),
+        "{err:?}"
+    );
+    assert_eq!(
+        delta(&before, &after),
+        calls(&[("evalsha", 1), ("type", 1)]),
+        "one script, the type of `{{t}}h` only, and no write"
+    );
+    assert_eq!(store.get_bytes("{t}a").await.unwrap(), Some(b"1".to_vec()));
+}
+
 #[tokio::test]
 async fn keys_uses_scan_never_keys() {
     let redis = TestRedis::start().await;

@@ -27,7 +27,7 @@ pub type UpdateFn<'a> = &'a (dyn Fn(Option<&[u8]>) -> Option<Vec<u8>> + Send + S
 ///
 /// | method | Redis | memory | reply |
 /// |---|---|---|---|
-/// | [`run`](Self::run) | one script (`EVALSHA`): checks every key's type, then writes | validate, then write, under the database lock | `Ok(())` once every write is applied |
+/// | [`run`](Self::run) | one script (`EVALSHA`): checks every key's type, then writes; one `MULTI`/`EXEC` when every write takes a key of any type (`set`, `delete`, `expire`) | validate, then write, under the database lock | `Ok(())` once every write is applied |
 /// | [`update`](Self::update) | `GET`, then a compare-and-set script, retried on conflict (at most [`UPDATE_ATTEMPTS`]) | read, compute, write under the lock | the value written (`None`: deleted) |
 ///
 /// # [`run`](Self::run): all or nothing, in one round trip
