@@ -93,7 +93,30 @@ async fn metrics_count_exactly_what_a_run_did_and_survive_redis_down() {
         assert_eq!(get.await.unwrap(), 200);
     }
 
+    // The user is hot now: sequential reads are answered by the user
+    // store's near cache (at most the first after the fill misses).
+    let hot = scrape(&app).await;
+    for _ in 0..5 {
+        let url = app.url(&format!("/api/users/{cold}"));
+        assert_eq!(app.client.get(url).send().await.unwrap().status(), 200);
+    }
+
     let after = scrape(&app).await;
+    let near = |result| [("store", "user_cache"), ("result", result)];
+    let near_delta = |result| {
+        value(&after, "kv_near_cache_requests_total", &near(result))
+            - value(&hot, "kv_near_cache_requests_total", &near(result))
+    };
+    assert_eq!(
+        near_delta("hit") + near_delta("miss"),
+        5.0,
+        "one near-cache lookup per read"
+    );
+    assert!(
+        near_delta("hit") >= 4.0,
+        "hot reads hit: {}",
+        near_delta("hit")
+    );
     let delta = |name: &str, labels: &[(&str, &str)]| {
         value(&after, name, labels) - value(&before, name, labels)
     };
@@ -104,7 +127,7 @@ async fn metrics_count_exactly_what_a_run_did_and_survive_redis_down() {
         ("route", "/api/users/{id}"),
         ("status", "2xx"),
     ];
-    assert_eq!(delta("http_requests_total", &reads), 100.0);
+    assert_eq!(delta("http_requests_total", &reads), 105.0);
     assert_eq!(
         delta("kv_sessions_created_total", &[("store", "session_cache")]),
         1.0
@@ -118,7 +141,7 @@ async fn metrics_count_exactly_what_a_run_did_and_survive_redis_down() {
     assert_eq!(
         since_mid("kv_cache_requests_total", &cache("miss"))
             + since_mid("kv_cache_requests_total", &cache("hit")),
-        100.0,
+        105.0,
         "every read counted once"
     );
     assert_eq!(
@@ -127,13 +150,13 @@ async fn metrics_count_exactly_what_a_run_did_and_survive_redis_down() {
         "100 concurrent cold reads, one load"
     );
     // Every /api request passed the API limiter once: 1 issue, 1 verify,
-    // 1 create, 100 reads.
+    // 1 create, 105 reads.
     assert_eq!(
         delta(
             "kv_ratelimit_decisions_total",
             &[("policy", "api"), ("outcome", "allowed")]
         ),
-        103.0
+        108.0
     );
     assert!(delta("kv_store_commands_total", &[("store", "user_cache")]) >= 2.0);
     assert_eq!(

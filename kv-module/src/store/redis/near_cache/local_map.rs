@@ -72,7 +72,7 @@ impl Lifecycle<String, Entry> for CountEvictions {
     type RequestState = ();
 
     fn on_evict(&self, _state: &mut (), _key: String, _entry: Entry) {
-        Counters::add(&self.0.evictions, 1);
+        self.0.evictions.add(1);
     }
 }
 
@@ -143,11 +143,11 @@ impl LocalMap {
         });
         match found {
             Some(entry) => {
-                Counters::add(&self.counters.hits, 1);
+                self.counters.hits.add(1);
                 Some(entry.value.as_deref().map(<[u8]>::to_vec))
             }
             None => {
-                Counters::add(&self.counters.misses, 1);
+                self.counters.misses.add(1);
                 None
             }
         }
@@ -237,7 +237,7 @@ impl LocalMap {
     pub(crate) fn flush(&self) {
         self.epoch.fetch_add(1, Ordering::AcqRel);
         self.cache.clear();
-        Counters::add(&self.counters.flushes, 1);
+        self.counters.flushes.add(1);
     }
 
     /// The bytes the local copies weigh now.
@@ -263,7 +263,7 @@ mod tests {
         let config = NearCacheConfig::new()
             .with_max_bytes(max_bytes)
             .with_ttl(Duration::from_secs(30));
-        LocalMap::new(&config, Arc::new(Counters::default()))
+        LocalMap::new(&config, Arc::new(Counters::new(&Arc::from("test"))))
     }
 
     #[test]
@@ -343,6 +343,6 @@ mod tests {
             map.fill(&key, ticket, Some(&value), -1);
             assert!(map.bytes_held() <= max, "{} > {max}", map.bytes_held());
         }
-        assert!(map.counters.evictions.load(Ordering::Relaxed) > 0);
+        assert!(map.counters.evictions.get() > 0);
     }
 }

@@ -106,7 +106,7 @@ impl Tracking {
         config: &NearCacheConfig,
         repairs: watch::Receiver<u64>,
     ) -> RedisResult<Arc<Self>> {
-        let counters = Arc::new(Counters::default());
+        let counters = Arc::new(Counters::new(&store));
         let map = LocalMap::new(config, counters.clone());
         let source = match &topology.kind {
             Kind::Standalone(client) => Source::Server(resp3(client)?),
@@ -269,7 +269,7 @@ impl Tracking {
                             self.map.invalidate(key);
                         }
                     }
-                    Counters::add(&self.counters.invalidations, keys.len() as u64);
+                    self.counters.invalidations.add(keys.len() as u64);
                 }
                 // `FLUSHDB`/`FLUSHALL` (a null), or a shape we do not
                 // know: drop everything.
@@ -477,6 +477,8 @@ async fn watch_liveness(tracking: Weak<Tracking>, mut repairs: watch::Receiver<u
         let Some(tracking) = tracking.upgrade() else {
             return;
         };
+        // Refreshes the gauges of what the map holds.
+        let _ = tracking.stats();
         match tracking.live() {
             Some(live) => {
                 if let Err(e) = tracking.check(&live).await {
