@@ -17,6 +17,9 @@
 //! * hit: `get_bytes` on a near-cached `RedisStore` whose copies are all
 //!   local (checked before measuring: every read of the run is a hit);
 //! * plain: `get_bytes` on a `RedisStore` without a near cache;
+//! * raw pair: the same `ConnectionManager` sending `GET` + `PTTL` of the
+//!   key in one pipeline, the commands a miss sends: the floor of a miss
+//!   against a plain `get`, with nothing of kv-module in it;
 //! * miss: `get_bytes` on a near-cached store too small to keep anything
 //!   (`max_bytes` 16), so every read goes through the tracking connection
 //!   (`MGET` + `PTTL` in one pipeline) and its insert is refused.
@@ -32,7 +35,7 @@ use kv_module::{KvStore, NearCacheConfig, RedisConfig, RedisStore, Ttl};
 use kv_module_tests::TestRedis;
 use kv_module_tests::bench::{Plan, Workload, print_machine, run_duration, thousands};
 use redis::AsyncCommands;
-use redis::aio::ConnectionManager;
+use redis::aio::{ConnectionManager, MultiplexedConnection};
 
 const KEY_COUNT: usize = 1_000;
 const PREFIX: &str = "bench";
@@ -44,6 +47,15 @@ const WARM_UP: Duration = Duration::from_millis(100);
 #[derive(Clone, Copy, Debug)]
 enum Target {
     Raw,
+    /// Raw redis-rs `GET` + `PTTL` of the key in one pipeline: what a miss
+    /// asks the server, without the near cache's client side.
+    RawPair,
+    /// The same pipeline on a RESP3 connection with `CLIENT TRACKING ON`
+    /// (the server remembers each key read): the floor of a miss.
+    RawPairTracked,
+    /// The same with `CLIENT TRACKING ON BCAST PREFIX bench:` (the server
+    /// remembers nothing per read; every write of the prefix is pushed).
+    RawPairBcast,
     Hit,
     Plain,
     Miss,
@@ -51,6 +63,8 @@ enum Target {
 
 struct Fixture {
     raw: ConnectionManager,
+    tracked: MultiplexedConnection,
+    bcast: MultiplexedConnection,
     hit: RedisStore,
     plain: RedisStore,
     miss: RedisStore,
@@ -89,6 +103,28 @@ async fn main() {
             .await;
         println!("| miss | {concurrency} | {c} |");
     }
+    println!(
+        "\nThe commands of a miss, sent raw (the floor of the ratio above):\n\n\
+         | read | concurrency | raw GET ops/s | raw GET + PTTL pipeline ops/s | ratio (pair/GET) |"
+    );
+    println!("|---|---:|---:|---:|---:|");
+    for concurrency in CONCURRENCIES {
+        let c = plan
+            .compare(&fixture, Target::Raw, Target::RawPair, concurrency)
+            .await;
+        println!("| raw pair | {concurrency} | {c} |");
+    }
+    for (target, name) in [
+        (Target::RawPairTracked, "raw pair, `TRACKING ON`"),
+        (Target::RawPairBcast, "raw pair, `TRACKING ON BCAST`"),
+    ] {
+        for concurrency in CONCURRENCIES {
+            let c = plan
+                .compare(&fixture, Target::Raw, target, concurrency)
+                .await;
+            println!("| {name} | {concurrency} | {c} |");
+        }
+    }
     let hit = fixture.hit.near_cache_stats().expect("near cache");
     let miss = fixture.miss.near_cache_stats().expect("near cache");
     println!(
@@ -109,7 +145,35 @@ impl Fixture {
         let info = redis::IntoConnectionInfo::into_connection_info(server.url(0))
             .expect("test Redis URL must parse")
             .set_tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true));
-        let client = redis::Client::open(info).expect("test Redis URL must parse");
+        let client = redis::Client::open(info.clone()).expect("test Redis URL must parse");
+        let resp3 = {
+            let settings = info
+                .redis_settings()
+                .clone()
+                .set_protocol(redis::ProtocolVersion::RESP3);
+            redis::Client::open(info.set_redis_settings(settings)).expect("RESP3 client")
+        };
+        let tracking = |args: &'static [&'static str]| {
+            let resp3 = resp3.clone();
+            async move {
+                let (push, _pushes) = tokio::sync::mpsc::unbounded_channel();
+                let config = redis::AsyncConnectionConfig::new().set_push_sender(push);
+                let mut conn = resp3
+                    .get_multiplexed_async_connection_with_config(&config)
+                    .await
+                    .expect("RESP3 connection");
+                let () = redis::cmd("CLIENT")
+                    .arg("TRACKING")
+                    .arg("ON")
+                    .arg(args)
+                    .query_async(&mut conn)
+                    .await
+                    .expect("CLIENT TRACKING ON");
+                conn
+            }
+        };
+        let tracked = tracking(&[]).await;
+        let bcast = tracking(&["BCAST", "PREFIX", "bench:"]).await;
         let raw = ConnectionManager::new(client)
             .await
             .expect("raw ConnectionManager must connect to the test Redis");
@@ -160,6 +224,8 @@ impl Fixture {
         );
         Self {
             raw,
+            tracked,
+            bcast,
             hit,
             plain,
             miss,
@@ -180,6 +246,33 @@ impl Workload for Fixture {
                     .get(&self.stored_keys[index])
                     .await
                     .expect("raw GET must succeed");
+                value
+            }
+            Target::RawPair => {
+                let mut raw = self.raw.clone();
+                let key = &self.stored_keys[index];
+                let (value, pttl): (Option<Vec<u8>>, i64) = redis::pipe()
+                    .get(key)
+                    .pttl(key)
+                    .query_async(&mut raw)
+                    .await
+                    .expect("raw GET + PTTL must succeed");
+                assert_eq!(pttl, -1, "the keys have no TTL");
+                value
+            }
+            Target::RawPairTracked | Target::RawPairBcast => {
+                let mut conn = match target {
+                    Target::RawPairTracked => self.tracked.clone(),
+                    _ => self.bcast.clone(),
+                };
+                let key = &self.stored_keys[index];
+                let (value, pttl): (Option<Vec<u8>>, i64) = redis::pipe()
+                    .get(key)
+                    .pttl(key)
+                    .query_async(&mut conn)
+                    .await
+                    .expect("raw GET + PTTL must succeed");
+                assert_eq!(pttl, -1, "the keys have no TTL");
                 value
             }
             Target::Hit => self.hit.get_bytes(&self.keys[index]).await.expect("hit"),
