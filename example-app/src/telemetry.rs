@@ -12,7 +12,9 @@
 //!   path slowed.
 //! * Metrics go through the `metrics` facade (kv-module records its
 //!   stores' and components' figures there); [`metrics_handle`] installs
-//!   the Prometheus recorder once per process and renders its text.
+//!   the Prometheus recorder once per process and renders its text. With
+//!   `app.metrics: false` (`APP_METRICS=false`) start-up never calls it:
+//!   no recorder, so every figure is a no-op.
 
 use std::io::IsTerminal;
 use std::sync::OnceLock;
