@@ -10,7 +10,9 @@
 //!
 //! The release binaries `example-app` and `bare_axum` are run as child
 //! processes from this bench's own target directory (the bench fails,
-//! naming the command that builds them, when one is missing). A
+//! naming the command that builds them, when one is missing). `cargo
+//! bench` does not rebuild them: after changing the app, build them again
+//! (`scripts/bench.sh` always does). A
 //! [`TestRedis`] is started for the run; every server runs under the
 //! fixtures' supervisor ([`ServerProcess`]), so each is killed when the
 //! bench ends, however it ends (a panic drops them; a killed bench closes
