@@ -8,7 +8,8 @@ use example_app::{AppOptions, Application, settings, telemetry};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    // Telemetry: logs (`RUST_LOG`, `LOG_FORMAT`) and the metrics recorder.
+    // Telemetry: logs (`RUST_LOG`, `LOG_FORMAT`); the metrics recorder
+    // comes with the state, when `app.metrics` is on.
     let format = match telemetry::LogFormat::parse(std::env::var("LOG_FORMAT").ok().as_deref()) {
         Ok(format) => format,
         Err(message) => {
@@ -17,7 +18,6 @@ async fn main() -> ExitCode {
         }
     };
     let _log_guard = telemetry::init(format);
-    telemetry::metrics_handle();
 
     let started = async {
         // Settings: the configuration file or directory, its `app:` section.

@@ -59,6 +59,16 @@ pub struct Settings {
     /// Connection deadlines and cap (`app.server:`); defaults when absent.
     #[serde(default)]
     pub server: ServerLimits,
+    /// Whether the app records and exports metrics (`APP_METRICS`,
+    /// default `true`). `false` installs no `metrics` recorder, so every
+    /// figure kv-module and the app record is a no-op, and `/metrics`
+    /// answers 404.
+    #[serde(default = "default_metrics")]
+    pub metrics: bool,
+}
+
+fn default_metrics() -> bool {
+    true
 }
 
 fn default_smtp_timeout() -> Duration {

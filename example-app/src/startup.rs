@@ -114,8 +114,9 @@ pub async fn build_state(
     config: &LoadedConfig,
     settings: Settings,
 ) -> Result<AppState, StartupError> {
-    // The metrics recorder first: the stores count from their first call.
-    let metrics = crate::telemetry::metrics_handle();
+    // The metrics recorder first, when on: the stores count from their
+    // first call. Off, none is installed and every figure is a no-op.
+    let metrics = settings.metrics.then(crate::telemetry::metrics_handle);
     // How codes reach users: SMTP or the development echo, else no start.
     let sender = code_sender(&settings)?;
     settings.server.validate().map_err(StartupError::Settings)?;
@@ -229,8 +230,9 @@ impl Application {
     }
 }
 
-/// The router: health and metrics at the root, the API under `/api/`
-/// behind the per-client-IP rate limit. Every request gets a request id
+/// The router: health and metrics (when `app.metrics` is on; else
+/// `/metrics` is an unknown route, 404) at the root, the API under
+/// `/api/` behind the per-client-IP rate limit. Every request gets a request id
 /// and a span, and its body is read within `app.server.body_read_timeout`;
 /// every error response is problem+json
 /// ([`finish_error_response`](crate::error::finish_error_response)).
@@ -258,10 +260,16 @@ pub fn build_app(state: AppState) -> Router {
         .route("/session/refresh", post(session::refresh))
         .fallback(not_found)
         .layer(RateLimitLayer::new(limiter, clients));
+    let exporter = match state.metrics.clone() {
+        Some(handle) => Router::new()
+            .route("/metrics", get(metrics::metrics))
+            .with_state(handle),
+        None => Router::new(),
+    };
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
-        .route("/metrics", get(metrics::metrics))
+        .merge(exporter)
         .nest("/api", api)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))

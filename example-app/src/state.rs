@@ -63,8 +63,9 @@ pub struct AppState {
     pub registry: Arc<ServiceRegistry>,
     /// SQLite, for `/readyz` (users go through [`UserCache`]).
     pub db: Database,
-    /// The Prometheus recorder's handle, for `/metrics`.
-    pub metrics: PrometheusHandle,
+    /// The Prometheus recorder's handle, for `/metrics`; `None` when
+    /// metrics are off (`app.metrics: false`).
+    pub metrics: Option<PrometheusHandle>,
 }
 
 impl FromRef<AppState> for Arc<AppModule> {
@@ -78,12 +79,6 @@ impl FromRef<AppState> for Arc<AppModule> {
 impl FromRef<AppState> for Arc<dyn Sessions> {
     fn from_ref(state: &AppState) -> Self {
         state.module.resolve()
-    }
-}
-
-impl FromRef<AppState> for PrometheusHandle {
-    fn from_ref(state: &AppState) -> Self {
-        state.metrics.clone()
     }
 }
 

@@ -12,10 +12,15 @@
 //!   path slowed.
 //! * Metrics go through the `metrics` facade (kv-module records its
 //!   stores' and components' figures there); [`metrics_handle`] installs
-//!   the Prometheus recorder once per process and renders its text.
+//!   the Prometheus recorder once per process and renders its text; a
+//!   thread folds histogram samples into buckets every 5 s (the
+//!   exporter's upkeep), scraped or not. With
+//!   `app.metrics: false` (`APP_METRICS=false`) start-up never calls it:
+//!   no recorder, so every figure is a no-op.
 
 use std::io::IsTerminal;
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tracing_appender::non_blocking::WorkerGuard;
@@ -94,10 +99,37 @@ pub fn metrics_handle() -> PrometheusHandle {
             let handle = recorder.handle();
             if metrics::set_global_recorder(recorder).is_err() {
                 tracing::warn!("a metrics recorder was already installed: /metrics stays empty");
+            } else {
+                spawn_upkeep(handle.clone());
             }
             handle
         })
         .clone()
+}
+
+/// How often histogram samples are folded into their buckets: the
+/// exporter's own default for the recorders it installs itself.
+const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Folds histogram samples into their buckets every [`UPKEEP_INTERVAL`],
+/// for the life of the process. A recorder built with `build_recorder`
+/// gets no upkeep task: each sample stays queued until `/metrics` is
+/// scraped, so an unscraped app would keep one more queued sample per
+/// request and store call (memory without bound, and a long first
+/// scrape). A thread, not a task: the recorder is process-wide and
+/// outlives any one tokio runtime (tests run several).
+fn spawn_upkeep(handle: PrometheusHandle) {
+    let spawned = std::thread::Builder::new()
+        .name("metrics-upkeep".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(UPKEEP_INTERVAL);
+                handle.run_upkeep();
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "no metrics upkeep thread: histograms drain only when scraped");
+    }
 }
 
 #[cfg(test)]

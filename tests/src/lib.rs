@@ -97,7 +97,10 @@
 //!   one timeout per request while Redis is frozen; `tests/app_cache.rs`:
 //!   a created user is found at once, writes with Redis full;
 //!   `tests/app_otp_abuse.rs`: per-client OTP budgets, the hand-over, one
-//!   secret for two instances; `tests/app_proxies.rs`: `TRUSTED_PROXIES`.
+//!   secret for two instances; `tests/app_proxies.rs`: `TRUSTED_PROXIES`;
+//!   `tests/app_metrics.rs`: `/metrics` parsed after a scripted run;
+//!   `tests/app_metrics_off.rs`: `APP_METRICS=false` installs no recorder
+//!   and `/metrics` answers 404.
 //! * `tests/fixture.rs`: tests of the fixture itself;
 //!   `tests/fixture_scaleout.rs`: of the cluster, sentinel and TLS
 //!   fixtures and of the supervisor (start-up times printed).

@@ -2,7 +2,8 @@
 //! records through the `metrics` facade (kv-module's stores and
 //! components, and the HTTP figures of [`request_span`](crate::request_span)),
 //! rendered by `metrics-exporter-prometheus`. The names are listed in
-//! `docs/EXAMPLE_APP.md`.
+//! `docs/EXAMPLE_APP.md`. Routed only when `app.metrics` is on
+//! (`APP_METRICS`, the default); off, `/metrics` is an unknown route (404).
 
 use axum::extract::State;
 use axum::http::header;
