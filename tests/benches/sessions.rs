@@ -106,8 +106,14 @@ fn metadata(i: usize) -> Vec<(&'static str, Value)> {
     vec![
         ("roles", json!(["member"])),
         ("display_name", json!("Ada Lovelace")),
-        ("csrf", json!(format!("k3Jd9sLq0VbT7xWmZr2yPa5NcE8uHf1GiO4tQ6v{i:04}"))),
-        ("ua", json!("Mozilla/5.0 (X11; Linux x86_64) Gecko/20100101")),
+        (
+            "csrf",
+            json!(format!("k3Jd9sLq0VbT7xWmZr2yPa5NcE8uHf1GiO4tQ6v{i:04}")),
+        ),
+        (
+            "ua",
+            json!("Mozilla/5.0 (X11; Linux x86_64) Gecko/20100101"),
+        ),
         ("login_at", json!(1_764_115_200_000_u64 + i as u64)),
     ]
 }
@@ -392,7 +398,10 @@ async fn tower_store(server: &TestRedis) -> (TowerRedisStore<FredClient>, Vec<Id
         ..ConnectionConfig::default()
     };
     let client = FredClient::new(config, None, Some(connection), None);
-    client.init().await.expect("fred must connect to the test Redis");
+    client
+        .init()
+        .await
+        .expect("fred must connect to the test Redis");
     let store = TowerRedisStore::new(client);
     let mut ids = Vec::with_capacity(SESSION_COUNT);
     for i in 0..SESSION_COUNT {
