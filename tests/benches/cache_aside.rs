@@ -22,6 +22,11 @@
 //!   shows the store's typed `get` of the same entry against the same raw
 //!   `GET` (the JSON decoding alone), and a third the memory backend's
 //!   cache hit against its typed `get`.
+//! * **Peer.** The same hits against `cached` 4.1's `AsyncRedisCache`
+//!   (feature `redis_tokio`: a redis-rs `MultiplexedConnection`, its
+//!   defaults, so without TCP_NODELAY), holding the same 1,000 records in
+//!   its own MessagePack envelope under its own keys, on the same server:
+//!   `async_cache_get` is its `GET` and decode.
 //! * **Stampedes.** Trials of 100 concurrent `get`s of a cold key per
 //!   process, the repository taking 2 ms per load: one process; two
 //!   processes (two caches on two connections) without and with the
@@ -32,6 +37,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use cached::AsyncRedisCache;
+use cached::prelude::ConcurrentCachedAsync;
 use kv_module::cache_aside::{CacheAsideConfig, KvCachedRepository, LeaseConfig, Repository};
 use kv_module::registry::StoreRef;
 use kv_module::{KvStore, KvStoreExt, MemoryStore, RedisConfig, RedisStore};
@@ -153,6 +160,9 @@ enum Target {
     MemoryTyped,
     /// `KvCachedRepository::get` on the memory backend.
     MemoryCache,
+    /// `cached` 4.1's `AsyncRedisCache::async_cache_get` of the same record
+    /// (its MessagePack envelope), on the same server.
+    Peer,
 }
 
 struct Fixture {
@@ -160,6 +170,8 @@ struct Fixture {
     cache: KvCachedRepository<Profiles>,
     memory_store: Arc<dyn KvStore>,
     memory_cache: KvCachedRepository<Profiles>,
+    /// `cached`'s Redis store, holding the same records.
+    peer: AsyncRedisCache<u64, Profile>,
     /// `bench:item:{N}`, the stored keys.
     stored_keys: Vec<String>,
     /// `item:{N}`, the keys as the stores see them.
@@ -193,6 +205,13 @@ async fn main() {
             "| concurrency | raw GET ops/s | typed get ops/s | ratio (typed/raw) |",
             Target::Raw,
             Target::Typed,
+        ),
+        (
+            "\n## Cache hits against `cached` 4.1's Redis store (`AsyncRedisCache`, \
+             `async_cache_get` of the same record)",
+            "| concurrency | cached ops/s | kv-module cache get ops/s | ratio (kv-module/cached) |",
+            Target::Peer,
+            Target::Cache,
         ),
         (
             "\n## Memory backend: cache hit against the store's typed get of the same entry",
@@ -274,11 +293,18 @@ impl Fixture {
             .map(|i| format!("{KEY_PREFIX}:{{{i}}}"))
             .collect();
         let stored_keys = keys.iter().map(|k| format!("{PREFIX}:{k}")).collect();
+        let peer = AsyncRedisCache::builder("bench-cached")
+            .ttl(Duration::from_secs(3600))
+            .connection_string(&server.url(0))
+            .build()
+            .await
+            .expect("cached's Redis store must connect to the test Redis");
         Self {
             raw,
             cache,
             memory_store,
             memory_cache,
+            peer,
             stored_keys,
             keys,
         }
@@ -308,6 +334,12 @@ impl Fixture {
         );
         let metrics = self.cache.metrics();
         assert_eq!(metrics.fills, KEY_COUNT, "{metrics:?}");
+        for id in 0..KEY_COUNT {
+            self.peer
+                .async_cache_set(id, Profile::sample(id))
+                .await
+                .expect("cached's set must succeed");
+        }
         stored.len()
     }
 
@@ -335,6 +367,14 @@ impl Fixture {
                 let key = &self.keys[index as usize];
                 let value: Option<Profile> = store.get(key).await.expect("get must succeed");
                 assert!(value.is_some(), "get found no value at `{key}`");
+            }
+            Target::Peer => {
+                let value = self
+                    .peer
+                    .async_cache_get(&index)
+                    .await
+                    .expect("cached's get must succeed");
+                assert!(value.is_some(), "cached found no value for {index}");
             }
             Target::MemoryCache => {
                 let value = self

@@ -1,24 +1,39 @@
-//! Session `get` and OTP `verify`, in round trips and operations per
-//! second, against a raw `GET` on the same server in the same run.
+//! Session lookup and OTP `verify`, in round trips and operations per
+//! second, against a raw `GET` of the same bytes and against
+//! tower-sessions' Redis store, on the same server in the same run and
+//! process.
 //!
 //! ```text
 //! cargo bench -p kv-module-tests --bench sessions
-//! BENCH_OPS=20000 cargo bench -p kv-module-tests --bench sessions
+//! BENCH_OPS=20000 BENCH_ROUNDS=15 cargo bench -p kv-module-tests --bench sessions
 //! ```
 //!
 //! A [`TestRedis`] is started for the run. Every run is a fixed number of
 //! operations (`BENCH_OPS`, default 10,000) spread over 1 or 50 tokio
-//! tasks sharing one store; each case runs as 9 pairs with the raw `GET`
-//! (alternating which goes first), and the medians of each side and of the
-//! per-pair ratios are reported, so drift on a shared machine affects both
-//! alike.
+//! tasks; a session lookup is compared in rounds (`BENCH_ROUNDS`, default
+//! 9) of three runs — raw `GET`, kv-module, tower-sessions — whose order
+//! rotates from round to round, and the medians of each side and of the
+//! per-round ratios are reported, so drift on a shared machine affects
+//! all three alike. OTP `verify` is paired with the raw `GET` the same way.
+//!
+//! Each of the 1,000 sessions holds the same realistic data on both
+//! sides, about 250 bytes as JSON: an e-mail user id, a tenant, roles, a
+//! display name, a CSRF token, a user agent, the login time.
+//!
+//! `BENCH_PROFILE=raw|kv|tower` runs only that side's lookup, from 50
+//! tasks, for `BENCH_ROUNDS` runs, and prints its rate: a steady load for
+//! `perf record`.
 //!
 //! * raw: a redis-rs `ConnectionManager` (TCP_NODELAY on, as `RedisStore`
-//!   has it) doing `GET` of the very session records the manager reads
-//!   (`bench:session:{<tag>}:<handle>`, ~150 bytes);
-//! * session `get`: [`KvSessions::get`] through `RedisStore` (pool
-//!   size 1) on one of 1,000 sessions: hashing the id, the `GET`, decoding
-//!   the record;
+//!   has it) doing `GET` of the very records kv-module reads
+//!   (`bench:session:{<tag>}:<handle>`);
+//! * kv-module: [`Sessions::load`] (what the axum extractor calls) through
+//!   `RedisStore` (pool size 1), refresh interval 10 minutes so no refresh
+//!   falls in the run: hashing the id, the `GET`, decoding the record;
+//! * tower-sessions: `SessionStore::load` of tower-sessions-redis-store
+//!   on one fred `Client` (one connection, TCP_NODELAY on): the `GET` of
+//!   the id and a MessagePack decode of the record. It keys records by the
+//!   id itself (no hash) and has no absolute timeout;
 //! * OTP `verify`: [`KvOneTimeCodes::verify`] of the right code (the common
 //!   path: compare and consume), one code per subject, issued before the
 //!   timed run; it computes the HMAC and runs one script.
@@ -27,23 +42,34 @@
 //! operations: the commands the client sent, and those a script ran inside
 //! the server.
 
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use kv_module::otp::{IssueOutcome, KvOneTimeCodes, OneTimeCodes, OtpConfig};
 use kv_module::registry::StoreRef;
 use kv_module::session::{KvSessions, SessionConfig, SessionData, SessionId, Sessions};
 use kv_module::{KvStore, MemoryStore, RedisConfig, RedisStore, Secret};
 use kv_module_tests::TestRedis;
-use kv_module_tests::bench::{Comparison, median_of, paired, per_op, print_machine, thousands};
+use kv_module_tests::bench::{
+    Comparison, median, median_of, paired, per_op, print_machine, run_rounds, thousands,
+};
 use kv_module_tests::command_stats::{command_calls, delta};
 use redis::aio::ConnectionManager;
+use serde_json::{Value, json};
+use tower_sessions::cookie::time::{self, OffsetDateTime};
+use tower_sessions::session::{Id, Record};
+use tower_sessions::session_store::SessionStore;
+use tower_sessions_redis_store::RedisStore as TowerRedisStore;
+use tower_sessions_redis_store::fred::prelude::{
+    Client as FredClient, ClientLike, Config as FredConfig, ConnectionConfig, TcpConfig,
+};
 
 const PREFIX: &str = "bench";
 const SESSION_COUNT: usize = 1_000;
 const CONCURRENCIES: [usize; 2] = [1, 50];
-/// Paired rounds per case; the medians are reported.
-const ROUNDS: usize = 9;
+/// Rounds per case (`BENCH_ROUNDS`); the medians are reported.
+const DEFAULT_ROUNDS: usize = 9;
 const DEFAULT_OPS: usize = 10_000;
 /// Operations counted for the round-trip table.
 const COUNTED_OPS: usize = 1_000;
@@ -52,7 +78,8 @@ const SECRET: &str = "a benchmark secret of at least 32 bytes";
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Target {
     RawGet,
-    SessionGet,
+    SessionLoad,
+    TowerLoad,
     OtpVerify,
 }
 
@@ -69,29 +96,110 @@ struct Fixture {
     raw_keys: Vec<String>,
     redis: Side,
     memory: Side,
+    tower: TowerRedisStore<FredClient>,
+    tower_ids: Vec<Id>,
+}
+
+/// The metadata of session `i`: with the user id and the tenant, about 250
+/// bytes of JSON.
+fn metadata(i: usize) -> Vec<(&'static str, Value)> {
+    vec![
+        ("roles", json!(["member"])),
+        ("display_name", json!("Ada Lovelace")),
+        (
+            "csrf",
+            json!(format!("k3Jd9sLq0VbT7xWmZr2yPa5NcE8uHf1GiO4tQ6v{i:04}")),
+        ),
+        (
+            "ua",
+            json!("Mozilla/5.0 (X11; Linux x86_64) Gecko/20100101"),
+        ),
+        ("login_at", json!(1_764_115_200_000_u64 + i as u64)),
+    ]
+}
+
+fn user_id(i: usize) -> String {
+    format!("user-{i:04}@example.com")
+}
+
+const TENANT: &str = "acme-corporation";
+
+/// Session `i`'s data for kv-module.
+fn session_data(i: usize) -> SessionData {
+    metadata(i).into_iter().fold(
+        SessionData::new(user_id(i)).with_tenant(TENANT),
+        |data, (key, value)| data.with_metadata(key, value),
+    )
+}
+
+/// The same data as a tower-sessions record.
+fn tower_record(i: usize) -> Record {
+    let mut data: HashMap<String, Value> = metadata(i)
+        .into_iter()
+        .map(|(key, value)| (key.to_owned(), value))
+        .collect();
+    data.insert("user_id".to_owned(), json!(user_id(i)));
+    data.insert("tenant_id".to_owned(), json!(TENANT));
+    Record {
+        id: Id::default(),
+        data,
+        expiry_date: OffsetDateTime::now_utc() + time::Duration::hours(24),
+    }
 }
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
     let ops = run_ops();
+    let rounds = run_rounds(DEFAULT_ROUNDS);
     let server = TestRedis::start().await;
     let fixture = Arc::new(Fixture::new(&server).await);
 
+    if let Ok(side) = std::env::var("BENCH_PROFILE") {
+        let target = match side.as_str() {
+            "raw" => Target::RawGet,
+            "kv" => Target::SessionLoad,
+            "tower" => Target::TowerLoad,
+            _ => panic!("BENCH_PROFILE must be raw, kv or tower, got `{side}`"),
+        };
+        for round in 0..rounds {
+            let rate = measure(&fixture, false, target, 50, ops, &format!("p{round}")).await;
+            println!("{side}, 50 tasks: {} ops/s", thousands(rate));
+        }
+        return;
+    }
+
     print_machine("kv-module sessions and OTP benchmark", &fixture.raw).await;
     println!(
-        "{ops} operations per run, medians of {ROUNDS} paired rounds, {SESSION_COUNT} sessions; \
-         every verify is of the right code (one fresh code per subject).\n"
+        "* tower-sessions 0.14.0, tower-sessions-redis-store 0.16.0 (fred 10)\n\n\
+         {ops} operations per run, medians of {rounds} rounds, {SESSION_COUNT} sessions; \
+         every verify is of the right code (one fresh code per subject)."
     );
+    fixture.print_sizes().await;
+
+    println!("Session lookup: raw `GET` of the record, kv-module `load`, tower-sessions `load`:\n");
+    println!(
+        "| concurrency | raw GET ops/s | kv-module ops/s | tower-sessions ops/s \
+         | kv-module / raw GET | kv-module / tower-sessions |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|");
+    for concurrency in CONCURRENCIES {
+        let r = lookup_rounds(&fixture, concurrency, ops, rounds).await;
+        println!(
+            "| {concurrency} | {} | {} | {} | {:.2} | {:.2} |",
+            thousands(r.raw),
+            thousands(r.kv),
+            thousands(r.tower),
+            r.kv_over_raw,
+            r.kv_over_tower
+        );
+    }
+
+    println!("\nOTP verify against a raw GET:\n");
     println!("| operation | concurrency | raw GET ops/s | ops/s | ratio (op/GET) |");
     println!("|---|---:|---:|---:|---:|");
     for concurrency in CONCURRENCIES {
-        for (target, label) in [
-            (Target::SessionGet, "session get"),
-            (Target::OtpVerify, "otp verify"),
-        ] {
-            let c = compare(&fixture, target, concurrency, ops).await;
-            println!("| {label} | {concurrency} | {c} |");
-        }
+        let c = compare(&fixture, Target::OtpVerify, concurrency, ops, rounds).await;
+        println!("| otp verify | {concurrency} | {c} |");
     }
 
     println!("\nRound trips and server-side commands per operation ({COUNTED_OPS} each):\n");
@@ -101,7 +209,8 @@ async fn main() {
     let ops_counted = COUNTED_OPS as u64;
     for (target, label) in [
         (Target::RawGet, "raw GET"),
-        (Target::SessionGet, "session get"),
+        (Target::SessionLoad, "kv-module session load"),
+        (Target::TowerLoad, "tower-sessions load"),
         (Target::OtpVerify, "otp verify"),
     ] {
         let subjects = prepare(&fixture, false, target, COUNTED_OPS, "counted").await;
@@ -127,10 +236,10 @@ async fn main() {
     println!("|---|---:|---:|");
     for concurrency in CONCURRENCIES {
         for (target, label) in [
-            (Target::SessionGet, "session get"),
+            (Target::SessionLoad, "session load"),
             (Target::OtpVerify, "otp verify"),
         ] {
-            let runs = median_of(ROUNDS, |round| {
+            let runs = median_of(rounds, |round| {
                 let tag = format!("mem-{concurrency}-{round}");
                 let fixture = &fixture;
                 async move { measure(fixture, true, target, concurrency, ops, &tag).await }
@@ -143,8 +252,10 @@ async fn main() {
 
 impl Side {
     async fn new(store: Arc<dyn KvStore>) -> Self {
-        let sessions = KvSessions::new(store.clone(), SessionConfig::new(StoreRef::new("bench")))
-            .expect("the bench session config is valid");
+        let config = SessionConfig::new(StoreRef::new("bench"))
+            .with_refresh_interval(Duration::from_secs(600));
+        let sessions =
+            KvSessions::new(store.clone(), config).expect("the bench session config is valid");
         let otp = KvOneTimeCodes::new(
             store,
             OtpConfig::new(StoreRef::new("bench"))
@@ -154,10 +265,11 @@ impl Side {
         .expect("the bench otp config is valid");
         let mut ids = Vec::with_capacity(SESSION_COUNT);
         for i in 0..SESSION_COUNT {
-            let data = SessionData::new(format!("user-{i}"))
-                .with_tenant("acme")
-                .with_metadata("role", "member");
-            ids.push(sessions.create(data).await.expect("create must succeed"));
+            let id = sessions
+                .create(session_data(i))
+                .await
+                .expect("create must succeed");
+            ids.push(id);
         }
         Self { sessions, otp, ids }
     }
@@ -194,12 +306,38 @@ impl Fixture {
                 )
             })
             .collect();
+        let (tower, tower_ids) = tower_store(server).await;
         Self {
             raw,
             raw_keys,
             redis,
             memory,
+            tower,
+            tower_ids,
         }
+    }
+
+    /// Prints the sizes of a stored record on each side.
+    async fn print_sizes(&self) {
+        let data = serde_json::to_vec(&session_data(0)).expect("session data serializes");
+        let kv: Vec<u8> = redis::cmd("GET")
+            .arg(&self.raw_keys[0])
+            .query_async(&mut self.raw.clone())
+            .await
+            .expect("the kv-module record is there");
+        let tower: Vec<u8> = redis::cmd("GET")
+            .arg(self.tower_ids[0].to_string())
+            .query_async(&mut self.raw.clone())
+            .await
+            .expect("the tower-sessions record is there");
+        println!(
+            "Session data: {} bytes as JSON; stored record: kv-module {} bytes (JSON with its \
+             timestamps and user key), tower-sessions {} bytes (MessagePack with its id and \
+             expiry).\n",
+            data.len(),
+            kv.len(),
+            tower.len()
+        );
     }
 
     fn side(&self, memory: bool) -> &Side {
@@ -219,13 +357,21 @@ impl Fixture {
                     .expect("raw GET must succeed");
                 assert!(value.is_some(), "raw GET found no session record");
             }
-            Target::SessionGet => {
+            Target::SessionLoad => {
                 let session = side
                     .sessions
-                    .get(&side.ids[i % SESSION_COUNT])
+                    .load(&side.ids[i % SESSION_COUNT])
                     .await
-                    .expect("session get must succeed");
+                    .expect("session load must succeed");
                 assert!(session.is_some(), "the bench sessions do not expire");
+            }
+            Target::TowerLoad => {
+                let record = self
+                    .tower
+                    .load(&self.tower_ids[i % SESSION_COUNT])
+                    .await
+                    .expect("tower-sessions load must succeed");
+                assert!(record.is_some(), "the bench sessions do not expire");
             }
             Target::OtpVerify => {
                 let (subject, code) = &codes[i];
@@ -238,6 +384,35 @@ impl Fixture {
             }
         }
     }
+}
+
+/// tower-sessions' Redis store on one fred client (one connection,
+/// TCP_NODELAY on), holding the same data as the kv-module sessions.
+async fn tower_store(server: &TestRedis) -> (TowerRedisStore<FredClient>, Vec<Id>) {
+    let config = FredConfig::from_url(&server.url(0)).expect("test Redis URL must parse");
+    let connection = ConnectionConfig {
+        tcp: TcpConfig {
+            nodelay: Some(true),
+            ..TcpConfig::default()
+        },
+        ..ConnectionConfig::default()
+    };
+    let client = FredClient::new(config, None, Some(connection), None);
+    client
+        .init()
+        .await
+        .expect("fred must connect to the test Redis");
+    let store = TowerRedisStore::new(client);
+    let mut ids = Vec::with_capacity(SESSION_COUNT);
+    for i in 0..SESSION_COUNT {
+        let mut record = tower_record(i);
+        store
+            .create(&mut record)
+            .await
+            .expect("tower-sessions create must succeed");
+        ids.push(record.id);
+    }
+    (store, ids)
 }
 
 /// For `OtpVerify`, issues one code per operation (for fresh subjects
@@ -276,6 +451,49 @@ async fn prepare(
     Arc::new(codes)
 }
 
+/// The medians of a three-way lookup comparison.
+struct Lookup {
+    raw: f64,
+    kv: f64,
+    tower: f64,
+    kv_over_raw: f64,
+    kv_over_tower: f64,
+}
+
+/// `rounds` rounds of raw `GET`, kv-module `load` and tower-sessions
+/// `load`, the order rotating each round; medians of each side and of the
+/// per-round ratios.
+async fn lookup_rounds(
+    fixture: &Arc<Fixture>,
+    concurrency: usize,
+    ops: usize,
+    rounds: usize,
+) -> Lookup {
+    let order = [Target::RawGet, Target::SessionLoad, Target::TowerLoad];
+    let (mut raw, mut kv, mut tower) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut kv_over_raw, mut kv_over_tower) = (Vec::new(), Vec::new());
+    for round in 0..rounds {
+        let mut rates = [0.0; 3];
+        for step in 0..order.len() {
+            let side = (round + step) % order.len();
+            let tag = format!("lookup-{concurrency}-{round}");
+            rates[side] = measure(fixture, false, order[side], concurrency, ops, &tag).await;
+        }
+        raw.push(rates[0]);
+        kv.push(rates[1]);
+        tower.push(rates[2]);
+        kv_over_raw.push(rates[1] / rates[0]);
+        kv_over_tower.push(rates[1] / rates[2]);
+    }
+    Lookup {
+        raw: median(raw),
+        kv: median(kv),
+        tower: median(tower),
+        kv_over_raw: median(kv_over_raw),
+        kv_over_tower: median(kv_over_tower),
+    }
+}
+
 /// Paired runs of raw `GET` and `target` (see [`kv_module_tests::bench::paired`]); each
 /// pair prepares its inputs under its own tag.
 async fn compare(
@@ -283,9 +501,10 @@ async fn compare(
     target: Target,
     concurrency: usize,
     ops: usize,
+    rounds: usize,
 ) -> Comparison {
     let mut runs = 0_usize;
-    paired(ROUNDS, |raw| {
+    paired(rounds, |raw| {
         let tag = format!("redis-{concurrency}-{}", runs / 2);
         runs += 1;
         let side = if raw { Target::RawGet } else { target };

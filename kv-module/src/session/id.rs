@@ -111,12 +111,28 @@ impl SessionId {
 
     /// The handle (hash) the session is stored under.
     pub fn handle(&self) -> SessionHandle {
-        SessionHandle(URL_SAFE_NO_PAD.encode(Sha256::digest(self.0.as_bytes())))
+        let mut handle = String::with_capacity(HASH_CHARS);
+        self.push_handle(&mut handle);
+        SessionHandle(handle)
+    }
+
+    /// Appends the [`handle`](Self::handle) to `out`, without a `String`
+    /// of its own (the record key is built in one allocation).
+    pub(crate) fn push_handle(&self, out: &mut String) {
+        URL_SAFE_NO_PAD.encode_string(Sha256::digest(self.0.as_bytes()), out);
     }
 
     /// The hash tag of the session's keys: the id's first 16 characters.
     pub(crate) fn tag(&self) -> SlotTag {
         SlotTag::digest_prefix(&self.0)
+    }
+
+    /// The text of [`tag`](Self::tag), without building a [`SlotTag`]:
+    /// the id's first 16 characters, base64url (checked by
+    /// [`parse`](Self::parse), drawn so by `generate`), hence their own
+    /// tag with nothing to escape.
+    pub(crate) fn tag_str(&self) -> &str {
+        self.0.get(..DIGEST_TAG_CHARS).unwrap_or(&self.0)
     }
 }
 
@@ -205,6 +221,7 @@ mod tests {
         let (tag, secret) = a.expose().split_once('.').unwrap();
         assert_eq!(tag, &user_key("alice")[..16]);
         assert_eq!(a.tag(), user_tag(&user_key("alice")));
+        assert_eq!(a.tag_str(), a.tag().as_str());
         assert_eq!(a.tag(), b.tag());
         assert_ne!(a.tag(), SessionId::generate("bob").unwrap().tag());
         assert_eq!(secret.len(), SECRET_CHARS);

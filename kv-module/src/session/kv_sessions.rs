@@ -37,6 +37,21 @@ fn record_key(tag: &SlotTag, handle: &str) -> String {
     tag.key("session:", &format!(":{handle}"))
 }
 
+/// The record key of `id`: `session:{<tag>}:<handle>`, as
+/// [`record_key`] spells it from `id.tag()` and `id.handle()`, in one
+/// allocation (every request reads it).
+fn id_record_key(id: &SessionId) -> String {
+    const BASE: &str = "session:{";
+    let tag = id.tag_str();
+    // The handle: a SHA-256 in unpadded base64url, 43 characters.
+    let mut key = String::with_capacity(BASE.len() + tag.len() + 2 + 43);
+    key.push_str(BASE);
+    key.push_str(tag);
+    key.push_str("}:");
+    id.push_handle(&mut key);
+    key
+}
+
 /// The index of the sessions under `tag`: `user_sessions:{tag}`.
 fn index_key(tag: &SlotTag) -> String {
     tag.key("user_sessions:", "")
@@ -174,7 +189,7 @@ impl KvSessions {
         }
     }
 
-    fn decode(&self, key: &str, bytes: &[u8]) -> Result<Session> {
+    fn decode(&self, key: &str, bytes: &mut [u8]) -> Result<Session> {
         decode_record(bytes).map_err(|source| KvError::Decode {
             store: Arc::from(self.store.name()),
             key: key.to_owned(),
@@ -242,6 +257,19 @@ impl KvSessions {
         parsed.ok_or_else(|| self.bad_reply(reply))
     }
 
+    /// [`Sessions::get`] at `now` (Unix ms), without a span of its own:
+    /// one `GET`, then the record decoded.
+    async fn read(&self, id: &SessionId, now: u64) -> Result<Option<Session>> {
+        let key = id_record_key(id);
+        let Some(mut bytes) = self.store.get_bytes(&key).await? else {
+            return Ok(None);
+        };
+        let session = self.decode(&key, &mut bytes)?;
+        // The TTL already enforces both timeouts; this guards the instant
+        // between the absolute expiry and the key's removal.
+        Ok((session.absolute_expiry > now).then_some(session))
+    }
+
     fn new_id(&self, tag: &SlotTag) -> Result<SessionId> {
         SessionId::generate_in(tag).map_err(|e| KvError::Backend {
             store: Arc::from(self.store.name()),
@@ -292,16 +320,11 @@ impl Sessions for KvSessions {
         })
     }
 
-    #[tracing::instrument(skip_all, fields(store = %self.store.name()), err)]
+    // Reads are on every request's path: their spans are at `debug`, so an
+    // application logging at `info` builds none (errors are still logged).
+    #[tracing::instrument(level = "debug", skip_all, fields(store = %self.store.name()), err)]
     async fn get(&self, id: &SessionId) -> Result<Option<Session>> {
-        let key = record_key(&id.tag(), id.handle().as_str());
-        let Some(bytes) = self.store.get_bytes(&key).await? else {
-            return Ok(None);
-        };
-        let session = self.decode(&key, &bytes)?;
-        // The TTL already enforces both timeouts; this guards the instant
-        // between the absolute expiry and the key's removal.
-        Ok((session.absolute_expiry > unix_ms()).then_some(session))
+        self.read(id, unix_ms()).await
     }
 
     #[tracing::instrument(skip_all, fields(store = %self.store.name()), err)]
@@ -309,13 +332,14 @@ impl Sessions for KvSessions {
         self.refresh_older_than(id, 0).await
     }
 
-    #[tracing::instrument(skip_all, fields(store = %self.store.name()), err)]
+    #[tracing::instrument(level = "debug", skip_all, fields(store = %self.store.name()), err)]
     async fn load(&self, id: &SessionId) -> Result<Option<Session>> {
-        let Some(mut session) = self.get(id).await? else {
+        let now = unix_ms();
+        let Some(mut session) = self.read(id, now).await? else {
             return Ok(None);
         };
         let interval = millis(self.config.refresh_interval);
-        if unix_ms().saturating_sub(session.last_seen) >= interval {
+        if now.saturating_sub(session.last_seen) >= interval {
             if !self.refresh_older_than(id, interval).await? {
                 return Ok(None);
             }
@@ -327,7 +351,7 @@ impl Sessions for KvSessions {
     #[tracing::instrument(skip_all, fields(store = %self.store.name()), err)]
     async fn update(&self, id: &SessionId, data: SessionData) -> Result<bool> {
         let tail = self.tail(&data)?;
-        let record = record_key(&id.tag(), id.handle().as_str());
+        let record = id_record_key(id);
         let args = ScriptArgs::new().str(&user_key(&data.user_id)).bytes(tail);
         match self.run_int(&scripts::UPDATE, &[&record], &args).await? {
             1 => Ok(true),
@@ -396,8 +420,8 @@ impl Sessions for KvSessions {
         let mut sessions = Vec::new();
         for ((handle, key), record) in handles.iter().zip(&keys).zip(records) {
             // Gone since the index was read (idled out, deleted).
-            let Some(record) = record else { continue };
-            let session = self.decode(key, &record)?;
+            let Some(mut record) = record else { continue };
+            let session = self.decode(key, &mut record)?;
             let handle = SessionHandle::parse(handle).ok_or_else(|| KvError::Backend {
                 store: Arc::from(self.store.name()),
                 op: "read session index",
@@ -468,5 +492,25 @@ impl Sessions for KvSessions {
             )
             .into(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The one-allocation record key is the key every other step names the
+    /// record by.
+    #[test]
+    fn id_record_keys_match_record_keys() {
+        let generated = SessionId::generate("alice").unwrap();
+        let secret = &generated.expose()[17..];
+        let foreign = SessionId::parse(&format!("-_09azAZ-_09azAZ.{secret}")).unwrap();
+        for id in [generated, foreign] {
+            assert_eq!(
+                id_record_key(&id),
+                record_key(&id.tag(), id.handle().as_str())
+            );
+        }
     }
 }
