@@ -45,6 +45,7 @@ use crate::store::{
 /// | operation | one server, memory | Redis Cluster |
 /// |---|---|---|
 /// | single-key operations, `incr_by`, `set_bytes_if_absent` | atomic | atomic |
+/// | [`incr_by_with_ttl`](Self::incr_by_with_ttl) | each increment atomic, the expiry set at creation (memory: all under one lock) | the same |
 /// | [`run_script`](Self::run_script) | atomic | atomic when all keys share a slot; otherwise [`KvError::CrossSlot`](crate::KvError::CrossSlot) before anything is sent |
 /// | [`set_many_bytes`](Self::set_many_bytes) | atomic (one `MULTI`) | atomic per slot: one `MULTI` per slot, sent concurrently |
 /// | [`get_many_bytes`](Self::get_many_bytes) | one `MGET` | one `MGET` per slot, concurrently; each part a snapshot of its slot |
