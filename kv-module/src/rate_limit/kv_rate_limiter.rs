@@ -358,8 +358,8 @@ impl KvRateLimiter {
 
     /// A fixed-window check of cost 1, without a script: the counter is
     /// incremented first and compared after
-    /// ([`KvStore::incr_by_with_ttl`]: `INCRBY`, `PEXPIRE … NX`, `PTTL` in
-    /// one `MULTI` on Redis). A denied check adds 1 to a counter already at
+    /// ([`KvStore::incr_by_with_ttl`]: `SET … PX … NX`, `INCRBY`, `PTTL`
+    /// in one pipeline on Redis). A denied check adds 1 to a counter already at
     /// the limit, which changes no answer; the module
     /// [`scripts`](super::scripts) says why, and why checks of a larger
     /// cost keep the script.
