@@ -101,6 +101,8 @@ macro_rules! conformance_suite {
             incr_by_counts_and_keeps_expiry,
             incr_by_rejects_non_integers_without_change,
             incr_by_concurrent_total_is_exact,
+            incr_by_with_ttl_arms_a_counter_once,
+            incr_by_with_ttl_concurrent_counts_are_exact,
             set_if_absent_is_nx,
             get_many_and_set_many,
             raw_bytes_are_binary_safe,
@@ -501,6 +503,88 @@ pub async fn incr_by_concurrent_total_is_exact(b: &impl Backend) {
     }
     assert_eq!(s.get::<i64>("hits").await.unwrap(), Some(1500));
     assert_eq!(seen.len(), 1000, "every increment saw a distinct value");
+}
+
+/// `incr_by_with_ttl` gives a new counter exactly its TTL, never pushes
+/// it back, arms a counter found without one, and on an error changes
+/// nothing (expiry included).
+pub async fn incr_by_with_ttl_arms_a_counter_once(b: &impl Backend) {
+    let s = b.store("window", 0, "app").await;
+    let minute = Duration::from_secs(60);
+    assert_eq!(
+        s.incr_by_with_ttl("w", 1, minute).await.unwrap(),
+        (1, KeyTtl::ExpiresIn(minute))
+    );
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let (n, left) = s.incr_by_with_ttl("w", 2, minute).await.unwrap();
+    assert_eq!(n, 3);
+    let left = left.remaining().expect("an expiry");
+    assert!(left < minute, "not re-armed: {left:?}");
+    let stored = s.ttl("w").await.unwrap().remaining().expect("an expiry");
+    assert!(stored <= left, "{stored:?} {left:?}");
+    // Another TTL on a later call changes nothing either.
+    let (_, later) = s
+        .incr_by_with_ttl("w", 1, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert!(later.remaining().expect("an expiry") > Duration::from_secs(5));
+    // A counter without expiry gets one.
+    s.set("persistent", &7, Ttl::Never).await.unwrap();
+    assert_eq!(
+        s.incr_by_with_ttl("persistent", 1, minute).await.unwrap(),
+        (8, KeyTtl::ExpiresIn(minute))
+    );
+    // Errors: nothing changes, the expiry neither.
+    s.set("text", "abc", Ttl::Never).await.unwrap();
+    let err = s.incr_by_with_ttl("text", 1, minute).await.unwrap_err();
+    assert!(matches!(err, KvError::NotAnInteger { .. }), "{err:?}");
+    assert_eq!(err.key(), Some("text"));
+    assert_eq!(s.ttl("text").await.unwrap(), KeyTtl::Persistent);
+    assert_eq!(
+        s.get::<String>("text").await.unwrap().as_deref(),
+        Some("abc")
+    );
+    s.set("max", &i64::MAX, Ttl::Never).await.unwrap();
+    let err = s.incr_by_with_ttl("max", 1, minute).await.unwrap_err();
+    assert!(matches!(err, KvError::Overflow { .. }), "{err:?}");
+    assert_eq!(s.get::<i64>("max").await.unwrap(), Some(i64::MAX));
+    let err = s
+        .incr_by_with_ttl("w", 1, Duration::ZERO)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, KvError::InvalidArgument { .. }), "{err:?}");
+    assert_eq!(s.get::<i64>("w").await.unwrap(), Some(4), "nothing added");
+}
+
+/// 1,000 concurrent `incr_by_with_ttl` from two stores (two application
+/// instances): every call sees a distinct count, the total is exact, and
+/// the counter has its expiry.
+pub async fn incr_by_with_ttl_concurrent_counts_are_exact(b: &impl Backend) {
+    let (first, second) = (
+        b.store("concurrent_window", 0, "app").await,
+        b.store("concurrent_window", 0, "app").await,
+    );
+    let tasks: Vec<_> = (0..1000)
+        .map(|i| {
+            let s = if i % 2 == 0 {
+                first.clone()
+            } else {
+                second.clone()
+            };
+            tokio::spawn(
+                async move { s.incr_by_with_ttl("hits", 1, Duration::from_secs(60)).await },
+            )
+        })
+        .collect();
+    let mut seen = BTreeSet::new();
+    for task in tasks {
+        let (n, left) = task.await.unwrap().unwrap();
+        assert!(left.remaining().is_some(), "{n}: {left:?}");
+        seen.insert(n);
+    }
+    assert_eq!(seen, (1..=1000).collect(), "one distinct count per call");
+    assert_eq!(first.get::<i64>("hits").await.unwrap(), Some(1000));
+    assert!(first.ttl("hits").await.unwrap().remaining().is_some());
 }
 
 /// `set_if_absent` writes only when the key is absent.

@@ -191,6 +191,15 @@ impl KvStore for SlotCheckingStore {
         self.inner.incr_by(key, delta).await
     }
 
+    async fn incr_by_with_ttl(
+        &self,
+        key: &str,
+        delta: i64,
+        ttl: Duration,
+    ) -> Result<(i64, KeyTtl)> {
+        self.inner.incr_by_with_ttl(key, delta, ttl).await
+    }
+
     async fn run_script(
         &self,
         script: &Script,

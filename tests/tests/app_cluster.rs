@@ -508,7 +508,11 @@ async fn rate_limit_is_exact_across_two_instances() {
         half - LIMIT as usize
     );
 
-    // The shared counter, on the cluster: denied checks consumed nothing.
+    // The shared counter, on the cluster. A fixed-window check counts
+    // first and compares after: each denied check that reached Redis
+    // (not answered by an instance's denial memo) added 1 to a counter
+    // already at the limit, which changes no answer (what passed is exact,
+    // above); at most one per request.
     let mut conn = cluster.raw_cluster().await;
     let counter = "ratelimit:api:ip:127.0.0.2";
     let used: u64 = redis::cmd("GET")
@@ -516,7 +520,10 @@ async fn rate_limit_is_exact_across_two_instances() {
         .query_async(&mut conn)
         .await
         .unwrap_or_else(|e| panic!("GET {counter}: {e}"));
-    assert_eq!(used, LIMIT);
+    assert!(
+        (LIMIT..=REQUESTS as u64).contains(&used),
+        "the counter: {used}"
+    );
     let pttl: i64 = redis::cmd("PTTL")
         .arg(counter)
         .query_async(&mut conn)

@@ -39,6 +39,7 @@ kv_module_tests::backend_suite! {
     fail_open_lets_requests_through_and_counts_them,
     fail_closed_refuses_when_the_store_is_unreachable,
     every_check_is_one_script_call,
+    mixed_costs_from_two_instances_spend_exactly_the_limit,
 }
 
 // ---------------------------------------------------------------------------
@@ -181,6 +182,70 @@ async fn two_instances_sharing_the_store_allow_exactly_the_limit(b: &mut impl Ba
         assert_eq!(allowed, 50, "{algorithm}: exactly 50 across both instances");
     }
     assert_every_key_expires(b).await;
+}
+
+/// Two instances, concurrent checks of cost 1 (a fixed window counts them
+/// without a script, incrementing first: a denied one adds 1 to a counter
+/// already at the limit) and of cost 3 (a script), most of them denied:
+/// together they never pass more than the limit, and a denial never
+/// takes anything. Afterwards the rest of the quota, checked one at a
+/// time, passes in full: the allowed costs add up to exactly the limit.
+/// Every key keeps a TTL throughout.
+async fn mixed_costs_from_two_instances_spend_exactly_the_limit(b: &mut impl Backend) {
+    const LIMIT: u64 = 60;
+    let first_store = store(b).await;
+    let second_store = store(b).await;
+    for algorithm in ALGORITHMS {
+        let name = algorithm.as_str();
+        // An hour: no GCRA refill and no sliding-window boundary during
+        // the test.
+        let window = Duration::from_secs(3_600);
+        let first =
+            limiter(&first_store, name, policy(algorithm, LIMIT, window)).with_denial_memo(0);
+        let second =
+            limiter(&second_store, name, policy(algorithm, LIMIT, window)).with_denial_memo(0);
+        let tasks: Vec<_> = (0..400_u64)
+            .map(|i| {
+                let limiter = if i % 2 == 0 {
+                    first.clone()
+                } else {
+                    second.clone()
+                };
+                let cost = if i % 5 == 0 { 3 } else { 1 };
+                tokio::spawn(async move { (cost, limiter.check_cost("mixed", cost).await) })
+            })
+            .collect();
+        let mut spent = 0;
+        for task in tasks {
+            let (cost, decision) = task.await.expect("task");
+            let decision = decision.expect("check");
+            if decision.allowed {
+                spent += cost;
+            } else {
+                assert!(decision.remaining < cost, "{algorithm}: {decision:?}");
+                assert!(decision.retry_after.is_some(), "{algorithm}: {decision:?}");
+            }
+        }
+        assert!(spent <= LIMIT, "{algorithm}: {spent} allowed of {LIMIT}");
+        // Nothing was lost to the denials: the rest passes, one by one.
+        let mut rest = 0;
+        loop {
+            let decision = check(if rest % 2 == 0 { &first } else { &second }, "mixed").await;
+            if !decision.allowed {
+                break;
+            }
+            rest += 1;
+            assert_eq!(decision.remaining, LIMIT - spent - rest, "{algorithm}");
+        }
+        assert_eq!(
+            spent + rest,
+            LIMIT,
+            "{algorithm}: exactly the limit in total"
+        );
+        let keys = assert_every_key_expires(b).await;
+        let key = format!("{PREFIX}:{name}:mixed");
+        assert!(keys.contains_key(&key), "{algorithm}: {key} in {keys:?}");
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -649,11 +714,12 @@ async fn every_check_is_one_script_call(b: &mut impl Backend) {
     assert_every_key_expires(b).await;
 }
 
-/// On Redis a check is one `EVALSHA` (once the script is cached by the
-/// server): one round trip. The server also counts the commands the script
-/// runs inside (`GET`, `SET`, ...); no other command comes from a client.
+/// On Redis a check is one round trip: one `EVALSHA` (once the script is
+/// cached by the server), whose script runs `GET`, `SET`, ... inside; or,
+/// for a fixed-window check of cost 1, one pipeline of `SET … NX`,
+/// `INCRBY` and `PTTL`. No other command comes from a client.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redis_check_is_one_evalsha() {
+async fn redis_check_is_one_round_trip() {
     use kv_module_tests::command_stats::{command_calls, delta};
 
     let backend = RedisBackend::start().await;
@@ -674,6 +740,16 @@ async fn redis_check_is_one_evalsha() {
         }
         let after = command_calls(&mut raw).await;
         let mut calls = delta(&before, &after);
+        if algorithm == Algorithm::FixedWindow {
+            assert_eq!(
+                calls,
+                BTreeMap::from(
+                    [("incrby", 10), ("pttl", 10), ("set", 10)].map(|(c, n)| (c.to_owned(), n))
+                ),
+                "{algorithm}: 10 checks (3 allowed, 7 denied), one pipeline each"
+            );
+            continue;
+        }
         assert_eq!(
             calls.remove("evalsha"),
             Some(10),
@@ -690,13 +766,13 @@ async fn redis_check_is_one_evalsha() {
     assert_every_key_expires(&backend).await;
 }
 
-/// [`redis_check_is_one_evalsha`] on the shared cluster, whose `INFO
+/// [`redis_check_is_one_round_trip`] on the shared cluster, whose `INFO
 /// commandstats` counts the commands of every test of this binary: a
 /// [`CommandMonitor`](kv_module_tests::command_monitor::CommandMonitor)
 /// counts the test's own. Every primary has a script cache of its own, so
 /// each script is loaded with a key on the primary of the measured one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cluster_check_is_one_evalsha() {
+async fn cluster_check_is_one_round_trip() {
     use kv_module_tests::backends::ClusterBackend;
     use kv_module_tests::command_monitor::CommandMonitor;
 
@@ -724,6 +800,16 @@ async fn cluster_check_is_one_evalsha() {
             check(&limiter, "k").await;
         }
         let mut calls = monitor.finish().await;
+        if algorithm == Algorithm::FixedWindow {
+            assert_eq!(
+                calls,
+                BTreeMap::from(
+                    [("incrby", 10), ("pttl", 10), ("set", 10)].map(|(c, n)| (c.to_owned(), n))
+                ),
+                "{algorithm}: 10 checks (3 allowed, 7 denied), one pipeline each"
+            );
+            continue;
+        }
         assert_eq!(
             calls.remove("evalsha"),
             Some(10),
@@ -784,7 +870,9 @@ async fn a_flood_of_denied_checks_is_answered_in_memory() {
             "{algorithm}: exactly the limit across both instances"
         );
         let calls = delta(&before, &command_calls(&mut raw).await);
-        let evalsha = calls.get("evalsha").copied().unwrap_or(0);
+        // A check is one `EVALSHA`, or one `INCRBY` pipeline (fixed window).
+        let evalsha =
+            calls.get("evalsha").copied().unwrap_or(0) + calls.get("incrby").copied().unwrap_or(0);
         // 10 allowed, and the checks already in flight when an
         // instance's first denial came back (all 2 000 are spawned at
         // once): fewer than one per check.
@@ -801,6 +889,7 @@ async fn a_flood_of_denied_checks_is_answered_in_memory() {
         }
         let calls = delta(&before, &command_calls(&mut raw).await);
         assert_eq!(calls.get("evalsha"), None, "{algorithm}: {calls:?}");
+        assert_eq!(calls.get("incrby"), None, "{algorithm}: {calls:?}");
     }
     assert_every_key_expires(&backend).await;
 }

@@ -6,10 +6,9 @@ use serde::Deserialize;
 use super::scripts::{FIXED_WINDOW, GCRA, SLIDING_WINDOW};
 use crate::store::Script;
 
-/// How a rate-limit policy counts requests. Every algorithm is one
-/// server-side script (one round trip on Redis, one critical section in
-/// memory) that reads the time from the store's clock, so application
-/// instances with skewed clocks agree.
+/// How a rate-limit policy counts requests. Every check is one round trip
+/// on Redis (one critical section in memory) on the store's clock, so
+/// application instances with skewed clocks agree.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Algorithm {
@@ -42,11 +41,14 @@ impl Algorithm {
     }
 
     /// The script one check of this algorithm runs, for inspection (its
-    /// Lua source) and benchmarks. `KEYS[1]` is the client's key;
-    /// `ARGV` is limit, window in ms and cost for the window algorithms,
-    /// and emission interval in µs (`window / limit`, rounded up),
-    /// capacity in µs (`burst × interval`) and cost for GCRA. The reply is
-    /// `{allowed, remaining, reset_after_ms, retry_after_ms}`.
+    /// Lua source) and benchmarks (a fixed-window check of cost 1 runs no
+    /// script: it counts). `KEYS[1]` is the client's key; `ARGV` is limit,
+    /// window in ms and cost for the window algorithms, and emission
+    /// interval in µs (`window / limit`, rounded up), capacity in µs
+    /// (`burst × interval`) and cost for GCRA. The fixed window replies
+    /// `{allowed, remaining, reset_after_ms, retry_after_ms}`; the sliding
+    /// window and GCRA answer an allowed check with one integer (see
+    /// their documentation in `scripts.rs`).
     pub fn script(self) -> &'static Script {
         match self {
             Self::FixedWindow => &FIXED_WINDOW,

@@ -32,8 +32,9 @@ const WARN_EVERY: u64 = 1_000;
 
 /// Enforces one [`NamedPolicy`] on a key-value store, exactly across any
 /// number of application instances sharing that store: each check is one
-/// atomic script (one round trip on Redis, one critical section in
-/// memory) using the store's clock.
+/// round trip on Redis (a counter pipeline for a fixed-window check of
+/// cost 1, one atomic script otherwise; one critical section in memory)
+/// using the store's clock.
 ///
 /// Keys are stored as `{policy prefix}:{key}` inside the store's own
 /// prefix. Cloning is cheap and clones share the failure counters.
@@ -282,8 +283,10 @@ impl KvRateLimiter {
         self.check_cost(key, 1).await
     }
 
-    /// One check of cost `cost` for `key`: one script run (one round trip
-    /// on Redis). A denied check consumes nothing.
+    /// One check of cost `cost` for `key`: one round trip on Redis. A
+    /// denied check consumes nothing (a denied fixed-window check of cost
+    /// 1 adds to a counter already at its limit, which changes no later
+    /// answer).
     ///
     /// When the store fails, a fail-open policy answers an allowed
     /// decision as if the key were unused (remaining `capacity − cost`,
@@ -318,19 +321,11 @@ impl KvRateLimiter {
             return Ok(decision);
         }
         let stored_key = self.stored_key(key);
-        let (script, args) = self.invocation(cost);
-        let outcome = self
-            .store
-            .run_script(script, &[&stored_key], &args)
-            .await
-            .and_then(|value| {
-                Reply::parse(&value).ok_or_else(|| KvError::Backend {
-                    store: Arc::from(self.store.name()),
-                    op: "rate limit script",
-                    key: Some(stored_key.clone()),
-                    source: format!("unexpected reply {value:?}").into(),
-                })
-            });
+        let outcome = if self.policy.algorithm() == Algorithm::FixedWindow && cost == 1 {
+            self.count(&stored_key).await
+        } else {
+            self.run_script(&stored_key, cost).await
+        };
         match outcome {
             Ok(reply) => {
                 // A plain load first: the hot path stays read-only.
@@ -361,8 +356,42 @@ impl KvRateLimiter {
         self.counters.failed_closed.load(Ordering::Relaxed)
     }
 
-    /// The script and its `ARGV` for a check of `cost`.
-    fn invocation(&self, cost: u64) -> (&'static Script, ScriptArgs) {
+    /// A fixed-window check of cost 1, without a script: the counter is
+    /// incremented first and compared after
+    /// ([`KvStore::incr_by_with_ttl`]: `SET … PX … NX`, `INCRBY`, `PTTL`
+    /// in one pipeline on Redis). A denied check adds 1 to a counter already at
+    /// the limit, which changes no answer; the module
+    /// [`scripts`](super::scripts) says why, and why checks of a larger
+    /// cost keep the script.
+    async fn count(&self, stored_key: &str) -> Result<Reply, KvError> {
+        let (count, ttl) = self
+            .store
+            .incr_by_with_ttl(stored_key, 1, self.policy.window())
+            .await?;
+        Ok(Reply::fixed_window_count(
+            count,
+            ttl,
+            self.policy.limit(),
+            self.policy.window_ms(),
+        ))
+    }
+
+    /// One run of the policy's script for a check of `cost`.
+    async fn run_script(&self, stored_key: &str, cost: u64) -> Result<Reply, KvError> {
+        let (script, numbers) = self.invocation(cost);
+        let [first, second, cost] = numbers;
+        let args = ScriptArgs::new().uint(first).uint(second).uint(cost);
+        let value = self.store.run_script(script, &[stored_key], &args).await?;
+        Reply::parse(self.policy.algorithm(), numbers, &value).ok_or_else(|| KvError::Backend {
+            store: Arc::from(self.store.name()),
+            op: "rate limit script",
+            key: Some(stored_key.to_owned()),
+            source: format!("unexpected reply {value:?}").into(),
+        })
+    }
+
+    /// The script and its three `ARGV` for a check of `cost`.
+    fn invocation(&self, cost: u64) -> (&'static Script, [u64; 3]) {
         let policy = &self.policy;
         let (first, second) = match policy.algorithm() {
             Algorithm::FixedWindow | Algorithm::SlidingWindow => {
@@ -374,11 +403,7 @@ impl KvRateLimiter {
                 (interval, policy.capacity() * interval)
             }
         };
-        let script = policy.algorithm().script();
-        (
-            script,
-            ScriptArgs::new().uint(first).uint(second).uint(cost),
-        )
+        (policy.algorithm().script(), [first, second, cost])
     }
 
     /// Counts a check's outcome through the [`metrics`] facade:

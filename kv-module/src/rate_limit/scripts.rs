@@ -1,27 +1,64 @@
-//! The three rate-limit [`Script`]s: one atomic step per check, in Lua
-//! for Redis and in Rust for the memory backend.
+//! How a check is computed on the store: the fixed window by counting
+//! ([`Reply::fixed_window_count`]), and three [`Script`]s, each one atomic
+//! step in Lua for Redis and in Rust for the memory backend.
+//!
+//! # The fixed window counts first and compares after
+//!
+//! A check of cost 1 (nearly every check) sends no script: the limiter
+//! calls [`KvStore::incr_by_with_ttl`](crate::KvStore::incr_by_with_ttl)
+//! (`SET key 0 PX window NX`, `INCRBY key 1`, `PTTL key` in one pipeline
+//! on Redis) and compares the new count with the limit. Each `INCRBY` is
+//! atomic, so the checks of every instance get distinct counts 1, 2, 3, …
+//! and exactly those up to the limit pass. A denied check has added 1 to
+//! a counter already at the limit (or above); that changes no answer:
+//!
+//! * let `used` be the sum of the allowed costs in the window and `count`
+//!   the counter. The first over-count happens only when `count = used ≥
+//!   limit`, so `used = limit`; from then on `count > limit`, so nothing
+//!   passes any more, and `used` stays at the limit. Hence *whenever the
+//!   counter is above the limit, the quota really is spent*, and a check
+//!   of any cost is denied exactly when it would be without the
+//!   over-count;
+//! * `remaining` is `limit − count` when allowed (the over-count is then
+//!   0) and 0 when denied, as before; `reset_after` and `retry_after` are
+//!   the counter's TTL, as before.
+//!
+//! A check of a larger cost cannot count first: `count + cost` past the
+//! limit would over-count by up to `cost − 1` units that a later, cheaper
+//! check could have used. It runs [`FIXED_WINDOW`], which compares before
+//! it writes and reads an over-counted counter correctly (above the limit:
+//! nothing left).
+//!
+//! # The scripts
 //!
 //! Every script takes one key (`KEYS[1]`, the policy's key for the
-//! client) and returns `{allowed, remaining, reset_after_ms,
-//! retry_after_ms}` (`retry_after_ms` is -1 when allowed). A denied check
+//! client) and the policy's numbers in `ARGV`; [`Reply::parse`] turns its
+//! reply into `{allowed, remaining, reset_after_ms, retry_after_ms}`. The
+//! sliding window and GCRA answer an allowed check with one integer and
+//! leave the rest to the client: the server spends less on an integer
+//! than on a table, and the allowed path is the hot one. A denied check
 //! writes nothing, so it consumes nothing; an allowed one always leaves
-//! its key with a TTL. The sliding window and GCRA read the store's clock
-//! (`TIME`, [`ScriptRun::now_ms`]) so that application instances whose
-//! clocks differ still agree; the fixed window needs no clock at all (the
-//! key's expiry is the window).
+//! its key with a TTL. Every algorithm runs on the store's clock, so
+//! application instances whose clocks differ still agree: the fixed
+//! window and GCRA through their keys' expiry, the sliding window through
+//! `TIME` ([`ScriptRun::now_ms`]).
 //!
 //! One key per check, so no hash tag is needed: a script's keys must share
 //! a slot on a Redis Cluster, and a single key always does. The key comes
-//! in `KEYS` like every script's; the Lua helpers and the twins' `KEYS` /
-//! `ARGV` accessors are the shared ones ([`ScriptRun`]).
+//! in `KEYS` like every script's; the twins' `KEYS` / `ARGV` accessors are
+//! the shared ones ([`ScriptRun`]).
 //!
 //! Lua numbers are doubles. The policy's validation keeps every product
 //! under 2^50, so all arithmetic below is exact in both twins and they
-//! return the same numbers; values written back are formatted with the
-//! prelude's `int()` (`%d`), because Lua's default number format switches
-//! to exponent notation above 10^14.
+//! return the same numbers; values written back are formatted with `%d`,
+//! because Lua's default number format switches to exponent notation
+//! above 10^14.
+//!
+//! The measurements behind these choices (and the formulations that lost)
+//! are in `docs/BENCHMARKS.md`, from the `rate_limit_formulations` bench.
 
-use crate::store::{Script, ScriptRun, ScriptValue, lua_prelude};
+use super::algorithm::Algorithm;
+use crate::store::{KeyTtl, Script, ScriptRun, ScriptValue};
 
 /// Fixed window. `ARGV`: limit, window ms, cost.
 ///
@@ -84,49 +121,46 @@ fn fixed_window(run: &mut ScriptRun<'_>) -> Result<ScriptValue, String> {
 /// window index is the store's time divided by the window. The estimate is
 /// `previous × (window − elapsed) / window + current`, compared scaled by
 /// the window to stay in integers. The key lives until the end of the
-/// next window, when its current count stops weighing.
+/// next window, when its current count stops weighing: the first write of
+/// a window sets that expiry, later writes in the window keep it
+/// (`KEEPTTL`, cheaper for the server than a new `PX`).
+///
+/// Reply: allowed, one integer `remaining × window + weight − 1` (the
+/// weight, `window − elapsed`, is 1 to `window`); denied,
+/// `{current, previous, weight}`, from which [`Reply::parse`] computes
+/// `retry_after` and the rest (a table costs the server more than an
+/// integer, and the allowed path is the hot one).
 pub(crate) static SLIDING_WINDOW: Script = Script::new(
     "rate limit sliding window",
-    concat!(
-        lua_prelude!(),
-        r#"
+    r#"
 local limit, window, cost = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local now = now_ms()
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local index = math.floor(now / window)
 local weight = window - (now - index * window)
-local cur, prev = 0, 0
+local cur, prev, same = 0, 0, false
 local state = redis.call('GET', KEYS[1])
 if state then
   local s_index, s_cur, s_prev = string.match(state, '^(%d+):(%d+):(%d+)$')
   if not s_index then return redis.error_reply('rate limit state is corrupt') end
-  s_index, s_cur, s_prev = tonumber(s_index), tonumber(s_cur), tonumber(s_prev)
+  s_index = tonumber(s_index)
   if s_index >= index then
-    cur, prev = s_cur, s_prev
+    cur, prev, same = tonumber(s_cur), tonumber(s_prev), s_index == index
   elseif s_index == index - 1 then
-    prev = s_cur
+    prev = tonumber(s_cur)
   end
 end
 local budget = limit * window
-local used = prev * weight + cur * window
-if used + cost * window > budget then
-  local need = budget - cost * window
-  local retry
-  if cur * window <= need then
-    retry = math.ceil((used - need) / prev)
-  else
-    retry = weight + math.ceil((cur * window - need) / cur)
-  end
-  local reset = 0
-  if cur > 0 then reset = weight + window elseif prev > 0 then reset = weight end
-  return {0, math.floor(math.max(budget - used, 0) / window), reset, retry}
+local used = prev * weight + cur * window + cost * window
+if used > budget then return {cur, prev, weight} end
+state = string.format('%d:%d:%d', index, cur + cost, prev)
+if same then
+  redis.call('SET', KEYS[1], state, 'KEEPTTL')
+else
+  redis.call('SET', KEYS[1], state, 'PX', weight + window)
 end
-cur = cur + cost
-used = used + cost * window
-redis.call('SET', KEYS[1], int(index) .. ':' .. int(cur) .. ':' .. int(prev),
-  'PX', int(weight + window))
-return {1, math.floor((budget - used) / window), weight + window, -1}
-"#
-    ),
+return math.floor((budget - used) / window) * window + weight - 1
+"#,
     sliding_window,
 );
 
@@ -136,102 +170,117 @@ fn sliding_window(run: &mut ScriptRun<'_>) -> Result<ScriptValue, String> {
     let now = now_ms(run);
     let index = now / window;
     let weight = window - (now - index * window);
-    let (mut cur, mut prev) = (0, 0);
+    let (mut cur, mut prev, mut same) = (0, 0, false);
     if let Some(state) = run.get(key)? {
         let (s_index, s_cur, s_prev) = parse_state(&state).ok_or("rate limit state is corrupt")?;
         if s_index >= index {
-            (cur, prev) = (s_cur, s_prev);
+            (cur, prev, same) = (s_cur, s_prev, s_index == index);
         } else if s_index == index - 1 {
             prev = s_cur;
         }
     }
     let budget = limit * window;
-    let used = prev * weight + cur * window;
-    if used + cost * window > budget {
-        let need = budget - cost * window;
-        let retry = if cur * window <= need {
-            ceil_div(used - need, prev)
-        } else {
-            weight + ceil_div(cur * window - need, cur)
-        };
-        let reset = if cur > 0 {
-            weight + window
-        } else if prev > 0 {
-            weight
-        } else {
-            0
-        };
-        return Ok(reply(false, (budget - used).max(0) / window, reset, retry));
+    let used = prev * weight + cur * window + cost * window;
+    if used > budget {
+        return Ok(ScriptValue::Array(vec![
+            ScriptValue::Int(cur),
+            ScriptValue::Int(prev),
+            ScriptValue::Int(weight),
+        ]));
     }
-    let cur = cur + cost;
-    let used = used + cost * window;
-    run.set(
-        key,
-        format!("{index}:{cur}:{prev}").as_bytes(),
-        Some(unsigned(weight + window)),
-    )?;
-    Ok(reply(true, (budget - used) / window, weight + window, -1))
+    let state = format!("{index}:{}:{prev}", cur + cost);
+    if same {
+        run.set_keep_ttl(key, state.as_bytes())?;
+    } else {
+        run.set(key, state.as_bytes(), Some(unsigned(weight + window)))?;
+    }
+    Ok(ScriptValue::Int(
+        (budget - used) / window * window + weight - 1,
+    ))
 }
 
 /// GCRA. `ARGV`: emission interval µs (`window / limit`, rounded up),
 /// capacity µs (`burst × interval`), cost.
 ///
-/// The key holds the theoretical arrival time (TAT) in µs of the store's
-/// clock. A check of cost `c` would move it to `max(TAT, now) + c ×
-/// interval`; it passes when that is at most `now + capacity`. The key
-/// lives until the TAT, after which the bucket is full and a missing key
-/// means the same.
+/// The theoretical arrival time (TAT) is kept in the key's expiry, on the
+/// store's clock, with no `TIME` call: the key expires at the TAT rounded
+/// up to a millisecond, and holds the microseconds of that rounding
+/// (0–999), so `TAT − now = PTTL × 1000 − value` in µs, `now` being the
+/// store's clock in whole milliseconds as before. A check of cost `c`
+/// would move the TAT to `max(TAT, now) + c × interval`; it passes when
+/// that is at most `now + capacity`. When the rounding stays the same
+/// (always, for an interval of whole milliseconds) only the expiry moves
+/// (`PEXPIRE`, cheaper for the server than a `SET`). The key lives until
+/// the TAT, after which the bucket is full and a missing key means the
+/// same.
+///
+/// A value of 1000 or more is a TAT in µs of the store's clock, as
+/// versions before this layout stored it; it is read as such (with
+/// `TIME`), so an upgrade loses no state. (An older version reading a key
+/// of this layout takes it for a full bucket.)
+///
+/// Reply: one integer, `TAT − now` in µs after the check when allowed,
+/// `−1 − (TAT − now)` when denied; [`Reply::parse`] derives the rest.
 pub(crate) static GCRA: Script = Script::new(
     "rate limit gcra",
-    concat!(
-        lua_prelude!(),
-        r#"
+    r#"
 local interval, capacity, cost = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local now = now_ms() * 1000
-local tat = now
-local stored = redis.call('GET', KEYS[1])
-if stored then
-  tat = tonumber(stored)
-  if not tat then return redis.error_reply('rate limit state is corrupt') end
-  if tat < now then tat = now end
+local tat, r = 0, -1
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl ~= -2 then
+  r = tonumber(redis.call('GET', KEYS[1]))
+  if not r then return redis.error_reply('rate limit state is corrupt') end
+  if r >= 1000 then
+    local t = redis.call('TIME')
+    tat = r - (tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)) * 1000
+    r = -1
+  elseif ttl > 0 then
+    tat = ttl * 1000 - r
+  end
+  if tat < 0 then tat = 0 end
 end
 local new_tat = tat + cost * interval
-local allow_at = new_tat - capacity
-if allow_at > now then
-  return {0, math.floor((now + capacity - tat) / interval),
-    math.ceil((tat - now) / 1000), math.ceil((allow_at - now) / 1000)}
+if new_tat > capacity then return -1 - tat end
+local ms = math.ceil(new_tat / 1000)
+local new_r = ms * 1000 - new_tat
+if new_r == r and ttl > 0 then
+  redis.call('PEXPIRE', KEYS[1], ms)
+else
+  redis.call('SET', KEYS[1], new_r, 'PX', ms)
 end
-local ttl = math.ceil((new_tat - now) / 1000)
-redis.call('SET', KEYS[1], int(new_tat), 'PX', int(ttl))
-return {1, math.floor((now + capacity - new_tat) / interval), ttl, -1}
-"#
-    ),
+return new_tat
+"#,
     gcra,
 );
 
 fn gcra(run: &mut ScriptRun<'_>) -> Result<ScriptValue, String> {
     let key = run.key(0)?;
     let (interval, capacity, cost) = (arg(run, 0)?, arg(run, 1)?, arg(run, 2)?);
-    let now = now_ms(run) * 1000;
-    let tat = match run.get(key)? {
-        None => now,
-        Some(bytes) => parse_int(&bytes)
-            .ok_or("rate limit state is corrupt")?
-            .max(now),
-    };
-    let new_tat = tat + cost * interval;
-    let allow_at = new_tat - capacity;
-    if allow_at > now {
-        return Ok(reply(
-            false,
-            (now + capacity - tat) / interval,
-            ceil_div(tat - now, 1000),
-            ceil_div(allow_at - now, 1000),
-        ));
+    let (mut tat, mut r) = (0, -1);
+    let ttl = run.pttl(key)?;
+    if ttl != -2 {
+        let stored = run.get(key)?.unwrap_or_default();
+        r = parse_int(&stored).ok_or("rate limit state is corrupt")?;
+        if r >= 1_000 {
+            tat = r - now_ms(run) * 1000;
+            r = -1;
+        } else if ttl > 0 {
+            tat = ttl * 1000 - r;
+        }
+        tat = tat.max(0);
     }
-    let ttl = ceil_div(new_tat - now, 1000);
-    run.set(key, new_tat.to_string().as_bytes(), Some(unsigned(ttl)))?;
-    Ok(reply(true, (now + capacity - new_tat) / interval, ttl, -1))
+    let new_tat = tat + cost * interval;
+    if new_tat > capacity {
+        return Ok(ScriptValue::Int(-1 - tat));
+    }
+    let ms = ceil_div(new_tat, 1000);
+    let new_r = ms * 1000 - new_tat;
+    if new_r == r && ttl > 0 {
+        run.pexpire(key, unsigned(ms))?;
+    } else {
+        run.set(key, new_r.to_string().as_bytes(), Some(unsigned(ms)))?;
+    }
+    Ok(ScriptValue::Int(new_tat))
 }
 
 /// The reply every script returns.
@@ -254,9 +303,121 @@ pub(crate) struct Reply {
 }
 
 impl Reply {
+    /// The answer of a fixed-window check of cost 1 made by counting
+    /// ([`KvStore::incr_by_with_ttl`](crate::KvStore::incr_by_with_ttl)):
+    /// `count` is the counter after the increment, `ttl` its expiry.
+    pub(crate) fn fixed_window_count(count: i64, ttl: KeyTtl, limit: u64, window_ms: u64) -> Reply {
+        let ttl_ms = match ttl {
+            KeyTtl::ExpiresIn(left) => u64::try_from(left.as_millis()).unwrap_or(u64::MAX),
+            // Expired right after the increment (the pipeline was read in
+            // two parts): the window is over. Never more than the truth:
+            // the denial memo trusts `retry_after`.
+            KeyTtl::Missing => 0,
+            // The call gives a counter without expiry its expiry; read as
+            // the script does, as a whole window.
+            KeyTtl::Persistent => window_ms,
+        };
+        let limit = i128::from(limit);
+        let count = i128::from(count);
+        if count <= limit {
+            return Reply {
+                allowed: true,
+                remaining: u64::try_from(limit - count).unwrap_or(u64::MAX),
+                reset_ms: ttl_ms,
+                retry_ms: None,
+            };
+        }
+        Reply {
+            allowed: false,
+            remaining: 0,
+            reset_ms: ttl_ms,
+            retry_ms: Some(ttl_ms),
+        }
+    }
+
+    /// Decodes the reply of `algorithm`'s script run with `args` (its three
+    /// `ARGV`, as numbers); `None` for a reply of another shape.
+    pub(crate) fn parse(
+        algorithm: Algorithm,
+        args: [u64; 3],
+        value: &ScriptValue,
+    ) -> Option<Reply> {
+        let [first, second, cost] = args.map(|n| i64::try_from(n).ok());
+        let (first, second, cost) = (first?, second?, cost?);
+        match algorithm {
+            Algorithm::FixedWindow => Self::parse_array(value),
+            Algorithm::SlidingWindow => Self::sliding_window(first, second, cost, value),
+            Algorithm::Gcra => Self::gcra(first, second, cost, value.as_int()?),
+        }
+    }
+
+    /// [`SLIDING_WINDOW`]'s reply, for `limit`, `window` ms and `cost`.
+    fn sliding_window(limit: i64, window: i64, cost: i64, value: &ScriptValue) -> Option<Reply> {
+        if window <= 0 {
+            return None;
+        }
+        if let Some(packed) = value.as_int() {
+            return Some(Reply {
+                allowed: true,
+                remaining: u64::try_from(packed.div_euclid(window)).ok()?,
+                reset_ms: u64::try_from(packed.rem_euclid(window) + 1 + window).ok()?,
+                retry_ms: None,
+            });
+        }
+        let [cur, prev, weight] = value.as_array()? else {
+            return None;
+        };
+        let (cur, prev, weight) = (cur.as_int()?, prev.as_int()?, weight.as_int()?);
+        let budget = limit * window;
+        let used = prev * weight + cur * window;
+        let need = budget - cost * window;
+        let retry = if cur * window <= need {
+            ceil_div(used - need, prev)
+        } else {
+            weight + ceil_div(cur * window - need, cur)
+        };
+        let reset = if cur > 0 {
+            weight + window
+        } else if prev > 0 {
+            weight
+        } else {
+            0
+        };
+        Some(Reply {
+            allowed: false,
+            remaining: u64::try_from((budget - used).max(0) / window).ok()?,
+            reset_ms: u64::try_from(reset.max(0)).ok()?,
+            retry_ms: Some(u64::try_from(retry.max(0)).ok()?),
+        })
+    }
+
+    /// [`GCRA`]'s reply, for `interval` and `capacity` µs and `cost`.
+    fn gcra(interval: i64, capacity: i64, cost: i64, value: i64) -> Option<Reply> {
+        if interval <= 0 {
+            return None;
+        }
+        let remaining = |tat: i64| u64::try_from(((capacity - tat) / interval).max(0)).ok();
+        let millis = |us: i64| u64::try_from(ceil_div(us.max(0), 1000)).ok();
+        if value >= 0 {
+            return Some(Reply {
+                allowed: true,
+                remaining: remaining(value)?,
+                reset_ms: millis(value)?,
+                retry_ms: None,
+            });
+        }
+        let tat = -1 - value;
+        Some(Reply {
+            allowed: false,
+            remaining: remaining(tat)?,
+            reset_ms: millis(tat)?,
+            retry_ms: Some(millis(tat + cost * interval - capacity)?),
+        })
+    }
+
     /// Decodes `{allowed, remaining, reset_ms, retry_ms}`; `None` for any
     /// other shape.
-    pub(crate) fn parse(value: &ScriptValue) -> Option<Reply> {
+    fn parse_array(value: &ScriptValue) -> Option<Reply> {
         let [allowed, remaining, reset, retry] = value.as_array()? else {
             return None;
         };
@@ -348,12 +509,20 @@ mod tests {
             self.keys.get_mut(key)
         }
 
-        fn run(&mut self, script: &Script, args: [u64; 3]) -> Reply {
-            let args: Vec<Vec<u8>> = args.iter().map(|n| n.to_string().into_bytes()).collect();
+        fn run(&mut self, script: &Script, numbers: [u64; 3]) -> Reply {
+            let args: Vec<Vec<u8>> = numbers.iter().map(|n| n.to_string().into_bytes()).collect();
             let value = script
                 .run_memory(self, &["k".to_owned()], &args)
                 .expect("script runs");
-            Reply::parse(&value).expect("a well-formed reply")
+            let algorithm = [
+                Algorithm::FixedWindow,
+                Algorithm::SlidingWindow,
+                Algorithm::Gcra,
+            ]
+            .into_iter()
+            .find(|algorithm| std::ptr::eq(algorithm.script(), script))
+            .expect("a rate-limit script");
+            Reply::parse(algorithm, numbers, &value).expect("a well-formed reply")
         }
     }
 
@@ -496,9 +665,46 @@ mod tests {
     }
 
     #[test]
+    fn gcra_reads_the_absolute_tat_of_earlier_versions() {
+        // 10 per 1000 ms, burst 3; a key written before the TAT moved
+        // into the expiry: TAT 10 200 ms in µs, living until then.
+        let mut ops = FakeOps {
+            now: 10_000,
+            ..FakeOps::default()
+        };
+        ops.set("k", b"10200000", Some(200));
+        let args = [100_000, 300_000, 1];
+        assert_eq!(ops.run(&GCRA, args), allowed(0, 300));
+        assert_eq!(ops.run(&GCRA, args), denied(0, 300, 100));
+        // Now in the new layout: the expiry is the TAT, the value 0.
+        assert_eq!((ops.get("k"), ops.pttl("k")), (Some(b"0".to_vec()), 300));
+    }
+
+    #[test]
+    fn fixed_window_counts_answer_as_the_script() {
+        let ttl = KeyTtl::ExpiresIn(std::time::Duration::from_millis(400));
+        assert_eq!(Reply::fixed_window_count(1, ttl, 3, 1_000), allowed(2, 400));
+        assert_eq!(Reply::fixed_window_count(3, ttl, 3, 1_000), allowed(0, 400));
+        // Counted past the limit: denied, nothing left.
+        assert_eq!(
+            Reply::fixed_window_count(4, ttl, 3, 1_000),
+            denied(0, 400, 400)
+        );
+        assert_eq!(
+            Reply::fixed_window_count(9, ttl, 3, 1_000),
+            denied(0, 400, 400)
+        );
+        // No expiry reads as a whole window.
+        assert_eq!(
+            Reply::fixed_window_count(1, KeyTtl::Persistent, 3, 1_000),
+            allowed(2, 1_000)
+        );
+    }
+
+    #[test]
     fn parses_replies_and_refuses_other_shapes() {
         assert_eq!(
-            Reply::parse(&reply(true, 3, 900, -1)),
+            Reply::parse_array(&reply(true, 3, 900, -1)),
             Some(Reply {
                 allowed: true,
                 remaining: 3,
@@ -507,12 +713,12 @@ mod tests {
             })
         );
         assert_eq!(
-            Reply::parse(&reply(false, 0, 900, 120)).and_then(|r| r.retry_ms),
+            Reply::parse_array(&reply(false, 0, 900, 120)).and_then(|r| r.retry_ms),
             Some(120)
         );
-        assert_eq!(Reply::parse(&ScriptValue::Int(1)), None);
+        assert_eq!(Reply::parse_array(&ScriptValue::Int(1)), None);
         assert_eq!(
-            Reply::parse(&ScriptValue::Array(vec![ScriptValue::Int(1)])),
+            Reply::parse_array(&ScriptValue::Array(vec![ScriptValue::Int(1)])),
             None
         );
     }

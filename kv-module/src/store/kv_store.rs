@@ -45,6 +45,7 @@ use crate::store::{
 /// | operation | one server, memory | Redis Cluster |
 /// |---|---|---|
 /// | single-key operations, `incr_by`, `set_bytes_if_absent` | atomic | atomic |
+/// | [`incr_by_with_ttl`](Self::incr_by_with_ttl) | each increment atomic, the expiry set at creation (memory: all under one lock) | the same |
 /// | [`run_script`](Self::run_script) | atomic | atomic when all keys share a slot; otherwise [`KvError::CrossSlot`](crate::KvError::CrossSlot) before anything is sent |
 /// | [`set_many_bytes`](Self::set_many_bytes) | atomic (one `MULTI`) | atomic per slot: one `MULTI` per slot, sent concurrently |
 /// | [`get_many_bytes`](Self::get_many_bytes) | one `MGET` | one `MGET` per slot, concurrently; each part a snapshot of its slot |
@@ -145,6 +146,38 @@ pub trait KvStore: Send + Sync + 'static {
     /// overflow is [`KvError::Overflow`](crate::KvError::Overflow); in both
     /// cases nothing changes.
     async fn incr_by(&self, key: &str, delta: i64) -> Result<i64>;
+
+    /// [`incr_by`](Self::incr_by), and `ttl` for the key when it has no
+    /// expiry (it is new, or was written without one), in one round trip;
+    /// returns the new value and the key's expiry after the call (exactly
+    /// `ttl` when the call set it). A counter made this way has its expiry
+    /// from the moment it exists, and later increments never push it back:
+    /// a fixed window whose clock is the store's. Errors are those of
+    /// `incr_by`, and then nothing changes; a zero `ttl` or one above
+    /// [`MAX_TTL`](crate::store::MAX_TTL) is
+    /// [`KvError::InvalidArgument`](crate::KvError::InvalidArgument).
+    ///
+    /// Redis sends `SET key 0 PX ttl NX`, `INCRBY` and `PTTL` in one
+    /// pipeline (cheaper for the server than a `MULTI` or a script): each
+    /// increment is atomic and the key is created with its expiry, so
+    /// whatever part of the pipeline runs, no counter is left without
+    /// one. A key found without expiry (written so by hand, or gone
+    /// between `SET` and `INCRBY` and created again by `INCRBY`) gets it
+    /// by a second round trip, `PEXPIRE … NX`, which needs Redis 7.0 or
+    /// later (an older server fails that call, saying so). A reader may
+    /// see a new counter at 0 for the instant between `SET` and `INCRBY`.
+    /// The memory backend does it all under its lock. The default
+    /// implementation, for stores that do not override it, runs one script
+    /// through [`run_script`](Self::run_script) (its errors are script
+    /// errors).
+    async fn incr_by_with_ttl(
+        &self,
+        key: &str,
+        delta: i64,
+        ttl: Duration,
+    ) -> Result<(i64, KeyTtl)> {
+        crate::store::incr_with_ttl::by_script(self, key, delta, ttl).await
+    }
 
     /// Runs `script` as one atomic step: its Lua on Redis (`EVALSHA`, loaded
     /// on `NOSCRIPT`), its Rust twin under the database lock in memory.

@@ -6,12 +6,13 @@
 
 mod hashes;
 mod hashes_ext;
+mod incr_with_ttl;
 mod key_space;
 mod kv_store;
 pub(crate) mod kv_store_ext;
 pub(crate) mod lists;
 mod lists_ext;
-#[cfg(any(feature = "session", feature = "otp", feature = "rate-limit"))]
+#[cfg(any(feature = "session", feature = "otp"))]
 mod lua_prelude;
 pub mod memory;
 #[cfg(feature = "redis")]
@@ -37,7 +38,7 @@ pub use kv_store::KvStore;
 pub use kv_store_ext::KvStoreExt;
 pub use lists::{End, KvLists, MAX_BLOCKING_TIMEOUT};
 pub use lists_ext::KvListsExt;
-#[cfg(any(feature = "session", feature = "otp", feature = "rate-limit"))]
+#[cfg(any(feature = "session", feature = "otp"))]
 pub(crate) use lua_prelude::lua_prelude;
 pub use script::{MemoryScript, Script, ScriptOps, ScriptValue};
 pub use script_args::ScriptArgs;

@@ -107,6 +107,16 @@ impl KeyTtl {
             Self::Missing | Self::Persistent => None,
         }
     }
+
+    /// What a `PTTL` reply means: -2 missing, -1 persistent, else the
+    /// remaining milliseconds.
+    pub(crate) fn from_pttl(ms: i64) -> Self {
+        match ms {
+            -2 => Self::Missing,
+            -1 => Self::Persistent,
+            ms => Self::ExpiresIn(Duration::from_millis(ms.max(0).unsigned_abs())),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use super::config::MemoryConfig;
 use super::core::Core;
 use super::glob::glob_match;
 use super::script_ops::DbOps;
-use super::server::{DbIndex, MemoryServer};
+use super::server::{Db, DbIndex, MemoryServer};
 use super::value::Value;
 use crate::error::{KvError, Result};
 use crate::store::{
@@ -285,18 +285,10 @@ impl KvStore for MemoryStore {
         let stored = self.core.space.stored_key(key);
         let db = self.core.lock();
         let now = Instant::now();
-        Ok(match db.get(&stored, now).map(|entry| entry.expires_at()) {
-            None => KeyTtl::Missing,
-            Some(None) => KeyTtl::Persistent,
-            // Whole milliseconds, truncated, like `PTTL`; zero at the very
-            // deadline, where Redis still has the key too.
-            Some(Some(at)) => {
-                let remaining = at.saturating_duration_since(now).as_millis();
-                KeyTtl::ExpiresIn(Duration::from_millis(
-                    u64::try_from(remaining).unwrap_or(u64::MAX),
-                ))
-            }
-        })
+        Ok(remaining_ttl(
+            db.get(&stored, now).map(|entry| entry.expires_at()),
+            now,
+        ))
     }
 
     async fn persist(&self, key: &str) -> Result<bool> {
@@ -309,40 +301,37 @@ impl KvStore for MemoryStore {
     async fn incr_by(&self, key: &str, delta: i64) -> Result<i64> {
         self.core.ensure_open()?;
         let stored = self.core.space.stored_key(key);
-        let outcome = {
+        let outcome = incr_locked(&mut self.core.lock(), stored, delta, Instant::now());
+        outcome.map_err(|error| self.incr_error(key, error))
+    }
+
+    async fn incr_by_with_ttl(
+        &self,
+        key: &str,
+        delta: i64,
+        ttl: Duration,
+    ) -> Result<(i64, KeyTtl)> {
+        let millis = duration_millis(ttl, &self.core.name, key)?;
+        self.core.ensure_open()?;
+        let stored = self.core.space.stored_key(key);
+        let (outcome, left) = {
             let mut db = self.core.lock();
             let now = Instant::now();
-            match db.value_mut(&stored, now) {
-                // `INCRBY` on an existing key: the value must be an integer
-                // as Redis reads one, and the key keeps its expiry.
-                Some(Value::String(value)) => match parse_integer(value) {
-                    None => Err(IncrError::NotAnInteger),
-                    Some(current) => match current.checked_add(delta) {
-                        None => Err(IncrError::Overflow),
-                        Some(next) => {
-                            *value = Arc::from(format_integer(next).as_bytes());
-                            Ok(next)
-                        }
-                    },
-                },
-                Some(_) => Err(IncrError::WrongType),
-                // A missing (or expired) key counts as 0 and is created
-                // without expiry.
-                None => {
-                    let value = Value::String(Arc::from(format_integer(delta).as_bytes()));
-                    db.insert(stored, value, None, now);
-                    Ok(delta)
+            let expires_at = self.core.deadline(now, Some(millis), key)?;
+            let outcome = incr_locked(&mut db, stored.clone(), delta, now);
+            // A failed increment changes nothing, expiry included.
+            let left = match db.get(&stored, now).map(|entry| entry.expires_at()) {
+                Some(None) if outcome.is_ok() => {
+                    db.set_expiry(&stored, expires_at, now);
+                    KeyTtl::ExpiresIn(Duration::from_millis(millis))
                 }
-            }
+                expiry => remaining_ttl(expiry, now),
+            };
+            (outcome, left)
         };
-        outcome.map_err(|error| {
-            let (store, key) = (self.core.name.clone(), key.to_owned());
-            match error {
-                IncrError::NotAnInteger => KvError::NotAnInteger { store, key },
-                IncrError::Overflow => KvError::Overflow { store, key },
-                IncrError::WrongType => KvError::WrongType { store, key },
-            }
-        })
+        outcome
+            .map(|value| (value, left))
+            .map_err(|error| self.incr_error(key, error))
     }
 
     async fn run_script(
@@ -417,6 +406,63 @@ enum IncrError {
     NotAnInteger,
     Overflow,
     WrongType,
+}
+
+impl MemoryStore {
+    /// The [`KvError`] of a failed increment of the caller's `key`.
+    fn incr_error(&self, key: &str, error: IncrError) -> KvError {
+        let (store, key) = (self.core.name.clone(), key.to_owned());
+        match error {
+            IncrError::NotAnInteger => KvError::NotAnInteger { store, key },
+            IncrError::Overflow => KvError::Overflow { store, key },
+            IncrError::WrongType => KvError::WrongType { store, key },
+        }
+    }
+}
+
+/// `INCRBY` on a locked database: the value must be an integer as Redis
+/// reads one, and the key keeps its expiry; a missing (or expired) key
+/// counts as 0 and is created without expiry.
+fn incr_locked(
+    db: &mut Db,
+    stored: String,
+    delta: i64,
+    now: Instant,
+) -> std::result::Result<i64, IncrError> {
+    match db.value_mut(&stored, now) {
+        Some(Value::String(value)) => match parse_integer(value) {
+            None => Err(IncrError::NotAnInteger),
+            Some(current) => match current.checked_add(delta) {
+                None => Err(IncrError::Overflow),
+                Some(next) => {
+                    *value = Arc::from(format_integer(next).as_bytes());
+                    Ok(next)
+                }
+            },
+        },
+        Some(_) => Err(IncrError::WrongType),
+        None => {
+            let value = Value::String(Arc::from(format_integer(delta).as_bytes()));
+            db.insert(stored, value, None, now);
+            Ok(delta)
+        }
+    }
+}
+
+/// What `PTTL` answers for a key of expiry `expiry` (`None`: missing):
+/// whole milliseconds, truncated; zero at the very deadline, where Redis
+/// still has the key too.
+fn remaining_ttl(expiry: Option<Option<Instant>>, now: Instant) -> KeyTtl {
+    match expiry {
+        None => KeyTtl::Missing,
+        Some(None) => KeyTtl::Persistent,
+        Some(Some(at)) => {
+            let remaining = at.saturating_duration_since(now).as_millis();
+            KeyTtl::ExpiresIn(Duration::from_millis(
+                u64::try_from(remaining).unwrap_or(u64::MAX),
+            ))
+        }
+    }
 }
 
 /// Reads an `i64` the way Redis's `string2ll` does, which is what `INCRBY`

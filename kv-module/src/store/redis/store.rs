@@ -391,6 +391,82 @@ impl KvStore for RedisStore {
             .await
     }
 
+    #[tracing::instrument(level = "trace", skip(self), fields(store = %self.core.ctx().store), err(level = "debug"))]
+    async fn incr_by_with_ttl(
+        &self,
+        key: &str,
+        delta: i64,
+        ttl: Duration,
+    ) -> Result<(i64, KeyTtl)> {
+        let ms = duration_millis(ttl, &self.core.ctx().store, key)?;
+        let stored = self.core.space.stored_key(key);
+        let _forget = self.core.forget_after(std::slice::from_ref(&stored));
+        // A plain pipeline, not a `MULTI` (which costs the server half as
+        // much again) nor a script (twice as much): the key is created
+        // with its expiry (`SET … PX … NX`, a no-op on an existing key) before
+        // `INCRBY` adds to it, so whichever prefix of the three commands
+        // runs, the key has an expiry: `INCRBY` keeps it.
+        let mut pipe = redis::pipe();
+        // Each reply on its own, so that an `INCRBY` error comes back as
+        // the server's error (mapped like `incr_by`'s), not as a pipeline
+        // failure.
+        pipe.ignore_errors()
+            .cmd("SET")
+            .arg(&stored)
+            .arg(0)
+            .arg("PX")
+            .arg(ms)
+            .arg("NX")
+            .cmd("INCRBY")
+            .arg(&stored)
+            .arg(delta)
+            .cmd("PTTL")
+            .arg(&stored);
+        let (created, value, pttl) = self
+            .core
+            .link
+            .call(
+                "SET NX INCRBY PTTL",
+                Some(key),
+                Route::Key(&stored),
+                |mut conn| async move {
+                    type Replies = (
+                        redis::RedisResult<Option<String>>,
+                        redis::RedisResult<i64>,
+                        redis::RedisResult<i64>,
+                    );
+                    let (created, value, pttl): Replies = pipe.query_async(&mut conn).await?;
+                    Ok((created?, value?, pttl?))
+                },
+            )
+            .await?;
+        let left = match (created, pttl) {
+            // Created by this call: `ttl` exactly, whatever clock reading
+            // `PTTL` subtracted.
+            (Some(_), _) => KeyTtl::ExpiresIn(Duration::from_millis(ms)),
+            // No expiry: a key written without one, or one that expired
+            // between `SET` and `INCRBY` (a pipeline read in two parts),
+            // which `INCRBY` then created afresh. Rare: a second round trip
+            // gives it `ttl` (`NX`: unless another call just did).
+            (None, -1) => {
+                let armed: bool = self
+                    .core
+                    .on_key("PEXPIRE", key, |cmd| {
+                        cmd.arg(ms).arg("NX");
+                    })
+                    .await
+                    .map_err(needs_redis_7)?;
+                if armed {
+                    KeyTtl::ExpiresIn(Duration::from_millis(ms))
+                } else {
+                    self.ttl(key).await?
+                }
+            }
+            (None, pttl) => KeyTtl::from_pttl(pttl),
+        };
+        Ok((value, left))
+    }
+
     #[tracing::instrument(level = "trace", skip_all, fields(store = %self.core.ctx().store), err(level = "debug"))]
     async fn run_script(
         &self,
@@ -434,5 +510,28 @@ impl KvStore for RedisStore {
             near.close();
         }
         self.core.link.close();
+    }
+}
+
+/// A server older than 7.0 refuses `PEXPIRE … NX` (a wrong number of
+/// arguments): say what is needed.
+fn needs_redis_7(error: KvError) -> KvError {
+    match error {
+        KvError::Backend {
+            store,
+            op,
+            key,
+            source,
+        } if source.to_string().contains("wrong number of arguments") => KvError::Backend {
+            store,
+            op,
+            key,
+            source: format!(
+                "incr_by_with_ttl needs Redis 7.0 or later (PEXPIRE ... NX) to give a \
+                 counter without expiry its expiry: {source}"
+            )
+            .into(),
+        },
+        other => other,
     }
 }
