@@ -66,7 +66,11 @@ pub struct LogGuard(#[allow(dead_code)] Option<WorkerGuard>);
 pub fn init(format: LogFormat) -> LogGuard {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let ansi = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    let (writer, guard) = tracing_appender::non_blocking(std::io::stdout());
+    // Buffered: the writer thread writes what queued up in one syscall
+    // (a line each cost a `write` on stdout's line buffer), and flushes
+    // whenever its queue is empty, so an idle app's lines are not held.
+    let stdout = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout());
+    let (writer, guard) = tracing_appender::non_blocking(stdout);
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer)
