@@ -90,6 +90,8 @@ pub(crate) struct Link {
     repairs: tokio::sync::watch::Sender<u64>,
     /// Connections of blocking pops, one per pop in progress.
     blocking: BlockingPool,
+    /// The metrics handles of this store's calls.
+    calls: store_metrics::CallMetrics,
 }
 
 struct State {
@@ -211,6 +213,7 @@ impl Link {
             watchers: Mutex::new(Vec::new()),
             repairs: tokio::sync::watch::Sender::new(0),
             blocking: BlockingPool::new(),
+            calls: store_metrics::CallMetrics::default(),
         });
         store_metrics::connection_up(&link.ctx.store, true);
         let prober: Arc<dyn Prober> = link.clone();
@@ -332,7 +335,8 @@ impl Link {
             Ok(admitted) => admitted,
             Err(e) => {
                 span.record("outcome", "unavailable");
-                store_metrics::call_ended(&self.ctx.store, op, started, Some("unavailable"));
+                self.calls
+                    .ended(&self.ctx.store, op, started, Some("unavailable"));
                 return Err(e);
             }
         };
@@ -366,7 +370,7 @@ impl Link {
         };
         let kind = result.as_ref().err().map(|(kind, _)| *kind);
         span.record("outcome", kind.unwrap_or("ok"));
-        store_metrics::call_ended(&self.ctx.store, op, started, kind);
+        self.calls.ended(&self.ctx.store, op, started, kind);
         result.map_err(|(_, e)| e)
     }
 
