@@ -13,7 +13,9 @@
 //! count of allowed checks across instances stays exact.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
+
+use foldhash::fast::RandomState;
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -64,6 +66,8 @@ impl Hasher for Prehashed {
 #[derive(Debug)]
 pub(crate) struct DenialMemo {
     shards: Vec<Mutex<Shard>>,
+    /// Seeded per memo (keys come from clients, so not a fixed hash), and
+    /// cheap: the hash is most of a memo lookup's cost with SipHash.
     hasher: RandomState,
     /// Keys per shard at most.
     per_shard: usize,
@@ -74,7 +78,7 @@ impl DenialMemo {
     pub(crate) fn new(max_keys: usize) -> Self {
         Self {
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
-            hasher: RandomState::new(),
+            hasher: RandomState::default(),
             per_shard: max_keys.div_ceil(SHARDS),
         }
     }
