@@ -76,58 +76,6 @@ const LIST_FILL: usize = 500;
 /// The value of hash fields, list values and transaction writes.
 const VALUE: &[u8] = b"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
-/// kv-module's transaction script (`kv-module/src/store/redis/transactions.rs`),
-/// sent raw to separate the layer's cost from the script's.
-const TRANSACTION_LUA: &str = r#"
-    local need = {HSET='hash', HDEL='hash', SADD='set', SREM='set', ZADD='zset', ZREM='zset',
-                  LPUSH='list', RPUSH='list'}
-    local makes = {SET='string', DEL='none', HSET='hash', SADD='set', ZADD='zset',
-                   LPUSH='list', RPUSH='list'}
-    local types, ops, pos = {}, {}, 2
-    for i = 1, tonumber(ARGV[1]) do
-      local cmd, k, argc = ARGV[pos], tonumber(ARGV[pos + 1]), tonumber(ARGV[pos + 2])
-      ops[i] = {cmd, k, pos + 3, pos + 2 + argc}
-      pos = pos + 3 + argc
-      local n = need[cmd]
-      if n then
-        if types[k] == nil then types[k] = redis.call('TYPE', KEYS[k]).ok end
-        if types[k] ~= 'none' and types[k] ~= n then return {0, i} end
-      end
-      if makes[cmd] then types[k] = makes[cmd] end
-    end
-    for i = 1, #ops do
-      local cmd, key, first, last = ops[i][1], KEYS[ops[i][2]], ops[i][3], ops[i][4]
-      if last < first then
-        redis.call(cmd, key)
-      else
-        for from = first, last, 1000 do
-          redis.call(cmd, key, unpack(ARGV, from, math.min(from + 999, last)))
-        end
-      end
-    end
-    return {1, 0}
-    "#;
-
-/// kv-module's compare-and-set script, sent raw by the baseline of `update`.
-const COMPARE_AND_SET_LUA: &str = r#"
-    local current = redis.call('GET', KEYS[1])
-    if ARGV[1] == '1' then
-      if current ~= ARGV[2] then return {0, current} end
-    elseif current then
-      return {0, current}
-    end
-    if ARGV[3] == 'del' then
-      redis.call('DEL', KEYS[1])
-    elseif ARGV[5] == 'keep' then
-      redis.call('SET', KEYS[1], ARGV[4], 'KEEPTTL')
-    elseif ARGV[5] == 'never' then
-      redis.call('SET', KEYS[1], ARGV[4])
-    else
-      redis.call('SET', KEYS[1], ARGV[4], 'PX', ARGV[5])
-    end
-    return {1}
-    "#;
-
 /// Compare-and-set attempts, as kv-module's `UPDATE_ATTEMPTS`.
 const CAS_ATTEMPTS: u32 = kv_module::store::UPDATE_ATTEMPTS;
 
@@ -366,8 +314,10 @@ impl Fixture {
             keys,
             stored,
             members: (0..MEMBERS).map(|j| format!("m{j}").into_bytes()).collect(),
-            transaction: redis::Script::new(TRANSACTION_LUA),
-            compare_and_set: redis::Script::new(COMPARE_AND_SET_LUA),
+            transaction: redis::Script::new(kv_module::store::redis::TRANSACTION_SCRIPT.lua()),
+            compare_and_set: redis::Script::new(
+                kv_module::store::redis::COMPARE_AND_SET_SCRIPT.lua(),
+            ),
         }
     }
 

@@ -49,3 +49,4 @@ pub use config::{MAX_POOL_SIZE, RedisConfig, RedisMode};
 pub use near_cache::{NearCacheConfig, NearCacheStats};
 pub use store::RedisStore;
 pub use tls::TlsConfig;
+pub use transactions::{COMPARE_AND_SET_SCRIPT, TRANSACTION_SCRIPT};

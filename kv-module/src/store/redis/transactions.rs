@@ -21,7 +21,8 @@ use crate::error::{KvError, Result};
 use crate::store::transaction::{TxOp, check};
 use crate::store::{KvTransactions, Script, Transaction, Ttl, UPDATE_ATTEMPTS, UpdateFn};
 
-/// Runs the writes of a transaction, all or nothing. `ARGV[1]` is the
+/// Runs the writes of a transaction, all or nothing (public so that
+/// benchmarks and audits can send the very script the store runs). `ARGV[1]` is the
 /// number of writes; each write follows as its command, the index of its
 /// key in `KEYS`, its argument count and its arguments. Every key's
 /// type is checked against what each write needs, following the writes in
@@ -29,7 +30,7 @@ use crate::store::{KvTransactions, Script, Transaction, Ttl, UPDATE_ATTEMPTS, Up
 /// write) and writes nothing; success returns `{1, 0}`. (A failing
 /// command in a script, as in a `MULTI`, does not undo the ones before
 /// it: hence the check first.)
-static TRANSACTION: Script = Script::new(
+pub static TRANSACTION_SCRIPT: Script = Script::new(
     "transaction",
     r#"
     local need = {HSET='hash', HDEL='hash', SADD='set', SREM='set', ZADD='zset', ZREM='zset',
@@ -68,13 +69,13 @@ static TRANSACTION: Script = Script::new(
     redis_only,
 );
 
-/// Compare-and-set of a string: `ARGV[1]` `1` when `ARGV[2]` is the value
+/// Compare-and-set of a string (public for the same reason): `ARGV[1]` `1` when `ARGV[2]` is the value
 /// expected, `0` when the key is expected missing; `ARGV[3]` `set` (to
 /// `ARGV[4]`, with `ARGV[5]` `keep` for `KEEPTTL`, `never`, or a `PX` in
 /// milliseconds) or `del`. Returns `{1}` when written; on a conflict `{0,
 /// current}` (`{0}` when the key is missing), so the next attempt needs no
 /// `GET` of its own.
-static COMPARE_AND_SET: Script = Script::new(
+pub static COMPARE_AND_SET_SCRIPT: Script = Script::new(
     "compare and set",
     r#"
     local current = redis.call('GET', KEYS[1])
@@ -194,7 +195,7 @@ impl KvTransactions for Core {
             args.push(rest.len().to_string().into_bytes());
             args.extend(rest);
         }
-        let (applied, failed): (i64, usize) = self.eval(&TRANSACTION, &keys, &args).await?;
+        let (applied, failed): (i64, usize) = self.eval(&TRANSACTION_SCRIPT, &keys, &args).await?;
         if applied == 1 {
             return Ok(());
         }
@@ -232,7 +233,8 @@ impl KvTransactions for Core {
                 next.as_deref().unwrap_or_default(),
                 &expiry,
             ];
-            let reply: Vec<redis::Value> = self.eval(&COMPARE_AND_SET, &[key], &args).await?;
+            let reply: Vec<redis::Value> =
+                self.eval(&COMPARE_AND_SET_SCRIPT, &[key], &args).await?;
             match reply.as_slice() {
                 [redis::Value::Int(1)] => return Ok(next),
                 [_] => current = None,
