@@ -5,6 +5,7 @@
 //! ```text
 //! cargo bench -p kv-module-tests --bench data_types
 //! BENCH_SECS=0.5 BENCH_ROUNDS=9 cargo bench -p kv-module-tests --bench data_types
+//! BENCH_FILTER=transactions cargo bench -p kv-module-tests --bench data_types
 //! ```
 //!
 //! A [`TestRedis`] is started for the run. For each operation and
@@ -240,9 +241,15 @@ async fn main() {
          ratio (kv/raw) | memory ops/s |"
     );
     println!("|---|---|---|---:|---:|---:|---:|---:|");
+    // `BENCH_FILTER=transactions` runs only the rows whose family or call
+    // holds it (the script comparison below runs with `transactions`).
+    let filter = std::env::var("BENCH_FILTER").unwrap_or_default();
     for concurrency in CONCURRENCIES {
         for op in Op::ALL {
             let (family, call, raw_cmd) = op.labels();
+            if !family.contains(filter.as_str()) && !call.contains(filter.as_str()) {
+                continue;
+            }
             let c = plan
                 .compare(
                     &fixture,
@@ -261,6 +268,9 @@ async fn main() {
         }
     }
 
+    if !"transactions".contains(filter.as_str()) {
+        return;
+    }
     println!(
         "\nThe transaction against raw `EVALSHA` of kv-module's own transaction script \
          (same keys and arguments): the layer's cost alone.\n"
