@@ -135,7 +135,9 @@ pub use secret::Secret;
 pub use store::memory::{MemoryConfig, MemoryServer, MemoryStore};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
-pub use store::redis::{NearCacheConfig, NearCacheStats, RedisConfig, RedisMode, RedisStore};
+pub use store::redis::{
+    NearCacheConfig, NearCacheMode, NearCacheStats, RedisConfig, RedisMode, RedisStore,
+};
 pub use store::{
     KeyTtl, KvHashes, KvHashesExt, KvLists, KvListsExt, KvSets, KvSetsExt, KvSortedSets,
     KvSortedSetsExt, KvStore, KvStoreExt, KvTransactions, KvTransactionsExt, Script, ScriptArgs,

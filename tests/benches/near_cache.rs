@@ -22,7 +22,9 @@
 //!   against a plain `get`, with nothing of kv-module in it;
 //! * miss: `get_bytes` on a near-cached store too small to keep anything
 //!   (`max_bytes` 16), so every read goes through the tracking connection
-//!   (`MGET` + `PTTL` in one pipeline) and its insert is refused.
+//!   (`MGET` + `PTTL` in one pipeline) and its insert is refused; in the
+//!   default mode (`auto`: broadcast, as the store has a prefix), and in
+//!   tracking mode.
 //!
 //! A hit never waits, so a task doing hits never yields: with 50 tasks the
 //! runtime's workers each run one task at a time to the deadline. The
@@ -31,7 +33,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use kv_module::{KvStore, NearCacheConfig, RedisConfig, RedisStore, Ttl};
+use kv_module::{KvStore, NearCacheConfig, NearCacheMode, RedisConfig, RedisStore, Ttl};
 use kv_module_tests::TestRedis;
 use kv_module_tests::bench::{Plan, Workload, print_machine, run_duration, thousands};
 use redis::AsyncCommands;
@@ -58,7 +60,10 @@ enum Target {
     RawPairBcast,
     Hit,
     Plain,
+    /// A miss in the default mode (broadcast here).
     Miss,
+    /// A miss in tracking mode.
+    MissTracking,
 }
 
 struct Fixture {
@@ -68,6 +73,7 @@ struct Fixture {
     hit: RedisStore,
     plain: RedisStore,
     miss: RedisStore,
+    miss_tracking: RedisStore,
     keys: Vec<String>,
     stored_keys: Vec<String>,
 }
@@ -97,11 +103,16 @@ async fn main() {
         "\n| read | concurrency | plain get ops/s | near-cache miss ops/s | ratio (miss/plain) |"
     );
     println!("|---|---:|---:|---:|---:|");
-    for concurrency in CONCURRENCIES {
-        let c = plan
-            .compare(&fixture, Target::Plain, Target::Miss, concurrency)
-            .await;
-        println!("| miss | {concurrency} | {c} |");
+    for (target, name) in [
+        (Target::Miss, "miss, default mode (broadcast)"),
+        (Target::MissTracking, "miss, tracking mode"),
+    ] {
+        for concurrency in CONCURRENCIES {
+            let c = plan
+                .compare(&fixture, Target::Plain, target, concurrency)
+                .await;
+            println!("| {name} | {concurrency} | {c} |");
+        }
     }
     println!(
         "\nThe commands of a miss, sent raw (the floor of the ratio above):\n\n\
@@ -127,6 +138,10 @@ async fn main() {
     }
     let hit = fixture.hit.near_cache_stats().expect("near cache");
     let miss = fixture.miss.near_cache_stats().expect("near cache");
+    let miss_tracking = fixture
+        .miss_tracking
+        .near_cache_stats()
+        .expect("near cache");
     println!(
         "\nnear-cached store: {} hits, {} misses; the store too small to keep anything: {} hits, {} misses",
         thousands(hit.hits as f64),
@@ -135,7 +150,13 @@ async fn main() {
         thousands(miss.misses as f64)
     );
     assert_eq!(miss.hits, 0, "the miss side never hits");
-    for store in [&fixture.hit, &fixture.plain, &fixture.miss] {
+    assert_eq!(miss_tracking.hits, 0, "the miss side never hits");
+    for store in [
+        &fixture.hit,
+        &fixture.plain,
+        &fixture.miss,
+        &fixture.miss_tracking,
+    ] {
         store.close().await;
     }
 }
@@ -197,6 +218,15 @@ impl Fixture {
                 .with_near_cache(NearCacheConfig::new().with_max_bytes(16)),
         )
         .await;
+        let miss_tracking = open(
+            "miss-tracking",
+            config.clone().with_near_cache(
+                NearCacheConfig::new()
+                    .with_max_bytes(16)
+                    .with_mode(NearCacheMode::Tracking),
+            ),
+        )
+        .await;
         let plain = open("plain", config).await;
         let keys: Vec<String> = (0..KEY_COUNT).map(|i| format!("item:{i}")).collect();
         let stored_keys = keys.iter().map(|key| format!("{PREFIX}:{key}")).collect();
@@ -208,7 +238,9 @@ impl Fixture {
                 .expect("populate");
         }
         // Every key local on the hit side: a first read keeps it, a
-        // second must be a hit.
+        // second must be a hit (after the broadcast invalidations of the
+        // writes above were applied).
+        hit.sync_near_cache().await.expect("sync");
         for key in &keys {
             hit.get_bytes(key).await.expect("warm the near cache");
         }
@@ -229,6 +261,7 @@ impl Fixture {
             hit,
             plain,
             miss,
+            miss_tracking,
             keys,
             stored_keys,
         }
@@ -282,6 +315,11 @@ impl Workload for Fixture {
                 .await
                 .expect("plain get"),
             Target::Miss => self.miss.get_bytes(&self.keys[index]).await.expect("miss"),
+            Target::MissTracking => self
+                .miss_tracking
+                .get_bytes(&self.keys[index])
+                .await
+                .expect("miss"),
         };
         assert!(value.is_some(), "no value at item {index}");
     }

@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use kv_module::store::redis::TlsConfig;
 use kv_module::{
-    KvStore, MemoryConfig, MemoryServer, MemoryStore, NearCacheConfig, RedisConfig, RedisStore,
+    KvStore, MemoryConfig, MemoryServer, MemoryStore, NearCacheConfig, NearCacheMode, RedisConfig,
+    RedisStore,
 };
 
 use crate::conformance::Backend;
@@ -53,13 +54,21 @@ fn near_cache() -> NearCacheConfig {
 pub struct NearCacheBackend {
     /// The server; public so tests can stop or inspect it.
     pub server: TestRedis,
+    mode: NearCacheMode,
 }
 
 impl NearCacheBackend {
-    /// Starts a fresh server.
+    /// Starts a fresh server; the stores' near caches in the default mode
+    /// ([`NearCacheMode::Auto`]: broadcast, as every store has a prefix).
     pub async fn start() -> Self {
+        Self::start_in(NearCacheMode::Auto).await
+    }
+
+    /// Starts a fresh server; the stores' near caches in `mode`.
+    pub async fn start_in(mode: NearCacheMode) -> Self {
         Self {
             server: TestRedis::start().await,
+            mode,
         }
     }
 }
@@ -69,7 +78,7 @@ impl Backend for NearCacheBackend {
         let config = RedisConfig::new(self.server.addr())
             .with_db(db)
             .with_prefix(prefix)
-            .with_near_cache(near_cache());
+            .with_near_cache(near_cache().with_mode(self.mode));
         match RedisStore::open(name, config).await {
             Ok(store) => Arc::new(store),
             Err(e) => panic!("near-cached store {name}: {e}"),

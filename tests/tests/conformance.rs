@@ -5,7 +5,8 @@
 //! Sentinel set (shared likewise), and a Redis server that requires mutual
 //! TLS (one per test); then a server, the Sentinel set, mutual TLS and
 //! the cluster again with a near cache on every store, which must not change the
-//! contract.
+//! contract (on one server in both modes of `CLIENT TRACKING`: broadcast,
+//! the default for a store with a prefix, and tracking, the cluster's).
 
 mod redis {
     use kv_module_tests::backends::RedisBackend;
@@ -35,6 +36,12 @@ mod tls {
 mod near_cache {
     use kv_module_tests::backends::NearCacheBackend;
     kv_module_tests::conformance_suite!(NearCacheBackend::start().await);
+}
+
+mod near_cache_tracking {
+    use kv_module::NearCacheMode;
+    use kv_module_tests::backends::NearCacheBackend;
+    kv_module_tests::conformance_suite!(NearCacheBackend::start_in(NearCacheMode::Tracking).await);
 }
 
 mod near_cache_sentinel {

@@ -15,7 +15,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use kv_module::{
-    KvStore, KvStoreExt, NearCacheConfig, NearCacheStats, RedisConfig, RedisStore, Ttl,
+    KvStore, KvStoreExt, NearCacheConfig, NearCacheMode, NearCacheStats, RedisConfig, RedisStore,
+    Ttl,
 };
 use kv_module_tests::backends::ClusterBackend;
 use kv_module_tests::command_stats::{command_calls, delta};
@@ -23,14 +24,42 @@ use kv_module_tests::{TestCluster, TestRedis, TestSentinel};
 
 const PREFIX: &str = "nc";
 
-/// A store with a near cache of `max_bytes` on `redis`, database 0.
-async fn near_store(redis: &TestRedis, name: &str, max_bytes: u64) -> RedisStore {
+/// Declares a test run in both modes of `CLIENT TRACKING`: the body is
+/// `async fn NAME(mode)`, the tests are `NAME::tracking` and
+/// `NAME::broadcast`.
+macro_rules! in_both_modes {
+    ($(#[$attr:meta])* $name:ident) => {
+        mod $name {
+            use kv_module::NearCacheMode;
+
+            $(#[$attr])*
+            async fn tracking() {
+                super::$name(NearCacheMode::Tracking).await
+            }
+
+            $(#[$attr])*
+            async fn broadcast() {
+                super::$name(NearCacheMode::Broadcast).await
+            }
+        }
+    };
+}
+
+/// A store with a near cache of `max_bytes` in `mode` on `redis`,
+/// database 0.
+async fn near_store(
+    redis: &TestRedis,
+    name: &str,
+    max_bytes: u64,
+    mode: NearCacheMode,
+) -> RedisStore {
     let config = RedisConfig::new(redis.addr())
         .with_prefix(PREFIX)
         .with_near_cache(
             NearCacheConfig::new()
                 .with_max_bytes(max_bytes)
-                .with_ttl(Duration::from_secs(30)),
+                .with_ttl(Duration::from_secs(30))
+                .with_mode(mode),
         );
     RedisStore::open(name, config)
         .await
@@ -70,8 +99,13 @@ async fn raw_get(raw: &mut redis::aio::MultiplexedConnection, key: &str) -> Opti
 }
 
 /// Reads `key` on `store` twice: the first read is a miss that keeps a
-/// local copy, the second must be a local hit.
+/// local copy, the second must be a local hit. Syncs first: in broadcast
+/// mode Redis pushes the invalidation of every write under the prefix,
+/// the store's own included, and one still on its way when the first read
+/// is sent refuses to keep that read (which is then read again: correct,
+/// but not the hit this helper promises).
 async fn read_into_local(store: &RedisStore, key: &str) -> Option<Vec<u8>> {
+    store.sync_near_cache().await.expect("sync");
     let first = store.get_bytes(key).await.expect("get");
     let hits = stats(store).hits;
     let second = store.get_bytes(key).await.expect("get");
@@ -84,14 +118,20 @@ async fn read_into_local(store: &RedisStore, key: &str) -> Option<Vec<u8>> {
     second
 }
 
+in_both_modes!(
+    #[tokio::test]
+    hits_send_nothing_and_a_store_reads_its_own_writes
+);
+
 /// A local hit sends nothing; `get_many` mixes hits and misses and only
 /// sends the misses; a store reads its own writes at once.
-#[tokio::test]
-async fn hits_send_nothing_and_a_store_reads_its_own_writes() {
+async fn hits_send_nothing_and_a_store_reads_its_own_writes(mode: NearCacheMode) {
     let redis = TestRedis::start().await;
-    let a = near_store(&redis, "a", 1 << 20).await;
+    let a = near_store(&redis, "a", 1 << 20, mode).await;
     let mut raw = redis.raw(0).await;
     a.set("k", &1u32, Ttl::Never).await.expect("set");
+    // In broadcast mode the invalidation of that write follows its reply.
+    a.sync_near_cache().await.expect("sync");
     assert_eq!(a.get::<u32>("k").await.expect("get"), Some(1));
 
     let before = command_calls(&mut raw).await;
@@ -110,6 +150,7 @@ async fn hits_send_nothing_and_a_store_reads_its_own_writes() {
     // get_many: one point in time, as `MGET` is: all local, or all read
     // (one `MGET`) when one key has no local copy.
     a.set("other", &3u32, Ttl::Never).await.expect("set");
+    a.sync_near_cache().await.expect("sync");
     let before = command_calls(&mut raw).await;
     let values = a
         .get_many::<u32>(&["k", "other", "missing"])
@@ -174,14 +215,18 @@ async fn hits_send_nothing_and_a_store_reads_its_own_writes() {
     );
 }
 
+in_both_modes!(
+    #[tokio::test]
+    another_instance_write_is_seen_after_one_round_trip
+);
+
 /// Two instances: after B's write is acknowledged and A synced (one round
 /// trip on A's tracking connection), A's next read returns B's value —
 /// every time, and A had a local copy each time.
-#[tokio::test]
-async fn another_instance_write_is_seen_after_one_round_trip() {
+async fn another_instance_write_is_seen_after_one_round_trip(mode: NearCacheMode) {
     let redis = TestRedis::start().await;
-    let a = near_store(&redis, "a", 1 << 20).await;
-    let b = near_store(&redis, "b", 1 << 20).await;
+    let a = near_store(&redis, "a", 1 << 20, mode).await;
+    let b = near_store(&redis, "b", 1 << 20, mode).await;
     b.set("k", &0u64, Ttl::Never).await.expect("set");
     let invalidations = stats(&a).invalidations;
     for i in 1..=300u64 {
@@ -197,12 +242,16 @@ async fn another_instance_write_is_seen_after_one_round_trip() {
     );
 }
 
+in_both_modes!(
+    #[tokio::test]
+    delete_expiry_flushdb_and_scripts_invalidate
+);
+
 /// Delete, server-side expiry, FLUSHDB and a Lua script all invalidate.
-#[tokio::test]
-async fn delete_expiry_flushdb_and_scripts_invalidate() {
+async fn delete_expiry_flushdb_and_scripts_invalidate(mode: NearCacheMode) {
     let redis = TestRedis::start().await;
-    let a = near_store(&redis, "a", 1 << 20).await;
-    let b = near_store(&redis, "b", 1 << 20).await;
+    let a = near_store(&redis, "a", 1 << 20, mode).await;
+    let b = near_store(&redis, "b", 1 << 20, mode).await;
     let mut raw = redis.raw(0).await;
 
     // Delete by another instance.
@@ -279,12 +328,16 @@ async fn delete_expiry_flushdb_and_scripts_invalidate() {
     );
 }
 
+in_both_modes!(
+    #[tokio::test]
+    eviction_under_maxmemory_invalidates
+);
+
 /// Eviction under `maxmemory` (allkeys-lru) invalidates the evicted key.
-#[tokio::test]
-async fn eviction_under_maxmemory_invalidates() {
+async fn eviction_under_maxmemory_invalidates(mode: NearCacheMode) {
     let redis = TestRedis::start().await;
     let mut raw = redis.raw(0).await;
-    let a = near_store(&redis, "a", 1 << 20).await;
+    let a = near_store(&redis, "a", 1 << 20, mode).await;
     a.set_bytes("victim", b"v", Ttl::Never).await.expect("set");
     read_into_local(&a, "victim").await;
 
@@ -341,13 +394,17 @@ async fn eviction_under_maxmemory_invalidates() {
     assert_eq!(a.get_bytes("victim").await.expect("get"), None);
 }
 
+in_both_modes!(
+    #[tokio::test]
+    lost_tracking_connection_and_restart_drop_everything
+);
+
 /// Killing the tracking connection, then killing and restarting Redis:
 /// the local copies are dropped, and nothing stale is served afterwards.
-#[tokio::test]
-async fn lost_tracking_connection_and_restart_drop_everything() {
+async fn lost_tracking_connection_and_restart_drop_everything(mode: NearCacheMode) {
     let mut redis = TestRedis::start().await;
-    let a = near_store(&redis, "a", 1 << 20).await;
-    let b = near_store(&redis, "b", 1 << 20).await;
+    let a = near_store(&redis, "a", 1 << 20, mode).await;
+    let b = near_store(&redis, "b", 1 << 20, mode).await;
     let mut raw = redis.raw(0).await;
 
     // CLIENT KILL of A's tracking connection (found by its name).
@@ -419,13 +476,17 @@ async fn lost_tracking_connection_and_restart_drop_everything() {
     assert_eq!(a.get::<u32>("k").await.expect("get"), Some(5));
 }
 
+in_both_modes!(
+    #[tokio::test]
+    the_memory_bound_holds
+);
+
 /// The memory bound holds under a stream of distinct keys worth many
 /// times `max_bytes`, and the least useful copies are evicted.
-#[tokio::test]
-async fn the_memory_bound_holds() {
+async fn the_memory_bound_holds(mode: NearCacheMode) {
     let redis = TestRedis::start().await;
     let max = 64 * 1024;
-    let a = near_store(&redis, "a", max).await;
+    let a = near_store(&redis, "a", max, mode).await;
     let value = vec![b'v'; 1000];
     let keys: Vec<String> = (0..700).map(|i| format!("key:{i}")).collect();
     for chunk in keys.chunks(100) {
@@ -445,13 +506,17 @@ async fn the_memory_bound_holds() {
     assert!(s.entries < 700, "{s:?}");
 }
 
+in_both_modes!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    read_invalidate_race_leaves_nothing_stale
+);
+
 /// The read/invalidate race (redis-rs 1.8.1 `cache-aio`: 300 of 300
 /// rounds ended stale): three writers hammer one key while A reads it;
 /// once they stop and A synced, A agrees with the server, every round.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn read_invalidate_race_leaves_nothing_stale() {
+async fn read_invalidate_race_leaves_nothing_stale(mode: NearCacheMode) {
     let redis = TestRedis::start().await;
-    let a = Arc::new(near_store(&redis, "a", 1 << 20).await);
+    let a = Arc::new(near_store(&redis, "a", 1 << 20, mode).await);
     let writers: Vec<redis::aio::MultiplexedConnection> = {
         let mut conns = Vec::new();
         for _ in 0..3 {
@@ -511,15 +576,19 @@ async fn read_invalidate_race_leaves_nothing_stale() {
     );
 }
 
+in_both_modes!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    versions_never_go_backwards_on_one_instance
+);
+
 /// Many tasks on two instances increment and read a small key set; on
 /// each instance, no read returns a version older than one that instance
 /// already wrote or read — across a kill of A's tracking connection too.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn versions_never_go_backwards_on_one_instance() {
+async fn versions_never_go_backwards_on_one_instance(mode: NearCacheMode) {
     const KEYS: [&str; 4] = ["v0", "v1", "v2", "v3"];
     let redis = TestRedis::start().await;
-    let a = Arc::new(near_store(&redis, "a", 1 << 20).await);
-    let b = Arc::new(near_store(&redis, "b", 1 << 20).await);
+    let a = Arc::new(near_store(&redis, "a", 1 << 20, mode).await);
+    let b = Arc::new(near_store(&redis, "b", 1 << 20, mode).await);
     for key in KEYS {
         a.set_bytes(key, b"0", Ttl::Never).await.expect("set");
     }
@@ -636,15 +705,23 @@ async fn kill_tracking(raw: &mut redis::aio::MultiplexedConnection, name: &str) 
     killed == 1
 }
 
+in_both_modes!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    sentinel_switch_flushes_and_tracks_the_new_primary
+);
+
 /// Behind Sentinels: after `SENTINEL FAILOVER` the store's connections are
 /// repaired, the near cache flushes and tracks on the new primary, and a
 /// write there is seen after one round trip.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sentinel_switch_flushes_and_tracks_the_new_primary() {
+async fn sentinel_switch_flushes_and_tracks_the_new_primary(mode: NearCacheMode) {
     let mut set = TestSentinel::start().await;
     let config = RedisConfig::sentinel(set.sentinel_addrs(), set.master_name())
         .with_prefix(PREFIX)
-        .with_near_cache(NearCacheConfig::new().with_max_bytes(1 << 20));
+        .with_near_cache(
+            NearCacheConfig::new()
+                .with_max_bytes(1 << 20)
+                .with_mode(mode),
+        );
     let a = RedisStore::open("a", config)
         .await
         .unwrap_or_else(|e| panic!("open the sentinel store: {e}"));
@@ -707,19 +784,27 @@ async fn sentinel_switch_flushes_and_tracks_the_new_primary() {
     );
 }
 
+in_both_modes!(
+    #[tokio::test]
+    frozen_server_fails_the_liveness_ping_and_flushes
+);
+
 /// A frozen server (SIGSTOP: the tracking connection stays open, nothing
 /// answers): the liveness `PING` fails within `command_timeout`, the local
 /// copies are dropped, and reads go to Redis (failing while it is frozen)
 /// instead of answering from memory; once thawed, tracking is back.
-#[tokio::test]
-async fn frozen_server_fails_the_liveness_ping_and_flushes() {
+async fn frozen_server_fails_the_liveness_ping_and_flushes(mode: NearCacheMode) {
     let mut redis = TestRedis::start().await;
     let config = RedisConfig::new(redis.addr())
         .with_prefix(PREFIX)
         .with_command_timeout(Duration::from_millis(300))
-        .with_near_cache(NearCacheConfig::new().with_max_bytes(1 << 20));
+        .with_near_cache(
+            NearCacheConfig::new()
+                .with_max_bytes(1 << 20)
+                .with_mode(mode),
+        );
     let a = RedisStore::open("a", config).await.expect("open");
-    let b = near_store(&redis, "b", 1 << 20).await;
+    let b = near_store(&redis, "b", 1 << 20, mode).await;
     a.set("k", &1u32, Ttl::Never).await.expect("set");
     read_into_local(&a, "k").await;
     let flushes = stats(&a).flushes;
@@ -753,6 +838,69 @@ async fn frozen_server_fails_the_liveness_ping_and_flushes() {
     a.sync_near_cache().await.expect("sync");
     assert_eq!(a.get::<u32>("k").await.expect("get"), Some(2));
     read_into_local(&a, "k").await;
+}
+
+/// What each mode asks of Redis, as `CLIENT LIST` shows it (`t`:
+/// tracking, `B`: broadcast) and as the invalidations show it: broadcast
+/// pushes every key written under the store's prefix, read or not, and
+/// none outside it; tracking only keys the store read. `auto` (the
+/// default) is broadcast for a store with a prefix, tracking without one.
+#[tokio::test]
+async fn each_mode_asks_redis_for_what_it_says() {
+    let redis = TestRedis::start().await;
+    let mut raw = redis.raw(0).await;
+    let bc = near_store(&redis, "bc", 1 << 20, NearCacheMode::Broadcast).await;
+    let tr = near_store(&redis, "tr", 1 << 20, NearCacheMode::Tracking).await;
+    let auto = near_store(&redis, "auto", 1 << 20, NearCacheMode::Auto).await;
+    let bare = RedisStore::open(
+        "bare",
+        RedisConfig::new(redis.addr()).with_near_cache(NearCacheConfig::new()),
+    )
+    .await
+    .expect("open a store without a prefix");
+    let list: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .query_async(&mut raw)
+        .await
+        .expect("CLIENT LIST");
+    let flags = |name: &str| -> String {
+        let line = list
+            .lines()
+            .find(|line| line.contains(&format!(" name=kv-near:{name} ")))
+            .unwrap_or_else(|| panic!("no tracking connection of `{name}` in {list}"));
+        line.split(' ')
+            .find_map(|field| field.strip_prefix("flags="))
+            .unwrap_or_else(|| panic!("no flags in {line}"))
+            .to_owned()
+    };
+    assert_eq!(flags("bc"), "tB");
+    assert_eq!(flags("tr"), "t");
+    assert_eq!(flags("auto"), "tB");
+    assert_eq!(flags("bare"), "t");
+
+    let before: Vec<u64> = [&bc, &tr, &auto, &bare]
+        .iter()
+        .map(|store| stats(store).invalidations)
+        .collect();
+    for key in [stored("never-read"), "elsewhere:k".to_owned()] {
+        let _: () = redis::cmd("SET")
+            .arg(&key)
+            .arg("1")
+            .query_async(&mut raw)
+            .await
+            .expect("SET");
+    }
+    let mut moved = Vec::new();
+    for (store, before) in [&bc, &tr, &auto, &bare].iter().zip(before) {
+        store.sync_near_cache().await.expect("sync");
+        moved.push(stats(store).invalidations - before);
+    }
+    assert_eq!(
+        moved,
+        vec![1, 0, 1, 0],
+        "invalidations of [broadcast, tracking, auto, no prefix] after writes \
+         of a key under the prefix no store read and of one outside it"
+    );
 }
 
 // ---- Redis Cluster: tracking per node ------------------------------------

@@ -241,6 +241,16 @@ async fn bad_service_configs_fail_with_position_and_service() {
             "invalid duration",
         ),
         (
+            "services:\n  cache:\n    type: kvstore_redis\n    config:\n      addr: h:1\n      near_cache:\n        mode: bcast\n",
+            "7:15",
+            "broadcast",
+        ),
+        (
+            "services:\n  cache:\n    type: kvstore_redis\n    config:\n      mode: cluster\n      nodes: h:1\n      near_cache:\n        mode: broadcast\n",
+            "5:7",
+            "not available on a Redis Cluster",
+        ),
+        (
             "services:\n  cache:\n    type: kvstore_memcached\n",
             "3:11",
             "kvstore_memory, kvstore_redis",

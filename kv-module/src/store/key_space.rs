@@ -38,6 +38,12 @@ impl KeySpace {
         &self.prefix
     }
 
+    /// What every stored key of this key space starts with: `"{prefix}:"`,
+    /// or empty for an empty prefix.
+    pub fn stored_prefix(&self) -> &str {
+        &self.stored_prefix
+    }
+
     /// The stored key for a caller's key.
     pub fn stored_key(&self, key: &str) -> String {
         let mut stored = String::with_capacity(self.stored_prefix.len() + key.len());

@@ -73,6 +73,7 @@ pub enum RedisMode {
 ///   near_cache:                    # optional: hot reads from memory
 ///     max_bytes: 64MiB             # keys and values counted; default 64MiB
 ///     ttl: 30s                     # longest life of a local copy; default 30s
+///     mode: auto                   # auto, broadcast or tracking (NearCacheMode)
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]

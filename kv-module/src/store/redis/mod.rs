@@ -46,7 +46,7 @@ mod transactions;
 
 pub use breaker::BreakerState;
 pub use config::{MAX_POOL_SIZE, RedisConfig, RedisMode};
-pub use near_cache::{NearCacheConfig, NearCacheStats};
+pub use near_cache::{NearCacheConfig, NearCacheMode, NearCacheStats};
 pub use store::RedisStore;
 pub use tls::TlsConfig;
 pub use transactions::{COMPARE_AND_SET_SCRIPT, TRANSACTION_SCRIPT};

@@ -99,20 +99,17 @@ impl RedisStore {
             .near_cache
             .filter(|near| near.enabled)
             .map(|near| (near, topology.clone()));
+        let space = KeySpace::new(config.prefix);
         let link = Link::open(topology, ctx).await?;
         let near = match near_topology {
-            Some((near, topology)) => {
-                Some(Tracking::open_for_store(&link, &topology, &near).await?)
-            }
+            Some((near, topology)) => Some(
+                Tracking::open_for_store(&link, &topology, &near, space.stored_prefix()).await?,
+            ),
             None => None,
         };
         tracing::debug!(addr = %link.ctx().addr, near_cache = near.is_some(), "redis store open");
         Ok(Self {
-            core: Core {
-                link,
-                space: KeySpace::new(config.prefix),
-                near,
-            },
+            core: Core { link, space, near },
         })
     }
 

@@ -126,7 +126,7 @@ impl RedisConfig {
             return Err(format!("{name} must be greater than zero"));
         }
         if let Some(near_cache) = self.near_cache.as_ref().filter(|n| n.enabled) {
-            near_cache.check()?;
+            near_cache.check(self.mode == RedisMode::Cluster)?;
         }
         let certificates = self.certificates()?;
         let (kind, display, server) = match self.mode {

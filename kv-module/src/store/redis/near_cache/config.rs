@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::mode::NearCacheMode;
+
 /// Settings of a [`RedisStore`](crate::RedisStore)'s near cache: recent
 /// reads kept in the process's memory, dropped the moment Redis reports
 /// (RESP3 `CLIENT TRACKING`) that any client changed them. See
@@ -31,6 +33,7 @@ use serde::Deserialize;
 ///   enabled: true      # false: no near cache (default true)
 ///   max_bytes: 64MiB   # or 512KiB, 1GiB, a plain number of bytes
 ///   ttl: 30s
+///   mode: auto         # or broadcast, tracking; see NearCacheMode
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -48,6 +51,9 @@ pub struct NearCacheConfig {
     /// zero. Default: 30 s.
     #[serde(with = "crate::config::serde_duration")]
     pub ttl: Duration,
+    /// How Redis reports changes: see [`NearCacheMode`]. Default:
+    /// [`Auto`](NearCacheMode::Auto).
+    pub mode: NearCacheMode,
 }
 
 impl Default for NearCacheConfig {
@@ -56,6 +62,7 @@ impl Default for NearCacheConfig {
             enabled: true,
             max_bytes: 64 << 20,
             ttl: Duration::from_secs(30),
+            mode: NearCacheMode::Auto,
         }
     }
 }
@@ -87,9 +94,24 @@ impl NearCacheConfig {
         self
     }
 
+    /// Sets [`mode`](Self::mode). Default: [`NearCacheMode::Auto`].
+    #[must_use]
+    pub fn with_mode(mut self, mode: NearCacheMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
     /// The rules a near cache's settings must follow, as a sentence for
     /// the user.
-    pub(crate) fn check(&self) -> Result<(), String> {
+    pub(crate) fn check(&self, cluster: bool) -> Result<(), String> {
+        if cluster && self.mode == NearCacheMode::Broadcast {
+            return Err(
+                "near_cache.mode: broadcast is not available on a Redis Cluster \
+                 (a node connection redis-rs reopens would lose its subscription); \
+                 use tracking or auto"
+                    .into(),
+            );
+        }
         if self.max_bytes == 0 {
             return Err("near_cache.max_bytes must be greater than zero".into());
         }

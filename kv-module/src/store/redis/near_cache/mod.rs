@@ -75,7 +75,9 @@
 //!
 //! # Layout
 //!
-//! * `config`: [`NearCacheConfig`] (`max_bytes`, `ttl`).
+//! * `config`: [`NearCacheConfig`] (`max_bytes`, `ttl`, `mode`).
+//! * `mode`: [`NearCacheMode`]: default-mode tracking or broadcast, and
+//!   what each costs.
 //! * `local_map`: the byte-bounded map, the per-key generation check
 //!   against the read/invalidate race, and the epoch that flushes in O(1).
 //! * `tracking`: the dedicated RESP3 connection, `CLIENT TRACKING ON`,
@@ -90,11 +92,13 @@
 mod cluster;
 mod config;
 mod local_map;
+mod mode;
 mod stats;
 mod store_hooks;
 mod tracking;
 
 pub use config::NearCacheConfig;
+pub use mode::NearCacheMode;
 pub use stats::NearCacheStats;
 pub(crate) use store_hooks::ForgetOnDrop;
 pub(crate) use tracking::Tracking;

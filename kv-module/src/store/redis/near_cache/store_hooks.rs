@@ -9,20 +9,30 @@ use super::config::NearCacheConfig;
 use super::tracking::Tracking;
 use crate::error::Result;
 use crate::store::redis::link::{Link, Route};
-use crate::store::redis::topology::Topology;
+use crate::store::redis::topology::{Kind, Topology};
 
 impl Tracking {
-    /// Opens the near cache of the store whose connections are `link`,
-    /// within the start-up deadline; a server that refuses `CLIENT
-    /// TRACKING` fails the open (and closes `link`).
+    /// Opens the near cache of the store whose connections are `link` and
+    /// whose keys start with `stored_prefix`, within the start-up
+    /// deadline; a server that refuses `CLIENT TRACKING` fails the open
+    /// (and closes `link`).
     pub(crate) async fn open_for_store(
         link: &Arc<Link>,
         topology: &Topology,
         config: &NearCacheConfig,
+        stored_prefix: &str,
     ) -> Result<Arc<Self>> {
         let ctx = link.ctx();
         let deadline = topology.connect_timeout.saturating_mul(2) + topology.command_timeout;
-        let opened = Self::open(ctx.store.clone(), topology, config, link.repairs());
+        let cluster = matches!(topology.kind, Kind::Cluster(_));
+        let broadcast = config.mode.broadcast_prefix(stored_prefix, cluster);
+        let opened = Self::open(
+            ctx.store.clone(),
+            topology,
+            config,
+            broadcast,
+            link.repairs(),
+        );
         let failed = match tokio::time::timeout(deadline, opened).await {
             Ok(Ok(tracking)) => return Ok(tracking),
             Ok(Err(e)) => ctx.map("CLIENT TRACKING", None, e),

@@ -17,9 +17,15 @@
 //!   channel and a task, 910 of 3000 did — research note §2). That is the
 //!   bound [`RedisStore::sync_near_cache`](crate::RedisStore::sync_near_cache)
 //!   offers.
-//! * Every miss is read through this connection, so Redis tracks exactly
-//!   the keys the map may hold (default mode, not BCAST), missing keys
-//!   included.
+//! * Every miss is read through this connection. In default mode
+//!   ([`NearCacheMode::Tracking`](super::NearCacheMode)) Redis then tracks
+//!   exactly the keys the map may hold, missing keys included; in
+//!   broadcast mode (`BCAST PREFIX`, the default for a store with a prefix
+//!   on one server) it pushes every key written under the store's prefix
+//!   and remembers nothing per read. Either way the invalidation of a
+//!   write acknowledged before a `PING` on this connection is applied
+//!   before that `PING` returns (Redis queues broadcast invalidations
+//!   before the replies of the same event-loop turn).
 //!
 //! Invalidations may be missed while the connection is down, so the map is
 //! flushed when it is lost (the driver's `Disconnection` push), when a
@@ -83,6 +89,9 @@ pub(crate) struct Tracking {
     source: Source,
     pub(super) map: LocalMap,
     counters: Arc<Counters>,
+    /// `Some(prefix)` in broadcast mode (`BCAST PREFIX prefix`; an empty
+    /// prefix: every key), `None` in default mode.
+    broadcast: Option<String>,
     /// `None` while down. A std lock: held to clone or swap, never across
     /// an `.await`.
     live: RwLock<Option<Live>>,
@@ -104,6 +113,7 @@ impl Tracking {
         store: Arc<str>,
         topology: &Topology,
         config: &NearCacheConfig,
+        broadcast: Option<String>,
         repairs: watch::Receiver<u64>,
     ) -> RedisResult<Arc<Self>> {
         let counters = Arc::new(Counters::new(&store));
@@ -118,6 +128,7 @@ impl Tracking {
             source,
             map,
             counters,
+            broadcast,
             live: RwLock::new(None),
             next_id: AtomicU64::new(1),
             wake: Notify::new(),
@@ -154,6 +165,15 @@ impl Tracking {
     /// The live connection, `None` while it is down.
     pub(crate) fn live(&self) -> Option<Live> {
         self.live.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Whether connection `id` is the live one (without cloning it).
+    fn is_current(&self, id: u64) -> bool {
+        self.live
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .is_some_and(|current| current.id == id)
     }
 
     /// Whether tracking is on now.
@@ -249,8 +269,14 @@ impl Tracking {
             .ignore()
             .cmd("CLIENT")
             .arg("TRACKING")
-            .arg("ON")
-            .ignore();
+            .arg("ON");
+        if let Some(prefix) = &self.broadcast {
+            setup.arg("BCAST");
+            if !prefix.is_empty() {
+                setup.arg("PREFIX").arg(prefix);
+            }
+        }
+        setup.ignore();
         setup
             .query_async::<()>(&mut conn)
             .await
@@ -364,7 +390,7 @@ impl Tracking {
         // inserts; one between taking `live` and the tickets does not:
         // then `live` (perhaps still answering, from a server we no longer
         // follow) must not fill the map.
-        let keep = self.live().is_some_and(|current| current.id == live.id);
+        let keep = self.is_current(live.id);
         let sent = async {
             match &live.conn {
                 TrackConn::Server(conn) => {
