@@ -57,12 +57,27 @@ pub fn rate_limit_header(policy: &NamedPolicy, decision: &Decision) -> String {
     )
 }
 
-/// Appends `RateLimiter-Policy`, and with a decision `RateLimiter` (and
-/// `Retry-After` when it was denied). Appending rather than replacing
-/// lets nested layers each list their policy, as the draft allows.
+/// [`policy_header`] as a header value, built once per layer (the policy
+/// does not change): `None` only if it could not be a header value.
 #[cfg(feature = "axum")]
-pub(crate) fn append(headers: &mut HeaderMap, policy: &NamedPolicy, decision: Option<&Decision>) {
-    append_value(headers, RATELIMIT_POLICY, policy_header(policy));
+pub(crate) fn policy_value(policy: &NamedPolicy) -> Option<HeaderValue> {
+    HeaderValue::try_from(policy_header(policy)).ok()
+}
+
+/// Appends `RateLimiter-Policy` (`policy_value`, from [`policy_value`]),
+/// and with a decision `RateLimiter` (and `Retry-After` when it was
+/// denied). Appending rather than replacing lets nested layers each list
+/// their policy, as the draft allows.
+#[cfg(feature = "axum")]
+pub(crate) fn append(
+    headers: &mut HeaderMap,
+    policy: &NamedPolicy,
+    policy_value: Option<&HeaderValue>,
+    decision: Option<&Decision>,
+) {
+    if let Some(value) = policy_value {
+        headers.append(RATELIMIT_POLICY, value.clone());
+    }
     if let Some(decision) = decision {
         append_value(headers, RATELIMIT, rate_limit_header(policy, decision));
         if let Some(secs) = decision.retry_after_secs() {

@@ -7,7 +7,7 @@ use std::task::{Context, Poll};
 
 use axum::response::{IntoResponse, Response};
 use futures::future::BoxFuture;
-use http::{Request, StatusCode};
+use http::{HeaderValue, Request, StatusCode};
 use tower::{Layer, Service};
 
 use super::decision::{Decision, ceil_secs};
@@ -96,6 +96,8 @@ struct Shared {
     limiter: Arc<dyn RateLimiter>,
     extractor: KeyExtractor,
     missing_key: MissingKey,
+    /// `RateLimit-Policy`, formatted once.
+    policy_value: Option<HeaderValue>,
 }
 
 impl std::fmt::Debug for RateLimitLayer {
@@ -110,11 +112,13 @@ impl std::fmt::Debug for RateLimitLayer {
 impl RateLimitLayer {
     /// A layer checking `limiter` for the key `extractor` finds.
     pub fn new(limiter: Arc<dyn RateLimiter>, extractor: KeyExtractor) -> Self {
+        let policy_value = headers::policy_value(limiter.policy());
         Self {
             shared: Arc::new(Shared {
                 limiter,
                 extractor,
                 missing_key: MissingKey::default(),
+                policy_value,
             }),
         }
     }
@@ -127,6 +131,7 @@ impl RateLimitLayer {
                 limiter: self.shared.limiter.clone(),
                 extractor: self.shared.extractor.clone(),
                 missing_key,
+                policy_value: self.shared.policy_value.clone(),
             }),
         }
     }
@@ -188,7 +193,12 @@ where
                 (None, MissingKey::Shared(key)) => key.clone(),
                 (None, MissingKey::Allow) => {
                     let mut response = inner.call(request).await?;
-                    headers::append(response.headers_mut(), policy, None);
+                    headers::append(
+                        response.headers_mut(),
+                        policy,
+                        shared.policy_value.as_ref(),
+                        None,
+                    );
                     return Ok(response);
                 }
                 (None, MissingKey::Reject) => {
@@ -203,7 +213,12 @@ where
             match shared.limiter.check(&key).await {
                 Ok(decision) if decision.allowed => {
                     let mut response = inner.call(request).await?;
-                    headers::append(response.headers_mut(), policy, Some(&decision));
+                    headers::append(
+                        response.headers_mut(),
+                        policy,
+                        shared.policy_value.as_ref(),
+                        Some(&decision),
+                    );
                     Ok(response)
                 }
                 Ok(decision) => {
@@ -255,6 +270,11 @@ fn problem(
     decision: Option<&Decision>,
 ) -> Response {
     let mut response = crate::http::Problem::new(status, detail).into_response();
-    headers::append(response.headers_mut(), shared.limiter.policy(), decision);
+    headers::append(
+        response.headers_mut(),
+        shared.limiter.policy(),
+        shared.policy_value.as_ref(),
+        decision,
+    );
     response
 }
