@@ -42,20 +42,18 @@ impl Tracking {
         Err(failed)
     }
 
-    /// `get_bytes` of `key` (`stored` as Redis names it): `Some` with the
-    /// answer — from memory, or read through the tracking connection under
-    /// the store's deadline and breaker — or `None` when the near cache
-    /// cannot answer (its connection is down): then the store reads as it
-    /// does without one.
-    pub(crate) async fn get(
+    /// `get_bytes` of `key` (`stored` as Redis names it) after
+    /// [`lookup`](Self::lookup) found no local copy: `Some` with the
+    /// answer, read through the tracking connection under the store's
+    /// deadline and breaker, or `None` when the near cache cannot answer
+    /// (its connection is down): then the store reads as it does without
+    /// one.
+    pub(crate) async fn get_missed(
         &self,
         link: &Arc<Link>,
         key: &str,
         stored: &str,
     ) -> Result<Option<Option<Vec<u8>>>> {
-        if let Some(hit) = self.lookup(stored) {
-            return Ok(Some(hit));
-        }
         let Some(live) = self.live() else {
             return Ok(None);
         };
