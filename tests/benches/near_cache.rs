@@ -5,6 +5,7 @@
 //! ```text
 //! cargo bench -p kv-module-tests --bench near_cache
 //! BENCH_SECS=1 cargo bench -p kv-module-tests --bench near_cache
+//! BENCH_FILTER=miss cargo bench -p kv-module-tests --bench near_cache
 //! ```
 //!
 //! A [`TestRedis`] is started for the run; 1,000 keys of about 200 bytes
@@ -91,9 +92,12 @@ async fn main() {
     print_machine("kv-module near cache benchmark", &fixture.raw).await;
     println!("{plan}, {KEY_COUNT} keys, values of 200 bytes.\n");
 
+    // `BENCH_FILTER=miss` runs only the rows whose name holds it.
+    let filter = std::env::var("BENCH_FILTER").unwrap_or_default();
+    let wanted = |name: &str| name.contains(filter.as_str());
     println!("| read | concurrency | raw GET ops/s | near-cache hit ops/s | ratio (hit/raw) |");
     println!("|---|---:|---:|---:|---:|");
-    for concurrency in CONCURRENCIES {
+    for concurrency in CONCURRENCIES.into_iter().filter(|_| wanted("hit")) {
         let c = plan
             .compare(&fixture, Target::Raw, Target::Hit, concurrency)
             .await;
@@ -107,7 +111,7 @@ async fn main() {
         (Target::Miss, "miss, default mode (broadcast)"),
         (Target::MissTracking, "miss, tracking mode"),
     ] {
-        for concurrency in CONCURRENCIES {
+        for concurrency in CONCURRENCIES.into_iter().filter(|_| wanted(name)) {
             let c = plan
                 .compare(&fixture, Target::Plain, target, concurrency)
                 .await;
@@ -119,7 +123,7 @@ async fn main() {
          | read | concurrency | raw GET ops/s | raw GET + PTTL pipeline ops/s | ratio (pair/GET) |"
     );
     println!("|---|---:|---:|---:|---:|");
-    for concurrency in CONCURRENCIES {
+    for concurrency in CONCURRENCIES.into_iter().filter(|_| wanted("raw pair")) {
         let c = plan
             .compare(&fixture, Target::Raw, Target::RawPair, concurrency)
             .await;
@@ -129,7 +133,7 @@ async fn main() {
         (Target::RawPairTracked, "raw pair, `TRACKING ON`"),
         (Target::RawPairBcast, "raw pair, `TRACKING ON BCAST`"),
     ] {
-        for concurrency in CONCURRENCIES {
+        for concurrency in CONCURRENCIES.into_iter().filter(|_| wanted(name)) {
             let c = plan
                 .compare(&fixture, Target::Raw, target, concurrency)
                 .await;
