@@ -135,7 +135,7 @@ block() {
             if (/^# /) next
         }
         header {
-            if ($0 == "" || $0 ~ /^\* (nproc: |uname -srm: |rustc |redis-server: )/) next
+            if ($0 == "" || $0 ~ /^\* (nproc: |uname -srm: |rustc |redis-server: |wrk |commit: )/) next
             header = 0; print ""
         }
         $0 == "" { blanks++; next }
