@@ -4,13 +4,14 @@
 //!
 //! ```text
 //! cargo bench -p kv-module-tests --bench near_cache
-//! BENCH_SECS=1 cargo bench -p kv-module-tests --bench near_cache
+//! BENCH_SECS=1 BENCH_ROUNDS=15 cargo bench -p kv-module-tests --bench near_cache
 //! ```
 //!
 //! A [`TestRedis`] is started for the run; 1,000 keys of about 200 bytes
 //! are written first. For each comparison and concurrency (1 and 50
-//! tasks), 9 paired short runs alternate which side goes first; medians
-//! are reported (see `kv_module_tests::bench`).
+//! tasks), 9 (`BENCH_ROUNDS`) paired runs of 0.5 s (`BENCH_SECS`)
+//! alternate which side goes first; medians are reported (see
+//! `kv_module_tests::bench`).
 //!
 //! * raw: a redis-rs `ConnectionManager` (TCP_NODELAY, as `RedisStore`)
 //!   doing `GET` of the stored key;
@@ -33,14 +34,15 @@ use std::time::Duration;
 
 use kv_module::{KvStore, NearCacheConfig, RedisConfig, RedisStore, Ttl};
 use kv_module_tests::TestRedis;
-use kv_module_tests::bench::{Plan, Workload, print_machine, run_duration, thousands};
+use kv_module_tests::bench::{Plan, Workload, print_machine, run_duration, run_rounds, thousands};
 use redis::AsyncCommands;
 use redis::aio::{ConnectionManager, MultiplexedConnection};
 
 const KEY_COUNT: usize = 1_000;
 const PREFIX: &str = "bench";
 const CONCURRENCIES: [usize; 2] = [1, 50];
-const ROUNDS: usize = 9;
+/// Paired rounds per case (`BENCH_ROUNDS`); the medians are reported.
+const DEFAULT_ROUNDS: usize = 9;
 const DEFAULT_SECS: f64 = 0.5;
 const WARM_UP: Duration = Duration::from_millis(100);
 
@@ -75,7 +77,7 @@ struct Fixture {
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
     let plan = Plan {
-        rounds: ROUNDS,
+        rounds: run_rounds(DEFAULT_ROUNDS),
         key_count: KEY_COUNT,
         warm_up: WARM_UP,
         run_for: run_duration(DEFAULT_SECS),
