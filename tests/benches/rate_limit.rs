@@ -62,7 +62,7 @@ use kv_module_tests::bench::{
     Plan, Workload, per_op, print_machine, run_duration, run_rounds, thousands,
 };
 use kv_module_tests::command_stats::{command_calls, delta};
-use redis::aio::ConnectionManager;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use trypema::redis::{RedisKey, RedisRateLimiterProvider};
 use trypema::{RateLimit, RateLimitDecision, RateLimiterBuilder, WindowSize};
 
@@ -73,6 +73,10 @@ const CONCURRENCIES: [usize; 2] = [1, 50];
 const DEFAULT_ROUNDS: usize = 9;
 const DEFAULT_SECS: f64 = 0.5;
 const WARM_UP: Duration = Duration::from_millis(100);
+/// The raw and trypema connections wait for a reply as long as
+/// `RedisStore` does by default (redis-rs's own default, 500 ms, is
+/// outrun by a stall on a loaded machine, and one timeout ends the run).
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Checks counted for the round-trip table.
 const COUNTED_CHECKS: u64 = 1_000;
 /// A quota no bench run reaches, so every check is allowed.
@@ -332,11 +336,13 @@ impl Fixture {
             .expect("test Redis URL must parse")
             .set_tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true));
         let client = redis::Client::open(info).expect("test Redis URL must parse");
-        let raw = ConnectionManager::new(client.clone())
+        let manager_config =
+            ConnectionManagerConfig::new().set_response_timeout(Some(RESPONSE_TIMEOUT));
+        let raw = ConnectionManager::new_with_config(client.clone(), manager_config.clone())
             .await
             .expect("raw ConnectionManager must connect to the test Redis");
         // Its own connection, like `RedisStore`'s pool of one.
-        let trypema_conn = ConnectionManager::new(client)
+        let trypema_conn = ConnectionManager::new_with_config(client, manager_config)
             .await
             .expect("trypema's ConnectionManager must connect to the test Redis");
         let trypema = RedisRateLimiterProvider::builder(trypema_conn)
