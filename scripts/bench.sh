@@ -1,30 +1,213 @@
 #!/bin/sh
 # Runs the benchmarks of docs/BENCHMARKS.md.
 #
-#   scripts/bench.sh          # the example app over HTTP against a bare axum handler
-#   scripts/bench.sh all      # every bench of kv-module-tests, app_http included
-#   scripts/bench.sh NAME     # one bench (store, sessions, rate_limit, ...)
+#   scripts/bench.sh                  # the example app over HTTP against a bare axum handler
+#   scripts/bench.sh all              # every bench of kv-module-tests, app_http included
+#   scripts/bench.sh NAME             # one bench (store, sessions, rate_limit, ...)
+#   scripts/bench.sh all --write      # every bench, each one's output written into
+#                                     # docs/BENCHMARKS.md as soon as it ends
+#   scripts/bench.sh NAME --write     # one bench, rewriting only its block
 #
 # BENCH_SECS and BENCH_ROUNDS set a run's length and the rounds (see each
 # bench's header). The HTTP bench needs wrk: installed with apt-get when
 # missing (as root, or through sudo). It runs the release binaries
 # `example-app` and `bare_axum`, built here first.
+#
+# --write replaces, in docs/BENCHMARKS.md, what lies between the lines
+# `<!-- bench:NAME begin -->` and `<!-- bench:NAME end -->` (section "Latest
+# full run (generated)") with the bench's standard output, which is
+# Markdown: its title becomes a `###` heading followed by a stamp (date in
+# UTC, commit, machine, load average, rustc, redis-server, wrk, the crate
+# versions compared and the command), the machine lines the bench prints
+# itself are dropped (the stamp has them), and its other headings move two
+# levels down. Nothing outside the markers changes. The script stops before
+# running anything when a bench's markers are missing or repeated, and
+# writes nothing for a bench that fails.
 set -eu
 
 cd "$(dirname "$0")/.."
 
-if ! command -v wrk >/dev/null 2>&1; then
-    echo "wrk is missing: installing it with apt-get" >&2
-    if [ "$(id -u)" -eq 0 ]; then
-        apt-get update && apt-get install -y wrk
-    else
-        sudo apt-get update && sudo apt-get install -y wrk
+DOC=docs/BENCHMARKS.md
+# The crates whose versions the stamp names: the client, the runtime and
+# the peers the benches compare with (from Cargo.lock).
+STAMP_CRATES="redis tokio axum governor trypema tower-sessions tower-sessions-redis-store fred cached"
+
+usage() {
+    echo "usage: scripts/bench.sh [all|NAME] [--write]" >&2
+    exit 2
+}
+
+# The benches of kv-module-tests, in the order of tests/Cargo.toml.
+bench_names() {
+    awk '/^\[\[bench\]\]/ { b = 1; next }
+         b && /^name *=/ { v = $0; sub(/^[^"]*"/, "", v); sub(/".*$/, "", v); print v; b = 0 }' \
+        tests/Cargo.toml
+}
+
+# replace_block NAME FILE: puts FILE between NAME's markers in $DOC (FILE
+# /dev/null with CHECK=1 only checks the markers); fails when a marker is
+# missing, repeated or out of order.
+replace_block() {
+    awk -v begin="<!-- bench:$1 begin -->" -v end="<!-- bench:$1 end -->" -v block="$2" '
+        $0 == begin {
+            nb++; if (inside || ne) bad = 1
+            print
+            while ((getline line < block) > 0) print line
+            close(block); inside = 1; next
+        }
+        $0 == end { ne++; if (!inside) bad = 1; inside = 0; print; next }
+        !inside { print }
+        END { if (nb != 1 || ne != 1 || inside || bad) exit 1 }
+    ' "$DOC"
+}
+
+check_markers() {
+    if ! replace_block "$1" /dev/null >/dev/null; then
+        echo "$DOC: the lines '<!-- bench:$1 begin -->' and '<!-- bench:$1 end -->' must each" \
+            "appear once, in that order (section \"Latest full run (generated)\")" >&2
+        exit 1
     fi
+}
+
+# `name version` for each crate of $STAMP_CRATES in Cargo.lock.
+crate_versions() {
+    awk -v want="$STAMP_CRATES" '
+        BEGIN { n = split(want, order, " "); for (i = 1; i <= n; i++) wanted[order[i]] = 1 }
+        /^name = / { name = $3; gsub(/"/, "", name) }
+        /^version = / {
+            v = $3; gsub(/"/, "", v)
+            if (!(name in wanted)) next
+            if (name in found) found[name] = found[name] "/" v
+            else found[name] = v
+        }
+        END {
+            sep = ""
+            for (i = 1; i <= n; i++) if (order[i] in found) {
+                printf "%s%s %s", sep, order[i], found[order[i]]; sep = ", "
+            }
+            print ""
+        }' Cargo.lock
+}
+
+# What the stamp says about the run as a whole, set once before any write.
+run_facts() {
+    COMMAND=""
+    for var in BENCH_SECS BENCH_ROUNDS BENCH_OPS BENCH_FILTER REDIS_SERVER_BIN; do
+        eval "value=\${$var:-}"
+        if [ -n "$value" ]; then COMMAND="$COMMAND$var=$value "; fi
+    done
+    COMMAND="${COMMAND}scripts/bench.sh $ARGS"
+    COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+    if [ -n "$(git status --porcelain --untracked-files=no -- . ":(exclude)$DOC" 2>/dev/null)" ]; then
+        COMMIT="$COMMIT (with uncommitted changes)"
+    fi
+    CPU=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || true)
+    MACHINE="$(nproc) × ${CPU:-unknown CPU}, $(uname -srm)"
+    RUSTC=$(rustc --version)
+    REDIS=$("${REDIS_SERVER_BIN:-redis-server}" --version 2>/dev/null |
+        sed -n 's/.* v=\([^ ]*\).*/\1/p')
+    CRATES=$(crate_versions)
+}
+
+# stamp NAME STARTED LOAD_BEFORE: the lines under a bench's heading.
+stamp() {
+    echo "Generated by \`$COMMAND\` (\`cargo bench -p kv-module-tests --bench $1\`)," \
+        "started $2, commit $COMMIT."
+    echo
+    echo "* machine: $MACHINE; load average $3 before, $(cut -d' ' -f1-3 /proc/loadavg) after"
+    if [ "$1" = app_http ]; then
+        echo "* $RUSTC, redis-server ${REDIS:-unknown}, $(wrk --version 2>&1 | head -n 1 |
+            sed 's/ *Copyright.*//')"
+    else
+        echo "* $RUSTC, redis-server ${REDIS:-unknown}"
+    fi
+    echo "* crates: $CRATES"
+}
+
+# block NAME OUTPUT STAMP: the bench's output as the block's Markdown.
+block() {
+    awk -v name="$1" -v stampfile="$3" '
+        function stamp(line) { while ((getline line < stampfile) > 0) print line; close(stampfile) }
+        function flush() { if (blanks > 0) print ""; blanks = 0 }
+        NR == 1 {
+            print "### `" name "`" (/^# / ? ": " substr($0, 3) : "")
+            print ""; stamp(); header = 1
+            if (/^# /) next
+        }
+        header {
+            if ($0 == "" || $0 ~ /^\* (nproc: |uname -srm: |rustc |redis-server: |wrk |commit: )/) next
+            header = 0; print ""
+        }
+        $0 == "" { blanks++; next }
+        /^#/ { $0 = "##" $0 }
+        { flush(); print }
+    ' "$2"
+}
+
+WRITE=0
+TARGET=""
+for arg in "$@"; do
+    case "$arg" in
+        --write) WRITE=1 ;;
+        -*) usage ;;
+        *) if [ -n "$TARGET" ]; then usage; fi; TARGET=$arg ;;
+    esac
+done
+ARGS="$*"
+TARGET=${TARGET:-app_http}
+if [ "$TARGET" = all ]; then
+    BENCHES=$(bench_names)
+else
+    if ! bench_names | grep -qx "$TARGET"; then
+        echo "no bench named '$TARGET'; the benches are:" $(bench_names) >&2
+        exit 2
+    fi
+    BENCHES=$TARGET
 fi
 
-cargo build --release -p example-app -p kv-module-tests --bins
+if [ "$WRITE" = 1 ]; then
+    for name in $BENCHES; do check_markers "$name"; done
+    run_facts
+fi
 
-case "${1:-app_http}" in
-    all) cargo bench -p kv-module-tests ;;
-    *) cargo bench -p kv-module-tests --bench "${1:-app_http}" ;;
+case " $(echo $BENCHES) " in
+    *" app_http "*)
+        if ! command -v wrk >/dev/null 2>&1; then
+            echo "wrk is missing: installing it with apt-get" >&2
+            if [ "$(id -u)" -eq 0 ]; then
+                apt-get update && apt-get install -y wrk
+            else
+                sudo apt-get update && sudo apt-get install -y wrk
+            fi
+        fi
+        cargo build --release -p example-app -p kv-module-tests --bins
+        ;;
 esac
+
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+trap 'exit 130' INT TERM
+for name in $BENCHES; do
+    if [ "$WRITE" = 0 ]; then
+        cargo bench -p kv-module-tests --bench "$name"
+        continue
+    fi
+    started=$(date -u '+%Y-%m-%d %H:%M UTC')
+    load=$(cut -d' ' -f1-3 /proc/loadavg)
+    # The output is shown as it comes and kept; the exit status survives
+    # the pipe through a file (POSIX sh has no pipefail).
+    {
+        status=0
+        cargo bench -p kv-module-tests --bench "$name" || status=$?
+        echo "$status" >"$TMP/status"
+    } | tee "$TMP/out"
+    if [ "$(cat "$TMP/status")" != 0 ] || [ ! -s "$TMP/out" ]; then
+        echo "bench $name failed: $DOC left as it was for it" >&2
+        exit 1
+    fi
+    stamp "$name" "$started" "$load" >"$TMP/stamp"
+    block "$name" "$TMP/out" "$TMP/stamp" >"$TMP/block"
+    replace_block "$name" "$TMP/block" >"$TMP/doc"
+    cat "$TMP/doc" >"$DOC"
+    echo "bench $name: written to $DOC" >&2
+done

@@ -4,14 +4,15 @@
 //!
 //! ```text
 //! cargo bench -p kv-module-tests --bench near_cache
-//! BENCH_SECS=1 cargo bench -p kv-module-tests --bench near_cache
+//! BENCH_SECS=1 BENCH_ROUNDS=15 cargo bench -p kv-module-tests --bench near_cache
 //! BENCH_FILTER=miss cargo bench -p kv-module-tests --bench near_cache
 //! ```
 //!
 //! A [`TestRedis`] is started for the run; 1,000 keys of about 200 bytes
 //! are written first. For each comparison and concurrency (1 and 50
-//! tasks), 9 paired short runs alternate which side goes first; medians
-//! are reported (see `kv_module_tests::bench`).
+//! tasks), 9 (`BENCH_ROUNDS`) paired runs of 0.5 s (`BENCH_SECS`)
+//! alternate which side goes first; medians are reported (see
+//! `kv_module_tests::bench`).
 //!
 //! * raw: a redis-rs `ConnectionManager` (TCP_NODELAY, as `RedisStore`)
 //!   doing `GET` of the stored key;
@@ -36,16 +37,20 @@ use std::time::Duration;
 
 use kv_module::{KvStore, NearCacheConfig, NearCacheMode, RedisConfig, RedisStore, Ttl};
 use kv_module_tests::TestRedis;
-use kv_module_tests::bench::{Plan, Workload, print_machine, run_duration, thousands};
+use kv_module_tests::bench::{Plan, Workload, print_machine, run_duration, run_rounds, thousands};
 use redis::AsyncCommands;
-use redis::aio::{ConnectionManager, MultiplexedConnection};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
 
 const KEY_COUNT: usize = 1_000;
 const PREFIX: &str = "bench";
 const CONCURRENCIES: [usize; 2] = [1, 50];
-const ROUNDS: usize = 9;
+/// Paired rounds per case (`BENCH_ROUNDS`); the medians are reported.
+const DEFAULT_ROUNDS: usize = 9;
 const DEFAULT_SECS: f64 = 0.5;
 const WARM_UP: Duration = Duration::from_millis(100);
+/// The raw connections wait for a reply as long as `RedisStore` does
+/// (redis-rs's own 500 ms ended runs on a loaded machine).
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[derive(Clone, Copy, Debug)]
 enum Target {
@@ -82,7 +87,7 @@ struct Fixture {
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
     let plan = Plan {
-        rounds: ROUNDS,
+        rounds: run_rounds(DEFAULT_ROUNDS),
         key_count: KEY_COUNT,
         warm_up: WARM_UP,
         run_for: run_duration(DEFAULT_SECS),
@@ -182,7 +187,9 @@ impl Fixture {
             let resp3 = resp3.clone();
             async move {
                 let (push, _pushes) = tokio::sync::mpsc::unbounded_channel();
-                let config = redis::AsyncConnectionConfig::new().set_push_sender(push);
+                let config = redis::AsyncConnectionConfig::new()
+                    .set_push_sender(push)
+                    .set_response_timeout(Some(RESPONSE_TIMEOUT));
                 let mut conn = resp3
                     .get_multiplexed_async_connection_with_config(&config)
                     .await
@@ -199,9 +206,12 @@ impl Fixture {
         };
         let tracked = tracking(&[]).await;
         let bcast = tracking(&["BCAST", "PREFIX", "bench:"]).await;
-        let raw = ConnectionManager::new(client)
-            .await
-            .expect("raw ConnectionManager must connect to the test Redis");
+        let raw = ConnectionManager::new_with_config(
+            client,
+            ConnectionManagerConfig::new().set_response_timeout(Some(RESPONSE_TIMEOUT)),
+        )
+        .await
+        .expect("raw ConnectionManager must connect to the test Redis");
         let config = RedisConfig::new(server.addr()).with_prefix(PREFIX);
         let open = |name: &'static str, config: RedisConfig| async move {
             RedisStore::open(name, config)

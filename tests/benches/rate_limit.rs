@@ -4,12 +4,13 @@
 //!
 //! ```text
 //! cargo bench -p kv-module-tests --bench rate_limit
-//! BENCH_SECS=1 cargo bench -p kv-module-tests --bench rate_limit
+//! BENCH_SECS=1 BENCH_ROUNDS=15 cargo bench -p kv-module-tests --bench rate_limit
 //! ```
 //!
 //! A [`TestRedis`] is started for the run. For each algorithm and
 //! concurrency (1 and 50 tasks sharing one store), the baseline and
-//! limiter cases run as 9 pairs of short back-to-back runs (alternating
+//! limiter cases run as 9 (`BENCH_ROUNDS`) pairs of short back-to-back
+//! runs of 0.5 s (`BENCH_SECS`) each (alternating
 //! which goes first); the medians of each side and of the per-pair ratios
 //! are reported, so drift on a shared machine affects both alike.
 //!
@@ -28,7 +29,16 @@
 //!   `PTTL` pipeline, the other algorithms' Lua ([`Algorithm::script`])
 //!   by `EVALSHA`) sent by redis-rs directly on the same kind of
 //!   connection, which separates the server's cost from kv-module's (key
-//!   formatting, the boxed store call, reply decoding).
+//!   formatting, the boxed store call, reply decoding);
+//! * trypema: the maintained Redis-backed limiter a user would pick
+//!   instead (trypema 2.2, its Redis provider's `absolute` limiter: a
+//!   sliding window of 100 ms buckets kept in a hash, a sorted set and a
+//!   total, one Lua script by `EVALSHA` per check) on its own redis-rs
+//!   `ConnectionManager` (TCP_NODELAY on), on one of the same 1,000 keys
+//!   (`ip_N`: its keys may not hold `:`), with the same window and a quota
+//!   no run reaches. Before it is measured, one key is checked past a
+//!   quota of 60 to show that it does limit on this server (trypema
+//!   documents Redis ≥ 7.2).
 //!
 //! Round trips are counted separately from `INFO commandstats`: the
 //! commands a client sends per check, and the commands the scripts run
@@ -48,17 +58,25 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter as GovernorLimiter};
 use kv_module::rate_limit::{Algorithm, KvRateLimiter, RateLimitPolicy};
 use kv_module::{KvStore, MemoryStore, RedisConfig, RedisStore};
 use kv_module_tests::TestRedis;
-use kv_module_tests::bench::{Plan, Workload, per_op, print_machine, run_duration, thousands};
+use kv_module_tests::bench::{
+    Plan, Workload, per_op, print_machine, run_duration, run_rounds, thousands,
+};
 use kv_module_tests::command_stats::{command_calls, delta};
-use redis::aio::ConnectionManager;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use trypema::redis::{RedisKey, RedisRateLimiterProvider};
+use trypema::{RateLimit, RateLimitDecision, RateLimiterBuilder, WindowSize};
 
 const KEY_COUNT: usize = 1_000;
 const PREFIX: &str = "bench";
 const CONCURRENCIES: [usize; 2] = [1, 50];
-/// Paired rounds per case; the medians are reported.
-const ROUNDS: usize = 9;
+/// Paired rounds per case (`BENCH_ROUNDS`); the medians are reported.
+const DEFAULT_ROUNDS: usize = 9;
 const DEFAULT_SECS: f64 = 0.5;
 const WARM_UP: Duration = Duration::from_millis(100);
+/// The raw and trypema connections wait for a reply as long as
+/// `RedisStore` does by default (redis-rs's own default, 500 ms, is
+/// outrun by a stall on a loaded machine, and one timeout ends the run).
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Checks counted for the round-trip table.
 const COUNTED_CHECKS: u64 = 1_000;
 /// A quota no bench run reaches, so every check is allowed.
@@ -80,6 +98,8 @@ fn target(algorithm: Algorithm) -> f64 {
 const FLOOD_LIMIT: u64 = 10;
 /// The governor release compared with (from Cargo.toml).
 const GOVERNOR_VERSION: &str = "0.10";
+/// The trypema release compared with (from Cargo.toml).
+const TRYPEMA_VERSION: &str = "2.2";
 const ALGORITHMS: [Algorithm; 3] = [
     Algorithm::FixedWindow,
     Algorithm::SlidingWindow,
@@ -98,6 +118,8 @@ enum Target {
     Flood(Algorithm),
     /// The same keys through an in-process `governor` keyed limiter.
     Governor,
+    /// trypema's Redis-backed sliding window, every check allowed.
+    Trypema,
 }
 
 struct Fixture {
@@ -106,6 +128,11 @@ struct Fixture {
     /// Limiters whose keys are all over their limit (the flood).
     flood: BTreeMap<&'static str, KvRateLimiter>,
     governor: DefaultKeyedRateLimiter<String>,
+    trypema: Arc<RedisRateLimiterProvider>,
+    /// `ip_N`: the same clients as `keys`, as trypema keys.
+    trypema_keys: Vec<RedisKey>,
+    /// A quota no run reaches, as trypema spells it.
+    trypema_rate: RateLimit,
     memory: BTreeMap<&'static str, KvRateLimiter>,
     /// The limiter's scripts and arguments, for raw redis-rs.
     scripts: BTreeMap<&'static str, (redis::Script, [String; 3])>,
@@ -118,7 +145,7 @@ struct Fixture {
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
     let plan = Plan {
-        rounds: ROUNDS,
+        rounds: run_rounds(DEFAULT_ROUNDS),
         key_count: KEY_COUNT,
         warm_up: WARM_UP,
         run_for: run_duration(DEFAULT_SECS),
@@ -151,6 +178,31 @@ async fn main() {
             let goal = target(algorithm);
             let met = if c.ratio >= goal { "yes" } else { "no" };
             println!("| {algorithm} | {concurrency} | {c} | {goal:.1} | {met} |");
+        }
+    }
+    // The maintained Redis-backed limiter a user would pick instead.
+    fixture.trypema_limits().await;
+    println!(
+        "\nAgainst trypema {TRYPEMA_VERSION} (Redis provider, absolute sliding window of 100 ms \
+         buckets, every check allowed), the maintained Redis-backed limiter a user would pick \
+         instead:\n"
+    );
+    println!(
+        "| algorithm | concurrency | trypema checks/s | kv-module checks/s | ratio \
+         (kv-module/trypema) |"
+    );
+    println!("|---|---:|---:|---:|---:|");
+    for concurrency in CONCURRENCIES {
+        for algorithm in ALGORITHMS {
+            let c = plan
+                .compare(
+                    &fixture,
+                    Target::Trypema,
+                    Target::Redis(algorithm),
+                    concurrency,
+                )
+                .await;
+            println!("| {algorithm} | {concurrency} | {c} |");
         }
     }
     // Where the difference goes: the same commands sent by raw redis-rs.
@@ -202,6 +254,17 @@ async fn main() {
             ),
         }
     }
+    let before = command_calls(&mut raw_conn).await;
+    for i in 0..COUNTED_CHECKS as usize {
+        fixture.run_once(Target::Trypema, i % KEY_COUNT).await;
+    }
+    let mut calls = delta(&before, &command_calls(&mut raw_conn).await);
+    let evalsha = calls.remove("evalsha").unwrap_or(0);
+    println!(
+        "| trypema {TRYPEMA_VERSION} check | evalsha {:.2} | {} |",
+        evalsha as f64 / COUNTED_CHECKS as f64,
+        per_op(&calls, COUNTED_CHECKS)
+    );
 
     // A flood: every key over its limit. The first denial of each key
     // asks Redis; the rest are answered from the denial memo. Against an
@@ -273,9 +336,20 @@ impl Fixture {
             .expect("test Redis URL must parse")
             .set_tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true));
         let client = redis::Client::open(info).expect("test Redis URL must parse");
-        let raw = ConnectionManager::new(client)
+        let manager_config =
+            ConnectionManagerConfig::new().set_response_timeout(Some(RESPONSE_TIMEOUT));
+        let raw = ConnectionManager::new_with_config(client.clone(), manager_config.clone())
             .await
             .expect("raw ConnectionManager must connect to the test Redis");
+        // Its own connection, like `RedisStore`'s pool of one.
+        let trypema_conn = ConnectionManager::new_with_config(client, manager_config)
+            .await
+            .expect("trypema's ConnectionManager must connect to the test Redis");
+        let trypema = RedisRateLimiterProvider::builder(trypema_conn)
+            .prefix(RedisKey::try_from("bench_trypema").expect("a valid trypema prefix"))
+            .window_size(WindowSize::seconds_or_panic(WINDOW.as_secs()))
+            .build()
+            .expect("the trypema configuration is valid");
         let config = RedisConfig::new(server.addr())
             .with_prefix(PREFIX)
             .with_pool_size(1);
@@ -329,6 +403,11 @@ impl Fixture {
             scripts,
             flood,
             governor: GovernorLimiter::keyed(quota),
+            trypema,
+            trypema_keys: (0..KEY_COUNT)
+                .map(|i| RedisKey::try_from(format!("ip_{i}")).expect("a valid trypema key"))
+                .collect(),
+            trypema_rate: RateLimit::per_second_or_panic(LIMIT as f64 / WINDOW.as_secs_f64()),
             redis: limiters(&redis_store),
             memory: limiters(&memory_store),
             keys: (0..KEY_COUNT).map(|i| format!("ip:{i}")).collect(),
@@ -347,6 +426,28 @@ impl Fixture {
                     let _ = self.flood[algorithm.as_str()].check(key).await;
                 }
             }
+        }
+    }
+
+    /// Checks one key past a quota of one per second (60 per 60 s window)
+    /// through trypema: it must allow exactly that many and deny the next,
+    /// or this server does not run its scripts as it expects.
+    async fn trypema_limits(&self) {
+        let key = RedisKey::try_from("trypema_probe").expect("a valid trypema key");
+        let rate = RateLimit::per_second_or_panic(1.0);
+        let quota = WINDOW.as_secs();
+        let limiter = self.trypema.absolute();
+        for n in 1..=quota + 1 {
+            let decision = limiter
+                .inc(&key, &rate, 1)
+                .await
+                .expect("a trypema check must succeed");
+            let allowed = matches!(decision, RateLimitDecision::Allowed);
+            assert_eq!(
+                allowed,
+                n <= quota,
+                "trypema must allow {quota} checks and deny the next: check {n} was {decision:?}"
+            );
         }
     }
 
@@ -414,6 +515,18 @@ impl Fixture {
             }
             Target::Governor => {
                 let _ = self.governor.check_key(&self.keys[index]);
+            }
+            Target::Trypema => {
+                let decision = self
+                    .trypema
+                    .absolute()
+                    .inc(&self.trypema_keys[index], &self.trypema_rate, 1)
+                    .await
+                    .expect("a trypema check must succeed");
+                assert!(
+                    matches!(decision, RateLimitDecision::Allowed),
+                    "the bench quota must never be reached: {decision:?}"
+                );
             }
             Target::Memory(algorithm) => check(&self.memory, algorithm, &self.keys[index]).await,
         }

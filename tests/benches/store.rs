@@ -3,12 +3,13 @@
 //!
 //! ```text
 //! cargo bench -p kv-module-tests --bench store
-//! BENCH_SECS=1 cargo bench -p kv-module-tests --bench store
+//! BENCH_SECS=1 BENCH_ROUNDS=15 cargo bench -p kv-module-tests --bench store
 //! ```
 //!
 //! A [`TestRedis`] is started for the run. For each operation and
 //! concurrency (1 and 50 tasks sharing one store), the raw and kv-module
-//! cases run as 9 pairs of short back-to-back runs (alternating which goes
+//! cases run as 9 (`BENCH_ROUNDS`) pairs of short back-to-back runs of
+//! 0.5 s (`BENCH_SECS`) each (alternating which goes
 //! first); the medians of each side and of the per-pair ratios are kept, so
 //! that drift in a shared machine affects both alike.
 //!
@@ -27,7 +28,9 @@ use std::time::Duration;
 
 use kv_module::{KvStore, KvStoreExt, MemoryStore, RedisConfig, RedisStore, Ttl};
 use kv_module_tests::TestRedis;
-use kv_module_tests::bench::{Plan, Workload, ns_per_iter, print_machine, run_duration, thousands};
+use kv_module_tests::bench::{
+    Plan, Workload, ns_per_iter, print_machine, run_duration, run_rounds, thousands,
+};
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
@@ -36,8 +39,8 @@ use serde::{Deserialize, Serialize};
 const KEY_COUNT: usize = 1_000;
 const PREFIX: &str = "bench";
 const CONCURRENCIES: [usize; 2] = [1, 50];
-/// Paired rounds per case; the medians are reported.
-const ROUNDS: usize = 9;
+/// Paired rounds per case (`BENCH_ROUNDS`); the medians are reported.
+const DEFAULT_ROUNDS: usize = 9;
 const DEFAULT_SECS: f64 = 0.5;
 /// Warm-up before each measured run: connections established, caches and
 /// the allocator settled.
@@ -114,7 +117,7 @@ enum Target {
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
     let plan = Plan {
-        rounds: ROUNDS,
+        rounds: run_rounds(DEFAULT_ROUNDS),
         key_count: KEY_COUNT,
         warm_up: WARM_UP,
         run_for: run_duration(DEFAULT_SECS),
