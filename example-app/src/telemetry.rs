@@ -2,8 +2,8 @@
 //! and the Prometheus recorder behind `GET /metrics`.
 //!
 //! * `LOG_FORMAT=text` (the default) writes lines for people, `json` one
-//!   JSON object per line for collectors; each carries the request's span
-//!   (`request_id`, `method`, `route`).
+//!   JSON object per line for collectors ([`JsonLayer`]); each carries the
+//!   request's span (`request_id`, `method`, `route`).
 //! * Colour (ANSI codes) only when standard output is a terminal and
 //!   `NO_COLOR` is unset: a file or a pipe gets plain text.
 //! * Lines go through a non-blocking writer: a request never waits for
@@ -25,6 +25,10 @@ use std::time::Duration;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tracing_appender::non_blocking::WorkerGuard;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+use crate::json_log::JsonLayer;
 
 /// Buckets of every histogram, in seconds: 0.1 ms to 10 s.
 const BUCKETS: &[f64] = &[
@@ -71,16 +75,17 @@ pub fn init(format: LogFormat) -> LogGuard {
     // whenever its queue is empty, so an idle app's lines are not held.
     let stdout = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout());
     let (writer, guard) = tracing_appender::non_blocking(stdout);
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(writer)
-        .with_ansi(ansi);
     let installed = match format {
-        LogFormat::Text => builder.try_init().is_ok(),
-        LogFormat::Json => builder
-            .json()
-            .with_current_span(true)
-            .with_span_list(false)
+        LogFormat::Text => tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(writer)
+            .with_ansi(ansi)
+            .try_init()
+            .is_ok(),
+        // Not `fmt().json()`: see `json_log` for why.
+        LogFormat::Json => tracing_subscriber::registry()
+            .with(filter)
+            .with(JsonLayer::new(writer))
             .try_init()
             .is_ok(),
     };
