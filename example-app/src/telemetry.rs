@@ -7,7 +7,8 @@
 //! * Colour (ANSI codes) only when standard output is a terminal and
 //!   `NO_COLOR` is unset: a file or a pipe gets plain text.
 //! * Lines go through a non-blocking writer: a request never waits for
-//!   the terminal or the disk. Should the writer fall behind by more than
+//!   the terminal or the disk. Its thread writes what queued up, then
+//!   naps a millisecond, so that under load lines go out in batches. Should the writer fall behind by more than
 //!   its buffer (128 000 lines), lines are dropped rather than the request
 //!   path slowed.
 //! * Metrics go through the `metrics` facade (kv-module records its
