@@ -11,8 +11,9 @@
 //!
 //! (one line in the log). `span` is absent outside any span; it holds the
 //! current span's fields, then those of its ancestors that it does not
-//! name itself, then the current span's `name`: a line logged in a span
-//! nested in the request's (a store call's) still carries `request_id`.
+//! name itself (as they were when it was created), then the current
+//! span's `name`: a line logged in a span nested in the request's (a
+//! store call's) still carries `request_id`.
 //!
 //! Why not `tracing_subscriber::fmt().json()`: it keeps a span's fields as
 //! a JSON string and parses it back into a map (allocating every key and
