@@ -26,7 +26,7 @@
 //! * [`serve`]: the accept loop with the connection limits
 //!   ([`ServerLimits`](serve::ServerLimits)) and the graceful shutdown.
 //! * [`request_span`], [`request_id`], [`telemetry`]: logs, and the
-//!   request id every response carries; [`json_log`]: the JSON lines.
+//!   request id every response carries.
 //!
 //! # How handlers receive what they use
 //!
@@ -54,7 +54,6 @@ pub mod client_address;
 pub mod db;
 pub mod delivery;
 pub mod error;
-pub mod json_log;
 pub mod otp_route_limits;
 pub mod request_id;
 pub mod request_span;

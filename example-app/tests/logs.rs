@@ -62,7 +62,9 @@ fn json_logs_are_one_object_per_line_with_the_request_fields() {
     let response = response.unwrap_or_else(|| panic!("no response line: {log:#?}"));
     assert_eq!(response["fields"]["status"], 200, "{response}");
     assert!(response["fields"]["elapsed_ms"].is_u64(), "{response}");
-    let span = &response["span"];
+    // The request's span is the first (outermost) of the line's spans.
+    let span = &response["spans"][0];
+    assert_eq!(span["name"], "request", "{response}");
     assert_eq!(span["method"], "GET", "{response}");
     assert_eq!(span["route"], "/healthz", "{response}");
     assert_eq!(
