@@ -127,7 +127,9 @@ pub struct RedisConfig {
     /// nothing answers. Default: 5 s.
     #[serde(with = "crate::config::serde_duration")]
     pub connect_timeout: Duration,
-    /// Time allowed for one reply from a server. Default: 2 s.
+    /// Time allowed for one reply from a server. Default: 2 s. At least
+    /// `command_timeout` (the default), it adds nothing: the call's
+    /// deadline ends it first, and the connections set none of their own.
     #[serde(with = "crate::config::serde_duration")]
     pub response_timeout: Duration,
     /// The outer deadline of every store call, reconnection waits and

@@ -98,7 +98,17 @@ pub(crate) async fn connect_blocking(topology: &Topology) -> RedisResult<Conn> {
 }
 
 async fn manager(client: redis::Client, topology: &Topology) -> RedisResult<ConnectionManager> {
-    manager_with(client, topology, Some(topology.response_timeout)).await
+    manager_with(client, topology, reply_deadline(topology)).await
+}
+
+/// The connection's own deadline for one reply: `response_timeout` when it
+/// is shorter than `command_timeout`, else none. Every call through these
+/// connections is bounded by `command_timeout` from before the request is
+/// sent (`Link::call`; connecting and probing by their own deadlines), so
+/// a reply deadline at least as long can never end a call first, and would
+/// only cost a second timer per request.
+fn reply_deadline(topology: &Topology) -> Option<Duration> {
+    (topology.response_timeout < topology.command_timeout).then_some(topology.response_timeout)
 }
 
 async fn manager_with(

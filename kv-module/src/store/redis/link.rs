@@ -130,16 +130,19 @@ pub(crate) enum Route<'a> {
     All,
 }
 
-/// The breakers of one call: one (no allocation on the hot path) or, on
-/// a cluster, those of several primaries.
-pub(crate) enum Guard {
+/// The breakers of one call: the one server's, borrowed (the hot path
+/// neither allocates nor touches a shared reference count), one primary's
+/// or, on a cluster, those of several primaries.
+pub(crate) enum Guard<'a> {
+    Server(&'a Arc<Breaker>),
     One(Arc<Breaker>),
     Many(Vec<Arc<Breaker>>),
 }
 
-impl Guard {
+impl Guard<'_> {
     fn breakers(&self) -> &[Arc<Breaker>] {
         match self {
+            Self::Server(breaker) => std::slice::from_ref(*breaker),
             Self::One(breaker) => std::slice::from_ref(breaker),
             Self::Many(breakers) => breakers,
         }
@@ -270,9 +273,9 @@ impl Link {
 
     /// The breakers a call on `route` answers to. On a cluster a slot no
     /// primary serves in the store's map has none: the call goes out.
-    fn guard(&self, route: Route<'_>) -> Guard {
+    fn guard(&self, route: Route<'_>) -> Guard<'_> {
         let nodes = match &self.breakers {
-            Breakers::Server(breaker) => return Guard::One(breaker.clone()),
+            Breakers::Server(breaker) => return Guard::Server(breaker),
             Breakers::Cluster(nodes) => nodes.read().unwrap_or_else(|e| e.into_inner()).clone(),
         };
         let mut breakers: Vec<Arc<Breaker>> = Vec::new();
@@ -298,7 +301,7 @@ impl Link {
 
     /// A connection for a call on `route`, and the breakers it answers
     /// to: refused at once while one of them is open.
-    pub(crate) fn admit(&self, route: Route<'_>) -> Result<(Conn, Guard)> {
+    pub(crate) fn admit(&self, route: Route<'_>) -> Result<(Conn, Guard<'_>)> {
         let guard = self.guard(route);
         guard
             .admit()
@@ -465,7 +468,7 @@ impl Link {
     pub(crate) fn observe<T>(
         self: &Arc<Self>,
         op: &'static str,
-        guard: &Guard,
+        guard: &Guard<'_>,
         outcome: &RedisResult<T>,
     ) {
         match outcome {
