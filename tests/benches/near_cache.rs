@@ -99,52 +99,46 @@ async fn main() {
 
     // `BENCH_FILTER=miss` runs only the rows whose name holds it.
     let filter = std::env::var("BENCH_FILTER").unwrap_or_default();
-    let wanted = |name: &str| name.contains(filter.as_str());
+    let rows = |base: Target, rows: &'static [(Target, &'static str)]| {
+        let (plan, fixture, filter) = (&plan, &fixture, filter.as_str());
+        async move {
+            for &(target, name) in rows.iter().filter(|(_, name)| name.contains(filter)) {
+                for concurrency in CONCURRENCIES {
+                    let c = plan.compare(fixture, base, target, concurrency).await;
+                    println!("| {name} | {concurrency} | {c} |");
+                }
+            }
+        }
+    };
     println!("| read | concurrency | raw GET ops/s | near-cache hit ops/s | ratio (hit/raw) |");
     println!("|---|---:|---:|---:|---:|");
-    for concurrency in CONCURRENCIES.into_iter().filter(|_| wanted("hit")) {
-        let c = plan
-            .compare(&fixture, Target::Raw, Target::Hit, concurrency)
-            .await;
-        println!("| hit | {concurrency} | {c} |");
-    }
+    rows(Target::Raw, &[(Target::Hit, "hit")]).await;
     println!(
         "\n| read | concurrency | plain get ops/s | near-cache miss ops/s | ratio (miss/plain) |"
     );
     println!("|---|---:|---:|---:|---:|");
-    for (target, name) in [
-        (Target::Miss, "miss, default mode (broadcast)"),
-        (Target::MissTracking, "miss, tracking mode"),
-    ] {
-        for concurrency in CONCURRENCIES.into_iter().filter(|_| wanted(name)) {
-            let c = plan
-                .compare(&fixture, Target::Plain, target, concurrency)
-                .await;
-            println!("| {name} | {concurrency} | {c} |");
-        }
-    }
+    rows(
+        Target::Plain,
+        &[
+            (Target::Miss, "miss, default mode (broadcast)"),
+            (Target::MissTracking, "miss, tracking mode"),
+        ],
+    )
+    .await;
     println!(
         "\nThe commands of a miss, sent raw (the floor of the ratio above):\n\n\
          | read | concurrency | raw GET ops/s | raw GET + PTTL pipeline ops/s | ratio (pair/GET) |"
     );
     println!("|---|---:|---:|---:|---:|");
-    for concurrency in CONCURRENCIES.into_iter().filter(|_| wanted("raw pair")) {
-        let c = plan
-            .compare(&fixture, Target::Raw, Target::RawPair, concurrency)
-            .await;
-        println!("| raw pair | {concurrency} | {c} |");
-    }
-    for (target, name) in [
-        (Target::RawPairTracked, "raw pair, `TRACKING ON`"),
-        (Target::RawPairBcast, "raw pair, `TRACKING ON BCAST`"),
-    ] {
-        for concurrency in CONCURRENCIES.into_iter().filter(|_| wanted(name)) {
-            let c = plan
-                .compare(&fixture, Target::Raw, target, concurrency)
-                .await;
-            println!("| {name} | {concurrency} | {c} |");
-        }
-    }
+    rows(
+        Target::Raw,
+        &[
+            (Target::RawPair, "raw pair"),
+            (Target::RawPairTracked, "raw pair, `TRACKING ON`"),
+            (Target::RawPairBcast, "raw pair, `TRACKING ON BCAST`"),
+        ],
+    )
+    .await;
     let hit = fixture.hit.near_cache_stats().expect("near cache");
     let miss = fixture.miss.near_cache_stats().expect("near cache");
     let miss_tracking = fixture

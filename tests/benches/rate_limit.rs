@@ -192,19 +192,7 @@ async fn main() {
          (kv-module/trypema) |"
     );
     println!("|---|---:|---:|---:|---:|");
-    for concurrency in CONCURRENCIES {
-        for algorithm in ALGORITHMS {
-            let c = plan
-                .compare(
-                    &fixture,
-                    Target::Trypema,
-                    Target::Redis(algorithm),
-                    concurrency,
-                )
-                .await;
-            println!("| {algorithm} | {concurrency} | {c} |");
-        }
-    }
+    compare_rows(&plan, &fixture, |_| Target::Trypema, Target::Redis).await;
     // Where the difference goes: the same commands sent by raw redis-rs.
     println!(
         "\nWhere the difference goes: what a check sends, sent by raw redis-rs, against the \
@@ -212,13 +200,7 @@ async fn main() {
     );
     println!("| algorithm | concurrency | raw ops/s | checks/s | ratio (check/raw) |");
     println!("|---|---:|---:|---:|---:|");
-    for concurrency in CONCURRENCIES {
-        for algorithm in ALGORITHMS {
-            let (raw, check) = (Target::Raw(algorithm), Target::Redis(algorithm));
-            let c = plan.compare(&fixture, raw, check, concurrency).await;
-            println!("| {algorithm} | {concurrency} | {c} |");
-        }
-    }
+    compare_rows(&plan, &fixture, Target::Raw, Target::Redis).await;
 
     println!("\nRound trips and server-side commands per check ({COUNTED_CHECKS} checks each):\n");
     println!("| operation | client commands per op | commands run inside the server per op |");
@@ -286,19 +268,7 @@ async fn main() {
         "| algorithm | concurrency | governor checks/s | denied checks/s | ratio (check/governor) |"
     );
     println!("|---|---:|---:|---:|---:|");
-    for concurrency in CONCURRENCIES {
-        for algorithm in ALGORITHMS {
-            let c = plan
-                .compare(
-                    &fixture,
-                    Target::Governor,
-                    Target::Flood(algorithm),
-                    concurrency,
-                )
-                .await;
-            println!("| {algorithm} | {concurrency} | {c} |");
-        }
-    }
+    compare_rows(&plan, &fixture, |_| Target::Governor, Target::Flood).await;
     // The measure above can outlast the 60 s window (at the default run
     // length): exhaust every key again, so the count is of denials.
     fixture.exhaust_flood_keys().await;
@@ -529,6 +499,29 @@ impl Fixture {
                 );
             }
             Target::Memory(algorithm) => check(&self.memory, algorithm, &self.keys[index]).await,
+        }
+    }
+}
+
+/// One table row per concurrency and algorithm: `measured(algorithm)`
+/// against `baseline(algorithm)` in paired rounds.
+async fn compare_rows(
+    plan: &Plan,
+    fixture: &Arc<Fixture>,
+    baseline: impl Fn(Algorithm) -> Target,
+    measured: impl Fn(Algorithm) -> Target,
+) {
+    for concurrency in CONCURRENCIES {
+        for algorithm in ALGORITHMS {
+            let c = plan
+                .compare(
+                    fixture,
+                    baseline(algorithm),
+                    measured(algorithm),
+                    concurrency,
+                )
+                .await;
+            println!("| {algorithm} | {concurrency} | {c} |");
         }
     }
 }
