@@ -9,21 +9,18 @@
 //! * `scripts.rs`: how a check is computed on the store — one round trip
 //!   on Redis (one critical section in memory) on the store's clock, so
 //!   instances with skewed clocks agree, and every key written has a TTL.
-//!   A fixed-window check of cost 1 is a counter
-//!   ([`KvStore::incr_by_with_ttl`](crate::KvStore::incr_by_with_ttl):
-//!   `SET … NX`, `INCRBY`, `PTTL` in one pipeline), incremented first and
-//!   compared after, which changes no answer (`scripts.rs` proves it);
-//!   every other check is one atomic [`Script`](crate::store::Script)
-//!   (`EVALSHA`) that writes nothing when it denies.
+//!   A fixed-window check of cost 1 is a counter (one small script:
+//!   `INCRBY`, then `PEXPIRE` or `PTTL`), incremented first and compared
+//!   after, which changes no answer (`scripts.rs` proves it); every other
+//!   check is one atomic [`Script`](crate::store::Script) (`EVALSHA`)
+//!   that writes nothing when it denies.
 //!
 //! # Redis version
 //!
-//! Redis 7.0 or later. Every check runs on older servers too, but a
-//! fixed-window counter found without a TTL (written by hand, or by an
-//! interrupted pipeline in a narrow race) is given one with
-//! `PEXPIRE … NX`, which only 7.0 knows: on an older server that check
-//! fails (and counts as a store failure, open or closed as configured),
-//! with an error saying Redis 7.0 is needed.
+//! Every check is one script, on any Redis the crate supports.
+//! (`KvStore::incr_by_with_ttl`, which the limiter no longer uses,
+//! repairs a counter without a TTL with `PEXPIRE … NX`: Redis 7.0.)
+//!
 //! * [`KvRateLimiter`] (`limiter.rs`): the limiter and shaku component;
 //!   [`RateLimiter`] (`interface.rs`): its interface. [`Decision`]
 //!   (`decision.rs`) is a check's answer, [`RateLimitError`] (`error.rs`)

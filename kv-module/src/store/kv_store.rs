@@ -158,7 +158,9 @@ pub trait KvStore: Send + Sync + 'static {
     /// [`KvError::InvalidArgument`](crate::KvError::InvalidArgument).
     ///
     /// Redis sends `SET key 0 PX ttl NX`, `INCRBY` and `PTTL` in one
-    /// pipeline (cheaper for the server than a `MULTI` or a script): each
+    /// pipeline (no script to load; the rate limiter, which checks on every
+    /// request, counts with a script of its own, cheaper at high
+    /// concurrency): each
     /// increment is atomic and the key is created with its expiry, so
     /// whatever part of the pipeline runs, no counter is left without
     /// one. A key found without expiry (written so by hand, or gone
