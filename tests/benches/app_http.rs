@@ -57,7 +57,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use kv_module_tests::TestRedis;
-use kv_module_tests::bench::{median, print_machine, run_duration, run_rounds, thousands};
+use kv_module_tests::bench::{
+    command_output, median, print_machine, run_duration, run_rounds, thousands,
+};
 use kv_module_tests::process::{ServerProcess, free_port};
 use serde_json::{Value, json};
 
@@ -394,21 +396,16 @@ fn latency_ms(value: &str) -> Option<f64> {
 
 /// The short commit of the repository this bench is built from.
 fn commit() -> String {
-    Command::new("git")
-        .args([
+    command_output(
+        "git",
+        &[
             "-C",
             env!("CARGO_MANIFEST_DIR"),
             "rev-parse",
             "--short",
             "HEAD",
-        ])
-        .output()
-        .ok()
-        .filter(|out| out.status.success())
-        .map_or_else(
-            || "unknown".to_owned(),
-            |out| String::from_utf8_lossy(&out.stdout).trim().to_owned(),
-        )
+        ],
+    )
 }
 
 /// The key of the one session record in DB 1 (the bare handler reads it).

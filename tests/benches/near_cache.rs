@@ -289,32 +289,12 @@ impl Workload for Fixture {
                     .expect("raw GET must succeed");
                 value
             }
-            Target::RawPair => {
-                let mut raw = self.raw.clone();
-                let key = &self.stored_keys[index];
-                let (value, pttl): (Option<Vec<u8>>, i64) = redis::pipe()
-                    .get(key)
-                    .pttl(key)
-                    .query_async(&mut raw)
-                    .await
-                    .expect("raw GET + PTTL must succeed");
-                assert_eq!(pttl, -1, "the keys have no TTL");
-                value
+            Target::RawPair => raw_pair(&mut self.raw.clone(), &self.stored_keys[index]).await,
+            Target::RawPairTracked => {
+                raw_pair(&mut self.tracked.clone(), &self.stored_keys[index]).await
             }
-            Target::RawPairTracked | Target::RawPairBcast => {
-                let mut conn = match target {
-                    Target::RawPairTracked => self.tracked.clone(),
-                    _ => self.bcast.clone(),
-                };
-                let key = &self.stored_keys[index];
-                let (value, pttl): (Option<Vec<u8>>, i64) = redis::pipe()
-                    .get(key)
-                    .pttl(key)
-                    .query_async(&mut conn)
-                    .await
-                    .expect("raw GET + PTTL must succeed");
-                assert_eq!(pttl, -1, "the keys have no TTL");
-                value
+            Target::RawPairBcast => {
+                raw_pair(&mut self.bcast.clone(), &self.stored_keys[index]).await
             }
             Target::Hit => self.hit.get_bytes(&self.keys[index]).await.expect("hit"),
             Target::Plain => self
@@ -331,4 +311,16 @@ impl Workload for Fixture {
         };
         assert!(value.is_some(), "no value at item {index}");
     }
+}
+
+/// `GET` + `PTTL` of `key` in one pipeline on `conn`: what a miss sends.
+async fn raw_pair(conn: &mut impl redis::aio::ConnectionLike, key: &str) -> Option<Vec<u8>> {
+    let (value, pttl): (Option<Vec<u8>>, i64) = redis::pipe()
+        .get(key)
+        .pttl(key)
+        .query_async(conn)
+        .await
+        .expect("raw GET + PTTL must succeed");
+    assert_eq!(pttl, -1, "the keys have no TTL");
+    value
 }

@@ -280,6 +280,20 @@ pub fn run_rounds(default_rounds: usize) -> usize {
     }
 }
 
+/// What `program args` prints on standard output, trimmed, or `unknown`
+/// when it cannot run or fails.
+pub fn command_output(program: &str, args: &[&str]) -> String {
+    Command::new(program)
+        .args(args)
+        .output()
+        .ok()
+        .filter(|out| out.status.success())
+        .map_or_else(
+            || "unknown".to_owned(),
+            |out| String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+        )
+}
+
 /// Prints a Markdown header: `title`, cores, kernel, the Rust compiler
 /// and the Redis version.
 ///
@@ -288,19 +302,8 @@ pub fn run_rounds(default_rounds: usize) -> usize {
 /// When the server does not answer `INFO server`.
 pub async fn print_machine(title: &str, raw: &redis::aio::ConnectionManager) {
     let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let output = |program: &str, arg: &str| {
-        Command::new(program)
-            .arg(arg)
-            .output()
-            .ok()
-            .filter(|out| out.status.success())
-            .map_or_else(
-                || "unknown".to_owned(),
-                |out| String::from_utf8_lossy(&out.stdout).trim().to_owned(),
-            )
-    };
-    let uname = output("uname", "-srm");
-    let rustc = output("rustc", "--version");
+    let uname = command_output("uname", &["-srm"]);
+    let rustc = command_output("rustc", &["--version"]);
     let info: String = redis::cmd("INFO")
         .arg("server")
         .query_async(&mut raw.clone())

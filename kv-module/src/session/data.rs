@@ -119,6 +119,21 @@ struct StoredSession {
     metadata: BTreeMap<String, serde_json::Value>,
 }
 
+impl From<StoredSession> for Session {
+    fn from(stored: StoredSession) -> Self {
+        Session {
+            data: SessionData {
+                user_id: stored.user_id,
+                tenant_id: stored.tenant_id,
+                metadata: stored.metadata,
+            },
+            created_at: stored.created_at,
+            last_seen: stored.last_seen,
+            absolute_expiry: stored.absolute_expiry,
+        }
+    }
+}
+
 /// Decodes a stored record (`bytes` is left changed: one byte of its
 /// header is overwritten).
 ///
@@ -156,16 +171,7 @@ pub(crate) fn decode_record(bytes: &mut [u8]) -> Result<Session, serde_json::Err
         }
     }
     let stored: StoredSession = serde_json::from_slice(bytes)?;
-    Ok(Session {
-        data: SessionData {
-            user_id: stored.user_id,
-            tenant_id: stored.tenant_id,
-            metadata: stored.metadata,
-        },
-        created_at: stored.created_at,
-        last_seen: stored.last_seen,
-        absolute_expiry: stored.absolute_expiry,
-    })
+    Ok(stored.into())
 }
 
 /// The data as the tail of a record: its JSON object without the opening
@@ -304,17 +310,9 @@ mod tests {
             .with_metadata("roles", serde_json::json!(["a", "b"]))
             .with_metadata("n", serde_json::json!(7));
         let whole = |bytes: &[u8]| -> Session {
-            let stored: StoredSession = serde_json::from_slice(bytes).unwrap();
-            Session {
-                data: SessionData {
-                    user_id: stored.user_id,
-                    tenant_id: stored.tenant_id,
-                    metadata: stored.metadata,
-                },
-                created_at: stored.created_at,
-                last_seen: stored.last_seen,
-                absolute_expiry: stored.absolute_expiry,
-            }
+            serde_json::from_slice::<StoredSession>(bytes)
+                .unwrap()
+                .into()
         };
         let bytes = record(&data);
         assert_eq!(decode_record(&mut bytes.clone()).unwrap(), whole(&bytes));
