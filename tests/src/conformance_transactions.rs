@@ -213,23 +213,39 @@ async fn write_while_reading(
     rounds: std::ops::Range<u32>,
     tx: fn(&[u8]) -> Transaction,
 ) {
+    // The writer starts once the reader is reading (a memory store's
+    // writer could otherwise finish all its rounds before the reader's
+    // first look), and yields after each transaction so that on a
+    // single-threaded runtime too the reads fall between them.
+    let (reading, started) = tokio::sync::oneshot::channel::<()>();
     let writer = {
         let s = s.clone();
         tokio::spawn(async move {
+            started.await.expect("the reader signals before it reads");
+            let mut written = 0_u32;
             for i in rounds {
                 s.transactions().run(&tx(i.to_string().as_bytes())).await?;
+                written += 1;
+                tokio::task::yield_now().await;
             }
-            Ok::<_, KvError>(())
+            Ok::<_, KvError>(written)
         })
     };
+    reading.send(()).expect("the writer waits for the reader");
     let mut reads = 0;
-    while !writer.is_finished() {
+    loop {
         let both = s.get_many_bytes(&["{t}a", "{t}b"]).await.unwrap();
         assert_eq!(both[0], both[1], "half a transaction seen");
         reads += 1;
+        if writer.is_finished() {
+            break;
+        }
     }
-    writer.await.unwrap().unwrap();
-    assert!(reads > 0);
+    let written = writer.await.unwrap().unwrap();
+    assert!(
+        written > 0 && reads > 0,
+        "{written} transactions, {reads} reads"
+    );
 }
 
 /// On a cluster, a transaction whose keys do not share a slot is

@@ -300,12 +300,6 @@ impl KvRateLimiter {
     /// [`RateLimitError::InvalidCost`] for a cost of 0 or above the
     /// policy's [`capacity`](NamedPolicy::capacity) (nothing is sent);
     /// [`RateLimitError::Store`] as above.
-    #[tracing::instrument(
-        level = "trace",
-        skip(self, key),
-        fields(policy = %self.policy.name(), store = %self.store.name()),
-        err(level = "debug")
-    )]
     pub async fn check_cost(&self, key: &str, cost: u64) -> Result<Decision, RateLimitError> {
         let max = self.policy.capacity();
         if cost == 0 || cost > max {

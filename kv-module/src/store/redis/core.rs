@@ -57,7 +57,6 @@ impl Core {
 
     /// `cmd` on the caller's `key`: prefixed, routed by it, errors naming
     /// it. The stored key is the command's first argument after its name.
-    #[tracing::instrument(level = "trace", skip(self, args), fields(store = %self.ctx().store), err(level = "debug"))]
     pub(crate) async fn on_key<T: redis::FromRedisValue>(
         &self,
         name: &'static str,
@@ -79,7 +78,6 @@ impl Core {
     /// call path; on a cluster keys of several slots are
     /// [`KvError::CrossSlot`] before anything is sent. Errors name the
     /// first key.
-    #[tracing::instrument(level = "trace", skip_all, fields(store = %self.ctx().store, script = script.name()), err(level = "debug"))]
     pub(crate) async fn eval<T: redis::FromRedisValue, A: redis::ToRedisArgs>(
         &self,
         script: &Script,
@@ -131,11 +129,14 @@ impl Core {
         keys: &[&str],
         stored: &[String],
     ) -> Result<()> {
+        if !self.link.is_cluster() {
+            return Ok(());
+        }
         let Some(first) = stored.first() else {
             return Ok(());
         };
         let slot = key_slot(first);
-        if self.link.is_cluster() && stored.iter().any(|key| key_slot(key) != slot) {
+        if stored.iter().any(|key| key_slot(key) != slot) {
             return Err(KvError::CrossSlot {
                 store: self.ctx().store.clone(),
                 op,

@@ -64,7 +64,6 @@ impl KvLists for Core {
         .await
     }
 
-    #[tracing::instrument(level = "trace", skip(self), fields(store = %self.ctx().store), err(level = "debug"))]
     async fn blocking_pop(
         &self,
         keys: &[&str],

@@ -50,7 +50,6 @@ fn scored(value: redis::Value) -> redis::RedisResult<Vec<Scored>> {
 
 impl Core {
     /// `ZRANGE` (`args` after the key) with `WITHSCORES`, parsed.
-    #[tracing::instrument(level = "trace", skip(self), fields(store = %self.ctx().store), err(level = "debug"))]
     async fn zrange(&self, key: &str, args: &[String]) -> Result<Vec<Scored>> {
         let stored = self.space.stored_key(key);
         let mut cmd = redis::cmd("ZRANGE");

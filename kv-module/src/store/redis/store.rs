@@ -191,7 +191,6 @@ impl KvStore for RedisStore {
         self.core.space.prefix()
     }
 
-    #[tracing::instrument(level = "trace", skip(self), fields(store = %self.core.ctx().store), err(level = "debug"))]
     async fn get_bytes(&self, key: &str) -> Result<Option<Vec<u8>>> {
         let stored = self.core.space.stored_key(key);
         if let Some(near) = &self.core.near {
@@ -213,7 +212,6 @@ impl KvStore for RedisStore {
             .await
     }
 
-    #[tracing::instrument(level = "trace", skip(self, value), fields(store = %self.core.ctx().store), err(level = "debug"))]
     async fn set_bytes(&self, key: &str, value: &[u8], ttl: Ttl) -> Result<()> {
         let stored = self.core.space.stored_key(key);
         let _forget = self.core.forget_after(std::slice::from_ref(&stored));
@@ -223,7 +221,6 @@ impl KvStore for RedisStore {
             .await
     }
 
-    #[tracing::instrument(level = "trace", skip(self, value), fields(store = %self.core.ctx().store), err(level = "debug"))]
     async fn set_bytes_if_absent(&self, key: &str, value: &[u8], ttl: Ttl) -> Result<bool> {
         let stored = self.core.space.stored_key(key);
         let _forget = self.core.forget_after(std::slice::from_ref(&stored));
@@ -236,7 +233,6 @@ impl KvStore for RedisStore {
         Ok(reply.is_some())
     }
 
-    #[tracing::instrument(level = "trace", skip_all, fields(store = %self.core.ctx().store, n = keys.len()), err(level = "debug"))]
     async fn get_many_bytes(&self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>> {
         if keys.is_empty() {
             return Ok(Vec::new());
@@ -255,7 +251,6 @@ impl KvStore for RedisStore {
             .await
     }
 
-    #[tracing::instrument(level = "trace", skip_all, fields(store = %self.core.ctx().store, n = entries.len()), err(level = "debug"))]
     async fn set_many_bytes(&self, entries: &[(&str, &[u8], Ttl)]) -> Result<()> {
         if entries.is_empty() {
             return Ok(());
@@ -292,7 +287,6 @@ impl KvStore for RedisStore {
             .await
     }
 
-    #[tracing::instrument(level = "trace", skip(self), fields(store = %self.core.ctx().store), err(level = "debug"))]
     async fn delete(&self, key: &str) -> Result<bool> {
         let stored = self.core.space.stored_key(key);
         let _forget = self.core.forget_after(std::slice::from_ref(&stored));
@@ -305,7 +299,6 @@ impl KvStore for RedisStore {
         Ok(n > 0)
     }
 
-    #[tracing::instrument(level = "trace", skip_all, fields(store = %self.core.ctx().store, n = keys.len()), err(level = "debug"))]
     async fn delete_keys(&self, keys: &[&str]) -> Result<u64> {
         if keys.is_empty() {
             return Ok(0);
@@ -321,7 +314,6 @@ impl KvStore for RedisStore {
             .await
     }
 
-    #[tracing::instrument(level = "trace", skip(self), fields(store = %self.core.ctx().store), err(level = "debug"))]
     async fn keys(&self, pattern: &str) -> Result<Vec<String>> {
         let (conn, guard) = self.core.link.admit(Route::All)?;
         let pattern = self.core.space.stored_pattern(pattern);
@@ -334,7 +326,6 @@ impl KvStore for RedisStore {
             .collect())
     }
 
-    #[tracing::instrument(level = "trace", skip(self), fields(store = %self.core.ctx().store), err(level = "debug"))]
     async fn exists(&self, key: &str) -> Result<bool> {
         let stored = self.core.space.stored_key(key);
         let mut cmd = redis::cmd("EXISTS");
@@ -346,7 +337,6 @@ impl KvStore for RedisStore {
         Ok(n > 0)
     }
 
-    #[tracing::instrument(level = "trace", skip(self), fields(store = %self.core.ctx().store), err(level = "debug"))]
     async fn expire(&self, key: &str, ttl: Duration) -> Result<bool> {
         let ms = duration_millis(ttl, &self.core.ctx().store, key)?;
         let stored = self.core.space.stored_key(key);
@@ -358,7 +348,6 @@ impl KvStore for RedisStore {
             .await
     }
 
-    #[tracing::instrument(level = "trace", skip(self), fields(store = %self.core.ctx().store), err(level = "debug"))]
     async fn ttl(&self, key: &str) -> Result<KeyTtl> {
         let stored = self.core.space.stored_key(key);
         let mut cmd = redis::cmd("PTTL");
@@ -374,7 +363,6 @@ impl KvStore for RedisStore {
         })
     }
 
-    #[tracing::instrument(level = "trace", skip(self), fields(store = %self.core.ctx().store), err(level = "debug"))]
     async fn persist(&self, key: &str) -> Result<bool> {
         let stored = self.core.space.stored_key(key);
         let _forget = self.core.forget_after(std::slice::from_ref(&stored));
@@ -385,7 +373,6 @@ impl KvStore for RedisStore {
             .await
     }
 
-    #[tracing::instrument(level = "trace", skip(self), fields(store = %self.core.ctx().store), err(level = "debug"))]
     async fn incr_by(&self, key: &str, delta: i64) -> Result<i64> {
         let stored = self.core.space.stored_key(key);
         let _forget = self.core.forget_after(std::slice::from_ref(&stored));
@@ -396,7 +383,6 @@ impl KvStore for RedisStore {
             .await
     }
 
-    #[tracing::instrument(level = "trace", skip(self), fields(store = %self.core.ctx().store), err(level = "debug"))]
     async fn incr_by_with_ttl(
         &self,
         key: &str,
@@ -472,7 +458,6 @@ impl KvStore for RedisStore {
         Ok((value, left))
     }
 
-    #[tracing::instrument(level = "trace", skip_all, fields(store = %self.core.ctx().store), err(level = "debug"))]
     async fn run_script(
         &self,
         script: &Script,
@@ -483,7 +468,6 @@ impl KvStore for RedisStore {
         Ok(script_value(value))
     }
 
-    #[tracing::instrument(level = "trace", skip(self), fields(store = %self.core.ctx().store), err(level = "debug"))]
     async fn ping(&self) -> Result<()> {
         self.core
             .query(&redis::cmd("PING"), "PING", None, Route::All)
