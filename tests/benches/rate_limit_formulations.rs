@@ -244,10 +244,14 @@ impl Form {
                 "fixed_window: pipeline SET PX NX, INCRBY, PTTL (chosen until 4d4ac5a)".to_owned()
             }
             Self::Chosen(algorithm) => format!("{algorithm}: chosen (what the limiter sends)"),
-            Self::FixedPipeline => "fixed_window: pipeline INCRBY, PEXPIRE NX, PTTL".to_owned(),
+            Self::FixedPipeline => {
+                "fixed_window: pipeline INCRBY, PEXPIRE NX, PTTL (what the limiter sends)"
+                    .to_owned()
+            }
             Self::FixedMulti => "fixed_window: MULTI INCRBY, PEXPIRE NX, PTTL EXEC".to_owned(),
             Self::FixedLean => {
-                "fixed_window: lean Lua (INCRBY, PEXPIRE or PTTL), chosen since 4d4ac5a".to_owned()
+                "fixed_window: lean Lua (INCRBY, PEXPIRE or PTTL), chosen 4d4ac5a until this change"
+                    .to_owned()
             }
             Self::SlidingLean => {
                 "sliding_window: lean Lua, integer reply, SET PX every time".to_owned()

@@ -17,7 +17,7 @@ use super::denial_memo::{DEFAULT_MAX_KEYS, DenialMemo};
 use super::error::RateLimitError;
 use super::policy::{NamedPolicy, RateLimitPolicy};
 use super::rate_limiter::RateLimiter;
-use super::scripts::{FIXED_WINDOW_COUNT, Reply};
+use super::scripts::Reply;
 use crate::config::ConfigError;
 use crate::error::KvError;
 #[cfg(feature = "yaml")]
@@ -350,24 +350,24 @@ impl KvRateLimiter {
         self.counters.failed_closed.load(Ordering::Relaxed)
     }
 
-    /// A fixed-window check of cost 1: the counter is incremented first
-    /// and compared after ([`FIXED_WINDOW_COUNT`], one script). A denied
-    /// check adds 1 to a counter already at the limit, which changes no
-    /// answer; the module [`scripts`](super::scripts) says why, and why
-    /// checks of a larger cost run the comparing script.
+    /// A fixed-window check of cost 1, without a script: the counter is
+    /// incremented first and compared after
+    /// ([`KvStore::incr_by_with_ttl`]: `INCRBY`, `PEXPIRE … NX`, `PTTL`
+    /// in one pipeline on Redis). A denied check adds 1 to a counter already at
+    /// the limit, which changes no answer; the module
+    /// [`scripts`](super::scripts) says why, and why checks of a larger
+    /// cost keep the script.
     async fn count(&self, stored_key: &str) -> Result<Reply, KvError> {
-        let window_ms = self.policy.window_ms();
-        let args = ScriptArgs::new().uint(window_ms);
-        let value = self
+        let (count, ttl) = self
             .store
-            .run_script(&FIXED_WINDOW_COUNT, &[stored_key], &args)
+            .incr_by_with_ttl(stored_key, 1, self.policy.window())
             .await?;
-        Reply::parse_count(&value, self.policy.limit(), window_ms).ok_or_else(|| KvError::Backend {
-            store: Arc::from(self.store.name()),
-            op: "rate limit script",
-            key: Some(stored_key.to_owned()),
-            source: format!("unexpected reply {value:?}").into(),
-        })
+        Ok(Reply::fixed_window_count(
+            count,
+            ttl,
+            self.policy.limit(),
+            self.policy.window_ms(),
+        ))
     }
 
     /// One run of the policy's script for a check of `cost`.

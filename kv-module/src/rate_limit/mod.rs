@@ -9,17 +9,19 @@
 //! * `scripts.rs`: how a check is computed on the store — one round trip
 //!   on Redis (one critical section in memory) on the store's clock, so
 //!   instances with skewed clocks agree, and every key written has a TTL.
-//!   A fixed-window check of cost 1 is a counter (one small script:
-//!   `INCRBY`, then `PEXPIRE` or `PTTL`), incremented first and compared
-//!   after, which changes no answer (`scripts.rs` proves it); every other
-//!   check is one atomic [`Script`](crate::store::Script) (`EVALSHA`)
-//!   that writes nothing when it denies.
+//!   A fixed-window check of cost 1 is a counter
+//!   ([`KvStore::incr_by_with_ttl`](crate::KvStore::incr_by_with_ttl):
+//!   `INCRBY`, `PEXPIRE … NX`, `PTTL` in one pipeline), incremented first and
+//!   compared after, which changes no answer (`scripts.rs` proves it);
+//!   every other check is one atomic [`Script`](crate::store::Script)
+//!   (`EVALSHA`) that writes nothing when it denies.
 //!
 //! # Redis version
 //!
-//! Every check is one script, on any Redis the crate supports.
-//! (`KvStore::incr_by_with_ttl`, which the limiter no longer uses,
-//! repairs a counter without a TTL with `PEXPIRE … NX`: Redis 7.0.)
+//! Redis 7.0 or later: a fixed-window check of cost 1 sends
+//! `PEXPIRE … NX`, which older servers refuse; there every such check
+//! fails (a store failure, open or closed as configured) with an error
+//! saying Redis 7.0 is needed. The other checks are scripts.
 //!
 //! * [`KvRateLimiter`] (`limiter.rs`): the limiter and shaku component;
 //!   [`RateLimiter`] (`interface.rs`): its interface. [`Decision`]

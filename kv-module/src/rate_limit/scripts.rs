@@ -4,13 +4,12 @@
 //!
 //! # The fixed window counts first and compares after
 //!
-//! A check of cost 1 (nearly every check) runs [`FIXED_WINDOW_COUNT`]:
-//! `INCRBY key 1`, then `PEXPIRE` on a new key or `PTTL` on an existing
-//! one, and the limiter compares the new count with the limit. (Measured
-//! on a quiet machine, `rate_limit_formulations`: 0.98 of the naive
-//! `INCR` + `PEXPIRE` pipeline at 50 tasks, against 0.80 for a pipeline
-//! of `SET … PX … NX`, `INCRBY`, `PTTL`: one command on the wire costs
-//! the server less than three.) Each `INCRBY` is
+//! A check of cost 1 (nearly every check) sends no script: the limiter
+//! calls [`KvStore::incr_by_with_ttl`](crate::KvStore::incr_by_with_ttl)
+//! (`INCRBY key 1`, `PEXPIRE key window NX`, `PTTL key` in one pipeline
+//! on Redis: about a third of the server time of the same steps in Lua,
+//! measured in `docs/BENCHMARKS.md`) and compares the new count with the
+//! limit. Each `INCRBY` is
 //! atomic, so the checks of every instance get distinct counts 1, 2, 3, …
 //! and exactly those up to the limit pass. A denied check has added 1 to
 //! a counter already at the limit (or above); that changes no answer:
@@ -116,50 +115,6 @@ fn fixed_window(run: &mut ScriptRun<'_>) -> Result<ScriptValue, String> {
         run.set_keep_ttl(key, used.to_string().as_bytes())?;
     }
     Ok(reply(true, limit - used, ttl, -1))
-}
-
-/// Fixed window, a check of cost 1: counts first (see the module docs).
-/// `ARGV`: window ms. Reply: `{count, ttl_ms}`, the counter after the
-/// increment and its remaining lifetime. A new counter gets the window as
-/// its expiry; so does one found without expiry (persisted by hand), so no
-/// counter is ever left without one.
-pub(crate) static FIXED_WINDOW_COUNT: Script = Script::new(
-    "rate limit fixed window count",
-    r#"
-local count = redis.call('INCRBY', KEYS[1], 1)
-local ttl = -1
-if count ~= 1 then ttl = redis.call('PTTL', KEYS[1]) end
-if ttl < 0 then
-  redis.call('PEXPIRE', KEYS[1], ARGV[1])
-  ttl = tonumber(ARGV[1])
-end
-return {count, ttl}
-"#,
-    fixed_window_count,
-);
-
-fn fixed_window_count(run: &mut ScriptRun<'_>) -> Result<ScriptValue, String> {
-    let key = run.key(0)?;
-    let window = arg(run, 0)?;
-    let used = match run.get(key)? {
-        None => 0,
-        Some(bytes) => parse_int(&bytes).ok_or("ERR value is not an integer or out of range")?,
-    };
-    let count = used
-        .checked_add(1)
-        .ok_or("ERR increment or decrement would overflow")?;
-    let ttl = if count == 1 { -1 } else { run.pttl(key)? };
-    let ttl = if ttl < 0 {
-        run.set(key, count.to_string().as_bytes(), Some(unsigned(window)))?;
-        window
-    } else {
-        run.set_keep_ttl(key, count.to_string().as_bytes())?;
-        ttl
-    };
-    Ok(ScriptValue::Array(vec![
-        ScriptValue::Int(count),
-        ScriptValue::Int(ttl),
-    ]))
 }
 
 /// Sliding-window counter. `ARGV`: limit, window ms, cost.
@@ -351,8 +306,7 @@ pub(crate) struct Reply {
 
 impl Reply {
     /// The answer of a fixed-window check of cost 1 made by counting
-    /// ([`FIXED_WINDOW_COUNT`], or
-    /// [`KvStore::incr_by_with_ttl`](crate::KvStore::incr_by_with_ttl)):
+    /// ([`KvStore::incr_by_with_ttl`](crate::KvStore::incr_by_with_ttl)):
     /// `count` is the counter after the increment, `ttl` its expiry.
     pub(crate) fn fixed_window_count(count: i64, ttl: KeyTtl, limit: u64, window_ms: u64) -> Reply {
         let ttl_ms = match ttl {
@@ -465,21 +419,6 @@ impl Reply {
 
     /// Decodes `{allowed, remaining, reset_ms, retry_ms}`; `None` for any
     /// other shape.
-    /// Decodes [`FIXED_WINDOW_COUNT`]'s reply `{count, ttl_ms}` into the
-    /// answer for `limit` per `window_ms`; `None` for another shape.
-    pub(crate) fn parse_count(value: &ScriptValue, limit: u64, window_ms: u64) -> Option<Reply> {
-        let [count, ttl] = value.as_array()? else {
-            return None;
-        };
-        let ttl = u64::try_from(ttl.as_int()?).ok()?;
-        Some(Self::fixed_window_count(
-            count.as_int()?,
-            KeyTtl::ExpiresIn(std::time::Duration::from_millis(ttl)),
-            limit,
-            window_ms,
-        ))
-    }
-
     fn parse_array(value: &ScriptValue) -> Option<Reply> {
         let [allowed, remaining, reset, retry] = value.as_array()? else {
             return None;
@@ -663,42 +602,6 @@ mod tests {
             ops.run(&FIXED_WINDOW, args),
             allowed(2, 1_000),
             "a new window"
-        );
-    }
-
-    #[test]
-    fn fixed_window_count_counts_first_and_never_leaves_a_counter_without_expiry() {
-        let mut ops = FakeOps {
-            now: 1_000,
-            ..FakeOps::default()
-        };
-        let count = |ops: &mut FakeOps| {
-            let value = FIXED_WINDOW_COUNT
-                .run_memory(ops, &["k".to_owned()], &[b"1000".to_vec()])
-                .expect("script runs");
-            Reply::parse_count(&value, 2, 1_000).expect("a well-formed reply")
-        };
-        assert_eq!(count(&mut ops), allowed(1, 1_000));
-        ops.now = 1_600;
-        assert_eq!(count(&mut ops), allowed(0, 400), "not re-armed");
-        assert_eq!(
-            count(&mut ops),
-            denied(0, 400, 400),
-            "counted past the limit"
-        );
-        assert_eq!(ops.get("k"), Some(b"3".to_vec()));
-        ops.now = 2_000;
-        assert_eq!(count(&mut ops), allowed(1, 1_000), "a new window");
-        // A counter persisted by hand gets the window again.
-        ops.keys.insert("k".to_owned(), (b"1".to_vec(), None));
-        assert_eq!(count(&mut ops), allowed(0, 1_000));
-        assert_eq!(ops.pttl("k"), 1_000);
-        // Not a number: the script fails, as `INCRBY` does on Redis.
-        ops.keys.insert("k".to_owned(), (b"x".to_vec(), None));
-        assert!(
-            FIXED_WINDOW_COUNT
-                .run_memory(&mut ops, &["k".to_owned()], &[b"1000".to_vec()])
-                .is_err()
         );
     }
 

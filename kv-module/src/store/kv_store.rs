@@ -157,17 +157,20 @@ pub trait KvStore: Send + Sync + 'static {
     /// [`MAX_TTL`](crate::store::MAX_TTL) is
     /// [`KvError::InvalidArgument`](crate::KvError::InvalidArgument).
     ///
-    /// Redis sends `SET key 0 PX ttl NX`, `INCRBY` and `PTTL` in one
-    /// pipeline (no script to load; the rate limiter, which checks on every
-    /// request, counts with a script of its own, cheaper at high
-    /// concurrency): each
-    /// increment is atomic and the key is created with its expiry, so
-    /// whatever part of the pipeline runs, no counter is left without
-    /// one. A key found without expiry (written so by hand, or gone
-    /// between `SET` and `INCRBY` and created again by `INCRBY`) gets it
-    /// by a second round trip, `PEXPIRE … NX`, which needs Redis 7.0 or
-    /// later (an older server fails that call, saying so). A reader may
-    /// see a new counter at 0 for the instant between `SET` and `INCRBY`.
+    /// Redis sends `INCRBY`, `PEXPIRE key ttl NX` and `PTTL` in one
+    /// pipeline (cheaper for the server than a `MULTI` or a script, and
+    /// than creating the key first with `SET … PX … NX`): each increment
+    /// is atomic, and `PEXPIRE … NX` gives the key its expiry when it has
+    /// none (it is new, or was written without one) and never re-arms
+    /// it. The pipeline is one write of a few dozen bytes, which the
+    /// server runs as it comes; only a connection lost between `INCRBY`
+    /// and `PEXPIRE` (the pipeline read in two parts) can leave a counter
+    /// without expiry, and the next call on the key gives it one. When
+    /// `INCRBY` fails on a key that had no expiry, the expiry that
+    /// `PEXPIRE … NX` gave it is taken back (`PERSIST`, a second round
+    /// trip), so a failed call changes nothing. `PEXPIRE … NX` needs
+    /// Redis 7.0 or later: an older server fails every call, saying so
+    /// (after `INCRBY` has counted).
     /// The memory backend does it all under its lock. The default
     /// implementation, for stores that do not override it, runs one script
     /// through [`run_script`](Self::run_script) (its errors are script

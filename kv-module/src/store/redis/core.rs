@@ -18,6 +18,19 @@ use super::near_cache::{ForgetOnDrop, Tracking};
 use crate::error::{KvError, Result};
 use crate::store::{KeySpace, Script, ScriptRun, ScriptValue, key_slot};
 
+/// A command `name` with room for `args` more arguments of `bytes` bytes in
+/// all: its buffers are allocated once, where `redis::cmd` grows them
+/// argument by argument (on a rate-limit check's three commands that cost
+/// 3,000 instructions, a sixth of the client's work: callgrind).
+pub(crate) fn sized_cmd(name: &str, args: usize, bytes: usize) -> redis::Cmd {
+    let mut cmd = redis::Cmd::with_capacity(args + 1, name.len() + bytes);
+    cmd.arg(name);
+    cmd
+}
+
+/// Room for a number argument (`i64::MIN` is 20 digits and a sign).
+pub(crate) const NUMBER_BYTES: usize = 20;
+
 /// One Redis store's connections and key space.
 pub(crate) struct Core {
     pub(crate) link: Arc<Link>,
@@ -67,7 +80,8 @@ impl Core {
         // Reads as well as writes: a key of another type may be held as
         // missing, and a drop costs no more than a later miss.
         let _forget = self.forget_after(std::slice::from_ref(&stored));
-        let mut cmd = redis::cmd(name);
+        // Room for the key and a few arguments (a field, a value, a count).
+        let mut cmd = sized_cmd(name, 4, stored.len() + 3 * NUMBER_BYTES);
         cmd.arg(&stored);
         args(&mut cmd);
         self.query(&cmd, name, Some(key), Route::Key(&stored)).await
@@ -89,7 +103,13 @@ impl Core {
         self.check_one_slot("EVALSHA", keys, &stored)?;
         // One slot (checked above on a cluster): the first key routes it.
         let route = stored.first().map_or(Route::All, |key| Route::Key(key));
-        let mut evalsha = redis::cmd("EVALSHA");
+        let arg_bytes: usize =
+            stored.iter().map(String::len).sum::<usize>() + args.len() * NUMBER_BYTES;
+        let mut evalsha = sized_cmd(
+            "EVALSHA",
+            2 + stored.len() + args.len(),
+            script.sha1().len() + NUMBER_BYTES + arg_bytes,
+        );
         evalsha.arg(script.sha1()).arg(stored.len());
         for key in &stored {
             evalsha.arg(key.as_str());
