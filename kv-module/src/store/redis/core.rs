@@ -80,8 +80,11 @@ impl Core {
         // Reads as well as writes: a key of another type may be held as
         // missing, and a drop costs no more than a later miss.
         let _forget = self.forget_after(std::slice::from_ref(&stored));
-        // Room for the key and a few arguments (a field, a value, a count).
-        let mut cmd = sized_cmd(name, 4, stored.len() + 3 * NUMBER_BYTES);
+        // Room for the key and a few arguments (a field and a value of a
+        // few hundred bytes, a count): a larger buffer costs `malloc` the
+        // same (all under its per-thread cache's 1 KiB), growing one
+        // costs a copy and a second allocation.
+        let mut cmd = sized_cmd(name, 6, stored.len() + 256);
         cmd.arg(&stored);
         args(&mut cmd);
         self.query(&cmd, name, Some(key), Route::Key(&stored)).await

@@ -15,7 +15,7 @@
 
 use async_trait::async_trait;
 
-use super::core::{Core, redis_only};
+use super::core::{Core, redis_only, sized_cmd};
 use super::link::Route;
 use crate::error::{KvError, Result};
 use crate::store::transaction::{TxOp, check};
@@ -146,12 +146,14 @@ impl Core {
         let stored: Vec<String> = keys.iter().map(|k| self.space.stored_key(k)).collect();
         self.check_one_slot("MULTI", &keys, &stored)?;
         let _forget = self.forget_after(&stored);
-        let mut pipe = redis::pipe();
+        let mut pipe = redis::Pipeline::with_capacity(tx.ops.len());
         pipe.atomic();
         for op in &tx.ops {
             let (name, rest) = command(store, op)?;
-            let mut cmd = redis::cmd(name);
-            cmd.arg(self.space.stored_key(op.key()));
+            let key = self.space.stored_key(op.key());
+            let bytes = key.len() + rest.iter().map(|arg| arg.len()).sum::<usize>();
+            let mut cmd = sized_cmd(name, 1 + rest.len(), bytes);
+            cmd.arg(key);
             for arg in rest {
                 cmd.arg(arg);
             }
