@@ -1,0 +1,222 @@
+//! Client work per call, in instructions: each kind of call counted by
+//! `valgrind --tool=callgrind`, which counts instructions, not seconds, so
+//! the figures are the same on a loaded machine and on a quiet one (the
+//! throughput benches on this project's shared two-core machines move by
+//! ±0.1 in ratio between runs; these do not).
+//!
+//! ```text
+//! cargo bench -p kv-module-tests --bench instructions
+//! BENCH_FILTER=get cargo bench -p kv-module-tests --bench instructions
+//! ```
+//!
+//! Without `BENCH_MODE` the bench runs itself under callgrind twice per
+//! kind of call, 2,000 and 12,000 calls (50 tasks on a two-thread runtime,
+//! against a [`TestRedis`] started for each run), and prints the
+//! difference per call, so that start-up and set-up cancel out, with the
+//! ratio to its raw redis-rs baseline. It needs `valgrind` on the `PATH`.
+//! The kinds:
+//!
+//! * `raw_get`, `raw_hget`: redis-rs `MultiplexedConnection` (`TCP_NODELAY`
+//!   and a 2 s response timeout, as in the `data_types` bench) `GET` /
+//!   `HGET` of the same stored key kv-module reads;
+//! * `kv_get`, `kv_hget`: `RedisStore::get_bytes` / `hashes().get` (pool
+//!   size 1, prefix `bench`) as `Arc<dyn KvStore>`;
+//! * `naive`: the naive limiter's `INCR` + `PEXPIRE` pipeline over 1,000
+//!   keys, raw; `fixed`: `KvRateLimiter::check` of a fixed window over
+//!   1,000 client keys (a quota no run reaches).
+//!
+//! Counted: every thread of the bench process (the client), not the
+//! `redis-server` it starts. No tracing subscriber and no metrics recorder
+//! are installed, as in the other benches. `BENCH_MODE=<kind>
+//! BENCH_OPS=<calls>` runs one kind once, uncounted.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kv_module::rate_limit::{Algorithm, KvRateLimiter, RateLimitPolicy};
+use kv_module::{KvStore, RedisConfig, RedisStore, Ttl};
+use kv_module_tests::TestRedis;
+use redis::AsyncCommands;
+
+const TASKS: usize = 50;
+const KEYS: usize = 1_000;
+
+/// Each kind of call and the raw baseline it is compared with.
+const KINDS: [(&str, &str); 6] = [
+    ("raw_get", "raw_get"),
+    ("kv_get", "raw_get"),
+    ("raw_hget", "raw_hget"),
+    ("kv_hget", "raw_hget"),
+    ("naive", "naive"),
+    ("fixed", "naive"),
+];
+/// The two run lengths whose difference is reported.
+const RUNS: [usize; 2] = [2_000, 12_000];
+
+fn main() {
+    match std::env::var("BENCH_MODE") {
+        Ok(mode) => {
+            let ops: usize = std::env::var("BENCH_OPS")
+                .ok()
+                .and_then(|ops| ops.parse().ok())
+                .unwrap_or_else(|| panic!("BENCH_OPS must be a number of calls"));
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("a tokio runtime")
+                .block_on(run(&mode, ops));
+        }
+        Err(_) => count_all(),
+    }
+}
+
+/// Runs every kind (those holding `BENCH_FILTER`, and their baselines)
+/// under callgrind and prints the table.
+fn count_all() {
+    let filter = std::env::var("BENCH_FILTER").unwrap_or_default();
+    let exe = std::env::current_exe().expect("the bench's own path");
+    let per_call = |kind: &str| -> f64 {
+        let [short, long] = RUNS.map(|ops| instructions(&exe, kind, ops));
+        (long - short) as f64 / (RUNS[1] - RUNS[0]) as f64
+    };
+    println!("# kv-module instructions per call (callgrind)\n");
+    println!(
+        "{} and {} calls of each kind from {TASKS} tasks; the difference per call. \
+         Client process only (the server is not counted).\n",
+        RUNS[0], RUNS[1]
+    );
+    println!("| call | baseline | instructions per call | baseline's | ratio (call/baseline) |");
+    println!("|---|---|---:|---:|---:|");
+    let mut measured: Vec<(&str, f64)> = Vec::new();
+    for (kind, baseline) in KINDS {
+        if !kind.contains(filter.as_str()) && !baseline.contains(filter.as_str()) {
+            continue;
+        }
+        let mut of = |name: &'static str| match measured.iter().find(|(k, _)| *k == name) {
+            Some((_, n)) => *n,
+            None => {
+                let n = per_call(name);
+                measured.push((name, n));
+                n
+            }
+        };
+        let (own, base) = (of(kind), of(baseline));
+        println!(
+            "| `{kind}` | `{baseline}` | {own:.0} | {base:.0} | {:.2} |",
+            own / base
+        );
+    }
+}
+
+/// The instructions callgrind counted in one run of `kind` with `ops`
+/// calls.
+fn instructions(exe: &std::path::Path, kind: &str, ops: usize) -> u64 {
+    let out = std::env::temp_dir().join(format!("kv-instructions-{}.out", std::process::id()));
+    let run = std::process::Command::new("valgrind")
+        .arg("--tool=callgrind")
+        .arg(format!("--callgrind-out-file={}", out.display()))
+        .arg(exe)
+        .env("BENCH_MODE", kind)
+        .env("BENCH_OPS", ops.to_string())
+        .output()
+        .unwrap_or_else(|e| panic!("valgrind must be on the PATH (apt-get install valgrind): {e}"));
+    let _ = std::fs::remove_file(&out);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        run.status.success(),
+        "{kind} under callgrind failed:\n{stderr}"
+    );
+    stderr
+        .lines()
+        .find_map(|line| line.split("Collected :").nth(1))
+        .and_then(|n| n.trim().replace(',', "").parse().ok())
+        .unwrap_or_else(|| panic!("no `Collected :` line from callgrind:\n{stderr}"))
+}
+
+/// `ops` calls of `kind` from [`TASKS`] tasks.
+async fn run(mode: &str, ops: usize) {
+    let server = TestRedis::start().await;
+    let info = redis::IntoConnectionInfo::into_connection_info(server.url(0))
+        .expect("test Redis URL must parse")
+        .set_tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true));
+    let client = redis::Client::open(info).expect("test Redis URL must parse");
+    let config =
+        redis::AsyncConnectionConfig::new().set_response_timeout(Some(Duration::from_secs(2)));
+    let raw = client
+        .get_multiplexed_async_connection_with_config(&config)
+        .await
+        .expect("raw connection to the test Redis");
+    let store: Arc<dyn KvStore> = Arc::new(
+        RedisStore::open(
+            "bench",
+            RedisConfig::new(server.addr())
+                .with_prefix("bench")
+                .with_pool_size(1),
+        )
+        .await
+        .expect("RedisStore must open on the test Redis"),
+    );
+    store
+        .hashes()
+        .set("h", "f", b"value")
+        .await
+        .expect("hash field written");
+    store
+        .set_bytes("s", b"value", Ttl::Never)
+        .await
+        .expect("string written");
+    let policy = RateLimitPolicy::new(Algorithm::FixedWindow, 10_000_000, Duration::from_secs(60));
+    let fixed = Arc::new(
+        KvRateLimiter::new(store.clone(), "fixed", policy).expect("the bench policy is valid"),
+    );
+    let keys: Arc<Vec<String>> = Arc::new((0..KEYS).map(|i| format!("client-{i}")).collect());
+    let naive_keys: Arc<Vec<String>> =
+        Arc::new(keys.iter().map(|k| format!("bench:naive:{k}")).collect());
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|task| {
+            let (mut raw, store, mode) = (raw.clone(), store.clone(), mode.to_owned());
+            let (fixed, keys, naive_keys) = (fixed.clone(), keys.clone(), naive_keys.clone());
+            tokio::spawn(async move {
+                for i in (task..ops).step_by(TASKS) {
+                    match mode.as_str() {
+                        "raw_get" => {
+                            let _: Option<Vec<u8>> = raw.get("bench:s").await.expect("GET");
+                        }
+                        "kv_get" => {
+                            store.get_bytes("s").await.expect("get_bytes");
+                        }
+                        "raw_hget" => {
+                            let _: Option<Vec<u8>> = raw.hget("bench:h", "f").await.expect("HGET");
+                        }
+                        "kv_hget" => {
+                            store.hashes().get("h", "f").await.expect("hashes().get");
+                        }
+                        "naive" => {
+                            let key = &naive_keys[i % KEYS];
+                            let (_count,): (i64,) = redis::pipe()
+                                .cmd("INCR")
+                                .arg(key)
+                                .cmd("PEXPIRE")
+                                .arg(key)
+                                .arg(60_000)
+                                .ignore()
+                                .query_async(&mut raw)
+                                .await
+                                .expect("naive pipeline");
+                        }
+                        "fixed" => {
+                            let decision = fixed.check(&keys[i % KEYS]).await.expect("check");
+                            assert!(decision.allowed, "the bench quota is never reached");
+                        }
+                        other => panic!("unknown BENCH_MODE `{other}`"),
+                    }
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("a benchmark task panicked");
+    }
+    store.close().await;
+}
