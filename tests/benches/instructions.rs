@@ -1,8 +1,9 @@
 //! Client work per call, in instructions: each kind of call counted by
 //! `valgrind --tool=callgrind`, which counts instructions, not seconds, so
-//! the figures are the same on a loaded machine and on a quiet one (the
-//! throughput benches on this project's shared two-core machines move by
-//! ±0.1 in ratio between runs; these do not).
+//! the figures hardly move with the machine's load (within about 5 %, as
+//! the tasks interleave differently; the throughput benches on this
+//! project's shared two-core machines move by ±0.1 in ratio between
+//! runs).
 //!
 //! ```text
 //! cargo bench -p kv-module-tests --bench instructions
