@@ -55,7 +55,9 @@ use std::time::Duration;
 use kv_module::store::{End, Order, Transaction};
 use kv_module::{KvStore, MemoryStore, RedisConfig, RedisStore, Ttl};
 use kv_module_tests::TestRedis;
-use kv_module_tests::bench::{Plan, Workload, print_machine, run_duration, run_rounds, thousands};
+use kv_module_tests::bench::{
+    Plan, Workload, print_machine, raw_multiplexed, run_duration, run_rounds, thousands,
+};
 use redis::AsyncCommands;
 use redis::aio::{ConnectionManager, MultiplexedConnection};
 
@@ -296,16 +298,7 @@ async fn main() {
 
 impl Fixture {
     async fn new(server: &TestRedis) -> Self {
-        let info = redis::IntoConnectionInfo::into_connection_info(server.url(0))
-            .expect("test Redis URL must parse")
-            .set_tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true));
-        let client = redis::Client::open(info).expect("test Redis URL must parse");
-        let config =
-            redis::AsyncConnectionConfig::new().set_response_timeout(Some(Duration::from_secs(2)));
-        let raw = client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await
-            .expect("raw MultiplexedConnection must connect to the test Redis");
+        let raw = raw_multiplexed(server).await;
         let store_config = RedisConfig::new(server.addr())
             .with_prefix(PREFIX)
             .with_pool_size(1);

@@ -37,6 +37,7 @@ use std::time::Duration;
 use kv_module::rate_limit::{Algorithm, KvRateLimiter, RateLimitPolicy};
 use kv_module::{KvStore, RedisConfig, RedisStore, Ttl};
 use kv_module_tests::TestRedis;
+use kv_module_tests::bench::raw_multiplexed;
 use redis::AsyncCommands;
 
 const TASKS: usize = 50;
@@ -138,16 +139,7 @@ fn instructions(exe: &std::path::Path, kind: &str, ops: usize) -> u64 {
 /// `ops` calls of `kind` from [`TASKS`] tasks.
 async fn run(mode: &str, ops: usize) {
     let server = TestRedis::start().await;
-    let info = redis::IntoConnectionInfo::into_connection_info(server.url(0))
-        .expect("test Redis URL must parse")
-        .set_tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true));
-    let client = redis::Client::open(info).expect("test Redis URL must parse");
-    let config =
-        redis::AsyncConnectionConfig::new().set_response_timeout(Some(Duration::from_secs(2)));
-    let raw = client
-        .get_multiplexed_async_connection_with_config(&config)
-        .await
-        .expect("raw connection to the test Redis");
+    let raw = raw_multiplexed(&server).await;
     let store: Arc<dyn KvStore> = Arc::new(
         RedisStore::open(
             "bench",

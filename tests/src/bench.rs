@@ -334,6 +334,22 @@ pub fn thousands(value: f64) -> String {
     out
 }
 
+/// A redis-rs `MultiplexedConnection` to `server`'s DB 0 as the benches'
+/// raw side uses it: `TCP_NODELAY` on and a 2 s response timeout, as
+/// `RedisStore` has them.
+pub async fn raw_multiplexed(server: &crate::TestRedis) -> redis::aio::MultiplexedConnection {
+    let info = redis::IntoConnectionInfo::into_connection_info(server.url(0))
+        .expect("test Redis URL must parse")
+        .set_tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true));
+    let client = redis::Client::open(info).expect("test Redis URL must parse");
+    let config = redis::AsyncConnectionConfig::new()
+        .set_response_timeout(Some(std::time::Duration::from_secs(2)));
+    client
+        .get_multiplexed_async_connection_with_config(&config)
+        .await
+        .expect("a raw MultiplexedConnection must connect to the test Redis")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

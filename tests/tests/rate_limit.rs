@@ -714,6 +714,17 @@ async fn every_check_is_one_script_call(b: &mut impl Backend) {
     assert_every_key_expires(b).await;
 }
 
+/// The commands of 10 fixed-window checks of cost 1 (3 allowed, 7
+/// denied): one `INCRBY`, `PEXPIRE … NX`, `PTTL` pipeline each.
+fn assert_one_pipeline_each(calls: &BTreeMap<String, u64>) {
+    let expected = [("incrby", 10), ("pexpire", 10), ("pttl", 10)].map(|(c, n)| (c.to_owned(), n));
+    assert_eq!(
+        calls,
+        &BTreeMap::from(expected),
+        "fixed_window: 10 checks (3 allowed, 7 denied), one pipeline each"
+    );
+}
+
 /// On Redis a check is one round trip: one `EVALSHA` (once the script is
 /// cached by the server), whose script runs `GET`, `SET`, ... inside; or,
 /// for a fixed-window check of cost 1, one pipeline of `INCRBY`,
@@ -741,13 +752,7 @@ async fn redis_check_is_one_round_trip() {
         let after = command_calls(&mut raw).await;
         let mut calls = delta(&before, &after);
         if algorithm == Algorithm::FixedWindow {
-            assert_eq!(
-                calls,
-                BTreeMap::from(
-                    [("incrby", 10), ("pexpire", 10), ("pttl", 10)].map(|(c, n)| (c.to_owned(), n))
-                ),
-                "{algorithm}: 10 checks (3 allowed, 7 denied), one pipeline each"
-            );
+            assert_one_pipeline_each(&calls);
             continue;
         }
         assert_eq!(
@@ -801,13 +806,7 @@ async fn cluster_check_is_one_round_trip() {
         }
         let mut calls = monitor.finish().await;
         if algorithm == Algorithm::FixedWindow {
-            assert_eq!(
-                calls,
-                BTreeMap::from(
-                    [("incrby", 10), ("pexpire", 10), ("pttl", 10)].map(|(c, n)| (c.to_owned(), n))
-                ),
-                "{algorithm}: 10 checks (3 allowed, 7 denied), one pipeline each"
-            );
+            assert_one_pipeline_each(&calls);
             continue;
         }
         assert_eq!(
