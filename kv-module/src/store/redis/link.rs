@@ -344,47 +344,42 @@ impl Link {
             tracing::Span::none()
         };
         let traced = !span.is_disabled();
-        let (conn, guard) = match self.admit(route) {
-            Ok(admitted) => admitted,
-            Err(e) => {
-                if traced {
-                    span.record("outcome", "unavailable");
-                }
-                tracing::debug!(store = %self.ctx.store, op, kind = "unavailable", error = %e, "store call failed");
-                self.calls
-                    .ended(&self.ctx.store, op, started, Some("unavailable"));
-                return Err(e);
-            }
-        };
-        let deadline = tokio::time::timeout(self.topology.command_timeout, f(conn));
-        let replied = if traced {
-            deadline.instrument(span.clone()).await
-        } else {
-            deadline.await
-        };
-        let result = match replied {
-            Ok(Ok(value)) => {
-                self.answered();
-                guard.answered();
-                Ok(value)
-            }
-            Ok(Err(e)) => {
-                let kind = match symptom(&e) {
-                    Symptom::Timeout => "timeout",
-                    Symptom::ConnectionError => "connection",
-                    Symptom::Answered => "server",
+        // A call the breaker refuses ends here like any other failed call
+        // (its outcome, its debug event, its metrics).
+        let result = match self.admit(route) {
+            Err(e) => Err(("unavailable", e)),
+            Ok((conn, guard)) => {
+                let deadline = tokio::time::timeout(self.topology.command_timeout, f(conn));
+                let replied = if traced {
+                    deadline.instrument(span.clone()).await
+                } else {
+                    deadline.await
                 };
-                self.failed(classify(&e));
-                guard.failed(symptom(&e), || format!("`{op}`: {e}"));
-                Err((kind, self.ctx.map(op, key, e)))
-            }
-            Err(_) => {
-                self.failed(Failure::Lost);
-                let timeout = self.topology.command_timeout;
-                guard.failed(Symptom::Timeout, || {
-                    format!("`{op}`: no reply within command_timeout ({timeout:?})")
-                });
-                Err(("timeout", self.deadline_passed(op, key)))
+                match replied {
+                    Ok(Ok(value)) => {
+                        self.answered();
+                        guard.answered();
+                        Ok(value)
+                    }
+                    Ok(Err(e)) => {
+                        let kind = match symptom(&e) {
+                            Symptom::Timeout => "timeout",
+                            Symptom::ConnectionError => "connection",
+                            Symptom::Answered => "server",
+                        };
+                        self.failed(classify(&e));
+                        guard.failed(symptom(&e), || format!("`{op}`: {e}"));
+                        Err((kind, self.ctx.map(op, key, e)))
+                    }
+                    Err(_) => {
+                        self.failed(Failure::Lost);
+                        let timeout = self.topology.command_timeout;
+                        guard.failed(Symptom::Timeout, || {
+                            format!("`{op}`: no reply within command_timeout ({timeout:?})")
+                        });
+                        Err(("timeout", self.deadline_passed(op, key)))
+                    }
+                }
             }
         };
         let kind = result.as_ref().err().map(|(kind, _)| *kind);
