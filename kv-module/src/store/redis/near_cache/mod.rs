@@ -13,6 +13,10 @@
 //!   other operation goes to Redis as before, and every command the store
 //!   sends on a key (hashes, lists, sets, transactions, scripts included)
 //!   drops its local copy.
+//! * **What is kept**: a key's second miss within the doorkeeper's memory,
+//!   not its first (`admission.rs`): the first is a plain `GET` through
+//!   the store's connections, as without a near cache, so a key read once
+//!   costs no more than without one and takes no room.
 //! * **`get_many` stays one point in time**, as `MGET` is: it answers from
 //!   memory only when every key has a local copy and none was invalidated
 //!   while they were read; otherwise all its keys are read in one `MGET`
@@ -75,6 +79,7 @@
 //!
 //! # Layout
 //!
+//! * `admission`: the doorkeeper that keeps a key on its second miss.
 //! * `config`: [`NearCacheConfig`] (`max_bytes`, `ttl`, `mode`).
 //! * `mode`: [`NearCacheMode`]: default-mode tracking or broadcast, and
 //!   what each costs.
@@ -89,6 +94,7 @@
 //! * `store_hooks`: what `RedisStore` calls: opening with the store, the
 //!   reads, and the guard that drops a write's keys after the reply.
 
+mod admission;
 mod cluster;
 mod config;
 mod local_map;

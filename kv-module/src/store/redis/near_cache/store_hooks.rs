@@ -45,15 +45,19 @@ impl Tracking {
     /// `get_bytes` of `key` (`stored` as Redis names it) after
     /// [`lookup`](Self::lookup) found no local copy: `Some` with the
     /// answer, read through the tracking connection under the store's
-    /// deadline and breaker, or `None` when the near cache cannot answer
-    /// (its connection is down): then the store reads as it does without
-    /// one.
+    /// deadline and breaker, or `None` when the near cache does not answer
+    /// (the key's first miss, see `admission.rs`, or its connection is
+    /// down): then the store reads as it does without one.
     pub(crate) async fn get_missed(
         &self,
         link: &Arc<Link>,
         key: &str,
         stored: &str,
     ) -> Result<Option<Option<Vec<u8>>>> {
+        // A first miss is read as without a near cache (`admission.rs`).
+        if !self.admission.admit(stored) {
+            return Ok(None);
+        }
         let Some(live) = self.live() else {
             return Ok(None);
         };
@@ -68,7 +72,8 @@ impl Tracking {
     /// `get_many_bytes` of `stored` keys, one point in time as `MGET` is:
     /// from memory when every key has a local copy and none was
     /// invalidated while they were read, else all read through the
-    /// tracking connection (one `MGET`); `None` as for [`get`](Self::get).
+    /// tracking connection (one `MGET`); `None` as for
+    /// [`get_missed`](Self::get_missed) (unless every key missed before).
     pub(crate) async fn get_many(
         &self,
         link: &Arc<Link>,
@@ -81,6 +86,9 @@ impl Tracking {
             && self.map.unchanged(&tickets)
         {
             return Ok(Some(values));
+        }
+        if !self.admission.admit_all(stored) {
+            return Ok(None);
         }
         let Some(live) = self.live() else {
             return Ok(None);
