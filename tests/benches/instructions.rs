@@ -22,6 +22,15 @@
 //!   `HGET` of the same stored key kv-module reads;
 //! * `kv_get`, `kv_hget`: `RedisStore::get_bytes` / `hashes().get` (pool
 //!   size 1, prefix `bench`) as `Arc<dyn KvStore>`;
+//! * `raw_pair`: `GET` + `PTTL` of that key in one raw pipeline (what a
+//!   near-cache miss sends); `near_miss`: `get_bytes` on a store whose
+//!   near cache is too small to keep anything (every read a miss);
+//! * `raw_session`: raw `GET` of a stored session record (the benches'
+//!   realistic ≈ 250-byte session, `bench::session_fixture`);
+//!   `session_load`: `KvSessions::load` of the same sessions;
+//!   `tower_load`: tower-sessions-redis-store's `load` of the same data
+//!   (on fred, the peer a user would pick instead; its own ≈ 300-byte
+//!   MessagePack record);
 //! * `naive`: the naive limiter's `INCR` + `PEXPIRE` pipeline over 1,000
 //!   keys, raw; `fixed`: `KvRateLimiter::check` of a fixed window over
 //!   1,000 client keys (a quota no run reaches).
@@ -35,18 +44,32 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kv_module::rate_limit::{Algorithm, KvRateLimiter, RateLimitPolicy};
-use kv_module::{KvStore, RedisConfig, RedisStore, Ttl};
+use kv_module::registry::StoreRef;
+use kv_module::session::{KvSessions, SessionConfig, Sessions};
+use kv_module::{KvStore, NearCacheConfig, RedisConfig, RedisStore, Ttl};
 use kv_module_tests::TestRedis;
 use kv_module_tests::bench::raw_multiplexed;
+use kv_module_tests::bench::session_fixture::session_data;
+use tower_sessions::session_store::SessionStore;
+use tower_sessions_peer::tower_store;
+
+#[path = "shared/tower_sessions_peer.rs"]
+mod tower_sessions_peer;
 use redis::AsyncCommands;
 
 const TASKS: usize = 50;
 const KEYS: usize = 1_000;
+const SESSIONS: usize = 100;
 
 /// Each kind of call and the raw baseline it is compared with.
-const KINDS: [(&str, &str); 6] = [
+const KINDS: [(&str, &str); 11] = [
     ("raw_get", "raw_get"),
     ("kv_get", "raw_get"),
+    ("raw_pair", "raw_get"),
+    ("near_miss", "kv_get"),
+    ("raw_session", "raw_session"),
+    ("session_load", "raw_session"),
+    ("tower_load", "raw_session"),
     ("raw_hget", "raw_hget"),
     ("kv_hget", "raw_hget"),
     ("naive", "naive"),
@@ -163,6 +186,40 @@ async fn run(mode: &str, ops: usize) {
     let fixed = Arc::new(
         KvRateLimiter::new(store.clone(), "fixed", policy).expect("the bench policy is valid"),
     );
+    let near = RedisStore::open(
+        "near",
+        RedisConfig::new(server.addr())
+            .with_prefix("bench")
+            .with_pool_size(1)
+            .with_near_cache(NearCacheConfig::new().with_max_bytes(16)),
+    )
+    .await
+    .expect("a near-cached RedisStore must open on the test Redis");
+    let sessions = Arc::new(
+        KvSessions::new(
+            store.clone(),
+            SessionConfig::new(StoreRef::new("bench"))
+                .with_refresh_interval(Duration::from_secs(600)),
+        )
+        .expect("the bench session config is valid"),
+    );
+    let mut session_ids = Vec::with_capacity(SESSIONS);
+    for i in 0..SESSIONS {
+        session_ids.push(
+            sessions
+                .create(session_data(i))
+                .await
+                .expect("session created"),
+        );
+    }
+    let record_keys: Vec<String> = session_ids
+        .iter()
+        .map(|id| format!("bench:session:{{{}}}:{}", &id.expose()[..16], id.handle()))
+        .collect();
+    let near = Arc::new(near);
+    let (tower, tower_ids) = tower_store(&server, SESSIONS).await;
+    let (tower, tower_ids) = (Arc::new(tower), Arc::new(tower_ids));
+    let (session_ids, record_keys) = (Arc::new(session_ids), Arc::new(record_keys));
     let keys: Arc<Vec<String>> = Arc::new((0..KEYS).map(|i| format!("client-{i}")).collect());
     let naive_keys: Arc<Vec<String>> =
         Arc::new(keys.iter().map(|k| format!("bench:naive:{k}")).collect());
@@ -170,6 +227,9 @@ async fn run(mode: &str, ops: usize) {
         .map(|task| {
             let (mut raw, store, mode) = (raw.clone(), store.clone(), mode.to_owned());
             let (fixed, keys, naive_keys) = (fixed.clone(), keys.clone(), naive_keys.clone());
+            let (near, sessions) = (near.clone(), sessions.clone());
+            let (session_ids, record_keys) = (session_ids.clone(), record_keys.clone());
+            let (tower, tower_ids) = (tower.clone(), tower_ids.clone());
             tokio::spawn(async move {
                 for i in (task..ops).step_by(TASKS) {
                     match mode.as_str() {
@@ -178,6 +238,39 @@ async fn run(mode: &str, ops: usize) {
                         }
                         "kv_get" => {
                             store.get_bytes("s").await.expect("get_bytes");
+                        }
+                        "raw_pair" => {
+                            let (value, _pttl): (Option<Vec<u8>>, i64) = redis::pipe()
+                                .get("bench:s")
+                                .pttl("bench:s")
+                                .query_async(&mut raw)
+                                .await
+                                .expect("GET + PTTL");
+                            assert!(value.is_some());
+                        }
+                        "near_miss" => {
+                            near.get_bytes("s").await.expect("near-cache miss");
+                        }
+                        "raw_session" => {
+                            let record: Option<Vec<u8>> = raw
+                                .get(&record_keys[i % SESSIONS])
+                                .await
+                                .expect("GET of a session record");
+                            assert!(record.is_some(), "the bench sessions do not expire");
+                        }
+                        "session_load" => {
+                            let session = sessions
+                                .load(&session_ids[i % SESSIONS])
+                                .await
+                                .expect("session load");
+                            assert!(session.is_some(), "the bench sessions do not expire");
+                        }
+                        "tower_load" => {
+                            let record = tower
+                                .load(&tower_ids[i % SESSIONS])
+                                .await
+                                .expect("tower-sessions load");
+                            assert!(record.is_some(), "the bench sessions do not expire");
                         }
                         "raw_hget" => {
                             let _: Option<Vec<u8>> = raw.hget("bench:h", "f").await.expect("HGET");
@@ -211,5 +304,6 @@ async fn run(mode: &str, ops: usize) {
     for task in tasks {
         task.await.expect("a benchmark task panicked");
     }
+    near.close().await;
     store.close().await;
 }

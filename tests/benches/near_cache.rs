@@ -23,16 +23,22 @@
 //!   key in one pipeline, the commands a miss sends: the floor of a miss
 //!   against a plain `get`, with nothing of kv-module in it;
 //! * miss: `get_bytes` on a near-cached store too small to keep anything
-//!   (`max_bytes` 16), so every read goes through the tracking connection
-//!   (`MGET` + `PTTL` in one pipeline) and its insert is refused; in the
-//!   default mode (`auto`: broadcast, as the store has a prefix), and in
-//!   tracking mode.
+//!   (`max_bytes` 16), so every read after a key's first goes through the
+//!   tracking connection (`MGET` + `PTTL` in one pipeline) and its insert
+//!   is refused: what the read after an invalidation or an eviction costs;
+//!   in the default mode (`auto`: broadcast, as the store has a prefix),
+//!   and in tracking mode;
+//! * first miss: `get_bytes` on that store of a key it never read (65,536
+//!   more keys read in turn, far more than its doorkeeper remembers),
+//!   against a plain `get` of the same keys: a key's first miss is a plain
+//!   `GET` that only notes the key (`near_cache/admission.rs`).
 //!
 //! A hit never waits, so a task doing hits never yields: with 50 tasks the
 //! runtime's workers each run one task at a time to the deadline. The
 //! number is then what all workers together serve.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use kv_module::{KvStore, NearCacheConfig, NearCacheMode, RedisConfig, RedisStore, Ttl};
@@ -42,6 +48,9 @@ use redis::AsyncCommands;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
 
 const KEY_COUNT: usize = 1_000;
+/// Keys read in turn by the first-miss rows: far more than the miss
+/// store's doorkeeper (1,024 slots) remembers between two reads of one.
+const COLD_KEY_COUNT: usize = 65_536;
 const PREFIX: &str = "bench";
 const CONCURRENCIES: [usize; 2] = [1, 50];
 /// Paired rounds per case (`BENCH_ROUNDS`); the medians are reported.
@@ -70,6 +79,10 @@ enum Target {
     Miss,
     /// A miss in tracking mode.
     MissTracking,
+    /// A plain `get` of the next of the cold keys.
+    PlainCold,
+    /// A near-cache miss of the next of the cold keys: its first.
+    FirstMiss,
 }
 
 struct Fixture {
@@ -82,6 +95,9 @@ struct Fixture {
     miss_tracking: RedisStore,
     keys: Vec<String>,
     stored_keys: Vec<String>,
+    cold_keys: Vec<String>,
+    /// The next cold key to read.
+    next_cold: AtomicUsize,
 }
 
 #[tokio::main(flavor = "multi_thread")]
@@ -123,6 +139,11 @@ async fn main() {
             (Target::Miss, "miss, default mode (broadcast)"),
             (Target::MissTracking, "miss, tracking mode"),
         ],
+    )
+    .await;
+    rows(
+        Target::PlainCold,
+        &[(Target::FirstMiss, "first miss of a key (default mode)")],
     )
     .await;
     println!(
@@ -237,6 +258,7 @@ impl Fixture {
         .await;
         let plain = open("plain", config).await;
         let keys: Vec<String> = (0..KEY_COUNT).map(|i| format!("item:{i}")).collect();
+        let cold_keys: Vec<String> = (0..COLD_KEY_COUNT).map(|i| format!("cold:{i}")).collect();
         let stored_keys = keys.iter().map(|key| format!("{PREFIX}:{key}")).collect();
         let value = vec![b'v'; 200];
         for key in &keys {
@@ -245,12 +267,21 @@ impl Fixture {
                 .await
                 .expect("populate");
         }
-        // Every key local on the hit side: a first read keeps it, a
-        // second must be a hit (after the broadcast invalidations of the
-        // writes above were applied).
+        for chunk in cold_keys.chunks(1_000) {
+            let entries: Vec<(&str, &[u8], Ttl)> = chunk
+                .iter()
+                .map(|key| (key.as_str(), value.as_slice(), Ttl::Never))
+                .collect();
+            plain.set_many_bytes(&entries).await.expect("populate");
+        }
+        // Every key local on the hit side: a first read notes it, a
+        // second keeps it, a third must be a hit (after the broadcast
+        // invalidations of the writes above were applied).
         hit.sync_near_cache().await.expect("sync");
-        for key in &keys {
-            hit.get_bytes(key).await.expect("warm the near cache");
+        for _ in 0..2 {
+            for key in &keys {
+                hit.get_bytes(key).await.expect("warm the near cache");
+            }
         }
         let before = hit.near_cache_stats().expect("near cache").hits;
         for key in &keys {
@@ -272,7 +303,16 @@ impl Fixture {
             miss_tracking,
             keys,
             stored_keys,
+            cold_keys,
+            next_cold: AtomicUsize::new(0),
         }
+    }
+}
+
+impl Fixture {
+    /// The next of the cold keys, in turn.
+    fn next_cold(&self) -> &str {
+        &self.cold_keys[self.next_cold.fetch_add(1, Ordering::Relaxed) % COLD_KEY_COUNT]
     }
 }
 
@@ -308,6 +348,16 @@ impl Workload for Fixture {
                 .get_bytes(&self.keys[index])
                 .await
                 .expect("miss"),
+            Target::PlainCold => self
+                .plain
+                .get_bytes(self.next_cold())
+                .await
+                .expect("plain get"),
+            Target::FirstMiss => self
+                .miss
+                .get_bytes(self.next_cold())
+                .await
+                .expect("first miss"),
         };
         assert!(value.is_some(), "no value at item {index}");
     }

@@ -42,28 +42,26 @@
 //! operations: the commands the client sent, and those a script ran inside
 //! the server.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kv_module::otp::{IssueOutcome, KvOneTimeCodes, OneTimeCodes, OtpConfig};
 use kv_module::registry::StoreRef;
-use kv_module::session::{KvSessions, SessionConfig, SessionData, SessionId, Sessions};
+use kv_module::session::{KvSessions, SessionConfig, SessionId, Sessions};
 use kv_module::{KvStore, MemoryStore, RedisConfig, RedisStore, Secret};
 use kv_module_tests::TestRedis;
+use kv_module_tests::bench::session_fixture::session_data;
 use kv_module_tests::bench::{
     Comparison, median, median_of, paired, per_op, print_machine, run_rounds, thousands,
 };
 use kv_module_tests::command_stats::{command_calls, delta};
 use redis::aio::ConnectionManager;
-use serde_json::{Value, json};
-use tower_sessions::cookie::time::{self, OffsetDateTime};
-use tower_sessions::session::{Id, Record};
+use tower_sessions::session::Id;
 use tower_sessions::session_store::SessionStore;
-use tower_sessions_redis_store::RedisStore as TowerRedisStore;
-use tower_sessions_redis_store::fred::prelude::{
-    Client as FredClient, ClientLike, Config as FredConfig, ConnectionConfig, TcpConfig,
-};
+use tower_sessions_peer::{FredClient, TowerRedisStore, tower_store};
+
+#[path = "shared/tower_sessions_peer.rs"]
+mod tower_sessions_peer;
 
 const PREFIX: &str = "bench";
 const SESSION_COUNT: usize = 1_000;
@@ -98,53 +96,6 @@ struct Fixture {
     memory: Side,
     tower: TowerRedisStore<FredClient>,
     tower_ids: Vec<Id>,
-}
-
-/// The metadata of session `i`: with the user id and the tenant, about 250
-/// bytes of JSON.
-fn metadata(i: usize) -> Vec<(&'static str, Value)> {
-    vec![
-        ("roles", json!(["member"])),
-        ("display_name", json!("Ada Lovelace")),
-        (
-            "csrf",
-            json!(format!("k3Jd9sLq0VbT7xWmZr2yPa5NcE8uHf1GiO4tQ6v{i:04}")),
-        ),
-        (
-            "ua",
-            json!("Mozilla/5.0 (X11; Linux x86_64) Gecko/20100101"),
-        ),
-        ("login_at", json!(1_764_115_200_000_u64 + i as u64)),
-    ]
-}
-
-fn user_id(i: usize) -> String {
-    format!("user-{i:04}@example.com")
-}
-
-const TENANT: &str = "acme-corporation";
-
-/// Session `i`'s data for kv-module.
-fn session_data(i: usize) -> SessionData {
-    metadata(i).into_iter().fold(
-        SessionData::new(user_id(i)).with_tenant(TENANT),
-        |data, (key, value)| data.with_metadata(key, value),
-    )
-}
-
-/// The same data as a tower-sessions record.
-fn tower_record(i: usize) -> Record {
-    let mut data: HashMap<String, Value> = metadata(i)
-        .into_iter()
-        .map(|(key, value)| (key.to_owned(), value))
-        .collect();
-    data.insert("user_id".to_owned(), json!(user_id(i)));
-    data.insert("tenant_id".to_owned(), json!(TENANT));
-    Record {
-        id: Id::default(),
-        data,
-        expiry_date: OffsetDateTime::now_utc() + time::Duration::hours(24),
-    }
 }
 
 #[tokio::main(flavor = "multi_thread")]
@@ -306,7 +257,7 @@ impl Fixture {
                 )
             })
             .collect();
-        let (tower, tower_ids) = tower_store(server).await;
+        let (tower, tower_ids) = tower_store(server, SESSION_COUNT).await;
         Self {
             raw,
             raw_keys,
@@ -384,35 +335,6 @@ impl Fixture {
             }
         }
     }
-}
-
-/// tower-sessions' Redis store on one fred client (one connection,
-/// TCP_NODELAY on), holding the same data as the kv-module sessions.
-async fn tower_store(server: &TestRedis) -> (TowerRedisStore<FredClient>, Vec<Id>) {
-    let config = FredConfig::from_url(&server.url(0)).expect("test Redis URL must parse");
-    let connection = ConnectionConfig {
-        tcp: TcpConfig {
-            nodelay: Some(true),
-            ..TcpConfig::default()
-        },
-        ..ConnectionConfig::default()
-    };
-    let client = FredClient::new(config, None, Some(connection), None);
-    client
-        .init()
-        .await
-        .expect("fred must connect to the test Redis");
-    let store = TowerRedisStore::new(client);
-    let mut ids = Vec::with_capacity(SESSION_COUNT);
-    for i in 0..SESSION_COUNT {
-        let mut record = tower_record(i);
-        store
-            .create(&mut record)
-            .await
-            .expect("tower-sessions create must succeed");
-        ids.push(record.id);
-    }
-    (store, ids)
 }
 
 /// For `OtpVerify`, issues one code per operation (for fresh subjects

@@ -350,6 +350,47 @@ pub async fn raw_multiplexed(server: &crate::TestRedis) -> redis::aio::Multiplex
         .expect("a raw MultiplexedConnection must connect to the test Redis")
 }
 
+/// The benches' realistic session (the `sessions` and `instructions`
+/// benches): session `i`'s metadata, with the user id and the tenant about
+/// 250 bytes of JSON.
+pub mod session_fixture {
+    use kv_module::session::SessionData;
+    use serde_json::{Value, json};
+
+    /// The tenant of every bench session.
+    pub const TENANT: &str = "acme-corporation";
+
+    /// The metadata of session `i`.
+    pub fn metadata(i: usize) -> Vec<(&'static str, Value)> {
+        vec![
+            ("roles", json!(["member"])),
+            ("display_name", json!("Ada Lovelace")),
+            (
+                "csrf",
+                json!(format!("k3Jd9sLq0VbT7xWmZr2yPa5NcE8uHf1GiO4tQ6v{i:04}")),
+            ),
+            (
+                "ua",
+                json!("Mozilla/5.0 (X11; Linux x86_64) Gecko/20100101"),
+            ),
+            ("login_at", json!(1_764_115_200_000_u64 + i as u64)),
+        ]
+    }
+
+    /// The user of session `i`.
+    pub fn user_id(i: usize) -> String {
+        format!("user-{i:04}@example.com")
+    }
+
+    /// Session `i`'s data for kv-module.
+    pub fn session_data(i: usize) -> SessionData {
+        metadata(i).into_iter().fold(
+            SessionData::new(user_id(i)).with_tenant(TENANT),
+            |data, (key, value)| data.with_metadata(key, value),
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
