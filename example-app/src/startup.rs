@@ -30,7 +30,7 @@ use crate::request_span::request_span;
 use crate::routes::{auth, health, metrics, session, users};
 use crate::serve::{BodyDeadline, ServerLimits, read_body, serve};
 use crate::settings::Settings;
-use crate::state::{AppModule, AppState};
+use crate::state::{AppModule, AppState, AppStateInner};
 use crate::users::UserRepository;
 
 /// Bodies larger than this are refused with 413.
@@ -160,13 +160,13 @@ pub async fn build_state(
         .with_component_parameters::<KvCachedRepository<UserRepository>>(users.into_parameters())
         .with_component_override::<dyn CodeSender>(sender)
         .build();
-    Ok(AppState {
+    Ok(AppState::new(AppStateInner {
         module: Arc::new(module),
         settings: Arc::new(settings),
         registry: Arc::new(registry),
         db,
         metrics,
-    })
+    }))
 }
 
 /// A started app: bound, with every component built.

@@ -52,9 +52,33 @@ pub type Inject<I> = shaku_axum::Inject<AppModule, I>;
 /// handlers inject them: `Inject<UserCache>`.
 pub type UserCache = dyn CachedRepository<UserRepository>;
 
-/// The router state: the module, and what is not a component.
+/// The router state: the module, and what is not a component
+/// ([`AppStateInner`], read through `Deref`: `state.module`).
+///
+/// One `Arc`: axum clones the state for every request (and drops the
+/// clone after it), so a clone is one shared counter, not one per field
+/// (those counters, shared by every worker thread, cost 1.5 % of a cached
+/// user read's CPU under wrk).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppStateInner>);
+
+impl AppState {
+    /// The state holding `inner`.
+    pub fn new(inner: AppStateInner) -> Self {
+        Self(Arc::new(inner))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = AppStateInner;
+
+    fn deref(&self) -> &AppStateInner {
+        &self.0
+    }
+}
+
+/// What [`AppState`] holds.
+pub struct AppStateInner {
     /// The components ([`Inject`] resolves from it).
     pub module: Arc<AppModule>,
     /// The app's settings.
