@@ -21,8 +21,10 @@
 //! Servers, all on that Redis, each on a free port, with their standard
 //! output and error in a file of a temporary directory:
 //!
-//! * **bare**: `bare_axum` (`tests/src/bin/bare_axum.rs`): one raw
-//!   redis-rs `GET` of the bytes the app reads, returned as JSON;
+//! * **bare**: `bare_axum` (`tests/src/bare_axum.rs`): one raw
+//!   redis-rs `GET` of the bytes the app reads, returned as JSON, on the
+//!   system allocator; **bare on mimalloc**: the same on mimalloc, the
+//!   example app's allocator;
 //! * **app full**: `example-app` as issue 16.3 states its target: rate
 //!   limiter on (`RATE_LIMIT_REQUESTS=1000000000`: checked on every
 //!   request, never denying), `RUST_LOG=info` with `LOG_FORMAT=json` to a
@@ -33,7 +35,8 @@
 //!
 //! The app instances share one SQLite file (started one after the other,
 //! each waited for on `/readyz`). One user is created, read once through
-//! every instance (hot: in Redis, and in each near cache), and logged in
+//! every instance (hot: in Redis; each near cache keeps it from its second
+//! read, during the warm-up), and logged in
 //! through the OTP flow (development echo) for a session. Then each round
 //! runs `wrk -t2 -c50 -d<BENCH_SECS>s --latency` once per case (the five
 //! servers on `GET /api/users/{id}`; bare and app full on `GET
@@ -78,6 +81,7 @@ const BUILD: &str = "cargo build --release -p example-app -p kv-module-tests --b
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Server {
     Bare,
+    BareMimalloc,
     Full,
     NearOff,
     Warn,
@@ -95,6 +99,7 @@ impl Server {
     fn label(self) -> &'static str {
         match self {
             Server::Bare => "bare axum (one raw GET)",
+            Server::BareMimalloc => "bare axum on mimalloc",
             Server::Full => "app full",
             Server::NearOff => "app, USER_NEAR_CACHE=false",
             Server::Warn => "app, RUST_LOG=warn",
@@ -146,13 +151,15 @@ impl Route {
 }
 
 /// Every measured (server, route), in the order of an even round.
-const CASES: [(Server, Route); 7] = [
+const CASES: [(Server, Route); 9] = [
     (Server::Bare, Route::User),
+    (Server::BareMimalloc, Route::User),
     (Server::Full, Route::User),
     (Server::NearOff, Route::User),
     (Server::Warn, Route::User),
     (Server::MetricsOff, Route::User),
     (Server::Bare, Route::Session),
+    (Server::BareMimalloc, Route::Session),
     (Server::Full, Route::Session),
 ];
 
@@ -165,7 +172,7 @@ struct Ratio {
     target: Option<(f64, &'static str)>,
 }
 
-const RATIOS: [Ratio; 5] = [
+const RATIOS: [Ratio; 7] = [
     Ratio {
         name: "users: app full / bare",
         top: (Server::Full, Route::User),
@@ -173,9 +180,21 @@ const RATIOS: [Ratio; 5] = [
         target: Some((0.8, "16.3")),
     },
     Ratio {
+        name: "users: app full / bare on mimalloc",
+        top: (Server::Full, Route::User),
+        bottom: (Server::BareMimalloc, Route::User),
+        target: Some((0.8, "16.3")),
+    },
+    Ratio {
         name: "session: app full / bare",
         top: (Server::Full, Route::Session),
         bottom: (Server::Bare, Route::Session),
+        target: Some((0.5, "16.3")),
+    },
+    Ratio {
+        name: "session: app full / bare on mimalloc",
+        top: (Server::Full, Route::Session),
+        bottom: (Server::BareMimalloc, Route::Session),
         target: Some((0.5, "16.3")),
     },
     Ratio {
@@ -499,6 +518,7 @@ async fn main() {
     let wrk_version = wrk_version();
     let app_bin = release_binary("example-app");
     let bare_bin = release_binary("bare_axum");
+    let bare_mimalloc_bin = release_binary("bare_axum_mimalloc");
     let config = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config/services.yaml");
 
     let redis = TestRedis::start().await;
@@ -544,7 +564,8 @@ async fn main() {
         children.insert(server, child);
     }
 
-    // One hot user (read once through every instance) and one session.
+    // One hot user (read once through every instance: in Redis; each near
+    // cache keeps it from its second read, in the warm-up) and one session.
     let (id, token) = user_and_session(&client, &children[&Server::Full]).await;
     let user_path = format!("/api/users/{id}");
     for app in children.values() {
@@ -562,10 +583,15 @@ async fn main() {
         ("REDIS_ADDR".to_owned(), redis.addr()),
         ("BARE_SESSION_KEY".to_owned(), session_key(&redis).await),
     ];
-    let mut bare = spawn(Server::Bare.label(), &bare_bin, &bare_env, dir.path());
-    bare.wait_for(&client, &user_path).await;
-    get_ok(&client, &bare.url("/api/session"), None).await;
-    children.insert(Server::Bare, bare);
+    for (server, bin) in [
+        (Server::Bare, &bare_bin),
+        (Server::BareMimalloc, &bare_mimalloc_bin),
+    ] {
+        let mut bare = spawn(server.label(), bin, &bare_env, dir.path());
+        bare.wait_for(&client, &user_path).await;
+        get_ok(&client, &bare.url("/api/session"), None).await;
+        children.insert(server, bare);
+    }
 
     print_machine("Example app over HTTP: benchmark", &manager).await;
     println!("* {wrk_version}");

@@ -113,6 +113,7 @@
 #![forbid(unsafe_code)]
 
 pub mod backends;
+pub mod bare_axum;
 pub mod bench;
 pub mod cluster;
 pub mod command_monitor;
