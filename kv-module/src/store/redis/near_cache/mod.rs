@@ -73,9 +73,11 @@
 //! * A hit never touches the network. Measured with `cargo bench -p
 //!   kv-module-tests --bench near_cache` (`docs/BENCHMARKS.md`, 2 shared
 //!   vCPUs, loopback): 3.3 M hits/s against 8.5 k raw redis-rs `GET`/s on
-//!   one task (374×), 3.0 M against 138 k at 50 tasks (23×). A miss
-//!   (`MGET` + `PTTL` through the tracking connection) is 0.90× a plain
-//!   `get` on one task and 0.70× at 50 tasks.
+//!   one task (374×), 3.0 M against 138 k at 50 tasks (23×). A key's
+//!   first miss is a plain `GET` (1.04× / 0.95× a plain `get` at 1 / 50
+//!   tasks); a later one (`MGET` + `PTTL` through the tracking connection,
+//!   after an invalidation or an eviction) 0.91× / 0.64–0.68×, the same
+//!   two commands sent raw being 0.68–0.80× a raw `GET` at 50 tasks.
 //!
 //! # Layout
 //!
