@@ -32,8 +32,8 @@
 //!   (on fred, the peer a user would pick instead; its own ≈ 300-byte
 //!   MessagePack record);
 //! * `naive`: the naive limiter's `INCR` + `PEXPIRE` pipeline over 1,000
-//!   keys, raw; `fixed`: `KvRateLimiter::check` of a fixed window over
-//!   1,000 client keys (a quota no run reaches).
+//!   keys, raw; `fixed`, `sliding`, `gcra`: `KvRateLimiter::check` of
+//!   each algorithm over 1,000 client keys (a quota no run reaches).
 //!
 //! Counted: every thread of the bench process (the client), not the
 //! `redis-server` it starts. No tracing subscriber and no metrics recorder
@@ -62,7 +62,7 @@ const KEYS: usize = 1_000;
 const SESSIONS: usize = 100;
 
 /// Each kind of call and the raw baseline it is compared with.
-const KINDS: [(&str, &str); 11] = [
+const KINDS: [(&str, &str); 13] = [
     ("raw_get", "raw_get"),
     ("kv_get", "raw_get"),
     ("raw_pair", "raw_get"),
@@ -74,6 +74,8 @@ const KINDS: [(&str, &str); 11] = [
     ("kv_hget", "raw_hget"),
     ("naive", "naive"),
     ("fixed", "naive"),
+    ("sliding", "naive"),
+    ("gcra", "naive"),
 ];
 /// The two run lengths whose difference is reported.
 const RUNS: [usize; 2] = [2_000, 12_000];
@@ -182,10 +184,15 @@ async fn run(mode: &str, ops: usize) {
         .set_bytes("s", b"value", Ttl::Never)
         .await
         .expect("string written");
-    let policy = RateLimitPolicy::new(Algorithm::FixedWindow, 10_000_000, Duration::from_secs(60));
-    let fixed = Arc::new(
-        KvRateLimiter::new(store.clone(), "fixed", policy).expect("the bench policy is valid"),
-    );
+    let limiter = |algorithm, name: &str| {
+        let policy = RateLimitPolicy::new(algorithm, 10_000_000, Duration::from_secs(60));
+        Arc::new(
+            KvRateLimiter::new(store.clone(), name, policy).expect("the bench policy is valid"),
+        )
+    };
+    let fixed = limiter(Algorithm::FixedWindow, "fixed");
+    let sliding = limiter(Algorithm::SlidingWindow, "sliding");
+    let gcra = limiter(Algorithm::Gcra, "gcra");
     let near = RedisStore::open(
         "near",
         RedisConfig::new(server.addr())
@@ -227,6 +234,7 @@ async fn run(mode: &str, ops: usize) {
         .map(|task| {
             let (mut raw, store, mode) = (raw.clone(), store.clone(), mode.to_owned());
             let (fixed, keys, naive_keys) = (fixed.clone(), keys.clone(), naive_keys.clone());
+            let (sliding, gcra) = (sliding.clone(), gcra.clone());
             let (near, sessions) = (near.clone(), sessions.clone());
             let (session_ids, record_keys) = (session_ids.clone(), record_keys.clone());
             let (tower, tower_ids) = (tower.clone(), tower_ids.clone());
@@ -291,8 +299,13 @@ async fn run(mode: &str, ops: usize) {
                                 .await
                                 .expect("naive pipeline");
                         }
-                        "fixed" => {
-                            let decision = fixed.check(&keys[i % KEYS]).await.expect("check");
+                        "fixed" | "sliding" | "gcra" => {
+                            let limiter = match mode.as_str() {
+                                "fixed" => &fixed,
+                                "sliding" => &sliding,
+                                _ => &gcra,
+                            };
+                            let decision = limiter.check(&keys[i % KEYS]).await.expect("check");
                             assert!(decision.allowed, "the bench quota is never reached");
                         }
                         other => panic!("unknown BENCH_MODE `{other}`"),

@@ -107,6 +107,21 @@ fn sent(before: &BTreeMap<String, u64>, after: &BTreeMap<String, u64>) -> BTreeM
     sent
 }
 
+/// `get_many` of `k`, `other` and `missing` on `a` (1, 3 and nothing),
+/// and the commands it sent.
+async fn get_many_sent(
+    a: &RedisStore,
+    raw: &mut redis::aio::MultiplexedConnection,
+) -> BTreeMap<String, u64> {
+    let before = command_calls(raw).await;
+    let values = a
+        .get_many::<u32>(&["k", "other", "missing"])
+        .await
+        .expect("get_many");
+    assert_eq!(values, vec![Some(1), Some(3), None]);
+    sent(&before, &command_calls(raw).await)
+}
+
 /// Reads `key` on `store` until it is local: two reads keep a copy (a
 /// key's first miss is read plain and only notes it, the next keeps it;
 /// a key noted before is kept by the first), then a third must be a local
@@ -177,38 +192,20 @@ async fn hits_send_nothing_and_a_store_reads_its_own_writes(mode: NearCacheMode)
     // missed before.
     a.set("other", &3u32, Ttl::Never).await.expect("set");
     a.sync_near_cache().await.expect("sync");
-    let before = command_calls(&mut raw).await;
-    let values = a
-        .get_many::<u32>(&["k", "other", "missing"])
-        .await
-        .expect("get_many");
-    assert_eq!(values, vec![Some(1), Some(3), None]);
-    let after = command_calls(&mut raw).await;
     assert_eq!(
-        sent(&before, &after),
+        get_many_sent(&a, &mut raw).await,
         [("mget".to_owned(), 1)].into(),
         "one key had no local copy: all read in one plain MGET (its first miss)"
     );
-    let before = command_calls(&mut raw).await;
-    let values = a
-        .get_many::<u32>(&["k", "other", "missing"])
-        .await
-        .expect("get_many");
-    assert_eq!(values, vec![Some(1), Some(3), None]);
-    let after = command_calls(&mut raw).await;
     assert_eq!(
-        sent(&before, &after),
+        get_many_sent(&a, &mut raw).await,
         [("mget".to_owned(), 1), ("pttl".to_owned(), 3)].into(),
         "every key missed before: one MGET with their PTTLs, kept"
     );
-    let before = command_calls(&mut raw).await;
-    let values = a
-        .get_many::<u32>(&["k", "other", "missing"])
-        .await
-        .expect("get_many");
-    assert_eq!(values, vec![Some(1), Some(3), None]);
-    let after = command_calls(&mut raw).await;
-    assert!(sent(&before, &after).is_empty(), "all local now");
+    assert!(
+        get_many_sent(&a, &mut raw).await.is_empty(),
+        "all local now"
+    );
 
     // Own writes: every write path drops the local copy once Redis replied.
     a.set("k", &2u32, Ttl::Never).await.expect("set");

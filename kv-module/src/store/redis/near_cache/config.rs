@@ -44,6 +44,8 @@ pub struct NearCacheConfig {
     pub enabled: bool,
     /// The memory bound of the local copies: keys, values and a fixed
     /// per-entry overhead are counted. Greater than zero. Default: 64 MiB.
+    /// Beside it, the filter of the keys that missed once (a key is kept on
+    /// its second miss) takes 1/512 of it, between 1 KiB and 1 MiB.
     #[serde(with = "crate::config::serde_byte_size")]
     pub max_bytes: u64,
     /// The longest a local copy may live, even when no invalidation comes
