@@ -6,11 +6,11 @@ use std::process::ExitCode;
 use example_app::startup::{build_app, build_state, load_settings};
 use example_app::{AppOptions, Application, settings, telemetry};
 
-/// mimalloc rather than glibc's malloc: under load a sixth of a cached
-/// user read's CPU was glibc's allocator, a third of that waiting on its
-/// arena locks (a log line or a histogram sample is allocated on a request
-/// thread and freed on the writer's or the exporter's), measured with
-/// `perf` under wrk (docs/BENCHMARKS.md).
+/// mimalloc rather than glibc's malloc: under load about a sixth of a
+/// cached user read's CPU was glibc's allocator, and 6 % more went to
+/// futex calls on its arena locks (a log line or a histogram sample is
+/// allocated on a request thread and freed on the writer's or the
+/// exporter's), measured with `perf` under wrk (docs/BENCHMARKS.md).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
