@@ -2,9 +2,9 @@
 //! and the Prometheus recorder behind `GET /metrics`.
 //!
 //! * `LOG_FORMAT=text` (the default) writes lines for people, `json` one
-//!   JSON object per line for collectors (`json-subscriber`); each
-//!   carries the request's span (`request_id`, `method`, `route`) in its
-//!   `spans` list, also inside a span nested in the request's.
+//!   JSON object per line for collectors ([`JsonLines`]); each carries
+//!   the request's span (`request_id`, `method`, `route`) in its `spans`
+//!   list, also inside a span nested in the request's.
 //! * Colour (ANSI codes) only when standard output is a terminal and
 //!   `NO_COLOR` is unset: a file or a pipe gets plain text.
 //! * Lines go through a non-blocking writer: a request never waits for
@@ -23,6 +23,10 @@
 use std::io::IsTerminal;
 use std::sync::OnceLock;
 use std::time::Duration;
+
+mod json_lines;
+
+pub use json_lines::JsonLines;
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tracing_appender::non_blocking::WorkerGuard;
@@ -83,21 +87,12 @@ pub fn init(format: LogFormat) -> LogGuard {
             .with_ansi(ansi)
             .try_init()
             .is_ok(),
-        // `json-subscriber`, not `fmt().json()`: the latter keeps a span's
-        // fields as JSON text and parses it again for every line (a tenth
-        // of a cached user read's CPU at `info`); this one writes the text
-        // it serialised once, when the span was created. The span list,
-        // not the current span only, so that a line logged in a span
-        // nested in the request's (a store call) carries the request's
-        // fields too.
+        // Our own layer, not `fmt().json()` (which parses a span's fields
+        // again for every line) nor `json-subscriber` (a `serde_json::Value`
+        // per line and field): see `JsonLines`.
         LogFormat::Json => tracing_subscriber::registry()
             .with(filter)
-            .with(
-                json_subscriber::fmt::layer()
-                    .with_current_span(false)
-                    .with_span_list(true)
-                    .with_writer(writer),
-            )
+            .with(JsonLines::new(writer))
             .try_init()
             .is_ok(),
     };
