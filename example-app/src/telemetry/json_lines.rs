@@ -168,6 +168,13 @@ impl<'a> Members<'a> {
         self.out.push(':');
         true
     }
+
+    /// Writes an integer member.
+    fn number(&mut self, field: &Field, value: impl fmt::Display) {
+        if self.key(field) {
+            let _ = write!(self.out, "{value}");
+        }
+    }
 }
 
 impl Visit for Members<'_> {
@@ -178,27 +185,19 @@ impl Visit for Members<'_> {
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        if self.key(field) {
-            let _ = write!(self.out, "{value}");
-        }
+        self.number(field, value);
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        if self.key(field) {
-            let _ = write!(self.out, "{value}");
-        }
+        self.number(field, value);
     }
 
     fn record_i128(&mut self, field: &Field, value: i128) {
-        if self.key(field) {
-            let _ = write!(self.out, "{value}");
-        }
+        self.number(field, value);
     }
 
     fn record_u128(&mut self, field: &Field, value: u128) {
-        if self.key(field) {
-            let _ = write!(self.out, "{value}");
-        }
+        self.number(field, value);
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
