@@ -9,9 +9,9 @@
 //!   `NO_COLOR` is unset: a file or a pipe gets plain text.
 //! * Lines go through a non-blocking writer: a request never waits for
 //!   the terminal or the disk. Its thread writes what queued up, then
-//!   naps 10 ms, so that under load lines go out in batches. Should the writer fall behind by more than
-//!   its buffer (128 000 lines), lines are dropped rather than the request
-//!   path slowed.
+//!   naps 10 ms, so that under load lines go out in batches. Should the
+//!   writer fall behind by more than its buffer (128 000 lines), lines
+//!   are dropped rather than the request path slowed.
 //! * Metrics go through the `metrics` facade (kv-module records its
 //!   stores' and components' figures there); [`metrics_handle`] installs
 //!   the Prometheus recorder once per process and renders its text; a
@@ -111,12 +111,11 @@ const WRITER_NAP: Duration = Duration::from_millis(10);
 /// futex call on the request's side too (about a tenth of the app's CPU
 /// at `RUST_LOG=info` on a cache hit, issue 15). With a nap after each
 /// flush, the lines that arrive meanwhile wait in the queue and go out in
-/// one `write`: at most a hundred wake-ups a second (a
-/// millisecond's nap still spent 2–3 % of a cached user read's CPU in
-/// `write` calls of a few kB each, issue 15). Nothing is held
-/// back by it: the nap comes after the flush, so a line waits at most one
-/// nap before it is written, and an idle app's last line is on its way
-/// at once.
+/// one `write`: at most a hundred wake-ups a second (a millisecond's nap
+/// still spent 2–3 % of a cached user read's CPU in `write` calls of a
+/// few kB each, issue 15). Nothing is held back by it: the nap comes
+/// after the flush, so a line waits at most one nap before it is
+/// written, and an idle app's last line is on its way at once.
 struct NappingWriter<W> {
     inner: W,
 }
