@@ -100,7 +100,8 @@
 //!   secret for two instances; `tests/app_proxies.rs`: `TRUSTED_PROXIES`;
 //!   `tests/app_metrics.rs`: `/metrics` parsed after a scripted run;
 //!   `tests/app_metrics_off.rs`: `APP_METRICS=false` installs no recorder
-//!   and `/metrics` answers 404.
+//!   and `/metrics` answers 404; `tests/app_json_logs.rs`: the login flow
+//!   at `TRACE` through the app's JSON layer, without secrets.
 //! * `tests/fixture.rs`: tests of the fixture itself;
 //!   `tests/fixture_scaleout.rs`: of the cluster, sentinel and TLS
 //!   fixtures and of the supervisor (start-up times printed).
@@ -127,6 +128,7 @@ pub mod conformance_transactions;
 pub mod conformance_typed;
 pub mod counting_store;
 pub mod error_chain;
+pub mod log_buffer;
 pub mod log_capture;
 mod poll;
 pub mod process;

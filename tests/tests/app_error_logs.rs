@@ -2,44 +2,17 @@
 //! internals, but the server's log keeps the cause, inside the request's
 //! span, under the request id the response carries.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
+use kv_module_tests::log_buffer::LogBuffer;
 use kv_module_tests::test_app::{Driver, TestApp};
 use serde_json::{Value, json};
-
-/// Log lines, shared with the test.
-#[derive(Clone, Default)]
-struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Buffer {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Buffer {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap_or_else(|e| e.into_inner())).into_owned()
-    }
-}
 
 // The capture is this thread's default subscriber, so the app and the
 // client run on a current-thread runtime: every task is polled here.
 #[tokio::test(flavor = "current_thread")]
 async fn a_server_error_is_logged_with_its_cause_under_the_request_id() {
-    let buffer = Buffer::default();
-    let writer = buffer.clone();
+    let buffer = LogBuffer::default();
     let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
+        .with_writer(buffer.clone())
         .with_ansi(false)
         .with_max_level(tracing::Level::INFO)
         .finish();

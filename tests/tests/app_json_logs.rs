@@ -4,47 +4,32 @@
 //! (nor its secret part), the e-mail address or the request's query
 //! string.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use example_app::telemetry::JsonLines;
+use kv_module_tests::log_buffer::LogBuffer;
 use kv_module_tests::test_app::{Driver, TestApp};
 use serde_json::{Value, json};
 use tracing_subscriber::filter::{LevelFilter, Targets};
-use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 
-/// Log lines, shared with the test.
-#[derive(Clone, Default)]
-struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Buffer {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Buffer {
-    type Writer = Buffer;
-
-    fn make_writer(&'a self) -> Buffer {
-        self.clone()
-    }
+/// `POST path` with a JSON `body`: the status and the JSON reply (`null`
+/// when the body is not JSON).
+async fn post_json(app: &TestApp, path: &str, body: Value) -> (u16, Value) {
+    let response = app
+        .client
+        .post(app.url(path))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
 }
 
 // The capture is this thread's default subscriber, so the app and the
 // client run on a current-thread runtime: every task is polled here.
 #[tokio::test(flavor = "current_thread")]
 async fn a_login_flow_at_trace_logs_json_lines_without_secrets() {
-    let buffer = Buffer::default();
+    let buffer = LogBuffer::default();
     // Everything at TRACE but the test's own HTTP client (not the app).
     let filter = Targets::new()
         .with_default(LevelFilter::TRACE)
@@ -59,33 +44,25 @@ async fn a_login_flow_at_trace_logs_json_lines_without_secrets() {
     let id = app.create_user("Jo", email).await;
     let client = &app.client;
 
-    let issued: Value = client
-        .post(app.url("/api/auth/otp"))
-        .json(&json!({ "user_id": id }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (status, issued) = post_json(&app, "/api/auth/otp", json!({ "user_id": id })).await;
+    assert_eq!(status, 202, "{issued}");
     let code = issued["dev_code"].as_str().expect("a dev code").to_owned();
     let wrong = if code == "000000" { "111111" } else { "000000" };
-    let refused = client
-        .post(app.url("/api/auth/otp/verify"))
-        .json(&json!({ "user_id": id, "code": wrong }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(refused.status(), 401);
-    let verified: Value = client
-        .post(app.url(&format!("/api/auth/otp/verify?email={email}")))
-        .json(&json!({ "user_id": id, "code": code }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (status, _) = post_json(
+        &app,
+        "/api/auth/otp/verify",
+        json!({ "user_id": id, "code": wrong }),
+    )
+    .await;
+    assert_eq!(status, 401);
+    // The e-mail in a query string too: the request line must not log it.
+    let (status, verified) = post_json(
+        &app,
+        &format!("/api/auth/otp/verify?email={email}"),
+        json!({ "user_id": id, "code": code }),
+    )
+    .await;
+    assert_eq!(status, 200, "{verified}");
     let session = verified["session_id"]
         .as_str()
         .expect("a session id")
@@ -110,7 +87,7 @@ async fn a_login_flow_at_trace_logs_json_lines_without_secrets() {
     }
     app.stop().await;
 
-    let log = String::from_utf8(buffer.0.lock().unwrap().clone()).expect("UTF-8 lines");
+    let log = buffer.text();
     let mut responses = 0;
     let mut below_info = 0;
     for line in log.lines() {
