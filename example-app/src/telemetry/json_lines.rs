@@ -87,7 +87,9 @@ where
         thread_local! {
             static LINE: RefCell<String> = const { RefCell::new(String::new()) };
         }
-        LINE.with(|line| {
+        // `try_with`: an event logged while the thread's locals are torn
+        // down (from another local's `Drop`) is dropped, not a panic.
+        let _ = LINE.try_with(|line| {
             // A subscriber re-entered from a writer (it should not happen)
             // finds the buffer taken: that line is dropped, not a panic.
             let Ok(mut line) = line.try_borrow_mut() else {
@@ -276,7 +278,7 @@ fn write_timestamp(out: &mut String, time: SystemTime) {
     // A clock before 1970 is written as the epoch.
     let since_epoch = time.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = since_epoch.as_secs();
-    SECOND.with(|cached| match cached.try_borrow_mut() {
+    let cached = SECOND.try_with(|cached| match cached.try_borrow_mut() {
         Ok(mut cached) => {
             if cached.0 != secs {
                 cached.1.clear();
@@ -284,9 +286,14 @@ fn write_timestamp(out: &mut String, time: SystemTime) {
                 cached.0 = secs;
             }
             out.push_str(&cached.1);
+            true
         }
-        Err(_) => format_second(out, secs),
+        Err(_) => false,
     });
+    // No cache (taken, or the thread is ending): formatted in place.
+    if cached != Ok(true) {
+        format_second(out, secs);
+    }
     let _ = write!(out, ".{:06}Z", since_epoch.subsec_micros());
 }
 
