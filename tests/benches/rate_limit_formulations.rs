@@ -212,6 +212,68 @@ redis.call('SET', KEYS[1], string.format('%d', now + new_tat), 'PX', math.ceil(n
 return new_tat
 ";
 
+/// The sliding window chosen until the expiry became its clock: `TIME`,
+/// the window's index kept in the value (`index:current:previous`).
+const SLIDING_INDEX_LUA: &str = r#"
+local limit, window, cost = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local index = math.floor(now / window)
+local weight = window - (now - index * window)
+local cur, prev, same = 0, 0, false
+local state = redis.call('GET', KEYS[1])
+if state then
+  local s_index, s_cur, s_prev = string.match(state, '^(%d+):(%d+):(%d+)$')
+  if not s_index then return redis.error_reply('rate limit state is corrupt') end
+  s_index = tonumber(s_index)
+  if s_index >= index then
+    cur, prev, same = tonumber(s_cur), tonumber(s_prev), s_index == index
+  elseif s_index == index - 1 then
+    prev = tonumber(s_cur)
+  end
+end
+local budget = limit * window
+local used = prev * weight + cur * window + cost * window
+if used > budget then return {cur, prev, weight} end
+state = string.format('%d:%d:%d', index, cur + cost, prev)
+if same then
+  redis.call('SET', KEYS[1], state, 'KEEPTTL')
+else
+  redis.call('SET', KEYS[1], state, 'PX', weight + window)
+end
+return math.floor((budget - used) / window) * window + weight - 1
+"#;
+
+/// The GCRA chosen until whole-millisecond intervals skipped the value:
+/// `PTTL` and `GET` on every check, the µs of the rounding in the value.
+const GCRA_MICROS_LUA: &str = r#"
+local interval, capacity, cost = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local tat, r = 0, -1
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl ~= -2 then
+  r = tonumber(redis.call('GET', KEYS[1]))
+  if not r then return redis.error_reply('rate limit state is corrupt') end
+  if r >= 1000 then
+    local t = redis.call('TIME')
+    tat = r - (tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)) * 1000
+    r = -1
+  elseif ttl > 0 then
+    tat = ttl * 1000 - r
+  end
+  if tat < 0 then tat = 0 end
+end
+local new_tat = tat + cost * interval
+if new_tat > capacity then return -1 - tat end
+local ms = math.ceil(new_tat / 1000)
+local new_r = ms * 1000 - new_tat
+if new_r == r and ttl > 0 then
+  redis.call('PEXPIRE', KEYS[1], ms)
+else
+  redis.call('SET', KEYS[1], new_r, 'PX', ms)
+end
+return new_tat
+"#;
+
 #[derive(Clone, Copy, Debug)]
 enum Form {
     /// `INCR k` + `PEXPIRE k window` in one pipeline (not atomic).
@@ -233,6 +295,13 @@ enum Form {
     GcraTtl,
     /// [`GCRA_TIME_INT_LUA`].
     GcraTimeInt,
+    /// [`SLIDING_INDEX_LUA`].
+    SlidingIndex,
+    /// [`GCRA_MICROS_LUA`].
+    GcraMicros,
+    /// The chosen GCRA with an interval of 100.5 ms: the path that reads
+    /// the value too.
+    GcraFraction,
 }
 
 impl Form {
@@ -258,6 +327,15 @@ impl Form {
             }
             Self::GcraTtl => "gcra: TAT in the key's expiry, always SET".to_owned(),
             Self::GcraTimeInt => "gcra: TIME and an absolute TAT, integer reply".to_owned(),
+            Self::SlidingIndex => {
+                "sliding_window: TIME, the index in the value (chosen until this change)".to_owned()
+            }
+            Self::GcraMicros => {
+                "gcra: PTTL and GET every time (chosen until this change)".to_owned()
+            }
+            Self::GcraFraction => {
+                "gcra: chosen, an interval of 100.5 ms (reads the value too)".to_owned()
+            }
         }
     }
 }
@@ -278,6 +356,8 @@ struct Scripts {
     sliding_lean: redis::Script,
     gcra_ttl: redis::Script,
     gcra_time_int: redis::Script,
+    sliding_index: redis::Script,
+    gcra_micros: redis::Script,
 }
 
 #[tokio::main(flavor = "multi_thread")]
@@ -310,6 +390,8 @@ async fn main() {
             sliding_lean: redis::Script::new(SLIDING_LEAN_LUA),
             gcra_ttl: redis::Script::new(GCRA_TTL_LUA),
             gcra_time_int: redis::Script::new(GCRA_TIME_INT_LUA),
+            sliding_index: redis::Script::new(SLIDING_INDEX_LUA),
+            gcra_micros: redis::Script::new(GCRA_MICROS_LUA),
         },
         keys: (0..KEY_COUNT).map(|i| format!("ip:{i}")).collect(),
     });
@@ -321,10 +403,13 @@ async fn main() {
         Form::Chosen(Algorithm::FixedWindow),
         Form::Before(Algorithm::SlidingWindow),
         Form::SlidingLean,
+        Form::SlidingIndex,
         Form::Chosen(Algorithm::SlidingWindow),
         Form::Before(Algorithm::Gcra),
         Form::GcraTimeInt,
         Form::GcraTtl,
+        Form::GcraMicros,
+        Form::GcraFraction,
         Form::Chosen(Algorithm::Gcra),
     ];
     println!("| formulation | tasks | naive ops/s | formulation ops/s | ratio |");
@@ -437,26 +522,29 @@ impl Workload for Fixture {
                     .expect("the chosen script");
                 matches!(reply, redis::Value::Int(n) if n >= 0)
             }
-            Form::SlidingLean => {
-                let reply: redis::Value = invoke(
-                    &s.sliding_lean,
-                    &format!("sl:{key}"),
-                    &[LIMIT, WINDOW_MS, 1],
-                )
-                .invoke_async(&mut conn)
-                .await
-                .expect("lean sliding window");
+            Form::SlidingLean | Form::SlidingIndex => {
+                let (script, prefix) = match form {
+                    Form::SlidingLean => (&s.sliding_lean, "sl"),
+                    _ => (&s.sliding_index, "si"),
+                };
+                let reply: redis::Value =
+                    invoke(script, &format!("{prefix}:{key}"), &[LIMIT, WINDOW_MS, 1])
+                        .invoke_async(&mut conn)
+                        .await
+                        .expect("lean sliding window");
                 matches!(reply, redis::Value::Int(_))
             }
-            Form::GcraTtl | Form::GcraTimeInt => {
-                let (script, prefix) = match form {
-                    Form::GcraTtl => (&s.gcra_ttl, "gt"),
-                    _ => (&s.gcra_time_int, "gi"),
+            Form::GcraTtl | Form::GcraTimeInt | Form::GcraMicros | Form::GcraFraction => {
+                let (script, prefix, interval) = match form {
+                    Form::GcraTtl => (&s.gcra_ttl, "gt", GCRA_INTERVAL_US),
+                    Form::GcraTimeInt => (&s.gcra_time_int, "gi", GCRA_INTERVAL_US),
+                    Form::GcraMicros => (&s.gcra_micros, "gm", GCRA_INTERVAL_US),
+                    _ => (&s.gcra, "gf", GCRA_INTERVAL_US + 500),
                 };
                 let reply: i64 = invoke(
                     script,
                     &format!("{prefix}:{key}"),
-                    &[GCRA_INTERVAL_US, GCRA_CAPACITY_US, 1],
+                    &[interval, GCRA_CAPACITY_US, 1],
                 )
                 .invoke_async(&mut conn)
                 .await

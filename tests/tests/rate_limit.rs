@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use kv_module::rate_limit::{
@@ -33,8 +33,10 @@ kv_module_tests::backend_suite! {
     costs_are_weighed_and_denials_consume_nothing,
     sliding_window_weighs_the_previous_window,
     sliding_window_passes_a_steady_rate_under_the_limit,
+    sliding_window_reads_the_layout_of_earlier_versions,
     gcra_allows_the_burst_then_the_steady_rate,
     gcra_burst_may_exceed_the_limit,
+    gcra_with_an_interval_of_a_fraction_of_a_millisecond,
     policies_and_keys_are_isolated,
     fail_open_lets_requests_through_and_counts_them,
     fail_closed_refuses_when_the_store_is_unreachable,
@@ -95,21 +97,6 @@ async fn assert_every_key_expires(b: &impl Backend) -> BTreeMap<String, Duration
         }
     }
     seen
-}
-
-/// Sleeps until `offset` after the start of the next window of length
-/// `window` on the local clock (the store's clock is on this machine too:
-/// Redis's `TIME` and the memory backend's clock read the same system
-/// time).
-async fn sleep_until_window_offset(window: Duration, offset: Duration) {
-    let window_ms = window.as_millis() as u64;
-    let now_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_millis() as u64;
-    let into = now_ms % window_ms;
-    let wait = window_ms - into + offset.as_millis() as u64;
-    tokio::time::sleep(Duration::from_millis(wait)).await;
 }
 
 // ---------------------------------------------------------------------------
@@ -356,7 +343,6 @@ async fn sliding_window_weighs_the_previous_window(b: &mut impl Backend) {
         policy(Algorithm::SlidingWindow, 10, window),
     );
 
-    sleep_until_window_offset(window, Duration::from_millis(10)).await;
     for expected in (0..10).rev() {
         let d = check(&limiter, "k").await;
         assert!(d.allowed && d.remaining == expected, "{d:?}");
@@ -373,7 +359,9 @@ async fn sliding_window_weighs_the_previous_window(b: &mut impl Backend) {
     );
 
     // Into the next window by 330 ms: the previous 10 weigh 10 × 270/600.
-    sleep_until_window_offset(window, Duration::from_millis(330)).await;
+    // (A key's windows start at its first check, on the store's clock;
+    // `weight` was the rest of the first one, less the time since.)
+    tokio::time::sleep(Duration::from_millis(weight + 330)).await;
     let mut allowed = 0;
     loop {
         let d = check(&limiter, "k").await;
@@ -418,6 +406,36 @@ async fn sliding_window_passes_a_steady_rate_under_the_limit(b: &mut impl Backen
         tokio::time::sleep(Duration::from_millis(80)).await;
     }
     assert_every_key_expires(b).await;
+}
+
+/// A key written by a version that kept the window's index in the value
+/// (`index:current:previous`, the same expiry) is read as this version's:
+/// 9 counted in a window with 300 ms left leave one, and the key is
+/// rewritten in this layout with its expiry kept.
+async fn sliding_window_reads_the_layout_of_earlier_versions(b: &mut impl Backend) {
+    let store = store(b).await;
+    let limiter = limiter(
+        &store,
+        "sliding_old",
+        policy(Algorithm::SlidingWindow, 10, Duration::from_secs(60)),
+    );
+    let raw = b.store("raw", DB, "").await;
+    let key = "rl:sliding_old:k";
+    raw.set_bytes(
+        key,
+        b"29748200:9:0",
+        Ttl::After(Duration::from_millis(60_300)),
+    )
+    .await
+    .expect("plant a state of the earlier layout");
+    let d = check(&limiter, "k").await;
+    assert!(d.allowed && d.remaining == 0, "{d:?}");
+    assert!(d.reset_after <= Duration::from_millis(60_300), "{d:?}");
+    assert!(!check(&limiter, "k").await.allowed);
+    let state = raw.get_bytes(key).await.expect("read the state");
+    assert_eq!(state.as_deref(), Some(&b"0:10:0"[..]));
+    let keys = assert_every_key_expires(b).await;
+    assert!(keys[key] <= Duration::from_millis(60_300), "{keys:?}");
 }
 
 /// GCRA (10 per second, so one per 100 ms; burst 5): 5 pass at once, the
@@ -493,6 +511,37 @@ async fn gcra_burst_may_exceed_the_limit(b: &mut impl Backend) {
     assert!(check(&limiter, "k").await.allowed);
     assert!(!check(&limiter, "k").await.allowed);
     assert_every_key_expires(b).await;
+}
+
+/// GCRA with an emission interval that is not a whole number of
+/// milliseconds (3 per second: 333,334 µs; burst 3), which keeps the
+/// TAT's microseconds in the key's value: the burst passes, the next one
+/// waits at most one interval, and then exactly one passes.
+async fn gcra_with_an_interval_of_a_fraction_of_a_millisecond(b: &mut impl Backend) {
+    let store = store(b).await;
+    let limiter = limiter(
+        &store,
+        "gcra_fraction",
+        policy(Algorithm::Gcra, 3, Duration::from_secs(1)).with_burst(3),
+    );
+    for expected in (0..3).rev() {
+        let d = check(&limiter, "k").await;
+        assert!(d.allowed && d.remaining == expected, "{d:?}");
+    }
+    let denied = check(&limiter, "k").await;
+    let retry = denied.retry_after.expect("denied, with retry_after");
+    assert!(
+        !denied.allowed && retry > Duration::ZERO && retry <= Duration::from_millis(334),
+        "{denied:?}"
+    );
+    tokio::time::sleep(retry).await;
+    assert!(check(&limiter, "k").await.allowed, "one interval later");
+    assert!(!check(&limiter, "k").await.allowed, "but only one");
+    let keys = assert_every_key_expires(b).await;
+    assert!(
+        keys["rl:gcra_fraction:k"] <= Duration::from_millis(1_001),
+        "{keys:?}"
+    );
 }
 
 /// Policies count apart (their prefixes differ) and so do keys.

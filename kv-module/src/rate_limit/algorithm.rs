@@ -17,11 +17,12 @@ pub enum Algorithm {
     /// the rest of the window. Cheapest; allows up to twice the limit
     /// across a window boundary.
     FixedWindow,
-    /// Sliding-window counter: the count of the current window (aligned to
-    /// the store's clock) plus the previous window's count weighted by how
-    /// much of it the sliding window still overlaps. Smooths the boundary
-    /// burst of a fixed window. One key (both counts) living until the end
-    /// of the next window.
+    /// Sliding-window counter: the count of the current window plus the
+    /// previous window's count weighted by how much of it the sliding
+    /// window still overlaps. A key's windows follow each other from its
+    /// first hit (as the fixed window's, on the store's clock). Smooths the
+    /// boundary burst of a fixed window. One key (both counts) living until
+    /// the end of the window after the current one.
     SlidingWindow,
     /// Generic cell rate algorithm: a token bucket refilled at
     /// `limit / window` holding at most `burst` tokens, stored as one

@@ -40,10 +40,10 @@
 //! leave the rest to the client: the server spends less on an integer
 //! than on a table, and the allowed path is the hot one. A denied check
 //! writes nothing, so it consumes nothing; an allowed one always leaves
-//! its key with a TTL. Every algorithm runs on the store's clock, so
-//! application instances whose clocks differ still agree: the fixed
-//! window and GCRA through their keys' expiry, the sliding window through
-//! `TIME` ([`ScriptRun::now_ms`]).
+//! its key with a TTL. Every algorithm runs on the store's clock, through
+//! its key's expiry (`TIME` is read only for a GCRA key an earlier
+//! version wrote), so application instances whose clocks differ still
+//! agree.
 //!
 //! One key per check, so no hash tag is needed: a script's keys must share
 //! a slot on a Redis Cluster, and a single key always does. The key comes
@@ -119,47 +119,61 @@ fn fixed_window(run: &mut ScriptRun<'_>) -> Result<ScriptValue, String> {
 
 /// Sliding-window counter. `ARGV`: limit, window ms, cost.
 ///
-/// The key holds `window_index:current_count:previous_count`, where the
-/// window index is the store's time divided by the window. The estimate is
-/// `previous × (window − elapsed) / window + current`, compared scaled by
-/// the window to stay in integers. The key lives until the end of the
-/// next window, when its current count stops weighing: the first write of
-/// a window sets that expiry, later writes in the window keep it
-/// (`KEEPTTL`, cheaper for the server than a new `PX`).
+/// The key holds `0:current_count:previous_count` and its expiry is the
+/// clock: a key's windows start at its first check, and the key lives
+/// until the end of the window after the current one, so its `PTTL` says
+/// where the store's clock is. `PTTL` above one window: the counts are
+/// the current window's, and the current window has `PTTL − window` ms
+/// left (its weight). `PTTL` of one window or less: the current window
+/// ended; its count is now the previous one, weighing `PTTL` (the rest of
+/// the new window). No key: nothing weighs. No `TIME` call, and one
+/// fewer field to parse than an index kept in the value; measured in
+/// `docs/BENCHMARKS.md` (about a third less server time per check).
+///
+/// The estimate is `previous × weight / window + current`, compared
+/// scaled by the window to stay in integers. The first write of a window
+/// sets the expiry (`weight + window`), later writes in the window keep
+/// it (`KEEPTTL`, cheaper for the server than a new `PX`).
+///
+/// The leading `0` stands where versions before this layout kept the
+/// window's index (of the store's clock since the epoch, with the same
+/// expiry); they read it as an old window and start the key afresh, and
+/// this version reads their keys as its own (the index is ignored, the
+/// expiry has the same meaning).
 ///
 /// Reply: allowed, one integer `remaining × window + weight − 1` (the
-/// weight, `window − elapsed`, is 1 to `window`); denied,
-/// `{current, previous, weight}`, from which [`Reply::parse`] computes
-/// `retry_after` and the rest (a table costs the server more than an
-/// integer, and the allowed path is the hot one).
+/// weight is 1 to `window`); denied, `{current, previous, weight}`, from
+/// which [`Reply::parse`] computes `retry_after` and the rest (a table
+/// costs the server more than an integer, and the allowed path is the
+/// hot one).
 pub(crate) static SLIDING_WINDOW: Script = Script::new(
     "rate limit sliding window",
     r#"
 local limit, window, cost = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local index = math.floor(now / window)
-local weight = window - (now - index * window)
-local cur, prev, same = 0, 0, false
-local state = redis.call('GET', KEYS[1])
-if state then
-  local s_index, s_cur, s_prev = string.match(state, '^(%d+):(%d+):(%d+)$')
-  if not s_index then return redis.error_reply('rate limit state is corrupt') end
-  s_index = tonumber(s_index)
-  if s_index >= index then
-    cur, prev, same = tonumber(s_cur), tonumber(s_prev), s_index == index
-  elseif s_index == index - 1 then
-    prev = tonumber(s_cur)
+local ttl = redis.call('PTTL', KEYS[1])
+local cur, prev, weight = 0, 0, window
+if ttl > 0 then
+  local state = redis.call('GET', KEYS[1])
+  local a = string.find(state, ':', 1, true)
+  local b = a and string.find(state, ':', a + 1, true)
+  if not b then return redis.error_reply('rate limit state is corrupt') end
+  cur, prev = tonumber(string.sub(state, a + 1, b - 1)), tonumber(string.sub(state, b + 1))
+  if not (cur and prev and cur >= 0 and prev >= 0 and cur % 1 == 0 and prev % 1 == 0) then
+    return redis.error_reply('rate limit state is corrupt')
+  end
+  if ttl > window then
+    weight = ttl - window
+  else
+    cur, prev, weight = 0, cur, ttl
   end
 end
 local budget = limit * window
 local used = prev * weight + cur * window + cost * window
 if used > budget then return {cur, prev, weight} end
-state = string.format('%d:%d:%d', index, cur + cost, prev)
-if same then
-  redis.call('SET', KEYS[1], state, 'KEEPTTL')
+if ttl > window then
+  redis.call('SET', KEYS[1], string.format('0:%d:%d', cur + cost, prev), 'KEEPTTL')
 else
-  redis.call('SET', KEYS[1], state, 'PX', weight + window)
+  redis.call('SET', KEYS[1], string.format('0:%d:%d', cur + cost, prev), 'PX', weight + window)
 end
 return math.floor((budget - used) / window) * window + weight - 1
 "#,
@@ -169,16 +183,15 @@ return math.floor((budget - used) / window) * window + weight - 1
 fn sliding_window(run: &mut ScriptRun<'_>) -> Result<ScriptValue, String> {
     let key = run.key(0)?;
     let (limit, window, cost) = (arg(run, 0)?, arg(run, 1)?, arg(run, 2)?);
-    let now = now_ms(run);
-    let index = now / window;
-    let weight = window - (now - index * window);
-    let (mut cur, mut prev, mut same) = (0, 0, false);
-    if let Some(state) = run.get(key)? {
-        let (s_index, s_cur, s_prev) = parse_state(&state).ok_or("rate limit state is corrupt")?;
-        if s_index >= index {
-            (cur, prev, same) = (s_cur, s_prev, s_index == index);
-        } else if s_index == index - 1 {
-            prev = s_cur;
+    let ttl = run.pttl(key)?;
+    let (mut cur, mut prev, mut weight) = (0, 0, window);
+    if ttl > 0 {
+        let state = run.get(key)?.unwrap_or_default();
+        let (s_cur, s_prev) = parse_state(&state).ok_or("rate limit state is corrupt")?;
+        if ttl > window {
+            (cur, prev, weight) = (s_cur, s_prev, ttl - window);
+        } else {
+            (prev, weight) = (s_cur, ttl);
         }
     }
     let budget = limit * window;
@@ -190,8 +203,8 @@ fn sliding_window(run: &mut ScriptRun<'_>) -> Result<ScriptValue, String> {
             ScriptValue::Int(weight),
         ]));
     }
-    let state = format!("{index}:{}:{prev}", cur + cost);
-    if same {
+    let state = format!("0:{}:{prev}", cur + cost);
+    if ttl > window {
         run.set_keep_ttl(key, state.as_bytes())?;
     } else {
         run.set(key, state.as_bytes(), Some(unsigned(weight + window)))?;
@@ -205,21 +218,29 @@ fn sliding_window(run: &mut ScriptRun<'_>) -> Result<ScriptValue, String> {
 /// capacity µs (`burst × interval`), cost.
 ///
 /// The theoretical arrival time (TAT) is kept in the key's expiry, on the
-/// store's clock, with no `TIME` call: the key expires at the TAT rounded
-/// up to a millisecond, and holds the microseconds of that rounding
-/// (0–999), so `TAT − now = PTTL × 1000 − value` in µs, `now` being the
-/// store's clock in whole milliseconds as before. A check of cost `c`
-/// would move the TAT to `max(TAT, now) + c × interval`; it passes when
-/// that is at most `now + capacity`. When the rounding stays the same
-/// (always, for an interval of whole milliseconds) only the expiry moves
-/// (`PEXPIRE`, cheaper for the server than a `SET`). The key lives until
+/// store's clock, with no `TIME` call: `TAT − now` is the key's `PTTL`. A
+/// check of cost `c` would move the TAT to `max(TAT, now) + c × interval`;
+/// it passes when that is at most `now + capacity`. The key lives until
 /// the TAT, after which the bucket is full and a missing key means the
 /// same.
 ///
+/// An interval of whole milliseconds (`10 per second`, `100 per minute`:
+/// most policies) keeps every TAT on a whole millisecond, so the expiry
+/// alone holds it: `PTTL`, then `PEXPIRE` (or `SET 0 PX` for a new key),
+/// two commands. Otherwise the key also holds the microseconds by which
+/// the expiry rounds the TAT up (0–999), so `TAT − now = PTTL × 1000 −
+/// value`, and a check reads it (`GET`) too; when the rounding stays the
+/// same only the expiry moves (`PEXPIRE`, cheaper for the server than a
+/// `SET`). The whole-millisecond path reads only the expiry, so it
+/// ignores a value a fractional interval left (a policy changed while the
+/// key lived: under a millisecond of difference).
+///
 /// A value of 1000 or more is a TAT in µs of the store's clock, as
-/// versions before this layout stored it; it is read as such (with
-/// `TIME`), so an upgrade loses no state. (An older version reading a key
-/// of this layout takes it for a full bucket.)
+/// versions before this layout stored it (with the TAT, rounded up, as
+/// the expiry); the fractional path reads it as such (with `TIME`), the
+/// whole-millisecond path reads its expiry, so an upgrade loses no state.
+/// (An older version reading a key of this layout takes it for a full
+/// bucket.)
 ///
 /// Reply: one integer, `TAT − now` in µs after the check when allowed,
 /// `−1 − (TAT − now)` when denied; [`Reply::parse`] derives the rest.
@@ -227,8 +248,20 @@ pub(crate) static GCRA: Script = Script::new(
     "rate limit gcra",
     r#"
 local interval, capacity, cost = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local tat, r = 0, -1
 local ttl = redis.call('PTTL', KEYS[1])
+if interval % 1000 == 0 then
+  local tat = 0
+  if ttl > 0 then tat = ttl * 1000 end
+  local new_tat = tat + cost * interval
+  if new_tat > capacity then return -1 - tat end
+  if ttl > 0 then
+    redis.call('PEXPIRE', KEYS[1], new_tat / 1000)
+  else
+    redis.call('SET', KEYS[1], 0, 'PX', new_tat / 1000)
+  end
+  return new_tat
+end
+local tat, r = 0, -1
 if ttl ~= -2 then
   r = tonumber(redis.call('GET', KEYS[1]))
   if not r then return redis.error_reply('rate limit state is corrupt') end
@@ -258,8 +291,24 @@ return new_tat
 fn gcra(run: &mut ScriptRun<'_>) -> Result<ScriptValue, String> {
     let key = run.key(0)?;
     let (interval, capacity, cost) = (arg(run, 0)?, arg(run, 1)?, arg(run, 2)?);
-    let (mut tat, mut r) = (0, -1);
     let ttl = run.pttl(key)?;
+    let args = [interval, capacity, cost];
+    if interval % 1000 == 0 {
+        gcra_whole_ms(run, key, ttl, args)
+    } else {
+        gcra_micros(run, key, ttl, args)
+    }
+}
+
+/// [`GCRA`]'s general path: the TAT is the key's expiry less the
+/// microseconds its value holds (or an earlier version's absolute TAT).
+fn gcra_micros(
+    run: &mut ScriptRun<'_>,
+    key: &str,
+    ttl: i64,
+    [interval, capacity, cost]: [i64; 3],
+) -> Result<ScriptValue, String> {
+    let (mut tat, mut r) = (0, -1);
     if ttl != -2 {
         let stored = run.get(key)?.unwrap_or_default();
         r = parse_int(&stored).ok_or("rate limit state is corrupt")?;
@@ -281,6 +330,27 @@ fn gcra(run: &mut ScriptRun<'_>) -> Result<ScriptValue, String> {
         run.pexpire(key, unsigned(ms))?;
     } else {
         run.set(key, new_r.to_string().as_bytes(), Some(unsigned(ms)))?;
+    }
+    Ok(ScriptValue::Int(new_tat))
+}
+
+/// [`GCRA`]'s path for an interval of whole milliseconds: the TAT is the
+/// key's expiry (`ttl`, its `PTTL`) and nothing else.
+fn gcra_whole_ms(
+    run: &mut ScriptRun<'_>,
+    key: &str,
+    ttl: i64,
+    [interval, capacity, cost]: [i64; 3],
+) -> Result<ScriptValue, String> {
+    let tat = if ttl > 0 { ttl * 1000 } else { 0 };
+    let new_tat = tat + cost * interval;
+    if new_tat > capacity {
+        return Ok(ScriptValue::Int(-1 - tat));
+    }
+    if ttl > 0 {
+        run.pexpire(key, unsigned(new_tat / 1000))?;
+    } else {
+        run.set(key, b"0", Some(unsigned(new_tat / 1000)))?;
     }
     Ok(ScriptValue::Int(new_tat))
 }
@@ -450,18 +520,21 @@ fn parse_int(bytes: &[u8]) -> Option<i64> {
     std::str::from_utf8(bytes).ok()?.parse().ok()
 }
 
-fn parse_state(bytes: &[u8]) -> Option<(i64, i64, i64)> {
+fn parse_state(bytes: &[u8]) -> Option<(i64, i64)> {
     let text = std::str::from_utf8(bytes).ok()?;
     let mut parts = text.split(':');
+    // The window index of earlier versions, or 0: not read (the expiry
+    // says which window the counts are of).
+    parts.next()?;
     let mut next = || -> Option<i64> {
         let part = parts.next()?;
-        // `%d+` in the Lua twin: digits only, no sign.
+        // Digits only, no sign: a count the limiter wrote.
         if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
             return None;
         }
         part.parse().ok()
     };
-    let state = (next()?, next()?, next()?);
+    let state = (next()?, next()?);
     parts.next().is_none().then_some(state)
 }
 
@@ -668,18 +741,66 @@ mod tests {
 
     #[test]
     fn gcra_reads_the_absolute_tat_of_earlier_versions() {
-        // 10 per 1000 ms, burst 3; a key written before the TAT moved
-        // into the expiry: TAT 10 200 ms in µs, living until then.
-        let mut ops = FakeOps {
-            now: 10_000,
-            ..FakeOps::default()
+        // A key written before the TAT moved into the expiry: TAT 10 200 ms
+        // in µs, living until then.
+        let legacy = |now| {
+            let mut ops = FakeOps {
+                now,
+                ..FakeOps::default()
+            };
+            ops.set("k", b"10200000", Some(200));
+            ops
         };
-        ops.set("k", b"10200000", Some(200));
+        // 10 per 1000 ms (whole milliseconds), burst 3: the expiry is read.
+        let mut ops = legacy(10_000);
         let args = [100_000, 300_000, 1];
         assert_eq!(ops.run(&GCRA, args), allowed(0, 300));
         assert_eq!(ops.run(&GCRA, args), denied(0, 300, 100));
-        // Now in the new layout: the expiry is the TAT, the value 0.
-        assert_eq!((ops.get("k"), ops.pttl("k")), (Some(b"0".to_vec()), 300));
+        assert_eq!(ops.pttl("k"), 300);
+        // An interval of 150.5 ms, burst 3: the value is read, and the key
+        // rewritten in this layout (the expiry rounds the TAT up by 500 µs).
+        let mut ops = legacy(10_000);
+        let args = [150_500, 451_500, 1];
+        assert_eq!(ops.run(&GCRA, args), allowed(0, 351));
+        assert_eq!((ops.get("k"), ops.pttl("k")), (Some(b"500".to_vec()), 351));
+        assert_eq!(ops.run(&GCRA, args), denied(0, 351, 50));
+    }
+
+    #[test]
+    fn gcra_whole_milliseconds_answer_as_the_microsecond_path() {
+        // The same checks through both paths of the twin, at every step:
+        // same replies, same expiries. 7 per 700 ms, burst 4; a check every
+        // 37 ms with costs 1, 2, 3 in turn, past several refills.
+        let (interval, capacity) = (100_000, 400_000);
+        let (mut short, mut long) = (FakeOps::default(), FakeOps::default());
+        let mut answers = [0; 2];
+        for step in 0..60_u64 {
+            let now = 1_000 + step * 37;
+            let cost = (step % 3 + 1) as i64;
+            short.now = now;
+            long.now = now;
+            let fast = run_gcra(&mut short, [interval, capacity, cost], true);
+            let slow = run_gcra(&mut long, [interval, capacity, cost], false);
+            assert_eq!(fast, slow, "step {step}");
+            assert_eq!(short.pttl("k"), long.pttl("k"), "step {step}");
+            answers[usize::from(fast < 0)] += 1;
+        }
+        assert!(
+            answers[0] > 10 && answers[1] > 10,
+            "allowed, denied: {answers:?}"
+        );
+    }
+
+    /// One GCRA check through the twin's whole-millisecond path (`true`)
+    /// or its general path with the same numbers.
+    fn run_gcra(ops: &mut FakeOps, [interval, capacity, cost]: [i64; 3], whole: bool) -> i64 {
+        let keys = ["k".to_owned()];
+        let args: Vec<Vec<u8>> = Vec::new();
+        let mut run = ScriptRun::new("gcra twin", ops, &keys, &args);
+        let ttl = run.pttl("k").expect("pttl");
+        let path = if whole { gcra_whole_ms } else { gcra_micros };
+        let value = path(&mut run, "k", ttl, [interval, capacity, cost]);
+        value.expect("runs").as_int().expect("an integer")
     }
 
     #[test]
@@ -727,8 +848,10 @@ mod tests {
 
     #[test]
     fn sliding_state_parses_like_the_lua_pattern() {
-        assert_eq!(parse_state(b"12:3:4"), Some((12, 3, 4)));
-        for bad in [&b"12:3"[..], b"12:3:4:5", b"-1:3:4", b"a:b:c", b"1::2", b""] {
+        assert_eq!(parse_state(b"0:3:4"), Some((3, 4)));
+        // The window index earlier versions kept is not read.
+        assert_eq!(parse_state(b"28744917:3:4"), Some((3, 4)));
+        for bad in [&b"12:3"[..], b"12:3:4:5", b"0:-3:4", b"a:b:c", b"1::2", b""] {
             assert_eq!(parse_state(bad), None, "{bad:?}");
         }
     }
