@@ -31,23 +31,30 @@
 //!   file, metrics on, the near cache on;
 //! * **app near cache off**: the same with `USER_NEAR_CACHE=false`;
 //! * **app warn**: the same as full with `RUST_LOG=warn`;
-//! * **app metrics off**: the same as full with `APP_METRICS=false`.
+//! * **app metrics off**: the same as full with `APP_METRICS=false`;
+//! * **app, limiter in memory**: the same as full with the
+//!   `ratelimit_cache` store on `kvstore_memory` (a copy of
+//!   `config/services.yaml` with that one `type:` changed): the app with
+//!   a rate-limit check that costs no round trip, which bounds what any
+//!   cheaper Redis check could give (not a deployment: each instance
+//!   would count alone).
 //!
 //! The app instances share one SQLite file (started one after the other,
 //! each waited for on `/readyz`). One user is created, read once through
 //! every instance (hot: in Redis; each near cache keeps it from its second
 //! read, during the warm-up), and logged in
 //! through the OTP flow (development echo) for a session. Then each round
-//! runs `wrk -t2 -c50 -d<BENCH_SECS>s --latency` once per case (the five
-//! servers on `GET /api/users/{id}`; bare and app full on `GET
-//! /api/session` with `Authorization: Bearer`), the order reversed every
+//! runs `wrk -t2 -c50 -d<BENCH_SECS>s --latency` once per case (every
+//! server on `GET /api/users/{id}`; the bare ones, app full and the app
+//! with its limiter in memory on `GET /api/session` with
+//! `Authorization: Bearer`), the order reversed every
 //! other round. Reported: medians of requests per second and of wrk's 99th
 //! percentile latency per case, and medians of the per-round ratios,
 //! against the issues' targets. Every response must be 2xx (wrk's
 //! `Non-2xx` count must be zero).
 //!
 //! `BENCH_SECS` (default 10) sets a run's length in whole seconds,
-//! `BENCH_ROUNDS` (default 3) the rounds: about 4 minutes by default.
+//! `BENCH_ROUNDS` (default 3) the rounds: about 5 minutes by default.
 //! `wrk` and the servers share the machine's cores, as they would on a
 //! one-box deployment: the numbers compare the servers with each other,
 //! they are not the servers' capacity.
@@ -86,14 +93,16 @@ enum Server {
     NearOff,
     Warn,
     MetricsOff,
+    LimiterMemory,
 }
 
 impl Server {
-    const APPS: [Server; 4] = [
+    const APPS: [Server; 5] = [
         Server::Full,
         Server::NearOff,
         Server::Warn,
         Server::MetricsOff,
+        Server::LimiterMemory,
     ];
 
     fn label(self) -> &'static str {
@@ -104,6 +113,7 @@ impl Server {
             Server::NearOff => "app, USER_NEAR_CACHE=false",
             Server::Warn => "app, RUST_LOG=warn",
             Server::MetricsOff => "app, APP_METRICS=false",
+            Server::LimiterMemory => "app, limiter in memory",
         }
     }
 
@@ -151,16 +161,18 @@ impl Route {
 }
 
 /// Every measured (server, route), in the order of an even round.
-const CASES: [(Server, Route); 9] = [
+const CASES: [(Server, Route); 11] = [
     (Server::Bare, Route::User),
     (Server::BareMimalloc, Route::User),
     (Server::Full, Route::User),
     (Server::NearOff, Route::User),
     (Server::Warn, Route::User),
     (Server::MetricsOff, Route::User),
+    (Server::LimiterMemory, Route::User),
     (Server::Bare, Route::Session),
     (Server::BareMimalloc, Route::Session),
     (Server::Full, Route::Session),
+    (Server::LimiterMemory, Route::Session),
 ];
 
 /// A ratio reported: `(numerator, denominator)` cases, what it is called,
@@ -172,7 +184,7 @@ struct Ratio {
     target: Option<(f64, &'static str)>,
 }
 
-const RATIOS: [Ratio; 7] = [
+const RATIOS: [Ratio; 10] = [
     Ratio {
         name: "users: app full / bare",
         top: (Server::Full, Route::User),
@@ -214,6 +226,24 @@ const RATIOS: [Ratio; 7] = [
         top: (Server::Full, Route::User),
         bottom: (Server::MetricsOff, Route::User),
         target: Some((0.9, "15")),
+    },
+    Ratio {
+        name: "users: app full / limiter in memory",
+        top: (Server::Full, Route::User),
+        bottom: (Server::LimiterMemory, Route::User),
+        target: None,
+    },
+    Ratio {
+        name: "users: app, limiter in memory / bare on mimalloc",
+        top: (Server::LimiterMemory, Route::User),
+        bottom: (Server::BareMimalloc, Route::User),
+        target: None,
+    },
+    Ratio {
+        name: "session: app, limiter in memory / bare on mimalloc",
+        top: (Server::LimiterMemory, Route::Session),
+        bottom: (Server::BareMimalloc, Route::Session),
+        target: None,
     },
 ];
 
@@ -309,6 +339,21 @@ fn spawn(name: &'static str, bin: &Path, env: &[(String, String)], dir: &Path) -
         console,
         process,
     }
+}
+
+/// Writes `to`: the app's configuration `from` with the `ratelimit_cache`
+/// store on `kvstore_memory` (it ignores the Redis fields).
+fn write_limiter_in_memory_config(from: &Path, to: &Path) {
+    const STORE: &str = "  ratelimit_cache:\n    type: ${KV_DRIVER:kvstore_redis}\n";
+    let text = std::fs::read_to_string(from)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", from.display()));
+    assert!(
+        text.contains(STORE),
+        "{} no longer declares `ratelimit_cache` as this bench expects:\n{STORE}",
+        from.display()
+    );
+    let changed = text.replace(STORE, "  ratelimit_cache:\n    type: kvstore_memory\n");
+    std::fs::write(to, changed).unwrap_or_else(|e| panic!("cannot write {}: {e}", to.display()));
 }
 
 /// The release binary `name` beside this bench (`target/release/deps/..`).
@@ -532,11 +577,22 @@ async fn main() {
         .tempdir()
         .unwrap_or_else(|e| panic!("cannot create a temporary directory: {e}"));
     let client = reqwest::Client::new();
+    let memory_limiter_config = dir.path().join("services-limiter-in-memory.yaml");
+    write_limiter_in_memory_config(&config, &memory_limiter_config);
 
     // The app instances, one after the other (they migrate one SQLite file).
     let common = |server: Server| -> Vec<(String, String)> {
         let mut env: Vec<(String, String)> = [
-            ("APP_CONFIG", config.display().to_string()),
+            (
+                "APP_CONFIG",
+                if server == Server::LimiterMemory {
+                    &memory_limiter_config
+                } else {
+                    &config
+                }
+                .display()
+                .to_string(),
+            ),
             ("REDIS_ADDR", redis.addr()),
             (
                 "DATABASE_URL",
@@ -665,7 +721,7 @@ async fn main() {
                 format!("≥ {min} ({issue})"),
                 if value >= min { "yes" } else { "no" },
             ),
-            None => ("report (14)".to_owned(), "-"),
+            None => ("report".to_owned(), "-"),
         };
         println!("| {} | {value:.2} | {target} | {met} |", ratio.name);
     }
