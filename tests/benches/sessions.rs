@@ -11,16 +11,16 @@
 //! A [`TestRedis`] is started for the run. Every run is a fixed number of
 //! operations (`BENCH_OPS`, default 10,000) spread over 1 or 50 tokio
 //! tasks; a session lookup is compared in rounds (`BENCH_ROUNDS`, default
-//! 9) of three runs — raw `GET`, kv-module, tower-sessions — whose order
-//! rotates from round to round, and the medians of each side and of the
-//! per-round ratios are reported, so drift on a shared machine affects
-//! all three alike. OTP `verify` is paired with the raw `GET` the same way.
+//! 9) of four runs — raw `GET`, kv-module, tower-sessions, fred `GET` —
+//! whose order rotates from round to round, and the medians of each side
+//! and of the per-round ratios are reported, so drift on a shared machine
+//! affects all four alike. OTP `verify` is paired with the raw `GET` the same way.
 //!
 //! Each of the 1,000 sessions holds the same realistic data on both
 //! sides, about 250 bytes as JSON: an e-mail user id, a tenant, roles, a
 //! display name, a CSRF token, a user agent, the login time.
 //!
-//! `BENCH_PROFILE=raw|kv|tower` runs only that side's lookup, from 50
+//! `BENCH_PROFILE=raw|fred|kv|tower` runs only that side's lookup, from 50
 //! tasks, for `BENCH_ROUNDS` runs, and prints its rate: a steady load for
 //! `perf record`.
 //!
@@ -30,6 +30,9 @@
 //! * kv-module: [`Sessions::load`] (what the axum extractor calls) through
 //!   `RedisStore` (pool size 1), refresh interval 10 minutes so no refresh
 //!   falls in the run: hashing the id, the `GET`, decoding the record;
+//! * fred GET: a plain `GET` of the same records kv-module reads, on the
+//!   fred client tower-sessions-redis-store uses (its own connection,
+//!   TCP_NODELAY on): what the peer's client costs, apart from the peer;
 //! * tower-sessions: `SessionStore::load` of tower-sessions-redis-store
 //!   on one fred `Client` (one connection, TCP_NODELAY on): the `GET` of
 //!   the id and a MessagePack decode of the record. It keys records by the
@@ -58,7 +61,8 @@ use kv_module_tests::command_stats::{command_calls, delta};
 use redis::aio::ConnectionManager;
 use tower_sessions::session::Id;
 use tower_sessions::session_store::SessionStore;
-use tower_sessions_peer::{FredClient, TowerRedisStore, tower_store};
+use tower_sessions_peer::{FredClient, TowerRedisStore, fred_client, tower_store};
+use tower_sessions_redis_store::fred::prelude::KeysInterface;
 
 #[path = "shared/tower_sessions_peer.rs"]
 mod tower_sessions_peer;
@@ -76,6 +80,7 @@ const SECRET: &str = "a benchmark secret of at least 32 bytes";
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Target {
     RawGet,
+    FredGet,
     SessionLoad,
     TowerLoad,
     OtpVerify,
@@ -96,6 +101,7 @@ struct Fixture {
     memory: Side,
     tower: TowerRedisStore<FredClient>,
     tower_ids: Vec<Id>,
+    fred: FredClient,
 }
 
 #[tokio::main(flavor = "multi_thread")]
@@ -110,7 +116,8 @@ async fn main() {
             "raw" => Target::RawGet,
             "kv" => Target::SessionLoad,
             "tower" => Target::TowerLoad,
-            _ => panic!("BENCH_PROFILE must be raw, kv or tower, got `{side}`"),
+            "fred" => Target::FredGet,
+            _ => panic!("BENCH_PROFILE must be raw, fred, kv or tower, got `{side}`"),
         };
         for round in 0..rounds {
             let rate = measure(&fixture, false, target, 50, ops, &format!("p{round}")).await;
@@ -127,21 +134,28 @@ async fn main() {
     );
     fixture.print_sizes().await;
 
-    println!("Session lookup: raw `GET` of the record, kv-module `load`, tower-sessions `load`:\n");
     println!(
-        "| concurrency | raw GET ops/s | kv-module ops/s | tower-sessions ops/s \
-         | kv-module / raw GET | kv-module / tower-sessions |"
+        "Session lookup: raw `GET` of the record on redis-rs (kv-module's client) and on fred \
+         (tower-sessions-redis-store's), kv-module `load`, tower-sessions `load`:\n"
     );
-    println!("|---:|---:|---:|---:|---:|---:|");
+    println!(
+        "| concurrency | raw GET ops/s | fred GET ops/s | kv-module ops/s | tower-sessions ops/s \
+         | kv-module / raw GET | kv-module / tower-sessions | raw GET / fred GET \
+         | tower-sessions / fred GET |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for concurrency in CONCURRENCIES {
         let r = lookup_rounds(&fixture, concurrency, ops, rounds).await;
         println!(
-            "| {concurrency} | {} | {} | {} | {:.2} | {:.2} |",
+            "| {concurrency} | {} | {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.2} |",
             thousands(r.raw),
+            thousands(r.fred),
             thousands(r.kv),
             thousands(r.tower),
             r.kv_over_raw,
-            r.kv_over_tower
+            r.kv_over_tower,
+            r.raw_over_fred,
+            r.tower_over_fred
         );
     }
 
@@ -160,6 +174,7 @@ async fn main() {
     let ops_counted = COUNTED_OPS as u64;
     for (target, label) in [
         (Target::RawGet, "raw GET"),
+        (Target::FredGet, "fred GET"),
         (Target::SessionLoad, "kv-module session load"),
         (Target::TowerLoad, "tower-sessions load"),
         (Target::OtpVerify, "otp verify"),
@@ -265,6 +280,7 @@ impl Fixture {
             memory,
             tower,
             tower_ids,
+            fred: fred_client(server).await,
         }
     }
 
@@ -307,6 +323,14 @@ impl Fixture {
                     .await
                     .expect("raw GET must succeed");
                 assert!(value.is_some(), "raw GET found no session record");
+            }
+            Target::FredGet => {
+                let value: Option<Vec<u8>> = self
+                    .fred
+                    .get(&self.raw_keys[i % SESSION_COUNT])
+                    .await
+                    .expect("fred GET must succeed");
+                assert!(value.is_some(), "fred GET found no session record");
             }
             Target::SessionLoad => {
                 let session = side
@@ -373,29 +397,38 @@ async fn prepare(
     Arc::new(codes)
 }
 
-/// The medians of a three-way lookup comparison.
+/// The medians of a four-way lookup comparison.
 struct Lookup {
     raw: f64,
+    fred: f64,
     kv: f64,
     tower: f64,
     kv_over_raw: f64,
     kv_over_tower: f64,
+    raw_over_fred: f64,
+    tower_over_fred: f64,
 }
 
-/// `rounds` rounds of raw `GET`, kv-module `load` and tower-sessions
-/// `load`, the order rotating each round; medians of each side and of the
-/// per-round ratios.
+/// `rounds` rounds of raw `GET` (redis-rs), fred `GET`, kv-module `load`
+/// and tower-sessions `load`, the order rotating each round; medians of
+/// each side and of the per-round ratios.
 async fn lookup_rounds(
     fixture: &Arc<Fixture>,
     concurrency: usize,
     ops: usize,
     rounds: usize,
 ) -> Lookup {
-    let order = [Target::RawGet, Target::SessionLoad, Target::TowerLoad];
-    let (mut raw, mut kv, mut tower) = (Vec::new(), Vec::new(), Vec::new());
+    let order = [
+        Target::RawGet,
+        Target::SessionLoad,
+        Target::TowerLoad,
+        Target::FredGet,
+    ];
+    let (mut raw, mut kv, mut tower, mut fred) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let (mut kv_over_raw, mut kv_over_tower) = (Vec::new(), Vec::new());
+    let (mut raw_over_fred, mut tower_over_fred) = (Vec::new(), Vec::new());
     for round in 0..rounds {
-        let mut rates = [0.0; 3];
+        let mut rates = [0.0; 4];
         for step in 0..order.len() {
             let side = (round + step) % order.len();
             let tag = format!("lookup-{concurrency}-{round}");
@@ -404,15 +437,21 @@ async fn lookup_rounds(
         raw.push(rates[0]);
         kv.push(rates[1]);
         tower.push(rates[2]);
+        fred.push(rates[3]);
         kv_over_raw.push(rates[1] / rates[0]);
         kv_over_tower.push(rates[1] / rates[2]);
+        raw_over_fred.push(rates[0] / rates[3]);
+        tower_over_fred.push(rates[2] / rates[3]);
     }
     Lookup {
         raw: median(raw),
+        fred: median(fred),
         kv: median(kv),
         tower: median(tower),
         kv_over_raw: median(kv_over_raw),
         kv_over_tower: median(kv_over_tower),
+        raw_over_fred: median(raw_over_fred),
+        tower_over_fred: median(tower_over_fred),
     }
 }
 

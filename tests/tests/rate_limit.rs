@@ -42,6 +42,7 @@ kv_module_tests::backend_suite! {
     fail_closed_refuses_when_the_store_is_unreachable,
     every_check_is_one_script_call,
     mixed_costs_from_two_instances_spend_exactly_the_limit,
+    cancelled_checks_leave_the_others_answered,
 }
 
 // ---------------------------------------------------------------------------
@@ -140,6 +141,53 @@ async fn concurrent_checks_allow_exactly_the_limit(b: &mut impl Backend) {
     for left in keys.values() {
         assert!(*left <= Duration::from_secs(120), "{keys:?}");
     }
+}
+
+/// Checks of one key cancelled at any point (their tasks aborted while
+/// they wait for a batch, lead one, or are handed one) leave every other
+/// check answered with a count of its own, and the key usable after.
+async fn cancelled_checks_leave_the_others_answered(b: &mut impl Backend) {
+    let store = store(b).await;
+    let limiter = limiter(
+        &store,
+        "cancelled",
+        policy(Algorithm::FixedWindow, 1_000, Duration::from_secs(60)),
+    );
+    for round in 0..5 {
+        let tasks: Vec<_> = (0..120)
+            .map(|_| {
+                let limiter = limiter.clone();
+                tokio::spawn(async move { limiter.check("k").await })
+            })
+            .collect();
+        // Abort every third task: some before they ran, some in flight.
+        for task in tasks.iter().step_by(3) {
+            task.abort();
+        }
+        let mut remaining = BTreeSet::new();
+        for task in tasks {
+            let finished = tokio::time::timeout(Duration::from_secs(10), task)
+                .await
+                .unwrap_or_else(|_| panic!("round {round}: a check never got its answer"));
+            match finished {
+                Ok(decision) => {
+                    let decision = decision.expect("check");
+                    assert!(decision.allowed, "round {round}: {decision:?}");
+                    assert!(
+                        remaining.insert(decision.remaining),
+                        "round {round}: two checks got one count: {decision:?}"
+                    );
+                }
+                Err(error) => assert!(error.is_cancelled(), "round {round}: {error}"),
+            }
+        }
+        assert!(remaining.len() >= 80, "round {round}: {}", remaining.len());
+        let after = tokio::time::timeout(Duration::from_secs(10), check(&limiter, "k"))
+            .await
+            .unwrap_or_else(|_| panic!("round {round}: the key is stuck after cancellations"));
+        assert!(after.allowed, "{after:?}");
+    }
+    assert_every_key_expires(b).await;
 }
 
 /// Two limiter instances over two store connections (two application
@@ -817,6 +865,47 @@ async fn redis_check_is_one_round_trip() {
             );
         }
     }
+    assert_every_key_expires(&backend).await;
+}
+
+/// Fixed-window checks of one key in flight together on one instance
+/// share round trips (one `INCRBY` of their number per batch), and still
+/// allow exactly the limit, each with a count of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_concurrent_checks_of_one_key_share_round_trips() {
+    use kv_module_tests::command_stats::{command_calls, delta};
+
+    let backend = RedisBackend::start().await;
+    let store = store(&backend).await;
+    let mut raw = backend.server.raw(0).await;
+    let limiter = limiter(
+        &store,
+        "batched",
+        policy(Algorithm::FixedWindow, 50, Duration::from_secs(60)),
+    )
+    .with_denial_memo(0);
+    check(&limiter, "warm-up").await;
+    let before = command_calls(&mut raw).await;
+    let tasks: Vec<_> = (0..200)
+        .map(|_| {
+            let limiter = limiter.clone();
+            tokio::spawn(async move { limiter.check("k").await })
+        })
+        .collect();
+    let mut remaining = BTreeSet::new();
+    for task in tasks {
+        let decision = task.await.expect("task").expect("check");
+        if decision.allowed {
+            assert!(remaining.insert(decision.remaining), "{decision:?}");
+        }
+    }
+    assert_eq!(remaining, (0..50).collect(), "exactly 50, one per count");
+    let calls = delta(&before, &command_calls(&mut raw).await);
+    let increments = calls.get("incrby").copied().unwrap_or(0);
+    assert!(
+        (1..200).contains(&increments),
+        "200 checks in flight together: {increments} INCRBY ({calls:?})"
+    );
     assert_every_key_expires(&backend).await;
 }
 

@@ -12,6 +12,7 @@ use shaku::Component;
 use super::algorithm::{Algorithm, OnStoreError};
 #[cfg(feature = "yaml")]
 use super::config::RateLimitConfig;
+use super::count_batches::CountBatches;
 use super::decision::Decision;
 use super::denial_memo::{DEFAULT_MAX_KEYS, DenialMemo};
 use super::error::RateLimitError;
@@ -133,6 +134,8 @@ struct Counters {
     failing: AtomicBool,
     /// The denials answered from memory, sized on first use.
     denials: OnceLock<DenialMemo>,
+    /// The fixed-window counts in flight, batched per key.
+    batches: Arc<CountBatches>,
     /// The facade's counters, registered on the first check.
     metrics: OnceLock<Metrics>,
 }
@@ -356,11 +359,14 @@ impl KvRateLimiter {
     /// in one pipeline on Redis). A denied check adds 1 to a counter already at
     /// the limit, which changes no answer; the module
     /// [`scripts`](super::scripts) says why, and why checks of a larger
-    /// cost keep the script.
+    /// cost keep the script. Checks of one key in flight at the same time
+    /// share one increment (the module `count_batches.rs` says why the
+    /// counts stay exact).
     async fn count(&self, stored_key: &str) -> Result<Reply, KvError> {
         let (count, ttl) = self
-            .store
-            .incr_by_with_ttl(stored_key, 1, self.policy.window())
+            .counters
+            .batches
+            .count(&self.store, stored_key, self.policy.window())
             .await?;
         Ok(Reply::fixed_window_count(
             count,

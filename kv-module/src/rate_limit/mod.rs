@@ -15,6 +15,10 @@
 //!   compared after, which changes no answer (`scripts.rs` proves it);
 //!   every other check is one atomic [`Script`](crate::store::Script)
 //!   (`EVALSHA`) that writes nothing when it denies.
+//! * `count_batches.rs`: fixed-window checks of one key in flight at the
+//!   same time on one instance share one `INCRBY` of their number, each
+//!   taking its own count from the result, so a busy key costs one round
+//!   trip per batch and the counts stay exact across instances.
 //!
 //! # Redis version
 //!
@@ -57,6 +61,7 @@
 
 mod algorithm;
 mod config;
+mod count_batches;
 mod decision;
 mod denial_memo;
 mod error;

@@ -33,12 +33,28 @@ pub fn tower_record(i: usize) -> Record {
     }
 }
 
-/// tower-sessions' Redis store on one fred client (one connection,
-/// TCP_NODELAY on), holding the same data as the kv-module sessions.
+/// tower-sessions' Redis store on one fred client ([`fred_client`]),
+/// holding the same data as the kv-module sessions.
 pub async fn tower_store(
     server: &TestRedis,
     count: usize,
 ) -> (TowerRedisStore<FredClient>, Vec<Id>) {
+    let store = TowerRedisStore::new(fred_client(server).await);
+    let mut ids = Vec::with_capacity(count);
+    for i in 0..count {
+        let mut record = tower_record(i);
+        store
+            .create(&mut record)
+            .await
+            .expect("tower-sessions create must succeed");
+        ids.push(record.id);
+    }
+    (store, ids)
+}
+
+/// A fred client on DB 0 of `server`: one connection, TCP_NODELAY on (as
+/// every client of the benches).
+pub async fn fred_client(server: &TestRedis) -> FredClient {
     let config = FredConfig::from_url(&server.url(0)).expect("test Redis URL must parse");
     let connection = ConnectionConfig {
         tcp: TcpConfig {
@@ -52,15 +68,5 @@ pub async fn tower_store(
         .init()
         .await
         .expect("fred must connect to the test Redis");
-    let store = TowerRedisStore::new(client);
-    let mut ids = Vec::with_capacity(count);
-    for i in 0..count {
-        let mut record = tower_record(i);
-        store
-            .create(&mut record)
-            .await
-            .expect("tower-sessions create must succeed");
-        ids.push(record.id);
-    }
-    (store, ids)
+    client
 }
