@@ -43,6 +43,7 @@ kv_module_tests::backend_suite! {
     every_check_is_one_script_call,
     mixed_costs_from_two_instances_spend_exactly_the_limit,
     cancelled_checks_leave_the_others_answered,
+    a_check_held_without_being_polled_holds_up_no_other,
 }
 
 // ---------------------------------------------------------------------------
@@ -187,6 +188,47 @@ async fn cancelled_checks_leave_the_others_answered(b: &mut impl Backend) {
             .unwrap_or_else(|_| panic!("round {round}: the key is stuck after cancellations"));
         assert!(after.allowed, "{after:?}");
     }
+    assert_every_key_expires(b).await;
+}
+
+/// A check polled once (sent) and then held without being polled, as a
+/// `select!` that let another branch win would hold it, does not hold up
+/// later checks of its key: they are counted and answered meanwhile.
+async fn a_check_held_without_being_polled_holds_up_no_other(b: &mut impl Backend) {
+    let store = store(b).await;
+    let limiter = limiter(
+        &store,
+        "held",
+        policy(Algorithm::FixedWindow, 1_000, Duration::from_secs(60)),
+    );
+    let mut held = std::pin::pin!(limiter.check("k"));
+    let first = futures::poll!(held.as_mut());
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let limiter = limiter.clone();
+            tokio::spawn(async move { limiter.check("k").await })
+        })
+        .collect();
+    let mut remaining = BTreeSet::new();
+    for task in tasks {
+        let decision = tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .expect("a check waited for the one held without being polled")
+            .expect("task")
+            .expect("check");
+        assert!(remaining.insert(decision.remaining), "{decision:?}");
+    }
+    let alone = tokio::time::timeout(Duration::from_secs(10), check(&limiter, "k"))
+        .await
+        .expect("a later check waited for the held one");
+    assert!(remaining.insert(alone.remaining), "{alone:?}");
+    let held = match first {
+        std::task::Poll::Ready(decision) => decision,
+        std::task::Poll::Pending => held.await,
+    }
+    .expect("the held check, polled again");
+    assert!(remaining.insert(held.remaining), "{held:?}");
+    assert_eq!(remaining.len(), 22, "every check its own count");
     assert_every_key_expires(b).await;
 }
 

@@ -2,38 +2,42 @@
 //! one instance at the same time, counted by one `INCRBY`.
 //!
 //! A fixed-window check of cost 1 adds 1 to the key's counter and compares
-//! the new count with the limit ([`Reply::fixed_window_count`]). When a
-//! check of a key finds another check of the same key waiting for the
-//! store, it does not send its own round trip: it joins the next batch.
-//! When the round trip in flight returns, the first check of the batch
-//! sends `INCRBY key k` for the `k` checks of its batch and hands each its
-//! own count, `c − k + 1 … c` for the new value `c`. That is what `k`
-//! increments of 1 sent back to back would have given: `INCRBY` is atomic,
-//! so the counts of every instance are still distinct and consecutive, and
-//! exactly the checks holding the counts 1 to the limit pass, across any
-//! number of instances. The key's expiry is armed by the same call
-//! (`PEXPIRE … NX`), and its TTL read by it, as for a single check.
+//! the new count with the limit ([`Reply::fixed_window_count`]). A check
+//! of a key with no other check of it in flight is sent at once, by the
+//! check itself, as without batching. A check that finds one in flight
+//! queues instead, and a counting task (spawned on the runtime for the
+//! key, living while its queue is not empty) sends `INCRBY key k` for the
+//! `k` checks queued and hands each its own count, `c − k + 1 … c` for the
+//! new value `c`; checks arriving meanwhile make up its next batch. That
+//! is what `k` increments of 1 sent back to back would have given:
+//! `INCRBY` is atomic, so the counts of every instance are still distinct
+//! and consecutive, and exactly the checks holding the counts 1 to the
+//! limit pass, across any number of instances. The key's expiry is armed
+//! by the same call (`PEXPIRE … NX`), and its TTL read by it, as for a
+//! single check.
 //!
-//! A key with one check at a time never waits: its check leads a batch of
-//! one and is sent at once, as without batching. Under load on one key
-//! (one busy client, or a key shared by many), a check waits for at most
-//! the round trip in flight before its own is sent, and the store
-//! receives one call per batch instead of one per check.
+//! Under load on one key (one busy client, or a key many share), the
+//! store then receives one call per batch instead of one per check, and a
+//! queued check waits for at most the batch in flight before its own is
+//! sent. No check waits on another check's future: the first is sent by
+//! its own check, the batches by the counting task, which the runtime
+//! polls, so a check that is cancelled, or held without being polled,
+//! holds up no other.
 //!
-//! A batch that fails (store unreachable, timed out) fails every check in
-//! it, each with an error of the same kind naming the store and key; each
-//! check then goes through its own fail-open / fail-closed handling.
+//! A batch that fails fails every check in it: an unreachable store or a
+//! timeout as the same kind of error (`is_unavailable` answers alike),
+//! anything else as a backend error naming the store, the key and the
+//! batch's error. Each check then goes through its own fail-open /
+//! fail-closed handling.
 //!
-//! Cancellation: a check whose future is dropped while it waits simply
-//! leaves (its count, if already taken, is spent, as a cancelled check's
-//! `INCRBY` would be). A check dropped while it leads a batch hands the
-//! queue behind it to the next waiting check; the checks of its own batch
-//! count alone. If its `INCRBY` had reached the server, those units are
-//! spent: the limiter may then allow fewer in that window, never more.
+//! Cancellation: a queued check that leaves before its batch is sent is
+//! not counted; one that leaves after has spent its count, as a cancelled
+//! check's `INCRBY` would have. If the counting task cannot be spawned
+//! (no tokio runtime) or is dropped (the runtime shutting down), the
+//! checks it would have counted count alone.
 //!
-//! Memory: a key has an entry only while a round trip of it is in flight
-//! (the list of checks waiting for the next batch), so the map holds at
-//! most as many keys as there are checks in flight.
+//! Memory: a key has an entry only while a check of it is in flight, so
+//! the map holds at most as many keys as there are checks in flight.
 //!
 //! [`Reply::fixed_window_count`]: super::scripts::Reply::fixed_window_count
 
@@ -54,21 +58,29 @@ const SHARDS: usize = 16;
 /// A check's count after the increment, and the key's TTL.
 pub(crate) type Counted = Result<(i64, KeyTtl), KvError>;
 
-/// What a waiting check is told.
-enum Turn {
-    /// The batch it joined was counted: its own count.
-    Counted(Counted),
-    /// The round trip before it is done: it sends the next batch.
-    Lead(Baton),
+/// A key's checks in flight.
+#[derive(Default)]
+struct InFlight {
+    /// Whether a check is being sent by itself (at most one at a time).
+    direct: bool,
+    /// Whether the key's counting task runs.
+    counting: bool,
+    /// The checks waiting for the counting task's next batch.
+    queue: Vec<oneshot::Sender<Counted>>,
 }
 
-/// Per key in flight: the checks waiting for the next batch.
-type Shard = HashMap<Box<str>, Vec<oneshot::Sender<Turn>>, RandomState>;
+type Shard = HashMap<Box<str>, InFlight, RandomState>;
 
 /// The fixed-window counts in flight of one limiter (and its clones).
 pub(crate) struct CountBatches {
     shards: Vec<Mutex<Shard>>,
     hasher: RandomState,
+}
+
+impl std::fmt::Debug for CountBatches {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CountBatches").finish_non_exhaustive()
+    }
 }
 
 impl Default for CountBatches {
@@ -80,10 +92,12 @@ impl Default for CountBatches {
     }
 }
 
-impl std::fmt::Debug for CountBatches {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CountBatches").finish_non_exhaustive()
-    }
+/// How a check is counted.
+enum Route {
+    /// By itself, now.
+    Direct,
+    /// In a batch of the counting task.
+    Queued(oneshot::Receiver<Counted>),
 }
 
 impl CountBatches {
@@ -96,128 +110,181 @@ impl CountBatches {
         key: &str,
         window: Duration,
     ) -> Counted {
-        let joined = {
+        let route = {
             let mut map = self.lock(key);
-            match map.get_mut(key) {
-                Some(waiting) => {
-                    let (sender, receiver) = oneshot::channel();
-                    waiting.push(sender);
-                    Some(receiver)
+            let in_flight = map.entry(key.into()).or_default();
+            if !in_flight.direct && !in_flight.counting {
+                in_flight.direct = true;
+                Route::Direct
+            } else {
+                let (sender, receiver) = oneshot::channel();
+                in_flight.queue.push(sender);
+                if !in_flight.counting {
+                    match tokio::runtime::Handle::try_current() {
+                        Ok(runtime) => {
+                            in_flight.counting = true;
+                            let task = Counter {
+                                batches: Arc::clone(self),
+                                store: Arc::clone(store),
+                                key: key.into(),
+                                window,
+                                finished: false,
+                            };
+                            runtime.spawn(task.run());
+                        }
+                        // No runtime to count on: this check counts alone.
+                        Err(_) => drop(in_flight.queue.pop()),
+                    }
                 }
-                None => {
-                    map.insert(key.into(), Vec::new());
-                    None
-                }
+                Route::Queued(receiver)
             }
         };
-        let mut baton = match joined {
-            None => Baton {
-                batches: Arc::clone(self),
-                key: key.into(),
-                batch: Some(Vec::new()),
+        match route {
+            Route::Direct => {
+                let _direct = Direct { batches: self, key };
+                store.incr_by_with_ttl(key, 1, window).await
+            }
+            Route::Queued(receiver) => match receiver.await {
+                Ok(counted) => counted,
+                // The counting task is gone (or never started): count alone.
+                Err(_) => store.incr_by_with_ttl(key, 1, window).await,
             },
-            Some(receiver) => match receiver.await {
-                Ok(Turn::Counted(counted)) => return counted,
-                Ok(Turn::Lead(baton)) => baton,
-                // The check leading this one's batch was dropped before it
-                // counted: count alone.
-                Err(_) => return store.incr_by_with_ttl(key, 1, window).await,
-            },
-        };
-        let size = 1 + baton.batch.as_ref().map_or(0, Vec::len);
-        let counted = store
-            .incr_by_with_ttl(key, i64::try_from(size).unwrap_or(i64::MAX), window)
-            .await;
-        baton.finish(counted, store.name())
+        }
     }
 
     fn lock(&self, key: &str) -> MutexGuard<'_, Shard> {
         let shard = &self.shards[self.hasher.hash_one(key) as usize % SHARDS];
-        // A panic while holding the lock leaves the map consistent (every
-        // change is one insert, remove or take).
+        // Every change under the lock is a flag, a push or a take: a panic
+        // elsewhere leaves the map consistent.
         shard
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The checks that joined while `key`'s batch was in flight become the
-    /// next batch, led by the first of them still waiting; with none, the
-    /// key has no round trip in flight any more.
-    fn hand_off(self: &Arc<Self>, key: &str) {
+    /// Updates `key`'s entry, and drops it once nothing of it is in flight.
+    fn update(&self, key: &str, change: impl FnOnce(&mut InFlight)) {
         let mut map = self.lock(key);
-        let Some(waiting) = map.get_mut(key) else {
-            return;
-        };
-        let mut queue = std::mem::take(waiting);
-        while !queue.is_empty() {
-            let head = queue.remove(0);
-            let baton = Baton {
-                batches: Arc::clone(self),
-                key: key.into(),
-                batch: Some(queue),
-            };
-            match head.send(Turn::Lead(baton)) {
-                Ok(()) => return,
-                // That check left: the next one leads. (Taking the batch
-                // out first makes the returned baton's drop a no-op.)
-                Err(Turn::Lead(mut baton)) => queue = baton.batch.take().unwrap_or_default(),
-                Err(Turn::Counted(_)) => return,
+        if let Some(in_flight) = map.get_mut(key) {
+            change(in_flight);
+            if !in_flight.direct && !in_flight.counting && in_flight.queue.is_empty() {
+                map.remove(key);
             }
         }
-        map.remove(key);
     }
 }
 
-/// The right to send a key's next batch, held by the check leading it:
-/// it hands the counts out when its round trip returns, and the queue to
-/// the next check in any case, also when it is dropped unused (its check
-/// cancelled, or the message carrying it never read).
-struct Baton {
-    batches: Arc<CountBatches>,
-    key: Box<str>,
-    /// The other checks of the batch (`None` once handed their counts).
-    batch: Option<Vec<oneshot::Sender<Turn>>>,
+/// A check sent by itself: its key's entry forgets it when it ends,
+/// returned or dropped.
+struct Direct<'a> {
+    batches: &'a CountBatches,
+    key: &'a str,
 }
 
-impl Baton {
-    /// Gives each check of the batch its count (this one the first), then
-    /// hands the queue on; this check's own count.
-    fn finish(&mut self, counted: Counted, store: &str) -> Counted {
-        let batch = self.batch.take().unwrap_or_default();
-        let size = i64::try_from(batch.len()).unwrap_or(i64::MAX);
-        let own = match counted {
-            Ok((last, ttl)) => {
-                let first = last - size;
-                for (count, waiter) in (first + 1..).zip(batch) {
-                    // A waiter that left has spent its count.
-                    let _ = waiter.send(Turn::Counted(Ok((count, ttl))));
-                }
-                Ok((first, ttl))
-            }
-            Err(error) => {
-                for waiter in batch {
-                    let _ = waiter.send(Turn::Counted(Err(sibling(&error, store, &self.key))));
-                }
-                Err(error)
-            }
-        };
-        self.batches.hand_off(&self.key);
-        own
-    }
-}
-
-impl Drop for Baton {
+impl Drop for Direct<'_> {
     fn drop(&mut self) {
-        if self.batch.take().is_some() {
-            // Dropped before its round trip returned: its batch's checks
-            // count alone (their senders go with it), the queue goes on.
-            self.batches.hand_off(&self.key);
+        self.batches
+            .update(self.key, |in_flight| in_flight.direct = false);
+    }
+}
+
+/// A key's counting task: sends a batch for the checks queued, hands out
+/// their counts, and again, until the queue is empty.
+struct Counter {
+    batches: Arc<CountBatches>,
+    store: Arc<dyn KvStore>,
+    key: Box<str>,
+    window: Duration,
+    /// Set when the task stops with its queue empty (it has already said
+    /// so in its entry).
+    finished: bool,
+}
+
+impl Counter {
+    async fn run(mut self) {
+        loop {
+            let mut batch = Vec::new();
+            self.batches.update(&self.key, |in_flight| {
+                batch = std::mem::take(&mut in_flight.queue);
+                in_flight.counting = !batch.is_empty();
+            });
+            // Checks that left before their batch was sent are not counted.
+            batch.retain(|waiter| !waiter.is_closed());
+            if batch.is_empty() {
+                // Either the entry said the task is done (nothing was
+                // queued), or every check queued has left: look again.
+                if self.is_done() {
+                    self.finished = true;
+                    return;
+                }
+                continue;
+            }
+            let size = i64::try_from(batch.len()).unwrap_or(i64::MAX);
+            let counted = self
+                .store
+                .incr_by_with_ttl(&self.key, size, self.window)
+                .await;
+            self.hand_out(batch, counted);
+        }
+    }
+
+    /// Whether this task has stopped counting (its entry says so).
+    fn is_done(&self) -> bool {
+        let map = self.batches.lock(&self.key);
+        map.get(&*self.key)
+            .is_none_or(|in_flight| !in_flight.counting)
+    }
+
+    /// Gives each check of `batch` its count out of `counted`, the result
+    /// of `INCRBY key batch.len()`.
+    fn hand_out(&self, batch: Vec<oneshot::Sender<Counted>>, counted: Counted) {
+        let size = i64::try_from(batch.len()).unwrap_or(i64::MAX);
+        match counted {
+            Ok((last, ttl)) => match last.checked_sub(size) {
+                Some(before) => {
+                    for (count, waiter) in (before + 1..=last).zip(batch) {
+                        // A check that left has spent its count.
+                        let _ = waiter.send(Ok((count, ttl)));
+                    }
+                }
+                None => {
+                    let error = KvError::Backend {
+                        store: Arc::from(self.store.name()),
+                        op: "rate limit count",
+                        key: Some(self.key.to_string()),
+                        source: format!("counter {last} after adding {size}").into(),
+                    };
+                    self.fail(batch, &error);
+                }
+            },
+            Err(error) => self.fail(batch, &error),
+        }
+    }
+
+    fn fail(&self, batch: Vec<oneshot::Sender<Counted>>, error: &KvError) {
+        for waiter in batch {
+            let _ = waiter.send(Err(sibling(error, self.store.name(), &self.key)));
         }
     }
 }
 
-/// The error a check of a failed batch gets: the batch's, with its kind
-/// (so `is_unavailable` answers the same) and the store and key named.
+impl Drop for Counter {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        // Dropped (the runtime shutting down) or unwound while it still
+        // counted: the key has no counting task any more, and the checks
+        // still queued count alone (their senders go).
+        self.batches.update(&self.key, |in_flight| {
+            in_flight.counting = false;
+            in_flight.queue.clear();
+        });
+    }
+}
+
+/// The error each check of a failed batch gets: an unreachable store or a
+/// timeout as the same kind, anything else as a backend error; the store,
+/// key (where the kind has one) and the batch's error named.
 fn sibling(error: &KvError, store: &str, key: &str) -> KvError {
     let source: BoxError = format!("the batch of checks this one joined failed: {error}").into();
     match error {
