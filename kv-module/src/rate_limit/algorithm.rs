@@ -7,8 +7,8 @@ use super::scripts::{FIXED_WINDOW, GCRA, SLIDING_WINDOW};
 use crate::store::Script;
 
 /// How a rate-limit policy counts requests. Every check is one round trip
-/// on Redis (one critical section in memory) on the store's clock, so
-/// application instances with skewed clocks agree.
+/// on Redis at most (one critical section in memory) on the store's clock,
+/// so application instances with skewed clocks agree.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Algorithm {

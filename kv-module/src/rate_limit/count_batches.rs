@@ -6,7 +6,8 @@
 //! of a key with no other check of it in flight is sent at once, by the
 //! check itself, as without batching. A check that finds one in flight
 //! queues instead, and a counting task (spawned on the runtime for the
-//! key, living while its queue is not empty) sends `INCRBY key k` for the
+//! key; one at a time, living while its queue is not empty) sends
+//! `INCRBY key k` for the
 //! `k` checks queued and hands each its own count, `c − k + 1 … c` for the
 //! new value `c`; checks arriving meanwhile make up its next batch. That
 //! is what `k` increments of 1 sent back to back would have given:
@@ -32,12 +33,15 @@
 //!
 //! Cancellation: a queued check that leaves before its batch is sent is
 //! not counted; one that leaves after has spent its count, as a cancelled
-//! check's `INCRBY` would have. If the counting task cannot be spawned
-//! (no tokio runtime) or is dropped (the runtime shutting down), the
-//! checks it would have counted count alone.
+//! check's `INCRBY` would have. If the counting task is dropped (the
+//! runtime shutting down), the checks it would have counted count alone
+//! (if its batch had reached the server, those units are spent as well:
+//! stricter, never looser). A check that does not run as a tokio task
+//! (a runtime's `block_on`, another executor) is never queued: it counts
+//! alone, as nothing says a task spawned for it would be run.
 //!
-//! Memory: a key has an entry only while a check of it is in flight, so
-//! the map holds at most as many keys as there are checks in flight.
+//! Memory: a key has an entry only while a check or a batch of it is in
+//! flight, so the map holds at most as many keys as there are.
 //!
 //! [`Reply::fixed_window_count`]: super::scripts::Reply::fixed_window_count
 
@@ -96,8 +100,11 @@ impl Default for CountBatches {
 enum Route {
     /// By itself, now.
     Direct,
-    /// In a batch of the counting task.
-    Queued(oneshot::Receiver<Counted>),
+    /// In a batch of the counting task (to be spawned, when given).
+    Queued(oneshot::Receiver<Counted>, Option<Counter>),
+    /// By itself, without batching: it does not run as a tokio task, so
+    /// nothing says a counting task it spawned would be run.
+    Alone,
 }
 
 impl CountBatches {
@@ -112,31 +119,29 @@ impl CountBatches {
     ) -> Counted {
         let route = {
             let mut map = self.lock(key);
-            let in_flight = map.entry(key.into()).or_default();
+            let in_flight = match map.get_mut(key) {
+                Some(in_flight) => in_flight,
+                None => map.entry(key.into()).or_default(),
+            };
             if !in_flight.direct && !in_flight.counting {
                 in_flight.direct = true;
                 Route::Direct
+            } else if tokio::task::try_id().is_none() {
+                Route::Alone
             } else {
                 let (sender, receiver) = oneshot::channel();
                 in_flight.queue.push(sender);
-                if !in_flight.counting {
-                    match tokio::runtime::Handle::try_current() {
-                        Ok(runtime) => {
-                            in_flight.counting = true;
-                            let task = Counter {
-                                batches: Arc::clone(self),
-                                store: Arc::clone(store),
-                                key: key.into(),
-                                window,
-                                finished: false,
-                            };
-                            runtime.spawn(task.run());
-                        }
-                        // No runtime to count on: this check counts alone.
-                        Err(_) => drop(in_flight.queue.pop()),
+                let counter = (!in_flight.counting).then(|| {
+                    in_flight.counting = true;
+                    Counter {
+                        batches: Arc::clone(self),
+                        store: Arc::clone(store),
+                        key: key.into(),
+                        window,
+                        finished: false,
                     }
-                }
-                Route::Queued(receiver)
+                });
+                Route::Queued(receiver, counter)
             }
         };
         match route {
@@ -144,11 +149,19 @@ impl CountBatches {
                 let _direct = Direct { batches: self, key };
                 store.incr_by_with_ttl(key, 1, window).await
             }
-            Route::Queued(receiver) => match receiver.await {
-                Ok(counted) => counted,
-                // The counting task is gone (or never started): count alone.
-                Err(_) => store.incr_by_with_ttl(key, 1, window).await,
-            },
+            Route::Alone => store.incr_by_with_ttl(key, 1, window).await,
+            Route::Queued(receiver, counter) => {
+                if let Some(counter) = counter {
+                    // Spawned with no lock held: a runtime shutting down
+                    // drops the task at once, and its `Drop` takes the lock.
+                    tokio::spawn(counter.run());
+                }
+                match receiver.await {
+                    Ok(counted) => counted,
+                    // The counting task is gone: count alone.
+                    Err(_) => store.incr_by_with_ttl(key, 1, window).await,
+                }
+            }
         }
     }
 
@@ -202,20 +215,25 @@ struct Counter {
 impl Counter {
     async fn run(mut self) {
         loop {
+            // Taking the queue and deciding to stop are one step under the
+            // lock: a check queued after it finds no counting task and
+            // spawns one.
             let mut batch = Vec::new();
+            let mut stop = true;
             self.batches.update(&self.key, |in_flight| {
                 batch = std::mem::take(&mut in_flight.queue);
-                in_flight.counting = !batch.is_empty();
+                stop = batch.is_empty();
+                if stop {
+                    in_flight.counting = false;
+                }
             });
+            if stop {
+                self.finished = true;
+                return;
+            }
             // Checks that left before their batch was sent are not counted.
             batch.retain(|waiter| !waiter.is_closed());
             if batch.is_empty() {
-                // Either the entry said the task is done (nothing was
-                // queued), or every check queued has left: look again.
-                if self.is_done() {
-                    self.finished = true;
-                    return;
-                }
                 continue;
             }
             let size = i64::try_from(batch.len()).unwrap_or(i64::MAX);
@@ -225,13 +243,6 @@ impl Counter {
                 .await;
             self.hand_out(batch, counted);
         }
-    }
-
-    /// Whether this task has stopped counting (its entry says so).
-    fn is_done(&self) -> bool {
-        let map = self.batches.lock(&self.key);
-        map.get(&*self.key)
-            .is_none_or(|in_flight| !in_flight.counting)
     }
 
     /// Gives each check of `batch` its count out of `counted`, the result

@@ -35,7 +35,10 @@ const WARN_EVERY: u64 = 1_000;
 /// number of application instances sharing that store: each check is one
 /// round trip on Redis (a counter pipeline for a fixed-window check of
 /// cost 1, one atomic script otherwise; one critical section in memory)
-/// using the store's clock.
+/// using the store's clock. Fixed-window checks of cost 1 of one key in
+/// flight together on one instance share a round trip (one `INCRBY` of
+/// their number, each check taking its own count), so a busy key costs
+/// the store one call per batch.
 ///
 /// Keys are stored as `{policy prefix}:{key}` inside the store's own
 /// prefix. Cloning is cheap and clones share the failure counters.
@@ -286,7 +289,8 @@ impl KvRateLimiter {
         self.check_cost(key, 1).await
     }
 
-    /// One check of cost `cost` for `key`: one round trip on Redis. A
+    /// One check of cost `cost` for `key`: one round trip on Redis (or a
+    /// share of one: see the type's documentation). A
     /// denied check consumes nothing (a denied fixed-window check of cost
     /// 1 adds to a counter already at its limit, which changes no later
     /// answer).
