@@ -4,11 +4,12 @@
 //! A fixed-window check of cost 1 adds 1 to the key's counter and compares
 //! the new count with the limit ([`Reply::fixed_window_count`]). A check
 //! of a key with no other check of it in flight is sent at once, by the
-//! check itself, as without batching. A check that finds one in flight
-//! queues instead, and a counting task (spawned on the runtime for the
-//! key; one at a time, living while its queue is not empty) sends
-//! `INCRBY key k` for the
-//! `k` checks queued and hands each its own count, `c − k + 1 … c` for the
+//! check itself, as without batching (when no check of any key sharing
+//! its hash slot is in flight either, without touching the map: one
+//! atomic add and subtract). A check that finds one in flight queues
+//! instead, and a counting task (spawned on the runtime for the key; one
+//! at a time, living while its queue is not empty) sends `INCRBY key k`
+//! for the `k` checks queued and hands each its own count, `c − k + 1 … c` for the
 //! new value `c`; checks arriving meanwhile make up its next batch. That
 //! is what `k` increments of 1 sent back to back would have given:
 //! `INCRBY` is atomic, so the counts of every instance are still distinct
@@ -47,6 +48,7 @@
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -58,6 +60,10 @@ use crate::store::{KeyTtl, KvStore};
 
 /// Shards of the map: checks of different keys rarely wait on one lock.
 const SHARDS: usize = 16;
+
+/// Slots counting the checks in flight by key hash: a check whose slot
+/// holds none is sent at once without touching the map.
+const SLOTS: usize = 1024;
 
 /// A check's count after the increment, and the key's TTL.
 pub(crate) type Counted = Result<(i64, KeyTtl), KvError>;
@@ -79,6 +85,8 @@ type Shard = HashMap<Box<str>, InFlight, RandomState>;
 pub(crate) struct CountBatches {
     shards: Vec<Mutex<Shard>>,
     hasher: RandomState,
+    /// Checks in flight per slot (a key's hash modulo [`SLOTS`]).
+    in_flight: Box<[AtomicU32]>,
 }
 
 impl std::fmt::Debug for CountBatches {
@@ -92,6 +100,7 @@ impl Default for CountBatches {
         Self {
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
             hasher: RandomState::default(),
+            in_flight: (0..SLOTS).map(|_| AtomicU32::new(0)).collect(),
         }
     }
 }
@@ -117,6 +126,16 @@ impl CountBatches {
         key: &str,
         window: Duration,
     ) -> Counted {
+        // No check of any key of this slot in flight (the common case: one
+        // check of a key at a time): sent at once. The map does not know
+        // of it; a check meeting it goes through the map and is sent by
+        // itself too, and the ones after that are batched.
+        let slot = &self.in_flight[self.hasher.hash_one(key) as usize % SLOTS];
+        let alone = slot.fetch_add(1, Ordering::Relaxed) == 0;
+        let _slot = InFlightSlot(slot);
+        if alone {
+            return store.incr_by_with_ttl(key, 1, window).await;
+        }
         let route = {
             let mut map = self.lock(key);
             let in_flight = match map.get_mut(key) {
@@ -183,6 +202,15 @@ impl CountBatches {
                 map.remove(key);
             }
         }
+    }
+}
+
+/// A check counted in its slot until it ends, returned or dropped.
+struct InFlightSlot<'a>(&'a AtomicU32);
+
+impl Drop for InFlightSlot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
