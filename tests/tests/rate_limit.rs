@@ -68,6 +68,21 @@ const ALGORITHMS: [Algorithm; 3] = [
     Algorithm::Gcra,
 ];
 
+/// `count` checks of `key` spawned at once as tokio tasks, alternating
+/// between `limiters` (one per application instance).
+fn spawn_checks(
+    limiters: &[&KvRateLimiter],
+    count: usize,
+    key: &'static str,
+) -> Vec<tokio::task::JoinHandle<Result<Decision, RateLimitError>>> {
+    (0..count)
+        .map(|i| {
+            let limiter = limiters[i % limiters.len()].clone();
+            tokio::spawn(async move { limiter.check(key).await })
+        })
+        .collect()
+}
+
 async fn check(limiter: &KvRateLimiter, key: &str) -> Decision {
     limiter
         .check(key)
@@ -114,12 +129,7 @@ async fn concurrent_checks_allow_exactly_the_limit(b: &mut impl Backend) {
             algorithm.as_str(),
             policy(algorithm, 50, Duration::from_secs(60)),
         );
-        let tasks: Vec<_> = (0..200)
-            .map(|_| {
-                let limiter = limiter.clone();
-                tokio::spawn(async move { limiter.check("ip:192.0.2.1").await })
-            })
-            .collect();
+        let tasks = spawn_checks(&[&limiter], 200, "ip:192.0.2.1");
         let mut remaining = BTreeSet::new();
         let mut denied = 0;
         for task in tasks {
@@ -155,12 +165,7 @@ async fn cancelled_checks_leave_the_others_answered(b: &mut impl Backend) {
         policy(Algorithm::FixedWindow, 1_000, Duration::from_secs(60)),
     );
     for round in 0..5 {
-        let tasks: Vec<_> = (0..120)
-            .map(|_| {
-                let limiter = limiter.clone();
-                tokio::spawn(async move { limiter.check("k").await })
-            })
-            .collect();
+        let tasks = spawn_checks(&[&limiter], 120, "k");
         // Abort every third task: some before they ran, some in flight.
         for task in tasks.iter().step_by(3) {
             task.abort();
@@ -203,12 +208,7 @@ async fn a_check_held_without_being_polled_holds_up_no_other(b: &mut impl Backen
     );
     let mut held = std::pin::pin!(limiter.check("k"));
     let first = futures::poll!(held.as_mut());
-    let tasks: Vec<_> = (0..20)
-        .map(|_| {
-            let limiter = limiter.clone();
-            tokio::spawn(async move { limiter.check("k").await })
-        })
-        .collect();
+    let tasks = spawn_checks(&[&limiter], 20, "k");
     let mut remaining = BTreeSet::new();
     for task in tasks {
         let decision = tokio::time::timeout(Duration::from_secs(10), task)
@@ -242,16 +242,7 @@ async fn two_instances_sharing_the_store_allow_exactly_the_limit(b: &mut impl Ba
         let window = Duration::from_secs(60);
         let first = limiter(&first_store, name, policy(algorithm, 50, window));
         let second = limiter(&second_store, name, policy(algorithm, 50, window));
-        let tasks: Vec<_> = (0..200)
-            .map(|i| {
-                let limiter = if i % 2 == 0 {
-                    first.clone()
-                } else {
-                    second.clone()
-                };
-                tokio::spawn(async move { limiter.check("user:7").await })
-            })
-            .collect();
+        let tasks = spawn_checks(&[&first, &second], 200, "user:7");
         let mut allowed = 0;
         for task in tasks {
             allowed += usize::from(task.await.expect("task").expect("check").allowed);
@@ -928,12 +919,7 @@ async fn redis_concurrent_checks_of_one_key_share_round_trips() {
     .with_denial_memo(0);
     check(&limiter, "warm-up").await;
     let before = command_calls(&mut raw).await;
-    let tasks: Vec<_> = (0..200)
-        .map(|_| {
-            let limiter = limiter.clone();
-            tokio::spawn(async move { limiter.check("k").await })
-        })
-        .collect();
+    let tasks = spawn_checks(&[&limiter], 200, "k");
     let mut remaining = BTreeSet::new();
     for task in tasks {
         let decision = task.await.expect("task").expect("check");
@@ -1026,16 +1012,7 @@ async fn a_flood_of_denied_checks_is_answered_in_memory() {
         check(&first, "warm-up").await;
         check(&second, "warm-up").await;
         let before = command_calls(&mut raw).await;
-        let tasks: Vec<_> = (0..2_000)
-            .map(|i| {
-                let limiter = if i % 2 == 0 {
-                    first.clone()
-                } else {
-                    second.clone()
-                };
-                tokio::spawn(async move { limiter.check("flood").await })
-            })
-            .collect();
+        let tasks = spawn_checks(&[&first, &second], 2_000, "flood");
         let mut allowed = 0;
         for task in tasks {
             let decision = task.await.expect("task").expect("check");
