@@ -34,6 +34,7 @@ kv_module_tests::backend_suite! {
     sliding_window_weighs_the_previous_window,
     sliding_window_passes_a_steady_rate_under_the_limit,
     sliding_window_reads_the_layout_of_earlier_versions,
+    sliding_window_with_a_limit_too_large_to_pack,
     gcra_allows_the_burst_then_the_steady_rate,
     gcra_burst_may_exceed_the_limit,
     gcra_with_an_interval_of_a_fraction_of_a_millisecond,
@@ -492,7 +493,8 @@ async fn sliding_window_passes_a_steady_rate_under_the_limit(b: &mut impl Backen
 /// A key written by a version that kept the window's index in the value
 /// (`index:current:previous`, the same expiry) is read as this version's:
 /// 9 counted in a window with 300 ms left leave one, and the key is
-/// rewritten in this layout with its expiry kept.
+/// rewritten in this layout (both counts in one integer, `current × 2^26 +
+/// previous`) with its expiry kept.
 async fn sliding_window_reads_the_layout_of_earlier_versions(b: &mut impl Backend) {
     let store = store(b).await;
     let limiter = limiter(
@@ -514,9 +516,49 @@ async fn sliding_window_reads_the_layout_of_earlier_versions(b: &mut impl Backen
     assert!(d.reset_after <= Duration::from_millis(60_300), "{d:?}");
     assert!(!check(&limiter, "k").await.allowed);
     let state = raw.get_bytes(key).await.expect("read the state");
-    assert_eq!(state.as_deref(), Some(&b"0:10:0"[..]));
+    let packed = (10_u64 << 26).to_string();
+    assert_eq!(state.as_deref(), Some(packed.as_bytes()));
     let keys = assert_every_key_expires(b).await;
     assert!(keys[key] <= Duration::from_millis(60_300), "{keys:?}");
+}
+
+/// A limit of 2^25 or more keeps the sliding window's counts as text
+/// (`0:current:previous`): costs are weighed exactly there too, and a key
+/// of the packed layout (the policy's limit raised while it lived) reads
+/// as its counts.
+async fn sliding_window_with_a_limit_too_large_to_pack(b: &mut impl Backend) {
+    let store = store(b).await;
+    let limit = 40_000_000;
+    let limiter = limiter(
+        &store,
+        "sliding_big",
+        policy(Algorithm::SlidingWindow, limit, Duration::from_secs(60)),
+    );
+    let d = check_cost(&limiter, "k", 20_000_000).await;
+    assert!(d.allowed && d.remaining == 20_000_000, "{d:?}");
+    assert!(!check_cost(&limiter, "k", 20_000_001).await.allowed);
+    let d = check_cost(&limiter, "k", 20_000_000).await;
+    assert!(d.allowed && d.remaining == 0, "{d:?}");
+    let raw = b.store("raw", DB, "").await;
+    let state = raw
+        .get_bytes("rl:sliding_big:k")
+        .await
+        .expect("read the state");
+    assert_eq!(state.as_deref(), Some(&b"0:40000000:0"[..]));
+
+    // A packed key: 39,999,999 counted in this window.
+    let packed = (39_999_999_u64 << 26).to_string();
+    raw.set_bytes(
+        "rl:sliding_big:p",
+        packed.as_bytes(),
+        Ttl::After(Duration::from_millis(60_300)),
+    )
+    .await
+    .expect("plant a packed state");
+    let d = check(&limiter, "p").await;
+    assert!(d.allowed && d.remaining == 0, "{d:?}");
+    assert!(!check(&limiter, "p").await.allowed);
+    assert_every_key_expires(b).await;
 }
 
 /// GCRA (10 per second, so one per 100 ms; burst 5): 5 pass at once, the
@@ -890,7 +932,7 @@ async fn redis_check_is_one_round_trip() {
             Some(10),
             "{algorithm}: 10 checks (3 allowed, 7 denied): {calls:?}"
         );
-        let inside_scripts = ["get", "incrby", "pexpire", "pttl", "set", "time"];
+        let inside_scripts = ["decrby", "get", "incrby", "pexpire", "pttl", "set", "time"];
         for command in calls.keys() {
             assert!(
                 inside_scripts.contains(&command.as_str()),
@@ -980,7 +1022,7 @@ async fn cluster_check_is_one_round_trip() {
             Some(10),
             "{algorithm}: 10 checks (3 allowed, 7 denied): {calls:?}"
         );
-        let inside_scripts = ["get", "incrby", "pexpire", "pttl", "set", "time"];
+        let inside_scripts = ["decrby", "get", "incrby", "pexpire", "pttl", "set", "time"];
         for command in calls.keys() {
             assert!(
                 inside_scripts.contains(&command.as_str()),
