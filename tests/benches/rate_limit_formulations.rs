@@ -244,6 +244,38 @@ end
 return math.floor((budget - used) / window) * window + weight - 1
 "#;
 
+/// The sliding window on its key's expiry with the counts as text
+/// (`0:current:previous`), chosen until they were packed in one integer.
+const SLIDING_TEXT_LUA: &str = r#"
+local limit, window, cost = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local ttl = redis.call('PTTL', KEYS[1])
+local cur, prev, weight = 0, 0, window
+if ttl > 0 then
+  local state = redis.call('GET', KEYS[1])
+  local a = string.find(state, ':', 1, true)
+  local b = a and string.find(state, ':', a + 1, true)
+  if not b then return redis.error_reply('rate limit state is corrupt') end
+  cur, prev = tonumber(string.sub(state, a + 1, b - 1)), tonumber(string.sub(state, b + 1))
+  if not (cur and prev and cur >= 0 and prev >= 0 and cur % 1 == 0 and prev % 1 == 0) then
+    return redis.error_reply('rate limit state is corrupt')
+  end
+  if ttl > window then
+    weight = ttl - window
+  else
+    cur, prev, weight = 0, cur, ttl
+  end
+end
+local budget = limit * window
+local used = prev * weight + cur * window + cost * window
+if used > budget then return {cur, prev, weight} end
+if ttl > window then
+  redis.call('SET', KEYS[1], string.format('0:%d:%d', cur + cost, prev), 'KEEPTTL')
+else
+  redis.call('SET', KEYS[1], string.format('0:%d:%d', cur + cost, prev), 'PX', weight + window)
+end
+return math.floor((budget - used) / window) * window + weight - 1
+"#;
+
 /// The GCRA chosen until whole-millisecond intervals skipped the value:
 /// `PTTL` and `GET` on every check, the µs of the rounding in the value.
 const GCRA_MICROS_LUA: &str = r#"
@@ -299,6 +331,8 @@ enum Form {
     SlidingIndex,
     /// [`GCRA_MICROS_LUA`].
     GcraMicros,
+    /// [`SLIDING_TEXT_LUA`].
+    SlidingText,
     /// The chosen GCRA with an interval of 100.5 ms: the path that reads
     /// the value too.
     GcraFraction,
@@ -328,11 +362,13 @@ impl Form {
             Self::GcraTtl => "gcra: TAT in the key's expiry, always SET".to_owned(),
             Self::GcraTimeInt => "gcra: TIME and an absolute TAT, integer reply".to_owned(),
             Self::SlidingIndex => {
-                "sliding_window: TIME, the index in the value (chosen until this change)".to_owned()
+                "sliding_window: TIME, the index in the value (chosen until 50c4e8c)".to_owned()
             }
-            Self::GcraMicros => {
-                "gcra: PTTL and GET every time (chosen until this change)".to_owned()
+            Self::SlidingText => {
+                "sliding_window: PTTL clock, counts as text (chosen 50c4e8c until 9093771)"
+                    .to_owned()
             }
+            Self::GcraMicros => "gcra: PTTL and GET every time (chosen until 50c4e8c)".to_owned(),
             Self::GcraFraction => {
                 "gcra: chosen, an interval of 100.5 ms (reads the value too)".to_owned()
             }
@@ -357,6 +393,7 @@ struct Scripts {
     gcra_ttl: redis::Script,
     gcra_time_int: redis::Script,
     sliding_index: redis::Script,
+    sliding_text: redis::Script,
     gcra_micros: redis::Script,
 }
 
@@ -391,6 +428,7 @@ async fn main() {
             gcra_ttl: redis::Script::new(GCRA_TTL_LUA),
             gcra_time_int: redis::Script::new(GCRA_TIME_INT_LUA),
             sliding_index: redis::Script::new(SLIDING_INDEX_LUA),
+            sliding_text: redis::Script::new(SLIDING_TEXT_LUA),
             gcra_micros: redis::Script::new(GCRA_MICROS_LUA),
         },
         keys: (0..KEY_COUNT).map(|i| format!("ip:{i}")).collect(),
@@ -404,6 +442,7 @@ async fn main() {
         Form::Before(Algorithm::SlidingWindow),
         Form::SlidingLean,
         Form::SlidingIndex,
+        Form::SlidingText,
         Form::Chosen(Algorithm::SlidingWindow),
         Form::Before(Algorithm::Gcra),
         Form::GcraTimeInt,
@@ -522,10 +561,11 @@ impl Workload for Fixture {
                     .expect("the chosen script");
                 matches!(reply, redis::Value::Int(n) if n >= 0)
             }
-            Form::SlidingLean | Form::SlidingIndex => {
+            Form::SlidingLean | Form::SlidingIndex | Form::SlidingText => {
                 let (script, prefix) = match form {
                     Form::SlidingLean => (&s.sliding_lean, "sl"),
-                    _ => (&s.sliding_index, "si"),
+                    Form::SlidingIndex => (&s.sliding_index, "si"),
+                    _ => (&s.sliding_text, "st"),
                 };
                 let reply: redis::Value =
                     invoke(script, &format!("{prefix}:{key}"), &[LIMIT, WINDOW_MS, 1])
