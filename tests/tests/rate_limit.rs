@@ -38,6 +38,7 @@ kv_module_tests::backend_suite! {
     gcra_allows_the_burst_then_the_steady_rate,
     gcra_burst_may_exceed_the_limit,
     gcra_with_an_interval_of_a_fraction_of_a_millisecond,
+    gcra_of_one_millisecond_passes_one_check_per_millisecond,
     policies_and_keys_are_isolated,
     fail_open_lets_requests_through_and_counts_them,
     fail_closed_refuses_when_the_store_is_unreachable,
@@ -665,6 +666,32 @@ async fn gcra_with_an_interval_of_a_fraction_of_a_millisecond(b: &mut impl Backe
         keys["rl:gcra_fraction:k"] <= Duration::from_millis(1_001),
         "{keys:?}"
     );
+}
+
+/// GCRA at 1,000 per second with a burst of 1 (one check per
+/// millisecond): checks sent back to back pass at most one per
+/// millisecond elapsed (plus one for the boundaries). The memory
+/// backend's expiries fall between milliseconds; read rounded down, each
+/// check lost up to a millisecond of the TAT and every check passed.
+async fn gcra_of_one_millisecond_passes_one_check_per_millisecond(b: &mut impl Backend) {
+    let store = store(b).await;
+    let limiter = limiter(
+        &store,
+        "gcra_ms",
+        policy(Algorithm::Gcra, 1_000, Duration::from_secs(1)).with_burst(1),
+    )
+    .with_denial_memo(0);
+    let started = std::time::Instant::now();
+    let mut allowed = 0_u128;
+    for _ in 0..50 {
+        allowed += u128::from(check(&limiter, "k").await.allowed);
+    }
+    let elapsed = started.elapsed().as_millis();
+    assert!(
+        allowed >= 1 && allowed <= elapsed + 2,
+        "{allowed} of 50 passed in {elapsed} ms"
+    );
+    assert_every_key_expires(b).await;
 }
 
 /// Policies count apart (their prefixes differ) and so do keys.

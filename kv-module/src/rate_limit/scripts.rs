@@ -39,8 +39,10 @@
 //! sliding window and GCRA answer an allowed check with one integer and
 //! leave the rest to the client: the server spends less on an integer
 //! than on a table, and the allowed path is the hot one. A denied check
-//! writes nothing, so it consumes nothing; an allowed one always leaves
-//! its key with a TTL. Every algorithm runs on the store's clock, through
+//! leaves its key's counts as they were, so it consumes nothing (a
+//! packed sliding-window denial adds and takes back; a fixed-window one
+//! may give a key without expiry its expiry); an allowed one always
+//! leaves its key with a TTL. Every algorithm runs on the store's clock, through
 //! its key's expiry (`TIME` is read only for a GCRA key an earlier
 //! version wrote), so application instances whose clocks differ still
 //! agree.
@@ -51,10 +53,12 @@
 //! the shared ones ([`ScriptRun`]).
 //!
 //! Lua numbers are doubles. The policy's validation keeps every product
-//! under 2^50, so all arithmetic below is exact in both twins and they
-//! return the same numbers; values written back are formatted with `%d`,
-//! because Lua's default number format switches to exponent notation
-//! above 10^14.
+//! under 2^50 (the sliding window's packed counts under 2^52), so all
+//! arithmetic below is exact in both twins and they return the same
+//! numbers; values built as text are formatted with `%d`, because Lua's
+//! default number format switches to exponent notation above 10^14
+//! (numbers passed to `redis.call` are formatted by Redis with 17
+//! significant digits, exact below 2^53).
 //!
 //! The measurements behind these choices (and the formulations that lost)
 //! are in `docs/BENCHMARKS.md`, from the `rate_limit_formulations` bench.
@@ -135,20 +139,23 @@ fn fixed_window(run: &mut ScriptRun<'_>) -> Result<ScriptValue, String> {
 ///
 /// The value: for a limit below 2^25 (every realistic policy), both
 /// counts as one integer, `current × 2^26 + previous` (both below 2^26,
-/// the sum below 2^52: exact as a Lua number). A check in the same window
+/// the sum below 2^52: exact as a Lua number; counts left by a larger
+/// limit that do not fit stay text). A check in the same window
 /// is then `PTTL` and `INCRBY key cost × 2^26` (the new counts), taken
 /// back by `DECRBY` when it denies: two commands on the hot path, like
 /// GCRA's. At a larger limit, the text `0:current:previous`. Either
 /// layout is read whatever the limit (a value with a `:` is text), and
-/// written in the limit's layout at the check that rolls the window or
-/// meets the other layout; the text layout is also what versions before
+/// written in the limit's layout at the next allowed check that rolls
+/// the window or meets the other layout; the text layout is also what versions before
 /// the packed one wrote (their window index, where the `0` stands, is
 /// ignored: the expiry has the same meaning), so their keys read as this
 /// version's. (Those versions read a packed key as corrupt: a store
-/// failure, open or closed as configured, until the key expires.)
+/// failure, open or closed as configured, for as long as old and new
+/// versions share the keys during an upgrade.)
 ///
 /// Reply: allowed, one integer `remaining × window + weight − 1` (the
-/// weight is 1 to `window`); denied, `{current, previous, weight}`, from
+/// weight is 1 to `window`: a key written under a longer window, whose
+/// expiry is further off, weighs as a whole window); denied, `{current, previous, weight}`, from
 /// which [`Reply::parse`] computes `retry_after` and the rest (a table
 /// costs the server more than an integer, and the allowed path is the
 /// hot one).
@@ -164,7 +171,7 @@ if packed and ttl > window then
   if type(v) == 'number' then
     local cur = math.floor(v / 67108864)
     local prev = v - cur * 67108864
-    local weight = ttl - window
+    local weight = math.min(ttl - window, window)
     local used = prev * weight + cur * window
     if used > budget then
       redis.call('DECRBY', KEYS[1], cost * 67108864)
@@ -194,7 +201,7 @@ if ttl > 0 then
     return redis.error_reply('rate limit state is corrupt')
   end
   if ttl > window then
-    weight = ttl - window
+    weight = math.min(ttl - window, window)
   else
     cur, prev, weight = 0, cur, ttl
   end
@@ -202,7 +209,7 @@ end
 local used = prev * weight + cur * window + cost * window
 if used > budget then return {cur, prev, weight} end
 local state
-if packed then
+if packed and cur + cost < 67108864 and prev < 67108864 then
   state = string.format('%d', (cur + cost) * 67108864 + prev)
 else
   state = string.format('0:%d:%d', cur + cost, prev)
@@ -245,7 +252,7 @@ fn sliding_window_counts(
         let state = run.get(key)?.unwrap_or_default();
         let (s_cur, s_prev) = parse_state(&state).ok_or("rate limit state is corrupt")?;
         if ttl > window {
-            (cur, prev, weight) = (s_cur, s_prev, ttl - window);
+            (cur, prev, weight) = (s_cur, s_prev, (ttl - window).min(window));
         } else {
             (prev, weight) = (s_cur, ttl);
         }
@@ -259,7 +266,7 @@ fn sliding_window_counts(
             ScriptValue::Int(weight),
         ]));
     }
-    let state = if packed {
+    let state = if packed && cur + cost < PACK && prev < PACK {
         ((cur + cost) * PACK + prev).to_string()
     } else {
         format!("0:{}:{prev}", cur + cost)
@@ -589,7 +596,9 @@ fn parse_state(bytes: &[u8]) -> Option<(i64, i64)> {
         if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
             return None;
         }
-        part.parse().ok()
+        // Counts the limiter writes stay below 2^52 packed (2^50 as
+        // text): a larger number is not its own.
+        part.parse().ok().filter(|n| *n < 1_i64 << 52)
     };
     if !text.contains(':') {
         let packed = digits(text)?;

@@ -68,8 +68,15 @@ impl ScriptOps for DbOps<'_> {
             None => -2,
             Some(entry) => match entry.expires_at() {
                 None => -1,
-                Some(at) => i64::try_from(at.saturating_duration_since(self.now).as_millis())
-                    .unwrap_or(i64::MAX),
+                // Rounded up: deadlines here fall between milliseconds,
+                // and a script reading its key's expiry as a clock (GCRA's
+                // TAT) must not lose up to a millisecond per check (Redis
+                // sets and reads expiries on one millisecond clock).
+                Some(at) => {
+                    let left = at.saturating_duration_since(self.now);
+                    let ms = left.as_nanos().div_ceil(1_000_000);
+                    i64::try_from(ms).unwrap_or(i64::MAX)
+                }
             },
         }
     }
