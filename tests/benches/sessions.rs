@@ -11,22 +11,30 @@
 //! A [`TestRedis`] is started for the run. Every run is a fixed number of
 //! operations (`BENCH_OPS`, default 10,000) spread over 1 or 50 tokio
 //! tasks; a session lookup is compared in rounds (`BENCH_ROUNDS`, default
-//! 9) of four runs — raw `GET`, kv-module, tower-sessions, fred `GET` —
-//! whose order rotates from round to round, and the medians of each side
-//! and of the per-round ratios are reported, so drift on a shared machine
-//! affects all four alike. OTP `verify` is paired with the raw `GET` the same way.
+//! 9) of six runs — raw `GET`, kv-module's store `GET`, kv-module's
+//! hash + `GET`, kv-module `load`, tower-sessions, fred `GET` — whose order
+//! rotates from round to round, and the medians of each side and of the
+//! per-round ratios are reported, so drift on a shared machine affects all
+//! six alike. OTP `verify` is paired with the raw `GET` the same way.
 //!
 //! Each of the 1,000 sessions holds the same realistic data on both
 //! sides, about 250 bytes as JSON: an e-mail user id, a tenant, roles, a
 //! display name, a CSRF token, a user agent, the login time.
 //!
-//! `BENCH_PROFILE=raw|fred|kv|tower` runs only that side's lookup, from 50
+//! `BENCH_PROFILE=raw|store|hashed|kv|tower|fred` runs only that side's lookup, from 50
 //! tasks, for `BENCH_ROUNDS` runs, and prints its rate: a steady load for
 //! `perf record`.
 //!
 //! * raw: a redis-rs `ConnectionManager` (TCP_NODELAY on, as `RedisStore`
 //!   has it) doing `GET` of the very records kv-module reads
 //!   (`bench:session:{<tag>}:<handle>`);
+//! * store GET: [`KvStore::get_bytes`] of the same records through that
+//!   `RedisStore` (deadline, circuit breaker, metrics, key prefix): what
+//!   kv-module's store adds to a raw `GET`;
+//! * hash + GET: what `load` does before decoding — the record key from
+//!   the id (its SHA-256 handle, [`SessionId::handle`]) and the store
+//!   `GET` — without decoding the record: the floor of any `load`, and,
+//!   against `load`, what decoding costs;
 //! * kv-module: [`Sessions::load`] (what the axum extractor calls) through
 //!   `RedisStore` (pool size 1), refresh interval 10 minutes so no refresh
 //!   falls in the run: hashing the id, the `GET`, decoding the record;
@@ -80,6 +88,8 @@ const SECRET: &str = "a benchmark secret of at least 32 bytes";
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Target {
     RawGet,
+    StoreGet,
+    HashedGet,
     FredGet,
     SessionLoad,
     TowerLoad,
@@ -95,6 +105,8 @@ struct Side {
 
 struct Fixture {
     raw: ConnectionManager,
+    /// The `RedisStore` of `redis` (for the store `GET`s).
+    store: Arc<dyn KvStore>,
     /// The stored keys of `redis.ids`' records, for the raw `GET`.
     raw_keys: Vec<String>,
     redis: Side,
@@ -114,10 +126,14 @@ async fn main() {
     if let Ok(side) = std::env::var("BENCH_PROFILE") {
         let target = match side.as_str() {
             "raw" => Target::RawGet,
+            "store" => Target::StoreGet,
+            "hashed" => Target::HashedGet,
             "kv" => Target::SessionLoad,
             "tower" => Target::TowerLoad,
             "fred" => Target::FredGet,
-            _ => panic!("BENCH_PROFILE must be raw, fred, kv or tower, got `{side}`"),
+            _ => {
+                panic!("BENCH_PROFILE must be raw, store, hashed, kv, tower or fred, got `{side}`")
+            }
         };
         for round in 0..rounds {
             let rate = measure(&fixture, false, target, 50, ops, &format!("p{round}")).await;
@@ -135,28 +151,35 @@ async fn main() {
     fixture.print_sizes().await;
 
     println!(
-        "Session lookup: raw `GET` of the record on redis-rs (kv-module's client) and on fred \
-         (tower-sessions-redis-store's), kv-module `load`, tower-sessions `load`:\n"
+        "Session lookup, operations per second: a raw `GET` of kv-module's record on \
+         redis-rs (kv-module's client) and on fred (tower-sessions-redis-store's), the same \
+         `GET` through kv-module's store, the store `GET` by session id (the id's hash, then \
+         the `GET`; no decoding), kv-module `load`, tower-sessions `load`:\n"
     );
-    println!(
-        "| concurrency | raw GET ops/s | fred GET ops/s | kv-module ops/s | tower-sessions ops/s \
-         | kv-module / raw GET | kv-module / tower-sessions | raw GET / fred GET \
-         | tower-sessions / fred GET |"
-    );
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-    for concurrency in CONCURRENCIES {
-        let r = lookup_rounds(&fixture, concurrency, ops, rounds).await;
-        println!(
-            "| {concurrency} | {} | {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.2} |",
-            thousands(r.raw),
-            thousands(r.fred),
-            thousands(r.kv),
-            thousands(r.tower),
-            r.kv_over_raw,
-            r.kv_over_tower,
-            r.raw_over_fred,
-            r.tower_over_fred
-        );
+    let results = {
+        let mut results = Vec::new();
+        for concurrency in CONCURRENCIES {
+            results.push((
+                concurrency,
+                lookup_rounds(&fixture, concurrency, ops, rounds).await,
+            ));
+        }
+        results
+    };
+    let titles: Vec<&str> = LOOKUP_SIDES.iter().map(|(_, title)| *title).collect();
+    println!("| concurrency | {} |", titles.join(" | "));
+    println!("|---:|{}", "---:|".repeat(titles.len()));
+    for (concurrency, lookup) in &results {
+        let cells: Vec<String> = lookup.rates.iter().map(|rate| thousands(*rate)).collect();
+        println!("| {concurrency} | {} |", cells.join(" | "));
+    }
+    println!("\nThe same runs, medians of the per-round ratios:\n");
+    let titles: Vec<&str> = LOOKUP_RATIOS.iter().map(|(_, _, title)| *title).collect();
+    println!("| concurrency | {} |", titles.join(" | "));
+    println!("|---:|{}", "---:|".repeat(titles.len()));
+    for (concurrency, lookup) in &results {
+        let cells: Vec<String> = lookup.ratios.iter().map(|r| format!("{r:.2}")).collect();
+        println!("| {concurrency} | {} |", cells.join(" | "));
     }
 
     println!("\nOTP verify against a raw GET:\n");
@@ -174,6 +197,7 @@ async fn main() {
     let ops_counted = COUNTED_OPS as u64;
     for (target, label) in [
         (Target::RawGet, "raw GET"),
+        (Target::StoreGet, "kv-module store GET"),
         (Target::FredGet, "fred GET"),
         (Target::SessionLoad, "kv-module session load"),
         (Target::TowerLoad, "tower-sessions load"),
@@ -259,7 +283,7 @@ impl Fixture {
                 .expect("RedisStore must open on the test Redis"),
         );
         let memory_store: Arc<dyn KvStore> = Arc::new(MemoryStore::new("bench-memory", PREFIX));
-        let redis = Side::new(redis_store).await;
+        let redis = Side::new(redis_store.clone()).await;
         let memory = Side::new(memory_store).await;
         let raw_keys = redis
             .ids
@@ -275,6 +299,7 @@ impl Fixture {
         let (tower, tower_ids) = tower_store(server, SESSION_COUNT).await;
         Self {
             raw,
+            store: redis_store,
             raw_keys,
             redis,
             memory,
@@ -323,6 +348,33 @@ impl Fixture {
                     .await
                     .expect("raw GET must succeed");
                 assert!(value.is_some(), "raw GET found no session record");
+            }
+            Target::StoreGet => {
+                // The caller's key: the stored one without the prefix.
+                let key = &self.raw_keys[i % SESSION_COUNT][PREFIX.len() + 1..];
+                let value = self
+                    .store
+                    .get_bytes(key)
+                    .await
+                    .expect("store GET must succeed");
+                assert!(value.is_some(), "store GET found no session record");
+            }
+            Target::HashedGet => {
+                // Built as `load` builds it (no `format!`), from the hash
+                // computed anew, as for every request.
+                let id = &side.ids[i % SESSION_COUNT];
+                let (tag, handle) = (&id.expose()[..16], id.handle());
+                let mut key = String::with_capacity(64 + handle.as_str().len());
+                key.push_str("session:{");
+                key.push_str(tag);
+                key.push_str("}:");
+                key.push_str(handle.as_str());
+                let value = self
+                    .store
+                    .get_bytes(&key)
+                    .await
+                    .expect("store GET must succeed");
+                assert!(value.is_some(), "hash + GET found no session record");
             }
             Target::FredGet => {
                 let value: Option<Vec<u8>> = self
@@ -397,61 +449,64 @@ async fn prepare(
     Arc::new(codes)
 }
 
-/// The medians of a four-way lookup comparison.
+/// The sides of a lookup comparison, in their columns' order.
+const LOOKUP_SIDES: [(Target, &str); 6] = [
+    (Target::RawGet, "raw GET"),
+    (Target::StoreGet, "store GET"),
+    (Target::HashedGet, "hash + GET"),
+    (Target::SessionLoad, "kv-module load"),
+    (Target::TowerLoad, "tower-sessions load"),
+    (Target::FredGet, "fred GET"),
+];
+
+/// The ratios reported: (numerator, denominator) as indices into
+/// [`LOOKUP_SIDES`], and the column's title.
+const LOOKUP_RATIOS: [(usize, usize, &str); 7] = [
+    (3, 0, "load / raw GET"),
+    (3, 4, "load / tower-sessions"),
+    (1, 0, "store GET / raw GET"),
+    (2, 0, "hash + GET / raw GET"),
+    (3, 2, "load / hash + GET"),
+    (0, 5, "raw GET / fred GET"),
+    (4, 5, "tower-sessions / fred GET"),
+];
+
+/// The medians of a lookup comparison: of each side's rate and of each
+/// per-round ratio.
 struct Lookup {
-    raw: f64,
-    fred: f64,
-    kv: f64,
-    tower: f64,
-    kv_over_raw: f64,
-    kv_over_tower: f64,
-    raw_over_fred: f64,
-    tower_over_fred: f64,
+    rates: [f64; LOOKUP_SIDES.len()],
+    ratios: [f64; LOOKUP_RATIOS.len()],
 }
 
-/// `rounds` rounds of raw `GET` (redis-rs), fred `GET`, kv-module `load`
-/// and tower-sessions `load`, the order rotating each round; medians of
-/// each side and of the per-round ratios.
+/// `rounds` rounds of every side of [`LOOKUP_SIDES`], the order rotating
+/// each round; medians of each side and of the per-round ratios.
 async fn lookup_rounds(
     fixture: &Arc<Fixture>,
     concurrency: usize,
     ops: usize,
     rounds: usize,
 ) -> Lookup {
-    let order = [
-        Target::RawGet,
-        Target::SessionLoad,
-        Target::TowerLoad,
-        Target::FredGet,
-    ];
-    let (mut raw, mut kv, mut tower, mut fred) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let (mut kv_over_raw, mut kv_over_tower) = (Vec::new(), Vec::new());
-    let (mut raw_over_fred, mut tower_over_fred) = (Vec::new(), Vec::new());
+    let sides = LOOKUP_SIDES.len();
+    let mut rates: Vec<Vec<f64>> = vec![Vec::with_capacity(rounds); sides];
+    let mut ratios: Vec<Vec<f64>> = vec![Vec::with_capacity(rounds); LOOKUP_RATIOS.len()];
     for round in 0..rounds {
-        let mut rates = [0.0; 4];
-        for step in 0..order.len() {
-            let side = (round + step) % order.len();
+        let mut rate = [0.0; LOOKUP_SIDES.len()];
+        for step in 0..sides {
+            let side = (round + step) % sides;
             let tag = format!("lookup-{concurrency}-{round}");
-            rates[side] = measure(fixture, false, order[side], concurrency, ops, &tag).await;
+            rate[side] =
+                measure(fixture, false, LOOKUP_SIDES[side].0, concurrency, ops, &tag).await;
         }
-        raw.push(rates[0]);
-        kv.push(rates[1]);
-        tower.push(rates[2]);
-        fred.push(rates[3]);
-        kv_over_raw.push(rates[1] / rates[0]);
-        kv_over_tower.push(rates[1] / rates[2]);
-        raw_over_fred.push(rates[0] / rates[3]);
-        tower_over_fred.push(rates[2] / rates[3]);
+        for (side, runs) in rates.iter_mut().enumerate() {
+            runs.push(rate[side]);
+        }
+        for ((num, den, _), runs) in LOOKUP_RATIOS.iter().zip(ratios.iter_mut()) {
+            runs.push(rate[*num] / rate[*den]);
+        }
     }
     Lookup {
-        raw: median(raw),
-        fred: median(fred),
-        kv: median(kv),
-        tower: median(tower),
-        kv_over_raw: median(kv_over_raw),
-        kv_over_tower: median(kv_over_tower),
-        raw_over_fred: median(raw_over_fred),
-        tower_over_fred: median(tower_over_fred),
+        rates: std::array::from_fn(|side| median(std::mem::take(&mut rates[side]))),
+        ratios: std::array::from_fn(|i| median(std::mem::take(&mut ratios[i]))),
     }
 }
 
