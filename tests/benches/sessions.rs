@@ -49,6 +49,13 @@
 //!   path: compare and consume), one code per subject, issued before the
 //!   timed run; it computes the HMAC and runs one script.
 //!
+//! Each lookup run also reads the bench process's CPU time (every thread,
+//! from `/proc/self/task/*/schedstat`; the server is another process):
+//! what a lookup costs the client, which on this project's two-vCPU
+//! machines moves less than a run's rate. At 1 task the rate is mostly
+//! the time to wake an idle vCPU when the reply arrives, and it swings
+//! between sides that do the same work (see docs/BENCHMARKS.md).
+//!
 //! Round trips are counted separately from `INFO commandstats` over 1,000
 //! operations: the commands the client sent, and those a script ran inside
 //! the server.
@@ -63,7 +70,8 @@ use kv_module::{KvStore, MemoryStore, RedisConfig, RedisStore, Secret};
 use kv_module_tests::TestRedis;
 use kv_module_tests::bench::session_fixture::session_data;
 use kv_module_tests::bench::{
-    Comparison, median, median_of, paired, per_op, print_machine, run_rounds, thousands,
+    Comparison, median, median_of, paired, per_op, print_machine, process_cpu_ns, run_rounds,
+    thousands,
 };
 use kv_module_tests::command_stats::{command_calls, delta};
 use redis::aio::ConnectionManager;
@@ -136,8 +144,16 @@ async fn main() {
             }
         };
         for round in 0..rounds {
+            let cpu_before = process_cpu_ns();
             let rate = measure(&fixture, false, target, 50, ops, &format!("p{round}")).await;
-            println!("{side}, 50 tasks: {} ops/s", thousands(rate));
+            let cpu = match (cpu_before, process_cpu_ns()) {
+                (Some(before), Some(after)) => format!(
+                    ", {:.1} µs of CPU per lookup",
+                    after.saturating_sub(before) as f64 / 1_000.0 / ops as f64
+                ),
+                _ => String::new(),
+            };
+            println!("{side}, 50 tasks: {} ops/s{cpu}", thousands(rate));
         }
         return;
     }
@@ -180,6 +196,28 @@ async fn main() {
     for (concurrency, lookup) in &results {
         let cells: Vec<String> = lookup.ratios.iter().map(|r| format!("{r:.2}")).collect();
         println!("| {concurrency} | {} |", cells.join(" | "));
+    }
+    println!(
+        "\nThe same runs, the bench process's CPU time per lookup in µs (every thread of the \
+         client; the redis-server is another process; medians), and the raw `GET`'s and \
+         tower-sessions' CPU time over kv-module `load`'s (above 1: `load` costs the client \
+         less):\n"
+    );
+    let titles: Vec<&str> = LOOKUP_SIDES.iter().map(|(_, title)| *title).collect();
+    println!(
+        "| concurrency | {} | raw GET / load | tower-sessions / load |",
+        titles.join(" | ")
+    );
+    println!("|---:|{}", "---:|".repeat(titles.len() + 2));
+    for (concurrency, lookup) in &results {
+        let cells: Vec<String> = lookup.cpu_us.iter().map(|us| format!("{us:.1}")).collect();
+        let load = lookup.cpu_us[3];
+        println!(
+            "| {concurrency} | {} | {:.2} | {:.2} |",
+            cells.join(" | "),
+            lookup.cpu_us[0] / load,
+            lookup.cpu_us[4] / load
+        );
     }
 
     println!("\nOTP verify against a raw GET:\n");
@@ -471,11 +509,12 @@ const LOOKUP_RATIOS: [(usize, usize, &str); 7] = [
     (4, 5, "tower-sessions / fred GET"),
 ];
 
-/// The medians of a lookup comparison: of each side's rate and of each
-/// per-round ratio.
+/// The medians of a lookup comparison: of each side's rate, of each
+/// per-round ratio, and of each side's client CPU time per lookup (µs).
 struct Lookup {
     rates: [f64; LOOKUP_SIDES.len()],
     ratios: [f64; LOOKUP_RATIOS.len()],
+    cpu_us: [f64; LOOKUP_SIDES.len()],
 }
 
 /// `rounds` rounds of every side of [`LOOKUP_SIDES`], the order rotating
@@ -488,14 +527,19 @@ async fn lookup_rounds(
 ) -> Lookup {
     let sides = LOOKUP_SIDES.len();
     let mut rates: Vec<Vec<f64>> = vec![Vec::with_capacity(rounds); sides];
+    let mut cpu_us: Vec<Vec<f64>> = vec![Vec::with_capacity(rounds); sides];
     let mut ratios: Vec<Vec<f64>> = vec![Vec::with_capacity(rounds); LOOKUP_RATIOS.len()];
     for round in 0..rounds {
         let mut rate = [0.0; LOOKUP_SIDES.len()];
         for step in 0..sides {
             let side = (round + step) % sides;
             let tag = format!("lookup-{concurrency}-{round}");
+            let cpu_before = process_cpu_ns();
             rate[side] =
                 measure(fixture, false, LOOKUP_SIDES[side].0, concurrency, ops, &tag).await;
+            if let (Some(before), Some(after)) = (cpu_before, process_cpu_ns()) {
+                cpu_us[side].push(after.saturating_sub(before) as f64 / 1_000.0 / ops as f64);
+            }
         }
         for (side, runs) in rates.iter_mut().enumerate() {
             runs.push(rate[side]);
@@ -507,6 +551,7 @@ async fn lookup_rounds(
     Lookup {
         rates: std::array::from_fn(|side| median(std::mem::take(&mut rates[side]))),
         ratios: std::array::from_fn(|i| median(std::mem::take(&mut ratios[i]))),
+        cpu_us: std::array::from_fn(|side| median(std::mem::take(&mut cpu_us[side]))),
     }
 }
 
