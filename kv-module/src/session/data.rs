@@ -361,7 +361,7 @@ mod tests {
     }
 
     /// What Lua's `%d+` and `[%w_%-]+` take: leading zeros, the largest
-    /// `u64`, every byte of the key's class, and nothing more.
+    /// `u64`, the key's class to its last byte.
     #[test]
     fn headers_parse_to_their_last_byte() {
         let record = format!(
@@ -376,5 +376,27 @@ mod tests {
         assert_eq!(header.user_key, "AZaz09_-");
         assert_eq!(header.after_last_seen, r#"{"last_seen":0007,"#.len());
         assert_eq!(&record[header.tail_offset..], r#""user_id":"u"}"#);
+    }
+
+    /// A key byte is taken exactly when Lua's `[%w_%-]` (C locale) takes
+    /// it: each of the 256 bytes, alone as the key's second byte.
+    #[test]
+    fn key_bytes_are_lua_word_bytes_underscore_and_dash() {
+        for byte in 0..=u8::MAX {
+            let mut record =
+                br#"{"last_seen":1,"absolute_expiry":1,"created_at":1,"user_key":"k"#.to_vec();
+            record.push(byte);
+            record.extend_from_slice(br#"","user_id":"u"}"#);
+            let lua_word = byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'-';
+            assert_eq!(
+                parse_header(&record).is_some(),
+                lua_word,
+                "byte {byte:#04x}"
+            );
+            if lua_word {
+                let key = parse_header(&record).map(|header| header.user_key.as_bytes().to_vec());
+                assert_eq!(key, Some(vec![b'k', byte]), "byte {byte:#04x}");
+            }
+        }
     }
 }
